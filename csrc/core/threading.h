@@ -1,0 +1,36 @@
+// Threads and the per-thread floating-point environment of pycnn's parallel regions.
+#pragma once
+
+#include <xmmintrin.h>
+
+#include <cstdint>
+
+#include "pycnn/runtime.h"
+
+namespace pycnn {
+
+// Threads for a problem of `flops` multiply-adds (or element operations) split into `items`
+// independent pieces: 1 below ~a few microseconds of work, so small problems skip the team.
+inline int threads_for(double flops, int64_t items) {
+  constexpr double kMinFlopsPerThread = 200000.0;
+  int t = num_threads();
+  if (flops < kMinFlopsPerThread * 2) t = 1;
+  if (items < t) t = (int)(items < 1 ? 1 : items);
+  return t;
+}
+
+// Flush-to-zero and denormals-are-zero for the lifetime of the guard, then the caller's
+// MXCSR back: denormal weights would otherwise slow FMAs down ~100x, and the caller's
+// thread must not see the mode change.
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  unsigned int saved_;
+};
+
+}  // namespace pycnn

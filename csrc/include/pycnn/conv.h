@@ -1,0 +1,46 @@
+// Public C++ entry points of pycnn (no Python here: a C++ framework can embed csrc/ alone).
+//
+// Callers pass fully resolved parameters: shapes already checked, padding already split,
+// output size already computed (pycnn/ops.py does this on the Python side). Tensors are dense
+// and C-contiguous in the stated layout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pycnn {
+
+enum class Layout : int { NCHW = 0, NHWC = 1 };
+
+// Fused activation applied after the bias, inside the kernels.
+enum class Activation : int {
+  None = 0, Relu = 1, Relu6 = 2, LeakyRelu = 3, Sigmoid = 4, Tanh = 5, Silu = 6, Elu = 7,
+};
+
+enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Im2col = 2 };
+
+// One 2-D convolution. All sizes are element counts; 64-bit so that large tensors index safely.
+struct Conv2dParams {
+  int64_t n = 1, c = 1, h = 1, w = 1;   // input batch, channels, height, width
+  int64_t o = 1, kh = 1, kw = 1;        // output channels, kernel height, width
+  int64_t oh = 1, ow = 1;               // output height, width
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0;    // bottom/right padding is implied by oh/ow
+  int64_t groups = 1;
+  Layout layout = Layout::NCHW;         // NCHW: weight (O, C/g, KH, KW); NHWC: weight (KH, KW, C/g, O)
+  Activation activation = Activation::None;
+  double activation_param = 0.0;        // leaky_relu slope, elu alpha
+  ConvAlgorithm algorithm = ConvAlgorithm::Auto;
+};
+
+// y = activation(conv(x, weight) + bias). bias may be null. Releases nothing, allocates workspace
+// once per call outside its parallel region. Throws std::invalid_argument on inconsistent params.
+void conv2d(const Conv2dParams& p, const float* x, const float* weight, const float* bias, float* y);
+void conv2d(const Conv2dParams& p, const double* x, const double* weight, const double* bias, double* y);
+
+// The algorithm `Auto` resolves to for these parameters, and why (one line per rejected choice).
+ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why = nullptr);
+
+}  // namespace pycnn

@@ -1,0 +1,34 @@
+// Runtime configuration: instruction-set dispatch, threads, build information.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pycnn {
+
+// Instruction sets with a kernel table, in increasing order of preference.
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(Isa isa);
+// Throws std::invalid_argument for an unknown name.
+Isa isa_from_name(const std::string& name);
+
+// Features found by CPUID/XGETBV (names as in /proc/cpuinfo: "avx2", "fma", "avx512f", ...).
+std::vector<std::string> cpu_features();
+// ISAs whose kernels this CPU (and OS) can run, Scalar first.
+std::vector<Isa> available_isas();
+// The ISA used by the next call. Starts as PYCNN_ISA if set, else the best available.
+Isa current_isa();
+// Throws std::invalid_argument if the CPU lacks `isa`.
+void set_isa(Isa isa);
+
+// Threads used by one op: pycnn's own setting if made, capped by OpenMP's (so that
+// OMP_NUM_THREADS and threadpoolctl limits apply).
+int num_threads();
+void set_num_threads(int n);
+std::string openmp_runtime();
+
+std::string compiler();
+std::string compile_flags();
+
+}  // namespace pycnn

@@ -1,0 +1,151 @@
+// Register-blocked convolution microkernels, written once against the vector traits V and
+// compiled per ISA inside namespace pycnn::PYCNN_ISA_NS. Contracts: microkernels.h.
+//
+// Every kernel keeps an MR x NV tile of vector accumulators (NR = NV * V::W columns) in
+// registers for the whole reduction, then runs the fused epilogue once while storing.
+#ifndef PYCNN_ISA_NS
+#error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
+#endif
+
+namespace pycnn::PYCNN_ISA_NS {
+
+// Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
+// there when `accumulate`, then bias and activation when an epilogue is given.
+template <class V, size_t MR, size_t NV>
+inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
+                       size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      if (v * W >= nr) break;
+      const size_t cols = nr - v * W < W ? nr - v * W : W;
+      typename V::T* p = c + i * ldc + v * W;
+      reg x = acc[i][v];
+      if (accumulate) x = V::add(cols == W ? V::load(p) : V::load_partial(p, cols), x);
+      if (epilogue) {
+        if (epilogue->bias_row) x = V::add(x, V::set1(epilogue->bias_row[i]));
+        if (epilogue->bias_col) {
+          const typename V::T* b = epilogue->bias_col + v * W;
+          x = V::add(x, cols == W ? V::load(b) : V::load_partial(b, cols));
+        }
+        x = activate<V>(x, epilogue->activation, epilogue->param);
+      }
+      if (cols == W) V::store(p, x);
+      else V::store_partial(p, x, cols);
+    }
+  }
+}
+
+template <class V, size_t MR, size_t NV>
+inline void zero_tile(typename V::reg (&acc)[MR][NV]) {
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
+}
+
+// C[MR x NR] (+)= A[k x MR]^T-packed * B[k x NR]-packed: per k, NV vector loads of B and MR
+// broadcasts of A feed MR*NV FMAs.
+template <class V, size_t MR, size_t NV>
+void gemm_ukernel(size_t k, const typename V::T* a, const typename V::T* b, typename V::T* c,
+                  size_t ldc, size_t mr, size_t nr, bool accumulate,
+                  const Epilogue<typename V::T>* epilogue) {
+  using reg = typename V::reg;
+  constexpr size_t NR = NV * V::W;
+  reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  for (size_t kk = 0; kk < k; ++kk) {
+    reg bv[NV];
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
+#pragma GCC unroll 32
+    for (size_t i = 0; i < MR; ++i) {
+      const reg ai = V::set1(a[i]);
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
+}
+
+// NCHW direct convolution: MR output channels x NR output columns of one output row.
+template <class V, size_t MR, size_t NV>
+void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  const T* w = args.w;
+  for (int64_t c = 0; c < args.channels; ++c) {
+    for (int64_t kh = 0; kh < args.kh; ++kh) {
+      const T* row = args.panel + c * args.panel_c + kh * args.panel_kh;
+      for (int64_t kw = 0; kw < args.kw; ++kw) {
+        const T* src = row + args.tap[kw];
+        reg bv[NV];
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
+#pragma GCC unroll 32
+        for (size_t i = 0; i < MR; ++i) {
+          const reg wi = V::set1(w[i]);
+#pragma GCC unroll 8
+          for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
+        }
+        w += MR;
+      }
+    }
+  }
+  store_tile<V, MR, NV>(acc, args.y, (size_t)args.ldy, args.mr, args.nr, false, args.epilogue);
+}
+
+// NHWC direct convolution: MR output pixels of one output row x NR output channels.
+template <class V, size_t MR, size_t NV>
+void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr size_t NR = NV * V::W;
+  reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  const int64_t C = args.channels;
+  const int64_t pixel_step = args.stride * C;
+  const T* w = args.w;
+  for (int64_t kh = 0; kh < args.kh; ++kh) {
+    for (int64_t kw = 0; kw < args.kw; ++kw) {
+      const T* src = args.panel + kh * args.panel_kh + kw * args.dilation * C;
+      for (int64_t c = 0; c < C; ++c) {
+        reg bv[NV];
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v) bv[v] = V::load(w + v * V::W);
+#pragma GCC unroll 32
+        for (size_t i = 0; i < MR; ++i) {
+          const reg xi = V::set1(src[(int64_t)i * pixel_step + c]);
+#pragma GCC unroll 8
+          for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(xi, bv[v], acc[i][v]);
+        }
+        w += NR;
+      }
+    }
+  }
+  store_tile<V, MR, NV>(acc, args.y, (size_t)args.ldy, args.mr, args.nr, false, args.epilogue);
+}
+
+// The table entries for one ISA: shapes chosen so the accumulators fill the register file.
+template <class VF, size_t MRF, size_t NVF, class VD, size_t MRD, size_t NVD>
+constexpr KernelTable make_kernel_table(const char* name) {
+  return KernelTable{
+      name,
+      ConvKernels<float>{MRF, NVF * VF::W, gemm_ukernel<VF, MRF, NVF>,
+                         MRF, NVF * VF::W, direct_nchw_ukernel<VF, MRF, NVF>,
+                         MRF, NVF * VF::W, direct_nhwc_ukernel<VF, MRF, NVF>},
+      ConvKernels<double>{MRD, NVD * VD::W, gemm_ukernel<VD, MRD, NVD>,
+                          MRD, NVD * VD::W, direct_nchw_ukernel<VD, MRD, NVD>,
+                          MRD, NVD * VD::W, direct_nhwc_ukernel<VD, MRD, NVD>},
+  };
+}
+
+}  // namespace pycnn::PYCNN_ISA_NS

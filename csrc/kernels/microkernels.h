@@ -1,0 +1,101 @@
+// Microkernel contracts and the dispatch table that holds them.
+//
+// Microkernels do arithmetic only: no allocation, no threads, no Python. Each ISA directory
+// (scalar/, avx2/, avx512/) compiles the same generic templates (generic/*.h) with its own
+// flags inside its own namespace and exports one `KernelTable`; core/dispatch.cpp picks the
+// table at run time. Ops never call an ISA's symbols directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pycnn {
+
+// What happens to a finished output tile: y = act(y + bias). Exactly one of bias_row (one value
+// per tile row) and bias_col (one per tile column) may be set, or neither.
+template <class T>
+struct Epilogue {
+  const T* bias_row = nullptr;
+  const T* bias_col = nullptr;
+  int activation = 0;  // pycnn::Activation
+  T param = 0;         // leaky_relu slope / elu alpha
+};
+
+// GEMM microkernel: C[mr x nr] (+)= A * B over k, on packed micropanels.
+//   a: k x MR, k-major (a[kk*MR + i]), rows >= mr zero-padded. Any alignment.
+//   b: k x NR, k-major (b[kk*NR + j]), columns >= nr zero-padded. Any alignment.
+//   c: row-major with row stride ldc; only the mr x nr corner is read or written.
+//   accumulate: add to C instead of overwriting it. epilogue (may be null): applied after the
+//   sum, only on the last k block. k may be 0 (then C = 0 or C unchanged, then the epilogue).
+template <class T>
+using GemmUkernel = void (*)(size_t k, const T* a, const T* b, T* c, size_t ldc, size_t mr,
+                             size_t nr, bool accumulate, const Epilogue<T>* epilogue);
+
+// Direct convolution, NCHW: one output row segment, MR output channels x NR output columns.
+//   panel: the zero-padded input rows this output row reads, split by stride phase:
+//          element (c, kh, phase, q) at panel[c*panel_c + kh*panel_kh + phase*panel_phase + q]
+//          holds padded input column q*stride + phase. Readable for every q the taps reach
+//          (the op pads the panel so that full NR-wide loads never leave it).
+//   tap: tap[kw] = offset of tap kw for output column 0: phase*panel_phase + (kw*dilation)/stride.
+//   w: packed weights for this channel block, w[((c*KH + kh)*KW + kw)*MR + i], rows >= mr zero.
+//   y: y[i*ldy + j] for i < mr, j < nr. Bias per row (channel) in the epilogue.
+template <class T>
+struct DirectNchwArgs {
+  const T* panel;
+  int64_t panel_c, panel_kh;
+  const int64_t* tap;
+  int64_t channels, kh, kw;
+  const T* w;
+  T* y;
+  int64_t ldy;
+  size_t mr, nr;
+  const Epilogue<T>* epilogue;
+};
+template <class T>
+using DirectNchwUkernel = void (*)(const DirectNchwArgs<T>& args);
+
+// Direct convolution, NHWC: one output row segment, MR output pixels x NR output channels.
+//   panel: the zero-padded input rows this output row reads: element (kh, column q, c) at
+//          panel[kh*panel_kh + q*channels + c]; output pixel i, tap kw reads column
+//          i*stride + kw*dilation.
+//   w: packed weights for this channel block, w[((kh*KW + kw)*C + c)*NR + j], columns >= nr zero.
+//   y: y[i*ldy + j] for i < mr, j < nr. Bias per column (channel) in the epilogue.
+template <class T>
+struct DirectNhwcArgs {
+  const T* panel;
+  int64_t panel_kh;
+  int64_t channels, kh, kw, stride, dilation;
+  const T* w;
+  T* y;
+  int64_t ldy;
+  size_t mr, nr;
+  const Epilogue<T>* epilogue;
+};
+template <class T>
+using DirectNhwcUkernel = void (*)(const DirectNhwcArgs<T>& args);
+
+template <class T>
+struct ConvKernels {
+  size_t gemm_mr, gemm_nr;
+  GemmUkernel<T> gemm;
+  size_t direct_nchw_mr, direct_nchw_nr;
+  DirectNchwUkernel<T> direct_nchw;
+  size_t direct_nhwc_mr, direct_nhwc_nr;
+  DirectNhwcUkernel<T> direct_nhwc;
+};
+
+struct KernelTable {
+  const char* isa;
+  ConvKernels<float> f32;
+  ConvKernels<double> f64;
+};
+
+template <class T> const ConvKernels<T>& kernels_for(const KernelTable& t);
+template <> inline const ConvKernels<float>& kernels_for<float>(const KernelTable& t) { return t.f32; }
+template <> inline const ConvKernels<double>& kernels_for<double>(const KernelTable& t) { return t.f64; }
+
+namespace scalar { const KernelTable& kernel_table(); }
+namespace avx2 { const KernelTable& kernel_table(); }
+namespace avx512 { const KernelTable& kernel_table(); }
+
+}  // namespace pycnn

@@ -1,0 +1,37 @@
+// Portable "vector" traits: one lane, plain C++ (the compiler may still use SSE2, the x86-64
+// baseline). The generic kernels compiled with these are the reference-grade fallback path.
+#pragma once
+
+#include <math.h>
+#include <cstddef>
+
+namespace pycnn::scalar {
+
+template <class Real>
+struct VecScalar {
+  using T = Real;
+  using reg = Real;
+  static constexpr size_t W = 1;
+  static reg zero() { return 0; }
+  static reg set1(T v) { return v; }
+  static reg load(const T* p) { return *p; }
+  static void store(T* p, reg v) { *p = v; }
+  static reg load_partial(const T* p, size_t n) { return n ? *p : 0; }
+  static void store_partial(T* p, reg v, size_t n) { if (n) *p = v; }
+  static reg add(reg a, reg b) { return a + b; }
+  static reg sub(reg a, reg b) { return a - b; }
+  static reg mul(reg a, reg b) { return a * b; }
+  static reg div(reg a, reg b) { return a / b; }
+  static reg fmadd(reg a, reg b, reg c) { return a * b + c; }
+  // Same NaN behaviour as x86 max/min: the second operand wins when either is NaN.
+  static reg max(reg a, reg b) { return a > b ? a : b; }
+  static reg min(reg a, reg b) { return a < b ? a : b; }
+  static reg select_positive(reg x, reg if_pos, reg otherwise) { return x > 0 ? if_pos : otherwise; }
+  static reg round(reg x) { return nearbyint(x); }
+  static reg ldexp(reg x, reg n) { return ::ldexp(x, (int)n); }
+};
+
+using VecF = VecScalar<float>;
+using VecD = VecScalar<double>;
+
+}  // namespace pycnn::scalar

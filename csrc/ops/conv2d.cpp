@@ -1,0 +1,447 @@
+// conv2d: algorithm choice, tiling, packing and the parallel loops around the microkernels.
+//
+// Two real algorithms, both on the register-blocked microkernels of the active ISA:
+//  - im2col+GEMM: per image and group, Y = W * im2col(X) (NCHW) or Y = im2col(X) * W (NHWC).
+//    The im2col matrix is never materialised: the image operand is packed straight from the
+//    input into cache-sized micropanel tiles, the weight operand is packed once per call.
+//  - direct: per output row, the input rows it reads are copied once into a zero-padded panel
+//    (split by stride phase in NCHW, so every tap is a contiguous vector load), and the
+//    microkernel sweeps output-channel x output-column (NCHW) or pixel x channel (NHWC) tiles.
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/threading.h"
+#include "core/workspace.h"
+#include "ops/pack.h"
+#include "pycnn/conv.h"
+
+namespace pycnn {
+namespace {
+
+// Cache blocking: KC x NC image tiles live in L2, an MR x KC (or KC x NR) weight panel in L1.
+template <class T>
+struct Blocking {
+  static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles
+  static constexpr int64_t image_tile = 384;            // pixels per packed tile
+};
+
+template <class T>
+Epilogue<T> make_epilogue(const Conv2dParams& p) {
+  Epilogue<T> e;
+  e.activation = (int)p.activation;
+  e.param = (T)p.activation_param;
+  return e;
+}
+
+void check(const Conv2dParams& p) {
+  const int64_t dims[] = {p.n, p.c, p.h, p.w, p.o, p.kh, p.kw, p.oh, p.ow, p.stride_h,
+                          p.stride_w, p.dilation_h, p.dilation_w, p.groups};
+  for (int64_t d : dims)
+    if (d < 1) throw std::invalid_argument("conv2d: sizes, strides, dilations and groups must be >= 1");
+  if (p.pad_top < 0 || p.pad_left < 0) throw std::invalid_argument("conv2d: negative padding");
+  if (p.c % p.groups || p.o % p.groups) throw std::invalid_argument("conv2d: groups must divide C and O");
+}
+
+// ---------------------------------------------------------------------------------------------
+// im2col + GEMM, NCHW: Y[Og x P] = W[Og x K] * B[K x P], k = (c, kh, kw), P = OH*OW.
+
+// B tile: pixels [p0, p0 + cols) x k rows [k0, k0 + kc) in panels of NR pixel columns.
+template <class T>
+void pack_image_nchw(const Conv2dParams& p, const T* x_group, int64_t p0, int64_t cols, int64_t k0,
+                     int64_t kc, int64_t nr, T* dst) {
+  const int64_t taps = p.kh * p.kw;
+  const bool pointwise = taps == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+                         p.pad_left == 0 && p.oh == p.h && p.ow == p.w;
+  for (int64_t j0 = 0; j0 < cols; j0 += nr) {
+    const int64_t n = std::min(nr, cols - j0);
+    const int64_t q0 = p0 + j0;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t k = k0 + kk;
+      const int64_t c = k / taps, kh = (k % taps) / p.kw, kw = k % p.kw;
+      const T* plane = x_group + c * p.h * p.w;
+      T* d = dst + kk * nr;
+      if (pointwise) {
+        std::memcpy(d, plane + q0, (size_t)n * sizeof(T));
+      } else {
+        int64_t oh = q0 / p.ow, ow = q0 % p.ow;
+        for (int64_t j = 0; j < n;) {
+          const int64_t run = std::min(n - j, p.ow - ow);
+          const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+          if (ih < 0 || ih >= p.h) {
+            std::fill(d + j, d + j + run, T(0));
+          } else {
+            copy_padded(plane + ih * p.w, p.w, ow * p.stride_w - p.pad_left + kw * p.dilation_w,
+                        p.stride_w, run, d + j);
+          }
+          j += run;
+          ow = 0;
+          ++oh;
+        }
+      }
+      std::fill(d + n, d + nr, T(0));
+    }
+    dst += kc * nr;
+  }
+}
+
+template <class T>
+void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                    const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
+  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
+  const int64_t mpanels = ceil_div(Og, MR);
+  const int64_t KC = std::min(K, Blocking<T>::kc);
+  const double flops = 2.0 * p.n * P * p.o * K;
+
+  // Work items: (image, group, pixel tile, output-channel chunk). Aim for a few items per
+  // thread; split channels only when pixels alone cannot feed the team.
+  const int want = num_threads() * 3;
+  int64_t tile = std::min(round_up(P, NR), round_up(Blocking<T>::image_tile, NR));
+  int64_t ptiles = ceil_div(P, tile);
+  if (p.n * G * ptiles < want) {
+    ptiles = std::min(ceil_div(P, NR), ceil_div(want, p.n * G));
+    tile = round_up(ceil_div(P, ptiles), NR);
+    ptiles = ceil_div(P, tile);
+  }
+  int64_t mchunks = 1;
+  if (p.n * G * ptiles < want) mchunks = std::min(mpanels, ceil_div(want, p.n * G * ptiles));
+  const int64_t mper = ceil_div(mpanels, mchunks);
+  const int64_t items = p.n * G * ptiles * mchunks;
+  const int threads = threads_for(flops, items);
+
+  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
+  Workspace<T> tiles((size_t)(KC * tile), threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(static)
+    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
+      const int64_t g = gp / mpanels, mp = gp % mpanels;
+      const int64_t rows = std::min(MR, Og - mp * MR);
+      pack_row_panels(w + (g * Og + mp * MR) * K, rows, K, K, MR, packed_w.data() + gp * K * MR);
+    }
+    T* tile_buf = tiles.slice(omp_get_thread_num());
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t mc = item % mchunks;
+      const int64_t pt = (item / mchunks) % ptiles;
+      const int64_t g = (item / mchunks / ptiles) % G;
+      const int64_t n = item / mchunks / ptiles / G;
+      const int64_t p0 = pt * tile, cols = std::min(tile, P - p0);
+      const int64_t mp_end = std::min(mpanels, (mc + 1) * mper);
+      const T* x_group = x + (n * p.c + g * Cg) * p.h * p.w;
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        const bool last = k0 + kc == K;
+        pack_image_nchw(p, x_group, p0, cols, k0, kc, NR, tile_buf);
+        for (int64_t mp = mc * mper; mp < mp_end; ++mp) {
+          const T* a = packed_w.data() + ((g * mpanels + mp) * K + k0) * MR;
+          const int64_t o0 = g * Og + mp * MR;
+          Epilogue<T> e = base;
+          e.bias_row = bias ? bias + o0 : nullptr;
+          const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
+          const size_t mr = (size_t)std::min(MR, Og - mp * MR);
+          T* yrow = y + (n * p.o + o0) * P + p0;
+          for (int64_t j0 = 0; j0 < cols; j0 += NR)
+            kn.gemm((size_t)kc, a, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
+                    (size_t)std::min(NR, cols - j0), k0 > 0, ep);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
+
+// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc) in panels of MR pixel rows.
+template <class T>
+void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, int64_t p0,
+                     int64_t rows, int64_t k0, int64_t kc, int64_t mr, T* dst) {
+  const int64_t Cg = p.c / p.groups;
+  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
+    const int64_t n = std::min(mr, rows - i0);
+    for (int64_t i = 0; i < mr; ++i) {
+      if (i >= n) {
+        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + i] = T(0);
+        continue;
+      }
+      const int64_t q = p0 + i0 + i, oh = q / p.ow, ow = q % p.ow;
+      for (int64_t kk = 0; kk < kc;) {
+        const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
+        const int64_t run = std::min(Cg - c, kc - kk);
+        const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
+        const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
+        T* d = dst + kk * mr + i;
+        if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
+          for (int64_t t = 0; t < run; ++t) d[t * mr] = T(0);
+        } else {
+          const T* s = x_image + (ih * p.w + iw) * p.c + c_offset + c;
+          for (int64_t t = 0; t < run; ++t) d[t * mr] = s[t];
+        }
+        kk += run;
+      }
+    }
+    dst += kc * mr;
+  }
+}
+
+template <class T>
+void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                    const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
+  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
+  const int64_t npanels = ceil_div(Og, NR);
+  const int64_t KC = std::min(K, Blocking<T>::kc);
+  const double flops = 2.0 * p.n * P * p.o * K;
+
+  const int want = num_threads() * 3;
+  int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
+  int64_t ptiles = ceil_div(P, tile);
+  if (p.n * G * ptiles < want) {
+    ptiles = std::min(ceil_div(P, MR), ceil_div(want, p.n * G));
+    tile = round_up(ceil_div(P, ptiles), MR);
+    ptiles = ceil_div(P, tile);
+  }
+  int64_t nchunks = 1;
+  if (p.n * G * ptiles < want) nchunks = std::min(npanels, ceil_div(want, p.n * G * ptiles));
+  const int64_t nper = ceil_div(npanels, nchunks);
+  const int64_t items = p.n * G * ptiles * nchunks;
+  const int threads = threads_for(flops, items);
+
+  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  Workspace<T> tiles((size_t)(KC * tile), threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < G; ++g)
+      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+    T* tile_buf = tiles.slice(omp_get_thread_num());
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t nc = item % nchunks;
+      const int64_t pt = (item / nchunks) % ptiles;
+      const int64_t g = (item / nchunks / ptiles) % G;
+      const int64_t n = item / nchunks / ptiles / G;
+      const int64_t p0 = pt * tile, rows = std::min(tile, P - p0);
+      const int64_t np_end = std::min(npanels, (nc + 1) * nper);
+      const T* x_image = x + n * p.h * p.w * p.c;
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        const bool last = k0 + kc == K;
+        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, MR, tile_buf);
+        for (int64_t np = nc * nper; np < np_end; ++np) {
+          const T* b = packed_w.data() + ((g * npanels + np) * K + k0) * NR;
+          const int64_t o0 = g * Og + np * NR;
+          Epilogue<T> e = base;
+          e.bias_col = bias ? bias + o0 : nullptr;
+          const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
+          const size_t nr = (size_t)std::min(NR, Og - np * NR);
+          T* ycol = y + (n * P + p0) * p.o + o0;
+          for (int64_t i0 = 0; i0 < rows; i0 += MR)
+            kn.gemm((size_t)kc, tile_buf + i0 * kc, b, ycol + i0 * p.o, (size_t)p.o,
+                    (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct, NCHW: per output row, a zero-padded, stride-phase-split panel of the input rows it
+// reads; tiles of MR output channels x NR output columns.
+
+template <class T>
+void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                      const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
+  const int64_t MR = (int64_t)kn.direct_nchw_mr, NR = (int64_t)kn.direct_nchw_nr;
+  const int64_t mpanels = ceil_div(Og, MR);
+  const int64_t s = p.stride_w, d = p.dilation_w;
+  // Phase q of the panel holds padded column q*s + phase; loads reach q < OW_rounded + max tap.
+  const int64_t phase_width = round_up(p.ow, NR) + (p.kw - 1) * d / s + 1;
+  const int64_t panel_kh = s * phase_width, panel_c = p.kh * panel_kh;
+  std::vector<int64_t> tap((size_t)p.kw);
+  for (int64_t kw = 0; kw < p.kw; ++kw) tap[(size_t)kw] = (kw * d % s) * phase_width + kw * d / s;
+
+  const int64_t items = p.n * G * p.oh;
+  const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
+  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
+  Workspace<T> panels((size_t)(Cg * panel_c), threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(static)
+    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
+      const int64_t g = gp / mpanels, mp = gp % mpanels;
+      pack_row_panels(w + (g * Og + mp * MR) * K, std::min(MR, Og - mp * MR), K, K, MR,
+                      packed_w.data() + gp * K * MR);
+    }
+    T* panel = panels.slice(omp_get_thread_num());
+    DirectNchwArgs<T> args;
+    args.panel_c = panel_c;
+    args.panel_kh = panel_kh;
+    args.tap = tap.data();
+    args.channels = Cg;
+    args.kh = p.kh;
+    args.kw = p.kw;
+    args.ldy = p.oh * p.ow;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* plane = x + ((n * p.c + g * Cg + c) * p.h) * p.w;
+        for (int64_t kh = 0; kh < p.kh; ++kh) {
+          T* dst = panel + c * panel_c + kh * panel_kh;
+          const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+          if (ih < 0 || ih >= p.h) {
+            std::fill(dst, dst + panel_kh, T(0));
+            continue;
+          }
+          for (int64_t phase = 0; phase < s; ++phase)
+            copy_padded(plane + ih * p.w, p.w, phase - p.pad_left, s, phase_width,
+                        dst + phase * phase_width);
+        }
+      }
+      for (int64_t mp = 0; mp < mpanels; ++mp) {
+        const int64_t o0 = g * Og + mp * MR;
+        Epilogue<T> e = base;
+        e.bias_row = bias ? bias + o0 : nullptr;
+        args.epilogue = epilogue_needed ? &e : nullptr;
+        args.w = packed_w.data() + (g * mpanels + mp) * K * MR;
+        args.mr = (size_t)std::min(MR, Og - mp * MR);
+        for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
+          args.panel = panel + j0;
+          args.y = y + ((n * p.o + o0) * p.oh + oh) * p.ow + j0;
+          args.nr = (size_t)std::min(NR, p.ow - j0);
+          kn.direct_nchw(args);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct, NHWC: per output row, a zero-padded panel [kh][column][c] of the input rows it reads;
+// tiles of MR output pixels x NR output channels.
+
+template <class T>
+void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                      const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
+  const int64_t MR = (int64_t)kn.direct_nhwc_mr, NR = (int64_t)kn.direct_nhwc_nr;
+  const int64_t npanels = ceil_div(Og, NR);
+  const int64_t columns = (round_up(p.ow, MR) - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
+  const int64_t panel_kh = columns * Cg;
+
+  const int64_t items = p.n * G * p.oh;
+  const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
+  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < G; ++g)
+      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+    T* panel = panels.slice(omp_get_thread_num());
+    DirectNhwcArgs<T> args;
+    args.panel_kh = panel_kh;
+    args.channels = Cg;
+    args.kh = p.kh;
+    args.kw = p.kw;
+    args.stride = p.stride_w;
+    args.dilation = p.dilation_w;
+    args.ldy = p.o;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+      for (int64_t kh = 0; kh < p.kh; ++kh) {
+        T* dst = panel + kh * panel_kh;
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        if (ih < 0 || ih >= p.h) {
+          std::fill(dst, dst + panel_kh, T(0));
+          continue;
+        }
+        const T* row = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+        for (int64_t q = 0; q < columns; ++q) {
+          const int64_t iw = q - p.pad_left;
+          if (iw < 0 || iw >= p.w) std::fill(dst + q * Cg, dst + (q + 1) * Cg, T(0));
+          else std::memcpy(dst + q * Cg, row + iw * p.c, (size_t)Cg * sizeof(T));
+        }
+      }
+      for (int64_t np = 0; np < npanels; ++np) {
+        const int64_t o0 = g * Og + np * NR;
+        Epilogue<T> e = base;
+        e.bias_col = bias ? bias + o0 : nullptr;
+        args.epilogue = epilogue_needed ? &e : nullptr;
+        args.w = packed_w.data() + (g * npanels + np) * K * NR;
+        args.nr = (size_t)std::min(NR, Og - np * NR);
+        for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
+          args.panel = panel + i0 * p.stride_w * Cg;
+          args.y = y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
+          args.mr = (size_t)std::min(MR, p.ow - i0);
+          kn.direct_nhwc(args);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  check(p);
+  const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
+  ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
+  if (p.layout == Layout::NCHW) {
+    if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
+    else conv_gemm_nchw(p, kn, x, w, bias, y);
+  } else {
+    if (algo == ConvAlgorithm::Direct) conv_direct_nhwc(p, kn, x, w, bias, y);
+    else conv_gemm_nhwc(p, kn, x, w, bias, y);
+  }
+}
+
+}  // namespace
+
+ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
+  auto pick = [&](ConvAlgorithm a, const char* reason) {
+    if (why) *why = reason;
+    return a;
+  };
+  const int64_t Cg = p.c / p.groups;
+  if (p.kh == 1 && p.kw == 1)
+    return pick(ConvAlgorithm::Im2col, "im2col: a 1x1 kernel is a plain GEMM (no im2col copies); direct rejected: no tap reuse to gain");
+  if (p.layout == Layout::NCHW && p.ow < 24)
+    return pick(ConvAlgorithm::Im2col, "im2col: output rows narrower than 24 columns would leave most of the direct kernel's vector columns idle; GEMM tiles span rows");
+  if (Cg * p.kh * p.kw < 8)
+    return pick(ConvAlgorithm::Direct, "direct: reduction too short to pay for GEMM packing");
+  return pick(ConvAlgorithm::Direct, "direct: rows wide enough for full vector tiles; no im2col packing");
+}
+
+void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
+  run_conv2d(p, x, w, b, y);
+}
+void conv2d(const Conv2dParams& p, const double* x, const double* w, const double* b, double* y) {
+  run_conv2d(p, x, w, b, y);
+}
+
+}  // namespace pycnn

@@ -1,0 +1,103 @@
+// pybind11 bindings: array conversion, GIL release, exception translation. Nothing else.
+//
+// pycnn/ops.py has already validated and normalised every argument: arrays arrive C-contiguous,
+// of one floating dtype, with shapes that match the parameters. The checks here only guard the
+// C++ core against a caller that bypasses ops.py (they raise, they never fix things up).
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "pycnn/conv.h"
+#include "pycnn/runtime.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+const T* data_of(const py::array& a, const char* name, int64_t expected_size) {
+  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + ": expected a C-contiguous array of the op's dtype");
+  if (a.size() != expected_size)
+    throw std::invalid_argument(std::string(name) + ": has " + std::to_string(a.size()) +
+                                " elements, expected " + std::to_string(expected_size));
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+T* mutable_data_of(py::array& a, const char* name, int64_t expected_size) {
+  data_of<T>(a, name, expected_size);
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + ": array is read-only");
+  return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::array& w,
+                  const py::object& bias, py::array& y) {
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  const T* wd = data_of<T>(w, "weight", p.o * (p.c / p.groups) * p.kh * p.kw);
+  const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
+  T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
+  py::gil_scoped_release release;
+  pycnn::conv2d(p, xd, wd, bd, yd);
+}
+
+void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
+            py::tuple geometry, int layout, int activation, double activation_param, int algorithm) {
+  // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+  if (geometry.size() != 16) throw std::invalid_argument("conv2d: geometry must have 16 entries");
+  pycnn::Conv2dParams p;
+  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
+                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left, &p.groups};
+  for (size_t i = 0; i < 16; ++i) *fields[i] = geometry[i].cast<int64_t>();
+  p.layout = (pycnn::Layout)layout;
+  p.activation = (pycnn::Activation)activation;
+  p.activation_param = activation_param;
+  p.algorithm = (pycnn::ConvAlgorithm)algorithm;
+  if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(p, x, w, bias, y);
+  else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(p, x, w, bias, y);
+  else throw std::invalid_argument("conv2d: x must be float32 or float64");
+}
+
+std::string explain_conv2d(py::tuple geometry, int layout) {
+  pycnn::Conv2dParams p;
+  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
+                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left, &p.groups};
+  for (size_t i = 0; i < 16; ++i) *fields[i] = geometry[i].cast<int64_t>();
+  p.layout = (pycnn::Layout)layout;
+  std::string why;
+  pycnn::choose_conv2d_algorithm(p, &why);
+  return why;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pycnn C++ core (use pycnn.ops; these entry points assume validated arguments)";
+
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
+        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
+        py::arg("algorithm"));
+  m.def("explain_conv2d", &explain_conv2d, py::arg("geometry"), py::arg("layout"));
+
+  m.def("cpu_features", &pycnn::cpu_features);
+  m.def("available_isas", [] {
+    py::list out;
+    for (pycnn::Isa isa : pycnn::available_isas()) out.append(pycnn::isa_name(isa));
+    return out;
+  });
+  m.def("get_isa", [] { return std::string(pycnn::isa_name(pycnn::current_isa())); });
+  m.def("set_isa", [](const std::string& name) { pycnn::set_isa(pycnn::isa_from_name(name)); },
+        py::arg("isa"));
+  m.def("get_num_threads", &pycnn::num_threads);
+  m.def("set_num_threads", &pycnn::set_num_threads, py::arg("n"));
+  m.def("openmp_runtime", &pycnn::openmp_runtime);
+  m.def("compiler", &pycnn::compiler);
+  m.def("compile_flags", &pycnn::compile_flags);
+
+  // Fail at import, with PYCNN_ISA named, rather than at the first op call.
+  pycnn::current_isa();
+}

@@ -1,0 +1,551 @@
+"""pycnn.ops.conv2d against the float64 reference (and PyTorch where importable).
+
+Every case runs on every ISA this CPU supports, every algorithm, both layouts and both dtypes.
+The truth is pycnn.reference.conv2d on float64 copies of the same inputs; tolerances scale with
+the reduction length (see conftest.py).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import pycnn
+import pycnn.ops
+import pycnn.reference
+
+ALGORITHMS = ["direct", "im2col", "auto"]
+LAYOUTS = ["NCHW", "NHWC"]
+DTYPES = [np.float32, np.float64]
+ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoid", "tanh",
+               "silu", "swish", "elu"]
+
+
+def _case(id, *, n=1, c, h, w, o, k, stride=1, padding=0, dilation=1, groups=1, bias=True,
+          activation=None):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return pytest.param(dict(n=n, c=c, h=h, w=w, o=o, kh=kh, kw=kw, stride=stride,
+                             padding=padding, dilation=dilation, groups=groups, bias=bias,
+                             activation=activation), id=id)
+
+
+# Sizes 1, primes and non-multiples of the vector width; every padding form, stride, dilation,
+# group count and activation appears at least once.
+CASES = [
+    _case("all-size-1", c=1, h=1, w=1, o=1, k=1, bias=False),
+    _case("c3-o5-3x3-pad1-relu", c=3, h=7, w=7, o=5, k=3, padding=1, activation="relu"),
+    _case("c17-o33-s2-pad(1,0)", c=17, h=13, w=13, o=33, k=3, stride=2, padding=(1, 0), bias=False),
+    _case("c5-o17-5x5-s3-leaky", c=5, h=23, w=7, o=17, k=5, stride=3, padding=2, activation="leaky_relu"),
+    _case("c33-o3-7x7-leaky0.2", c=33, h=13, w=23, o=3, k=7, padding=3, activation=("leaky_relu", 0.2)),
+    _case("1x3-s(2,1)-per-side-tanh", c=3, h=7, w=13, o=17, k=(1, 3), stride=(2, 1),
+          padding=((1, 0), (2, 1)), activation="tanh"),
+    _case("dil2-sigmoid", c=5, h=13, w=13, o=5, k=3, dilation=2, padding=2, bias=False, activation="sigmoid"),
+    _case("valid-s2-elu", c=17, h=23, w=23, o=5, k=5, stride=2, padding="valid", activation="elu"),
+    _case("same-s2-swish", c=3, h=13, w=23, o=17, k=3, stride=2, padding="same", bias=False, activation="swish"),
+    _case("same-dil2-silu", c=5, h=7, w=7, o=3, k=3, dilation=2, padding="same", activation="silu"),
+    _case("same-s3-k5-relu6", c=3, h=23, w=13, o=5, k=5, stride=3, padding="same", activation="relu6"),
+    _case("groups2", c=34, h=7, w=7, o=66, k=3, padding=1, groups=2, activation="relu"),
+    _case("depthwise-s2", c=17, h=13, w=13, o=17, k=3, stride=2, padding=1, groups=17, activation="relu"),
+    _case("depthwise-x2-same-dil2", c=5, h=13, w=7, o=10, k=5, dilation=2, padding="same", groups=5, bias=False),
+    _case("3x3-over-1x1-input", c=1, h=1, w=1, o=3, k=3, padding=1),
+    _case("row-1x23", c=3, h=1, w=23, o=5, k=(1, 3), bias=False, activation="leaky_relu"),
+    _case("batch2-1x1-s2", n=2, c=33, h=7, w=7, o=33, k=1, stride=2),
+    _case("stem-7x7-s2-pad3", c=3, h=23, w=23, o=17, k=7, stride=2, padding=3, activation="relu"),
+    _case("per-side-dil(1,2)-elu", c=5, h=7, w=13, o=5, k=3, dilation=(1, 2), padding=((2, 0), (0, 3)),
+          bias=False, activation="elu"),
+    _case("groups3-same-s(1,2)-d(2,1)", n=2, c=9, h=13, w=13, o=3, k=3, stride=(1, 2), dilation=(2, 1),
+          padding="same", groups=3, activation="sigmoid"),
+    _case("5x5-on-5x5", c=17, h=5, w=5, o=17, k=5, activation="tanh"),
+    _case("3x1-w1", c=1, h=23, w=1, o=33, k=(3, 1), padding=(1, 0), activation="relu"),
+]
+
+
+def to_layout(x_nchw, w_oihw, layout):
+    """Contiguous copies of an NCHW image and an OIHW weight in `layout`."""
+    if layout == "NCHW":
+        return np.ascontiguousarray(x_nchw), np.ascontiguousarray(w_oihw)
+    return (np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)),
+            np.ascontiguousarray(w_oihw.transpose(2, 3, 1, 0)))
+
+
+def make_problem(rng, case, layout, dtype):
+    """(x, weight, bias, params) for a case dict, in `layout` and `dtype`."""
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    w = rng.standard_normal((case["o"], case["c"] // case["groups"], case["kh"], case["kw"]))
+    b = rng.standard_normal(case["o"]) if case["bias"] else None
+    x, w = to_layout(x.astype(dtype), w.astype(dtype), layout)
+    b = None if b is None else b.astype(dtype)
+    params = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                  groups=case["groups"], activation=case["activation"], data_format=layout)
+    return x, w, b, params
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", CASES)
+def test_matches_reference(case, algorithm, isa, rng, check_conv2d):
+    for layout in LAYOUTS:
+        for dtype in DTYPES:
+            x, w, b, params = make_problem(rng, case, layout, dtype)
+            check_conv2d(x, w, b, algorithm=algorithm,
+                         err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
+def test_activations(activation, isa, rng, check_conv2d):
+    # Pre-activations spread over roughly [-10, 10] so every activation's regions are visited
+    # (sigmoid/tanh saturation, elu's exponential side, relu6's upper clamp).
+    case = dict(n=2, c=5, h=9, w=11, o=17, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation=activation)
+    for algorithm in ALGORITHMS:
+        for layout in LAYOUTS:
+            for dtype in DTYPES:
+                x, w, b, params = make_problem(rng, case, layout, dtype)
+                w = (w * 0.5).astype(dtype)
+                check_conv2d(x, w, b, algorithm=algorithm,
+                             err_msg=f"isa={isa} algorithm={algorithm} layout={layout} dtype={np.dtype(dtype)}",
+                             **params)
+
+
+# ------------------------------------------------------------------------------ Hypothesis
+
+@st.composite
+def conv_problems(draw):
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 4))
+    o = groups * draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = sh if sh == sw and draw(st.booleans()) else (sh, sw)
+    dilation = dh if dh == dw and draw(st.booleans()) else (dh, dw)
+    kind = draw(st.sampled_from(["int", "pair", "sides", "valid", "same"]))
+    p = st.integers(0, 3)
+    if kind == "int":
+        padding = draw(p)
+        sides = ((padding, padding), (padding, padding))
+    elif kind == "pair":
+        padding = (draw(p), draw(p))
+        sides = ((padding[0],) * 2, (padding[1],) * 2)
+    elif kind == "sides":
+        sides = padding = ((draw(p), draw(p)), (draw(p), draw(p)))
+    else:
+        padding = kind
+        sides = ((0, 0), (0, 0))
+    # The smallest image the kernel fits in ('same' always fits).
+    hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
+    wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
+    h = draw(st.integers(hmin, hmin + 8))
+    w = draw(st.integers(wmin, wmin + 8))
+    return dict(
+        n=draw(st.integers(1, 2)), c=c, h=h, w=w, o=o, kh=kh, kw=kw, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, bias=draw(st.booleans()),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        layout=draw(st.sampled_from(LAYOUTS + ["channels_first", "channels_last"])),
+        dtype=draw(st.sampled_from(DTYPES)),
+        algorithm=draw(st.sampled_from(ALGORITHMS)),
+        unbatched=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@given(problem=conv_problems())
+def test_hypothesis_matches_reference(problem, isa, check_conv2d):
+    rng = np.random.default_rng(problem["seed"])
+    layout = {"channels_first": "NCHW", "channels_last": "NHWC"}.get(problem["layout"], problem["layout"])
+    x, w, b, params = make_problem(rng, problem, layout, problem["dtype"])
+    params["data_format"] = problem["layout"]
+    if problem["unbatched"]:
+        x = x[0]
+    result = check_conv2d(x, w, b, algorithm=problem["algorithm"], err_msg=f"isa={isa} {problem}", **params)
+    assert result.ndim == x.ndim
+
+
+# ------------------------------------------------------------------------------ shapes, batches
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_unbatched_input_gives_unbatched_result(layout, isa, rng, check_conv2d):
+    case = dict(n=1, c=5, h=9, w=7, o=3, kh=3, kw=3, stride=2, padding="same", dilation=1, groups=1,
+                bias=True, activation="relu")
+    x, w, b, params = make_problem(rng, case, layout, np.float32)
+    batched = pycnn.ops.conv2d(x, w, b, **params)
+    single = check_conv2d(x[0], w, b, **params)
+    assert single.ndim == 3
+    assert single.shape == batched.shape[1:]
+    np.testing.assert_allclose(single, batched[0], rtol=1e-6, atol=1e-6)
+
+    out = np.full(single.shape, np.nan, np.float32)
+    assert pycnn.ops.conv2d(x[0], w, b, out=out, **params) is out
+    np.testing.assert_allclose(out, single, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_batch_images_are_independent(layout, algorithm, isa, rng, check_conv2d):
+    case = dict(n=5, c=3, h=11, w=13, o=7, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation=None)
+    x, w, b, params = make_problem(rng, case, layout, np.float64)
+    result = check_conv2d(x, w, b, algorithm=algorithm, **params)
+    for i in range(x.shape[0]):
+        one = pycnn.ops.conv2d(x[i:i + 1], w, b, algorithm=algorithm, **params)
+        np.testing.assert_allclose(result[i:i + 1], one, rtol=1e-13, atol=1e-13, err_msg=f"image {i}")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_output_channels_across_register_tiles(algorithm, layout, isa, rng, check_conv2d):
+    case = dict(n=3, c=40, h=20, w=20, o=70, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation="relu")
+    for dtype in DTYPES:
+        x, w, b, params = make_problem(rng, case, layout, dtype)
+        check_conv2d(x, w, b, algorithm=algorithm, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
+# ------------------------------------------------------------------------------ dtypes
+
+def _values(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        lo = 0 if dtype.kind == "u" else -3
+        return rng.integers(lo, 4, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    "x_dtype, w_dtype, b_dtype, result_dtype",
+    [
+        (np.int32, np.float32, None, np.float32),
+        (np.int64, np.int64, None, np.float32),
+        (np.int8, np.int16, np.int32, np.float32),
+        (np.uint8, np.float32, np.float32, np.float32),
+        (np.bool_, np.float32, None, np.float32),
+        (np.float16, np.float16, None, np.float32),
+        (np.float16, np.float32, np.float16, np.float32),
+        (np.float32, np.float64, None, np.float64),
+        (np.float64, np.float32, None, np.float64),
+        (np.float32, np.float32, np.float64, np.float64),
+        (np.int32, np.float64, None, np.float64),
+        (np.float16, np.float16, np.float64, np.float64),
+        (np.float64, np.float64, np.float64, np.float64),
+    ],
+    ids=str,
+)
+def test_dtype_rules(x_dtype, w_dtype, b_dtype, result_dtype, rng, check_conv2d):
+    x = _values(rng, (2, 3, 6, 5), x_dtype)
+    w = _values(rng, (4, 3, 3, 3), w_dtype)
+    b = None if b_dtype is None else _values(rng, (4,), b_dtype)
+    result = check_conv2d(x, w, b, padding=1, expected_dtype=result_dtype)
+    assert result.dtype == result_dtype
+
+
+def test_python_lists_are_accepted(rng, check_conv2d):
+    x = rng.integers(-3, 4, size=(1, 2, 5, 5))
+    w = rng.integers(-3, 4, size=(3, 2, 3, 3))
+    result = check_conv2d(x.tolist(), w.tolist(), [1, 2, 3], expected_dtype=np.float32)
+    expected = pycnn.reference.conv2d(x.astype(np.float64), w.astype(np.float64), np.array([1.0, 2.0, 3.0]))
+    # Small integers: every float32 partial sum is exact.
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_numpy_integer_and_list_parameters(rng, check_conv2d):
+    x = rng.standard_normal((1, 4, 9, 9))
+    w = rng.standard_normal((6, 2, 3, 3))
+    a = check_conv2d(x, w, stride=np.int64(2), padding=[np.int32(1), 2], dilation=(np.int16(1), 2),
+                     groups=np.int64(2))
+    b = pycnn.ops.conv2d(x, w, stride=2, padding=(1, 2), dilation=(1, 2), groups=2)
+    np.testing.assert_array_equal(a, b)
+    c = pycnn.ops.conv2d(x, w, stride=[2, 2], padding=[[1, 1], [2, 2]], dilation=[1, 2], groups=2)
+    np.testing.assert_array_equal(a, c)
+
+
+# ------------------------------------------------------------------------------ out=
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_out_is_written_and_returned(algorithm, layout, isa, rng, check_conv2d):
+    case = dict(n=2, c=5, h=9, w=10, o=17, kh=3, kw=3, stride=(2, 1), padding="same", dilation=1,
+                groups=1, bias=True, activation="silu")
+    for dtype in DTYPES:
+        x, w, b, params = make_problem(rng, case, layout, dtype)
+        expected = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+        out = np.full(expected.shape, np.nan, dtype)
+        result = check_conv2d(x, w, b, algorithm=algorithm, out=out, **params)
+        assert result is out
+        np.testing.assert_array_equal(out, expected)
+
+
+# ------------------------------------------------------------------------------ layouts
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nchw_and_nhwc_agree(algorithm, dtype, isa, rng, conv_truth, assert_conv_close):
+    x = rng.standard_normal((2, 7, 11, 9)).astype(dtype)              # NCHW
+    w = rng.standard_normal((13, 7, 3, 5)).astype(dtype)              # OIHW
+    b = rng.standard_normal(13).astype(dtype)
+    params = dict(stride=(2, 1), padding=((1, 2), (0, 1)), dilation=(1, 2), activation="tanh")
+    nchw = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+    nhwc = pycnn.ops.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                            np.ascontiguousarray(w.transpose(2, 3, 1, 0)),      # HWIO
+                            b, algorithm=algorithm, data_format="NHWC", **params)
+    assert nhwc.shape == (nchw.shape[0], nchw.shape[2], nchw.shape[3], nchw.shape[1])
+    expected, scale = conv_truth(x, w, b, **params)
+    k = 7 * 3 * 5
+    assert_conv_close(nchw, expected, scale, k)
+    assert_conv_close(nhwc.transpose(0, 3, 1, 2), expected, scale, k, err_msg="NHWC transposed")
+
+
+@pytest.mark.parametrize("alias, layout", [("channels_first", "NCHW"), ("channels_last", "NHWC")])
+def test_data_format_aliases(alias, layout, rng):
+    case = dict(n=2, c=3, h=8, w=7, o=5, kh=3, kw=2, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation=None)
+    x, w, b, params = make_problem(rng, case, layout, np.float32)
+    a = pycnn.ops.conv2d(x, w, b, **params)
+    params["data_format"] = alias
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, w, b, **params), a)
+
+
+# ------------------------------------------------------------------------------ memory layouts
+
+def _strided_variants(a):
+    """Views of arrays equal to `a` with other memory layouts (values identical to `a`)."""
+    yield "fortran", np.asfortranarray(a)
+    big = np.zeros(tuple(2 * s for s in a.shape), a.dtype)
+    view = big[tuple(slice(None, None, 2) for _ in a.shape)]
+    view[...] = a
+    yield "every-other", view
+    rev = np.ascontiguousarray(a[..., ::-1])[..., ::-1]
+    yield "negative-strides", rev
+    perm = tuple(reversed(range(a.ndim)))
+    yield "transposed-view", np.ascontiguousarray(a.transpose(perm)).transpose(perm)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_noncontiguous_inputs(layout, algorithm, isa, rng, check_conv2d):
+    case = dict(n=2, c=6, h=9, w=8, o=10, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=2,
+                bias=True, activation="relu")
+    x, w, b, params = make_problem(rng, case, layout, np.float32)
+    reference = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+    for which in ("x", "weight", "bias"):
+        base = dict(x=x, weight=w, bias=b)[which]
+        for name, variant in _strided_variants(base):
+            np.testing.assert_array_equal(variant, base)
+            args = dict(x=x, weight=w, bias=b)
+            args[which] = variant
+            before = variant.copy()
+            result = check_conv2d(args["x"], args["weight"], args["bias"], algorithm=algorithm,
+                                  err_msg=f"{which} {name}", **params)
+            np.testing.assert_allclose(result, reference, rtol=1e-6, atol=1e-6, err_msg=f"{which} {name}")
+            np.testing.assert_array_equal(variant, before, err_msg=f"{which} {name} was modified")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_result_is_new_contiguous_array(layout, isa, rng):
+    # A 1x1 identity convolution is the case where returning (a view of) the input is tempting.
+    c = 8
+    x = rng.standard_normal((2, c, 5, 5)).astype(np.float32)
+    w = np.eye(c, dtype=np.float32)[:, :, None, None]
+    x, w = to_layout(x, w, layout)
+    b = np.zeros(c, np.float32)
+    copies = [a.copy() for a in (x, w, b)]
+    for bias in (None, b):
+        for algorithm in ALGORITHMS:
+            result = pycnn.ops.conv2d(x, w, bias, data_format=layout, algorithm=algorithm)
+            np.testing.assert_array_equal(result, x)
+            assert result.flags.c_contiguous and result.flags.writeable
+            for a in (x, w, b):
+                assert not np.shares_memory(result, a)
+            result[...] = 7.0
+            for a, copy in zip((x, w, b), copies):
+                np.testing.assert_array_equal(a, copy)
+
+
+# ------------------------------------------------------------------------------ NaN and Inf
+
+def cell(layout, n, c, h, w):
+    """Index of image cell (n, c, h, w) in an array of `layout`."""
+    return (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+
+
+@pytest.mark.parametrize("where", ["x", "weight", "bias"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nan_propagates_like_reference(where, algorithm, isa, rng, conv_truth, assert_conv_close):
+    acts = [None, "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "elu"]
+    for layout in LAYOUTS:
+        case = dict(n=2, c=5, h=9, w=8, o=7, kh=3, kw=3, stride=2, padding=1, dilation=1, groups=1,
+                    bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, layout, np.float32)
+        if where == "x":
+            x[cell(layout, 0, 2, 3, 4)] = np.nan
+            x[cell(layout, 1, 0, 0, 0)] = np.nan
+        elif where == "weight":
+            # The centre tap of a 3x3 kernel with padding 1 never lands in the padding, so the
+            # whole output channel is NaN whether or not an algorithm multiplies padded zeros.
+            w[(1, 0, 1, 1) if layout == "NCHW" else (1, 1, 0, 1)] = np.nan
+        else:
+            b[3] = np.nan
+        k = 5 * 9
+        for act in acts:
+            params["activation"] = act
+            result = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+            expected, scale = conv_truth(x, w, b, **params)
+            assert np.isnan(expected).any()
+            assert_conv_close(result, expected, np.nan_to_num(scale), k,
+                              err_msg=f"isa={isa} layout={layout} activation={act}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_infinities_propagate_like_reference(layout, algorithm, isa, rng, conv_truth, assert_conv_close):
+    case = dict(n=1, c=3, h=12, w=12, o=4, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation=None)
+    x, w, b, params = make_problem(rng, case, layout, np.float64)
+    x[cell(layout, 0, 1, 2, 2)] = np.inf
+    x[cell(layout, 0, 2, 8, 9)] = -np.inf
+    for act in (None, "relu", "relu6", "sigmoid", "tanh"):
+        params["activation"] = act
+        result = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+        expected, scale = conv_truth(x, w, b, **params)
+        if act is None:
+            assert np.isinf(expected).any()
+        finite_scale = np.where(np.isfinite(scale), scale, 0.0)
+        assert_conv_close(result, expected, finite_scale, 27, err_msg=f"activation={act}")
+
+
+# ------------------------------------------------------------------------------ threads
+
+@pytest.fixture
+def restore_threads():
+    previous = pycnn.get_num_threads()
+    yield previous
+    pycnn.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_thread_counts_agree(layout, isa, rng, restore_threads, check_conv2d):
+    case = dict(n=3, c=16, h=24, w=24, o=24, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation=None)
+    x, w, b, params = make_problem(rng, case, layout, np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        pycnn.set_num_threads(threads)
+        results.append(check_conv2d(x, w, b, err_msg=f"threads={threads}", **params))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(results[2], results[0], rtol=1e-5, atol=1e-5)
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    """The binding releases the GIL: calls from several Python threads must not interfere."""
+    problems = []
+    for i in range(4):
+        layout = LAYOUTS[i % 2]
+        case = dict(n=2, c=3 + i, h=15, w=13, o=9, kh=3, kw=3, stride=1 + i % 2, padding="same",
+                    dilation=1, groups=1, bias=True, activation="relu")
+        problems.append(make_problem(rng, case, layout, np.float32))
+    expected = [pycnn.ops.conv2d(x, w, b, **p) for x, w, b, p in problems]
+    errors = []
+
+    def work(i):
+        x, w, b, p = problems[i]
+        try:
+            for _ in range(20):
+                np.testing.assert_array_equal(pycnn.ops.conv2d(x, w, b, **p), expected[i])
+        except BaseException as e:  # noqa: BLE001 (reported in the main thread)
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(problems))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+# ------------------------------------------------------------------------------ PyTorch
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+def explicit_padding(padding, h, w, kh, kw, stride, dilation):
+    """((top, bottom), (left, right)), computed here independently of pycnn."""
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        sides = []
+        for size, k, si, di in ((h, kh, s[0], d[0]), (w, kw, s[1], d[1])):
+            out = -(-size // si)
+            total = max((out - 1) * si + (k - 1) * di + 1 - size, 0)
+            sides.append((total // 2, total - total // 2))
+        return tuple(sides)
+    if isinstance(padding, int):
+        return (padding, padding), (padding, padding)
+    if isinstance(padding[0], int):
+        return (padding[0],) * 2, (padding[1],) * 2
+    return tuple(map(tuple, padding))
+
+
+def torch_conv2d(torch, x_nchw, w_oihw, b, *, stride, padding, dilation, groups, activation):
+    """PyTorch in float64 on NCHW/OIHW arrays; padding applied with F.pad."""
+    F = torch.nn.functional
+    (t, bo), (l, r) = explicit_padding(padding, x_nchw.shape[2], x_nchw.shape[3], w_oihw.shape[2],
+                                       w_oihw.shape[3], stride, dilation)
+    xt = F.pad(torch.from_numpy(np.asarray(x_nchw, np.float64)), (l, r, t, bo))
+    y = F.conv2d(xt, torch.from_numpy(np.asarray(w_oihw, np.float64)),
+                 None if b is None else torch.from_numpy(np.asarray(b, np.float64)),
+                 stride=stride, dilation=dilation, groups=groups)
+    name, param = (activation if isinstance(activation, tuple) else (activation, None))
+    if name == "relu":
+        y = F.relu(y)
+    elif name == "relu6":
+        y = F.relu6(y)
+    elif name == "leaky_relu":
+        y = F.leaky_relu(y, 0.01 if param is None else param)
+    elif name == "sigmoid":
+        y = torch.sigmoid(y)
+    elif name == "tanh":
+        y = torch.tanh(y)
+    elif name in ("silu", "swish"):
+        y = F.silu(y)
+    elif name == "elu":
+        y = F.elu(y, alpha=1.0)
+    else:
+        assert name is None
+    return y.numpy()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_torch(case, isa, rng, torch, assert_conv_close):
+    for dtype in DTYPES:
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        conv = {k: params[k] for k in ("stride", "padding", "dilation", "groups", "activation")}
+        expected = torch_conv2d(torch, x, w, b, **conv)
+        scale = torch_conv2d(torch, np.abs(x), np.abs(w), None if b is None else np.abs(b),
+                             **{**conv, "activation": None})
+        k = w.shape[1] * w.shape[2] * w.shape[3]
+        for algorithm in ALGORITHMS:
+            ours = pycnn.ops.conv2d(x, w, b, algorithm=algorithm, **params)
+            assert ours.dtype == dtype
+            msg = f"isa={isa} algorithm={algorithm} dtype={np.dtype(dtype)}"
+            assert_conv_close(ours, expected, scale, k, err_msg=msg + " NCHW")
+            xh, wh = to_layout(x, w, "NHWC")
+            ours = pycnn.ops.conv2d(xh, wh, b, algorithm=algorithm, **{**params, "data_format": "NHWC"})
+            assert_conv_close(ours.transpose(0, 3, 1, 2), expected, scale, k, err_msg=msg + " NHWC")
+
+
+def test_torch_tensors_are_accepted(torch, rng, check_conv2d):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    result = check_conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1,
+                          expected_dtype=np.float32)
+    np.testing.assert_array_equal(result, pycnn.ops.conv2d(x, w, b, padding=1))
+    # A non-contiguous tensor (channels_last memory format) is accepted too.
+    xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(pycnn.ops.conv2d(xt, w, b, padding=1), result, rtol=1e-6, atol=1e-6)
