@@ -5,11 +5,14 @@
 #define PYCNN_ISA_NS avx2
 #include "generic/activation.h"
 #include "generic/conv.h"
+#include "generic/depthwise.h"
 
 namespace pycnn::avx2 {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 6, 2, VecD, 6, 2>("avx2");
+  static constexpr KernelTable table = with_depthwise_kernels(
+      make_kernel_table<VecF, 6, 2, VecD, 6, 2>("avx2"),
+      make_depthwise_kernels<VecF, 4, 2, 4, 2>(), make_depthwise_kernels<VecD, 4, 2, 4, 2>());
   return table;
 }
 

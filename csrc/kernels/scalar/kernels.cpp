@@ -5,11 +5,14 @@
 #define PYCNN_ISA_NS scalar
 #include "generic/activation.h"
 #include "generic/conv.h"
+#include "generic/depthwise.h"
 
 namespace pycnn::scalar {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar");
+  static constexpr KernelTable table = with_depthwise_kernels(
+      make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar"),
+      make_depthwise_kernels<VecF, 4, 4, 4, 1>(), make_depthwise_kernels<VecD, 4, 4, 4, 1>());
   return table;
 }
 
