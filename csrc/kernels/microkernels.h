@@ -84,10 +84,18 @@ struct ConvKernels {
   DirectNhwcUkernel<T> direct_nhwc;
 };
 
+// A register-only FMA loop for measuring the peak: `iterations` rounds of
+// `flops_per_iteration` float32 flops; returns a value derived from the result.
+struct PeakKernel {
+  size_t flops_per_iteration;
+  float (*run)(size_t iterations);
+};
+
 struct KernelTable {
   const char* isa;
   ConvKernels<float> f32;
   ConvKernels<double> f64;
+  PeakKernel peak;
 };
 
 template <class T> const ConvKernels<T>& kernels_for(const KernelTable& t);

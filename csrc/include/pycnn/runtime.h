@@ -28,6 +28,10 @@ int num_threads();
 void set_num_threads(int n);
 std::string openmp_runtime();
 
+// Float32 FMA peak (GFLOP/s) of `threads` threads running the active ISA's register-only FMA
+// loop for about `seconds`.
+double measure_fma_peak_gflops(int threads, double seconds);
+
 std::string compiler();
 std::string compile_flags();
 

@@ -135,7 +135,7 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
 }
 
 // The table entries for one ISA: shapes chosen so the accumulators fill the register file.
-template <class VF, size_t MRF, size_t NVF, class VD, size_t MRD, size_t NVD>
+template <class VF, size_t MRF, size_t NVF, class VD, size_t MRD, size_t NVD, size_t PEAK_CHAINS>
 constexpr KernelTable make_kernel_table(const char* name) {
   return KernelTable{
       name,
@@ -145,6 +145,7 @@ constexpr KernelTable make_kernel_table(const char* name) {
       ConvKernels<double>{MRD, NVD * VD::W, gemm_ukernel<VD, MRD, NVD>,
                           MRD, NVD * VD::W, direct_nchw_ukernel<VD, MRD, NVD>,
                           MRD, NVD * VD::W, direct_nhwc_ukernel<VD, MRD, NVD>},
+      PeakKernel{PEAK_CHAINS * VF::W * 2, fma_peak_loop<VF, PEAK_CHAINS>},
   };
 }
 

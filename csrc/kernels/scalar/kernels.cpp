@@ -4,12 +4,13 @@
 
 #define PYCNN_ISA_NS scalar
 #include "generic/activation.h"
+#include "generic/peak.h"
 #include "generic/conv.h"
 
 namespace pycnn::scalar {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar");
+  static constexpr KernelTable table = make_kernel_table<VecF, 4, 4, VecD, 4, 4, 8>("scalar");
   return table;
 }
 
