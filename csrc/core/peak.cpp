@@ -2,9 +2,12 @@
 #include <omp.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 #include "core/dispatch.h"
+#include "core/workspace.h"
 #include "pycnn/runtime.h"
 
 namespace pycnn {
@@ -38,6 +41,25 @@ double measure_fma_peak_gflops(int threads, double seconds) {
     elapsed = std::chrono::duration<double>(clock::now() - t0).count();
   }
   return (double)kernel.flops_per_iteration * (double)iterations * threads / elapsed / 1e9;
+}
+
+double measure_copy_bandwidth_gbs(int threads, size_t bytes) {
+  using clock = std::chrono::steady_clock;
+  if (threads < 1) threads = 1;
+  const size_t n = bytes / sizeof(float) / 2;
+  Workspace<float> buffer(2 * n, 1);
+  float* src = buffer.data();
+  float* dst = src + n;
+  // Large copies stream through memory: bytes read + bytes written per pass.
+  double best = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto t0 = clock::now();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < (int64_t)n; ++i) dst[i] = src[i] + 1.0f;
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    if (pass > 0) best = std::max(best, 2.0 * (double)n * sizeof(float) / dt / 1e9);
+  }
+  return best;
 }
 
 }  // namespace pycnn

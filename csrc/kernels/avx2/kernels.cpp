@@ -9,8 +9,14 @@
 
 namespace pycnn::avx2 {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 6, 2, VecD, 6, 2, 12>("avx2");
+  static constexpr KernelTable table{
+      "avx2",
+      make_conv_kernels<VecF, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
+      make_conv_kernels<VecD, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
+      PeakKernel{12 * VecF::W * 2, fma_peak_loop<VecF, 12>},
+  };
   return table;
 }
 

@@ -9,8 +9,14 @@
 
 namespace pycnn::avx512 {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 12, 2, VecD, 12, 2, 24>("avx512");
+  static constexpr KernelTable table{
+      "avx512",
+      make_conv_kernels<VecF, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
+      make_conv_kernels<VecD, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
+      PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
+  };
   return table;
 }
 

@@ -9,8 +9,14 @@
 
 namespace pycnn::scalar {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 4, 4, VecD, 4, 4, 8>("scalar");
+  static constexpr KernelTable table{
+      "scalar",
+      make_conv_kernels<VecF, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
+      make_conv_kernels<VecD, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
+      PeakKernel{8 * VecF::W * 2, fma_peak_loop<VecF, 8>},
+  };
   return table;
 }
 
