@@ -96,20 +96,29 @@ def activation(value) -> tuple[int, float, str | None]:
 
 def as_array(value, name: str) -> np.ndarray:
     """An ndarray view of an input: DLPack producers (a CPU torch tensor) and buffers without a
-    copy, anything else through numpy.asarray. None and non-numeric data raise TypeError."""
+    copy, anything else through numpy.asarray. None and non-real data raise TypeError."""
     if isinstance(value, np.ndarray):
-        return value
-    if value is None:
+        a = value
+    elif value is None:
         raise TypeError(f"{name} must be an array, got None")
-    if hasattr(value, "__dlpack__"):
-        try:
-            return np.from_dlpack(value)
-        except (TypeError, ValueError, BufferError, RuntimeError):
-            pass  # not a CPU tensor NumPy can view: fall back to the array protocol
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be array-like: {exc}") from None
+    else:
+        a = None
+        if hasattr(value, "__dlpack__"):
+            try:
+                a = np.from_dlpack(value)
+            except (TypeError, ValueError, BufferError, RuntimeError):
+                pass  # not a CPU tensor NumPy can view: fall back to the array protocol
+        if a is None:
+            try:
+                a = np.asarray(value)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} must be array-like: {exc}") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a real (bool, integer or floating) array; got dtype {a.dtype} "
+            f"(pycnn computes in float32/float64)"
+        )
+    return a
 
 
 def result_dtype(*arrays) -> np.dtype:

@@ -1,8 +1,10 @@
-"""`python -m pycnn.bench`: the standard-layer benchmark.
+"""`python -m pycnn.bench`: the standard-layer benchmark, pycnn's main job.
 
-For each standard layer it times pycnn (every algorithm, the chosen layout), the NumPy
-reference and, with --peers, PyTorch (NCHW and channels_last) in the same process with the same
-thread count, and prints GFLOP/s and speedups. Times are medians of repeated runs.
+It measures this machine's own roofs first (float32 FMA peak with pycnn's register-only kernel
+for the ISA in use, and streaming-copy bandwidth), then times every standard layer: pycnn in
+both layouts, the NumPy reference, and the installed peers (PyTorch NCHW and channels_last,
+ONNX Runtime) in the same process with the same thread count. Times are medians; ratios are
+best-peer time / pycnn time, so > 1 means pycnn is faster.
 """
 from __future__ import annotations
 
@@ -12,11 +14,34 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 import pycnn
 from pycnn import ops, reference
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One benchmarked layer: how much work it is and the callables that do it."""
+
+    group: str                      # "conv2d", "pooling", ...
+    name: str
+    work: float                     # flops, or bytes moved for bandwidth-bound ops
+    unit: str                       # "GFLOP/s" or "GB/s"
+    bytes_moved: float              # compulsory bytes (inputs + weights + outputs): roofline x
+    pycnn: dict = field(default_factory=dict)      # label ("NCHW", "NHWC") -> fn
+    reference: Callable | None = None
+    peers: dict = field(default_factory=dict)      # label -> fn
+
+    @property
+    def intensity(self) -> float:
+        return self.work / self.bytes_moved if self.unit == "GFLOP/s" else 0.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,7 @@ class ConvLayer:
         return 2.0 * n * self.o * self.c * self.kernel**2 * self.out_size**2 / 1e9
 
 
-# The standard layers (ResNet/VGG stems and blocks, and MNIST-size layers).
+# The standard conv2d layers (ResNet/VGG stems and blocks, and MNIST-size layers).
 CONV_LAYERS = [
     ConvLayer("7x7/2 3->64 @224", 3, 64, 224, 7, 2, 3),
     ConvLayer("3x3 64->64 @56", 64, 64, 56, 3, 1, 1),
@@ -53,7 +78,98 @@ CONV_LAYERS = [
 ]
 
 
-def median_time(fn, min_time: float, min_repeats: int = 3, max_repeats: int = 1000) -> float:
+def _nhwc(x):
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _onnxruntime():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def _ort_session(ort, node, inputs, output_shape, threads):
+    """An ONNX Runtime session for one node; inputs: name -> array (initializers if constant)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x_name, x = next(iter(inputs.items()))
+    graph = helper.make_graph(
+        [node], "bench",
+        [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, list(output_shape))],
+        initializer=[numpy_helper.from_array(v, k) for k, v in list(inputs.items())[1:]],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feed = {x_name: x}
+    return lambda: session.run(None, feed)
+
+
+def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
+    rng = np.random.default_rng(0)
+    cases = []
+    torch = _torch() if "torch" in peers else None
+    ort = _onnxruntime() if "onnxruntime" in peers else None
+    for layer in layers:
+        n = layer.batch if batch is None else batch
+        x = rng.standard_normal((n, layer.c, layer.size, layer.size), dtype=np.float32)
+        w = rng.standard_normal((layer.o, layer.c, layer.kernel, layer.kernel), dtype=np.float32)
+        w *= np.float32(1.0 / np.sqrt(layer.c * layer.kernel**2))
+        b = rng.standard_normal(layer.o, dtype=np.float32)
+        xn, wn = _nhwc(x), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+        kw = dict(stride=layer.stride, padding=layer.padding)
+        out_elems = n * layer.o * layer.out_size**2
+        case = Case("conv2d", layer.name + ("" if batch is None or batch == layer.batch else f" b{n}"),
+                    layer.gflop(n) * 1e9, "GFLOP/s", 4.0 * (x.size + w.size + out_elems))
+        case.pycnn["NCHW"] = lambda x=x, w=w, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
+        case.pycnn["NHWC"] = lambda x=xn, w=wn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
+        case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
+        if torch is not None:
+            tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+            tx_cl = tx.contiguous(memory_format=torch.channels_last)
+            for label, t in (("torch NCHW", tx), ("torch NHWC", tx_cl)):
+                def run(t=t, tw=tw, tb=tb, kw=kw):
+                    with torch.no_grad():
+                        torch.nn.functional.conv2d(t, tw, tb, **kw)
+                case.peers[label] = run
+        if ort is not None:
+            from onnx import helper
+            p = layer.padding
+            node = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[layer.stride] * 2, pads=[p] * 4)
+            case.peers["onnxruntime"] = _ort_session(
+                ort, node, {"x": x, "w": w, "b": b}, (n, layer.o, layer.out_size, layer.out_size), threads)
+        cases.append(case)
+    return cases
+
+
+# Builders of each op group's cases: name -> builder(batch=, peers=, threads=).
+CASE_GROUPS: dict[str, Callable] = {
+    "conv2d": lambda **kw: conv_cases(CONV_LAYERS, **kw),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Timing and report
+# ---------------------------------------------------------------------------------------------
+
+
+def median_time(fn, min_time: float, min_repeats: int = 3, max_repeats: int = 2000) -> float:
     """Median wall time of fn() after one warm-up call, over >= min_repeats runs and >= min_time s."""
     fn()
     times = []
@@ -66,102 +182,135 @@ def median_time(fn, min_time: float, min_repeats: int = 3, max_repeats: int = 10
 
 
 @dataclass
-class Row:
-    layer: str
-    gflop: float
-    times: dict = field(default_factory=dict)  # implementation -> seconds
+class Result:
+    case: Case
+    times: dict  # label -> seconds ("pycnn NCHW", "reference", "torch NCHW", ...)
+
+    def rate(self, label: str) -> float:
+        return self.case.work / self.times[label] / 1e9
+
+    def best_peer(self):
+        peers = {k: t for k, t in self.times.items() if k in self.case.peers}
+        return min(peers.values()) if peers else None
 
 
-def _torch_peers(layer: ConvLayer, x, w, threads: int):
+def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
+    min_time = 0.05 if quick else 0.3
+    times = {}
+    # Interleave implementations so that drift on a shared machine hits them alike.
+    for label in layouts:
+        times[f"pycnn {label}"] = median_time(case.pycnn[label], min_time)
+    for label, fn in case.peers.items():
+        times[label] = median_time(fn, min_time)
+    if reference_too and case.reference is not None:
+        times["reference"] = median_time(case.reference, 0.0, min_repeats=1 if quick else 3, max_repeats=3)
+    return Result(case, times)
+
+
+def print_group(results: list[Result], layouts, roofs: dict) -> None:
+    if not results:
+        return
+    unit = results[0].case.unit
+    peer_labels = [k for k in results[0].case.peers]
+    head = f"{'layer':<24}" + "".join(f"{'pycnn ' + l:>12}" for l in layouts)
+    head += f"{'% peak':>8}" if unit == "GFLOP/s" else f"{'% bw':>8}"
+    head += f"{'x ref':>8}" + "".join(f"{p:>13}" for p in peer_labels)
+    head += "".join(f"{'ratio ' + l:>12}" for l in layouts) if peer_labels else ""
+    print(f"\n{results[0].case.group} ({unit}; ratio = best peer time / pycnn time)")
+    print(head)
+    roof = roofs["gflops"] if unit == "GFLOP/s" else roofs["gbs"]
+    for r in results:
+        rates = {l: r.rate(f"pycnn {l}") for l in layouts}
+        best = max(rates.values())
+        line = f"{r.case.name:<24}" + "".join(f"{rates[l]:12.1f}" for l in layouts)
+        line += f"{100 * best / roof:7.0f}%"
+        ref = r.times.get("reference")
+        fastest = min(r.times[f"pycnn {l}"] for l in layouts)
+        line += f"{ref / fastest:8.0f}" if ref else f"{'-':>8}"
+        line += "".join(f"{r.rate(p):13.1f}" for p in peer_labels)
+        peer = r.best_peer()
+        if peer is not None:
+            line += "".join(f"{peer / r.times[f'pycnn {l}']:11.2f}x" for l in layouts)
+        print(line, flush=True)
+
+
+def plot_roofline(results: list[Result], roofs: dict, path: str) -> None:
     try:
-        import torch
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     except ImportError:
-        return {}
-    torch.set_num_threads(threads)
-    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
-    tx_cl = tx.contiguous(memory_format=torch.channels_last)
-    conv = torch.nn.functional.conv2d
-
-    def run(t):
-        def f():
-            with torch.no_grad():
-                conv(t, tw, stride=layer.stride, padding=layer.padding)
-        return f
-
-    return {"torch NCHW": run(tx), "torch NHWC": run(tx_cl)}
-
-
-def run_conv(layers, *, layout: str, batch: int | None, quick: bool, peers: bool, threads: int,
-             reference_too: bool = True) -> list[Row]:
-    rng = np.random.default_rng(0)
-    min_time = 0.05 if quick else 0.4
-    rows = []
-    for layer in layers:
-        n = layer.batch if batch is None else batch
-        x = rng.standard_normal((n, layer.c, layer.size, layer.size), dtype=np.float32)
-        w = rng.standard_normal((layer.o, layer.c, layer.kernel, layer.kernel), dtype=np.float32)
-        w *= np.float32(1.0 / np.sqrt(layer.c * layer.kernel**2))
-        kw = dict(stride=layer.stride, padding=layer.padding)
-        if layout == "NHWC":
-            xl, wl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-        else:
-            xl, wl = x, w
-        row = Row(layer.name, layer.gflop(n))
-        for algo in ("auto", "direct", "im2col"):
-            row.times[f"pycnn {algo}"] = median_time(
-                lambda a=algo: ops.conv2d(xl, wl, data_format=layout, algorithm=a, **kw), min_time)
-        if reference_too:
-            row.times["reference"] = median_time(
-                lambda: reference.conv2d(xl, wl, data_format=layout, **kw), 0.0, min_repeats=1 if quick else 3)
-        if peers:
-            for name, fn in _torch_peers(layer, x, w, threads).items():
-                row.times[name] = median_time(fn, min_time)
-        rows.append(row)
-        print_row(row, header=len(rows) == 1)
-    return rows
-
-
-def print_row(row: Row, header: bool) -> None:
-    impls = list(row.times)
-    if header:
-        cols = "".join(f" {name:>13}" for name in impls)
-        print(f"{'layer':<22} {'GFLOP':>7}{cols}   (GFLOP/s; last columns: pycnn auto speedup)")
-    rates = "".join(f" {row.gflop / t:13.1f}" for t in row.times.values())
-    auto = row.times["pycnn auto"]
-    extras = []
-    if "reference" in row.times:
-        extras.append(f"x{row.times['reference'] / auto:.0f} vs reference")
-    peer_times = [t for k, t in row.times.items() if k.startswith("torch")]
-    if peer_times:
-        extras.append(f"x{min(peer_times) / auto:.2f} vs best torch")
-    print(f"{row.layer:<22} {row.gflop:7.3f}{rates}   {', '.join(extras)}", flush=True)
+        print("--plot needs matplotlib (pip install matplotlib)", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(8, 5))
+    xs = np.logspace(-2, 3, 200)
+    ax.loglog(xs, np.minimum(roofs["gflops"], xs * roofs["gbs"]), "k-", label="measured roofs")
+    for r in results:
+        if r.case.unit != "GFLOP/s":
+            continue
+        best = max(r.rate(k) for k in r.times if k.startswith("pycnn"))
+        ax.scatter([r.case.intensity], [best], s=18)
+        ax.annotate(r.case.name, (r.case.intensity, best), fontsize=6)
+    ax.set_xlabel("arithmetic intensity (FLOP / compulsory byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title(f"pycnn roofline ({pycnn.get_isa()}, {pycnn.get_num_threads()} threads)")
+    ax.legend()
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    print(f"roofline written to {path}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pycnn.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short run: fewer repeats")
-    parser.add_argument("--threads", type=int, default=None, help="threads (default: pycnn's)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for pycnn and peers")
     parser.add_argument("--batch", type=int, default=None, help="override every layer's batch size")
-    parser.add_argument("--layout", choices=["NCHW", "NHWC"], default="NCHW")
-    parser.add_argument("--peers", action="store_true", help="also time PyTorch when installed")
+    parser.add_argument("--layout", choices=["NCHW", "NHWC", "both"], default="both")
+    parser.add_argument("--peers", default="auto",
+                        help="comma list of torch,onnxruntime; 'auto' (installed ones) or 'none'")
+    parser.add_argument("--ops", default=",".join(CASE_GROUPS), help="comma list of op groups")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="roofline chart (needs matplotlib)")
     args = parser.parse_args(argv)
 
     if args.threads is not None:
         pycnn.set_num_threads(args.threads)
     threads = pycnn.get_num_threads()
+    peers = {"torch", "onnxruntime"} if args.peers == "auto" else (
+        set() if args.peers == "none" else set(args.peers.split(",")))
+    torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    layouts = ["NCHW", "NHWC"] if args.layout == "both" else [args.layout]
+
     cfg = pycnn.show_config(print_out=False)
-    print(f"pycnn {cfg['version']}  isa={cfg['isa']}  threads={threads}  layout={args.layout}  "
-          f"float32  ({cfg['compiler']})")
-    rows = run_conv(CONV_LAYERS, layout=args.layout, batch=args.batch, quick=args.quick,
-                    peers=args.peers, threads=threads, reference_too=not args.no_reference)
+    roofs = {"gflops": pycnn._core.fma_peak_gflops(threads, 0.1 if args.quick else 0.3),
+             "gbs": pycnn._core.copy_bandwidth_gbs(threads)}
+    installed = [p for p in ("torch", "onnxruntime") if p in peers and
+                 (torch if p == "torch" else _onnxruntime()) is not None]
+    print(f"pycnn {cfg['version']}  isa={cfg['isa']}  threads={threads}  float32  ({cfg['compiler']})")
+    print(f"measured roofs: FMA peak {roofs['gflops']:.0f} GFLOP/s, copy bandwidth {roofs['gbs']:.1f} GB/s;"
+          f" peers: {', '.join(installed) or 'none'}")
+
+    results = []
+    for group in args.ops.split(","):
+        if group not in CASE_GROUPS:
+            parser.error(f"unknown op group {group!r}; choose from {', '.join(CASE_GROUPS)}")
+        cases = CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads)
+        group_results = [measure(c, layouts, quick=args.quick, reference_too=not args.no_reference)
+                         for c in cases]
+        print_group(group_results, layouts, roofs)
+        results += group_results
+
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": cfg, "threads": threads, "layout": args.layout,
-                       "conv2d": [{"layer": r.layer, "gflop": r.gflop, "seconds": r.times} for r in rows]},
+            json.dump({"config": cfg, "threads": threads, "roofs": roofs,
+                       "results": [{"group": r.case.group, "layer": r.case.name, "unit": r.case.unit,
+                                    "work": r.case.work, "seconds": r.times} for r in results]},
                       f, indent=2)
+    if args.plot:
+        plot_roofline(results, roofs, args.plot)
     return 0
 
 

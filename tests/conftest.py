@@ -60,15 +60,14 @@ def rng(request):
 # scale = conv(|x|, |w|) + |b|. Activations add a few ulps relative to the result, and
 # functions like elu (exp(x) - 1) a few ulps absolute.
 # ---------------------------------------------------------------------------------------------
-_SUM_FACTOR = {np.dtype(np.float32): 16.0, np.dtype(np.float64): 16.0}
+_SUM_FACTOR = 16.0
 _ULPS = 32.0
 
 
 def conv_tolerance(dtype, k, scale, expected):
     """Per-element absolute tolerance for a convolution result of `dtype` with reduction length k."""
-    dtype = np.dtype(dtype)
     eps = float(np.finfo(dtype).eps)
-    return (_SUM_FACTOR[dtype] * eps * math.sqrt(max(k, 1)) * np.abs(scale)
+    return (_SUM_FACTOR * eps * math.sqrt(max(k, 1)) * np.abs(scale)
             + _ULPS * eps * np.abs(expected) + _ULPS * eps)
 
 

@@ -74,14 +74,29 @@ struct DirectNhwcArgs {
 template <class T>
 using DirectNhwcUkernel = void (*)(const DirectNhwcArgs<T>& args);
 
+// A microkernel with the register tile it computes: MR rows x NR columns.
+template <class Fn>
+struct Tiled {
+  size_t mr, nr;
+  Fn run;
+};
+
+// Each family comes in kTileShapes register-tile shapes (all filling the register file) so an
+// op can pick the one that wastes the least work on its M and N (see pick_tile in ops/).
+constexpr int kTileShapes = 3;
+
 template <class T>
 struct ConvKernels {
-  size_t gemm_mr, gemm_nr;
-  GemmUkernel<T> gemm;
-  size_t direct_nchw_mr, direct_nchw_nr;
-  DirectNchwUkernel<T> direct_nchw;
-  size_t direct_nhwc_mr, direct_nhwc_nr;
-  DirectNhwcUkernel<T> direct_nhwc;
+  Tiled<GemmUkernel<T>> gemm[kTileShapes];
+  Tiled<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
+  Tiled<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
+};
+
+// A register-only FMA loop for measuring the peak: `iterations` rounds of
+// `flops_per_iteration` float32 flops; returns a value derived from the result.
+struct PeakKernel {
+  size_t flops_per_iteration;
+  float (*run)(size_t iterations);
 };
 
 // Depthwise convolution, NCHW: MR output rows x NR output columns of one output channel.
@@ -153,8 +168,9 @@ struct KernelTable {
   const char* isa;
   ConvKernels<float> f32;
   ConvKernels<double> f64;
-  DepthwiseKernels<float> dw_f32{};
-  DepthwiseKernels<double> dw_f64{};
+  PeakKernel peak;
+  DepthwiseKernels<float> dw_f32;
+  DepthwiseKernels<double> dw_f64;
 };
 
 template <class T> const ConvKernels<T>& kernels_for(const KernelTable& t);

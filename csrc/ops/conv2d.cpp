@@ -18,6 +18,7 @@
 #include "core/threading.h"
 #include "core/workspace.h"
 #include "ops/pack.h"
+#include "ops/tiles.h"
 #include "pycnn/conv.h"
 
 namespace pycnn {
@@ -93,7 +94,8 @@ template <class T>
 void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                     const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
+  const auto& gemm = pick_tile(kn.gemm, Og, P);
+  const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t mpanels = ceil_div(Og, MR);
   const int64_t KC = std::min(K, Blocking<T>::kc);
   const double flops = 2.0 * p.n * P * p.o * K;
@@ -151,7 +153,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t mr = (size_t)std::min(MR, Og - mp * MR);
           T* yrow = y + (n * p.o + o0) * P + p0;
           for (int64_t j0 = 0; j0 < cols; j0 += NR)
-            kn.gemm((size_t)kc, a, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
+            gemm.run((size_t)kc, a, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
                     (size_t)std::min(NR, cols - j0), k0 > 0, ep);
         }
       }
@@ -198,7 +200,8 @@ template <class T>
 void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                     const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
+  const auto& gemm = pick_tile(kn.gemm, P, Og);
+  const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t npanels = ceil_div(Og, NR);
   const int64_t KC = std::min(K, Blocking<T>::kc);
   const double flops = 2.0 * p.n * P * p.o * K;
@@ -251,7 +254,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t nr = (size_t)std::min(NR, Og - np * NR);
           T* ycol = y + (n * P + p0) * p.o + o0;
           for (int64_t i0 = 0; i0 < rows; i0 += MR)
-            kn.gemm((size_t)kc, tile_buf + i0 * kc, b, ycol + i0 * p.o, (size_t)p.o,
+            gemm.run((size_t)kc, tile_buf + i0 * kc, b, ycol + i0 * p.o, (size_t)p.o,
                     (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
         }
       }
@@ -267,7 +270,8 @@ template <class T>
 void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
-  const int64_t MR = (int64_t)kn.direct_nchw_mr, NR = (int64_t)kn.direct_nchw_nr;
+  const auto& direct = pick_tile(kn.direct_nchw, Og, p.ow);
+  const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr;
   const int64_t mpanels = ceil_div(Og, MR);
   const int64_t s = p.stride_w, d = p.dilation_w;
   // Phase q of the panel holds padded column q*s + phase; loads reach q < OW_rounded + max tap.
@@ -329,7 +333,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           args.panel = panel + j0;
           args.y = y + ((n * p.o + o0) * p.oh + oh) * p.ow + j0;
           args.nr = (size_t)std::min(NR, p.ow - j0);
-          kn.direct_nchw(args);
+          direct.run(args);
         }
       }
     }
@@ -344,7 +348,8 @@ template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
-  const int64_t MR = (int64_t)kn.direct_nhwc_mr, NR = (int64_t)kn.direct_nhwc_nr;
+  const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
+  const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr;
   const int64_t npanels = ceil_div(Og, NR);
   const int64_t columns = (round_up(p.ow, MR) - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
   const int64_t panel_kh = columns * Cg;
@@ -399,7 +404,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           args.panel = panel + i0 * p.stride_w * Cg;
           args.y = y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           args.mr = (size_t)std::min(MR, p.ow - i0);
-          kn.direct_nhwc(args);
+          direct.run(args);
         }
       }
     }

@@ -17,6 +17,7 @@
 #include "core/threading.h"
 #include "core/workspace.h"
 #include "ops/pack.h"
+#include "ops/tiles.h"
 #include "pycnn/conv_transpose.h"
 
 namespace pycnn {
@@ -79,10 +80,12 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
                          const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw, HW = p.h * p.w;
   const int64_t OP = p.oh * p.ow;
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
   const TransposePlan plan = plan_transpose<T>(p, 1);
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
   const int64_t rows_max = plan.ob * KK, tile_max = plan.tile_rows * p.w;
+  const auto& tile = pick_tile(kn.gemm, rows_max, tile_max);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   Workspace<T> a_bufs((size_t)(round_up(rows_max, MR) * Cg), plan.threads);
   Workspace<T> b_bufs((size_t)(round_up(tile_max, NR) * Cg), plan.threads);
   Workspace<T> c_bufs((size_t)(rows_max * tile_max), plan.threads);
@@ -116,7 +119,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
           for (int64_t j0 = 0; j0 < tp; j0 += NR) {
             const T* bpanel = bbuf + ((j0 / NR) * Cg + k0) * NR;
             for (int64_t mp = 0; mp < mpanels; ++mp)
-              kn.gemm((size_t)kc, abuf + (mp * Cg + k0) * MR, bpanel, cols + mp * MR * tp + j0, (size_t)tp,
+              gemm((size_t)kc, abuf + (mp * Cg + k0) * MR, bpanel, cols + mp * MR * tp + j0, (size_t)tp,
                       (size_t)std::min(MR, R - mp * MR), (size_t)std::min(NR, tp - j0), k0 > 0, nullptr);
           }
         }
@@ -179,11 +182,13 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
                          const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw;
   const int64_t OP = p.oh * p.ow;
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr;
   // Blocks of whole cache lines of output channels, so threads never share a line.
   const TransposePlan plan = plan_transpose<T>(p, std::min<int64_t>(Og, 64 / (int64_t)sizeof(T)));
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
   const int64_t rows_max = plan.ob * KK, tile_max = plan.tile_rows * p.w;
+  const auto& tile = pick_tile(kn.gemm, tile_max, rows_max);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   Workspace<T> a_bufs((size_t)(round_up(tile_max, MR) * Cg), plan.threads);
   Workspace<T> b_bufs((size_t)(round_up(rows_max, NR) * Cg), plan.threads);
   Workspace<T> c_bufs((size_t)(rows_max * tile_max), plan.threads);
@@ -216,7 +221,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
           for (int64_t i0 = 0; i0 < tp; i0 += MR) {
             const T* apanel = abuf + ((i0 / MR) * Cg + k0) * MR;
             for (int64_t np = 0; np < npanels; ++np)
-              kn.gemm((size_t)kc, apanel, bbuf + (np * Cg + k0) * NR, cols + i0 * R + np * NR, (size_t)R,
+              gemm((size_t)kc, apanel, bbuf + (np * Cg + k0) * NR, cols + i0 * R + np * NR, (size_t)R,
                       (size_t)std::min(MR, tp - i0), (size_t)std::min(NR, R - np * NR), k0 > 0, nullptr);
           }
         }

@@ -22,6 +22,7 @@
 #include "core/threading.h"
 #include "core/workspace.h"
 #include "ops/pack.h"
+#include "ops/tiles.h"
 #include "pycnn/depthwise.h"
 
 namespace pycnn {
@@ -284,6 +285,7 @@ int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multipl
 
 template <class T>
 struct SeparablePlan {
+  Tiled<GemmUkernel<T>> gemm;  // the GEMM tile shape for the pointwise step
   int64_t band, bands, items, band_pixels_max, CM, P;
   int threads;
 };
@@ -296,8 +298,10 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
   plan.CM = p.c * p.multiplier;
   plan.P = p.oh * p.ow;
   const bool nchw = p.layout == Layout::NCHW;
+  // NCHW: Y[O x P] = Wp * Mid (pixels are GEMM columns); NHWC: Y[P x O] = Mid * Wp (rows).
+  plan.gemm = nchw ? pick_tile(kn.gemm, sp.o, plan.P) : pick_tile(kn.gemm, plan.P, sp.o);
   plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1,
-                                  nchw ? (int64_t)kn.gemm_nr * 2 : (int64_t)kn.gemm_mr * 4, sizeof(T),
+                                  nchw ? (int64_t)plan.gemm.nr * 2 : (int64_t)plan.gemm.mr * 4, sizeof(T),
                                   SeparableBlocking<T>::band_bytes);
   plan.bands = ceil_div(p.oh, plan.band);
   plan.items = p.n * plan.bands;
@@ -312,7 +316,8 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
   const DepthwiseConv2dParams& p = sp.depthwise;
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr, O = sp.o;
+  const auto gemm = plan.gemm.run;
+  const int64_t MR = (int64_t)plan.gemm.mr, NR = (int64_t)plan.gemm.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
   const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
@@ -358,7 +363,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
           for (int64_t mp = 0; mp < mpanels; ++mp) {
             Epilogue<T> e = base;
             e.bias_row = bias ? bias + mp * MR : nullptr;
-            kn.gemm((size_t)kc, packed_pw.data() + (mp * CM + k0) * MR, bpanel,
+            gemm((size_t)kc, packed_pw.data() + (mp * CM + k0) * MR, bpanel,
                     y + (n * O + mp * MR) * P + oh0 * p.ow + j0, (size_t)P,
                     (size_t)std::min(MR, O - mp * MR), (size_t)std::min(NR, bp - j0), k0 > 0,
                     last && epilogue_needed ? &e : nullptr);
@@ -374,7 +379,8 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
   const DepthwiseConv2dParams& p = sp.depthwise;
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const int64_t MR = (int64_t)kn.gemm_mr, NR = (int64_t)kn.gemm_nr, O = sp.o;
+  const auto gemm = plan.gemm.run;
+  const int64_t MR = (int64_t)plan.gemm.mr, NR = (int64_t)plan.gemm.nr, O = sp.o;
   const int64_t CM = plan.CM, npanels = ceil_div(O, NR);
   const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
   const int64_t w_stride = round_up(CM, kWeightPad), bp_max = plan.band_pixels_max;
@@ -422,7 +428,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
           for (int64_t np = 0; np < npanels; ++np) {
             Epilogue<T> e = base;
             e.bias_col = bias ? bias + np * NR : nullptr;
-            kn.gemm((size_t)kc, apanel, packed_pw.data() + (np * CM + k0) * NR, y_band + i0 * O + np * NR,
+            gemm((size_t)kc, apanel, packed_pw.data() + (np * CM + k0) * NR, y_band + i0 * O + np * NR,
                     (size_t)O, (size_t)std::min(MR, bp - i0), (size_t)std::min(NR, O - np * NR), k0 > 0,
                     last && epilogue_needed ? &e : nullptr);
           }
@@ -449,7 +455,7 @@ int64_t scratch_bytes(const SeparableConv2dParams& sp) {
   const ConvKernels<T>& kn = kernels_for<T>(table);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const int64_t r = sp.depthwise.layout == Layout::NCHW ? (int64_t)kn.gemm_nr : (int64_t)kn.gemm_mr;
+  const int64_t r = sp.depthwise.layout == Layout::NCHW ? (int64_t)plan.gemm.nr : (int64_t)plan.gemm.mr;
   // The band's depthwise result and its packed copy, per thread.
   return (int64_t)sizeof(T) * plan.threads * plan.CM * (plan.band_pixels_max + round_up(plan.band_pixels_max, r));
 }

@@ -198,6 +198,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("isa"));
   m.def("get_num_threads", &pycnn::num_threads);
   m.def("set_num_threads", &pycnn::set_num_threads, py::arg("n"));
+  m.def("fma_peak_gflops", [](int threads, double seconds) {
+    py::gil_scoped_release release;
+    return pycnn::measure_fma_peak_gflops(threads, seconds);
+  }, py::arg("threads"), py::arg("seconds") = 0.2);
+  m.def("copy_bandwidth_gbs", [](int threads, size_t bytes) {
+    py::gil_scoped_release release;
+    return pycnn::measure_copy_bandwidth_gbs(threads, bytes);
+  }, py::arg("threads"), py::arg("bytes") = size_t(512) << 20);
   m.def("openmp_runtime", &pycnn::openmp_runtime);
   m.def("compiler", &pycnn::compiler);
   m.def("compile_flags", &pycnn::compile_flags);

@@ -1,6 +1,7 @@
 // Runtime configuration: instruction-set dispatch, threads, build information.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,14 @@ void set_isa(Isa isa);
 int num_threads();
 void set_num_threads(int n);
 std::string openmp_runtime();
+
+// Float32 FMA peak (GFLOP/s) of `threads` threads running the active ISA's register-only FMA
+// loop for about `seconds`.
+double measure_fma_peak_gflops(int threads, double seconds);
+
+// Main-memory bandwidth (GB/s, read + write) of `threads` threads streaming a copy of about
+// `bytes` bytes: the bandwidth roof of the benchmark's roofline.
+double measure_copy_bandwidth_gbs(int threads, size_t bytes);
 
 std::string compiler();
 std::string compile_flags();

@@ -4,15 +4,22 @@
 
 #define PYCNN_ISA_NS avx2
 #include "generic/activation.h"
+#include "generic/peak.h"
 #include "generic/conv.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::avx2 {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = with_depthwise_kernels(
-      make_kernel_table<VecF, 6, 2, VecD, 6, 2>("avx2"),
-      make_depthwise_kernels<VecF, 4, 2, 4, 2>(), make_depthwise_kernels<VecD, 4, 2, 4, 2>());
+  static constexpr KernelTable table{
+      "avx2",
+      make_conv_kernels<VecF, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
+      make_conv_kernels<VecD, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
+      PeakKernel{12 * VecF::W * 2, fma_peak_loop<VecF, 12>},
+      make_depthwise_kernels<VecF, 4, 2, 4, 2>(),
+      make_depthwise_kernels<VecD, 4, 2, 4, 2>(),
+  };
   return table;
 }
 

@@ -4,15 +4,22 @@
 
 #define PYCNN_ISA_NS avx512
 #include "generic/activation.h"
+#include "generic/peak.h"
 #include "generic/conv.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::avx512 {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = with_depthwise_kernels(
-      make_kernel_table<VecF, 12, 2, VecD, 12, 2>("avx512"),
-      make_depthwise_kernels<VecF, 4, 2, 4, 2>(), make_depthwise_kernels<VecD, 4, 2, 4, 2>());
+  static constexpr KernelTable table{
+      "avx512",
+      make_conv_kernels<VecF, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
+      make_conv_kernels<VecD, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
+      PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
+      make_depthwise_kernels<VecF, 4, 2, 4, 2>(),
+      make_depthwise_kernels<VecD, 4, 2, 4, 2>(),
+  };
   return table;
 }
 

@@ -134,17 +134,25 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
   store_tile<V, MR, NV>(acc, args.y, (size_t)args.ldy, args.mr, args.nr, false, args.epilogue);
 }
 
-// The table entries for one ISA: shapes chosen so the accumulators fill the register file.
-template <class VF, size_t MRF, size_t NVF, class VD, size_t MRD, size_t NVD>
-constexpr KernelTable make_kernel_table(const char* name) {
-  return KernelTable{
-      name,
-      ConvKernels<float>{MRF, NVF * VF::W, gemm_ukernel<VF, MRF, NVF>,
-                         MRF, NVF * VF::W, direct_nchw_ukernel<VF, MRF, NVF>,
-                         MRF, NVF * VF::W, direct_nhwc_ukernel<VF, MRF, NVF>},
-      ConvKernels<double>{MRD, NVD * VD::W, gemm_ukernel<VD, MRD, NVD>,
-                          MRD, NVD * VD::W, direct_nchw_ukernel<VD, MRD, NVD>,
-                          MRD, NVD * VD::W, direct_nhwc_ukernel<VD, MRD, NVD>},
+// A tile shape: MR rows x NV vectors.
+template <size_t MR_, size_t NV_>
+struct Shape {
+  static constexpr size_t MR = MR_, NV = NV_;
+};
+
+template <class V, class S0, class S1, class S2>
+constexpr ConvKernels<typename V::T> make_conv_kernels() {
+  using T = typename V::T;
+  return ConvKernels<T>{
+      {{S0::MR, S0::NV * V::W, gemm_ukernel<V, S0::MR, S0::NV>},
+       {S1::MR, S1::NV * V::W, gemm_ukernel<V, S1::MR, S1::NV>},
+       {S2::MR, S2::NV * V::W, gemm_ukernel<V, S2::MR, S2::NV>}},
+      {{S0::MR, S0::NV * V::W, direct_nchw_ukernel<V, S0::MR, S0::NV>},
+       {S1::MR, S1::NV * V::W, direct_nchw_ukernel<V, S1::MR, S1::NV>},
+       {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>}},
+      {{S0::MR, S0::NV * V::W, direct_nhwc_ukernel<V, S0::MR, S0::NV>},
+       {S1::MR, S1::NV * V::W, direct_nhwc_ukernel<V, S1::MR, S1::NV>},
+       {S2::MR, S2::NV * V::W, direct_nhwc_ukernel<V, S2::MR, S2::NV>}},
   };
 }
 

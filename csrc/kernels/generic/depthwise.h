@@ -157,15 +157,3 @@ constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
-
-namespace pycnn::PYCNN_ISA_NS {
-
-// An ISA's table with its depthwise/epilogue entries filled in.
-constexpr KernelTable with_depthwise_kernels(KernelTable table, DepthwiseKernels<float> f32,
-                                             DepthwiseKernels<double> f64) {
-  table.dw_f32 = f32;
-  table.dw_f64 = f64;
-  return table;
-}
-
-}  // namespace pycnn::PYCNN_ISA_NS

@@ -4,15 +4,22 @@
 
 #define PYCNN_ISA_NS scalar
 #include "generic/activation.h"
+#include "generic/peak.h"
 #include "generic/conv.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::scalar {
 
+// Tile shapes in order of preference (fewest loads per FMA first) when they waste equally.
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = with_depthwise_kernels(
-      make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar"),
-      make_depthwise_kernels<VecF, 4, 4, 4, 1>(), make_depthwise_kernels<VecD, 4, 4, 4, 1>());
+  static constexpr KernelTable table{
+      "scalar",
+      make_conv_kernels<VecF, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
+      make_conv_kernels<VecD, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
+      PeakKernel{8 * VecF::W * 2, fma_peak_loop<VecF, 8>},
+      make_depthwise_kernels<VecF, 4, 4, 4, 1>(),
+      make_depthwise_kernels<VecD, 4, 4, 4, 1>(),
+  };
   return table;
 }
 
