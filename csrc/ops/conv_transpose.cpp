@@ -1,17 +1,25 @@
-// conv_transpose2d: packed GEMM, then a scatter-add of the GEMM's columns into the output.
+// conv_transpose2d: per-tap GEMMs that accumulate straight into a stride-phase-split canvas,
+// then one gather of the canvas into the output with bias and activation.
 //
-// For one group, every (output channel, tap) pair times every input pixel is one product
-// matrix: NCHW Cols[(o, t) x p] = W^T[(o, t) x C] * X[C x p], NHWC Cols[p x (t, o)] =
-// X[p x C] * W[C x (t, o)]. Entry ((o, t), p) belongs to output pixel p*stride + t*dilation -
-// padding, so the GEMM does exactly the real multiply-adds (no zero insertion), and the scatter
-// adds each entry once. Work items own disjoint blocks of output channels (no two threads add to
-// one output), each walking the input in tiles of rows so its Cols tile stays in cache; bias and
-// activation run over the item's finished output block at the end.
+// Input pixel (ih, iw) through tap (kh, kw) lands on full-result cell (ih*sh + kh*dh,
+// iw*sw + kw*dw). Split the full result by stride phase, cell (i*sh + r, j*sw + q) -> phase
+// (r, q), position (i, j): tap (kh, kw) then writes phase ((kh*dh) % sh, (kw*dw) % sw) at
+// (ih + (kh*dh)/sh, iw + (kw*dw)/sw), i.e. every input pixel shifted by the same offset. With the
+// input pixels indexed on the canvas's own row pitch CW (columns W..CW-1 zero), one tap's
+// contribution for a run of pixels is one dense GEMM tile whose output rows (NHWC) or columns
+// (NCHW) are contiguous on the canvas: the GEMM microkernel adds it in place (accumulate), so
+// the work is exactly the real multiply-adds (no zero insertion, no scatter pass per tap).
+//
+// Work items are (image, group, phase, block of output channels): each writes only its own
+// canvas cells. After a barrier, the output rows are gathered from the phases, cropped by the
+// padding (cells past the full result, from output_padding, are zero) and finished with bias and
+// activation.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "core/threading.h"
@@ -25,9 +33,8 @@ namespace {
 
 template <class T>
 struct TransposeBlocking {
-  static constexpr int64_t kc = 1024 / sizeof(T);           // reduction block: one micropanel in L1
-  static constexpr int64_t tile_bytes = 256 * 1024;         // Cols tile and packed input tile, each
-  static constexpr int64_t max_block_rows = 512;            // (o, tap) rows per item
+  static constexpr int64_t kc = 1024 / sizeof(T);      // reduction block: one micropanel in L1
+  static constexpr int64_t pack_bytes = 256 * 1024;    // packed input tile and packed weights, each
 };
 
 void check(const ConvTranspose2dParams& p) {
@@ -40,6 +47,35 @@ void check(const ConvTranspose2dParams& p) {
     throw std::invalid_argument("conv_transpose2d: groups must divide C and O");
 }
 
+// The canvas geometry and the taps of each stride phase.
+struct Canvas {
+  int64_t full_h, full_w;  // the uncropped result
+  int64_t ch, cw;          // rows and row pitch of one phase (cw >= W: pitch of the packed input too)
+  int64_t plane;           // cells of one phase: ch*cw plus the last tap's column reach
+  int64_t phases;          // sh * sw
+  std::vector<std::vector<int64_t>> taps;  // taps[phase] = kh*KW + kw of the taps landing there
+  std::vector<int64_t> shift;              // shift[t]: canvas offset (kh*dh/sh)*cw + kw*dw/sw
+
+  explicit Canvas(const ConvTranspose2dParams& p) {
+    full_h = (p.h - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    full_w = (p.w - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
+    const int64_t row_reach = (p.kh - 1) * p.dilation_h / p.stride_h;
+    const int64_t col_reach = (p.kw - 1) * p.dilation_w / p.stride_w;
+    ch = p.h + row_reach;
+    cw = p.w + col_reach;
+    plane = ch * cw + col_reach;
+    phases = p.stride_h * p.stride_w;
+    taps.resize((size_t)phases);
+    shift.resize((size_t)(p.kh * p.kw));
+    for (int64_t kh = 0; kh < p.kh; ++kh)
+      for (int64_t kw = 0; kw < p.kw; ++kw) {
+        const int64_t r = kh * p.dilation_h, q = kw * p.dilation_w;
+        taps[(size_t)((r % p.stride_h) * p.stride_w + q % p.stride_w)].push_back(kh * p.kw + kw);
+        shift[(size_t)(kh * p.kw + kw)] = (r / p.stride_h) * cw + q / p.stride_w;
+      }
+  }
+};
+
 // How the work is cut: blocks of `ob` output channels per item, tiles of `tile_rows` input rows.
 struct TransposePlan {
   int64_t ob, oblocks, items, tile_rows;
@@ -47,52 +83,51 @@ struct TransposePlan {
 };
 
 template <class T>
-TransposePlan plan_transpose(const ConvTranspose2dParams& p, int64_t channel_align) {
-  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw;
+TransposePlan plan_transpose(const ConvTranspose2dParams& p, const Canvas& cv, int64_t min_block) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
+  int64_t max_taps = 1;
+  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+  const int64_t budget = TransposeBlocking<T>::pack_bytes / (int64_t)sizeof(T);
   TransposePlan plan;
-  plan.ob = std::min(Og, std::max<int64_t>(1, TransposeBlocking<T>::max_block_rows / KK));
+  // Packed weights of one item (taps of its phase x ob x Cg) within the budget.
+  plan.ob = std::min(Og, std::max(min_block, round_up(std::max<int64_t>(1, budget / (max_taps * Cg)), min_block)));
   const int want = num_threads() * 2;
-  while (p.n * G * ceil_div(Og, plan.ob) < want && plan.ob > channel_align)
-    plan.ob = std::max(channel_align, round_up(ceil_div(plan.ob, 2), channel_align));
+  while (p.n * G * cv.phases * ceil_div(Og, plan.ob) < want && plan.ob > min_block)
+    plan.ob = std::max(min_block, round_up(ceil_div(plan.ob, 2), min_block));
   plan.oblocks = ceil_div(Og, plan.ob);
-  plan.items = p.n * G * plan.oblocks;
-  const int64_t rows = plan.ob * KK;
-  const int64_t tile_pixels =
-      std::max<int64_t>(1, TransposeBlocking<T>::tile_bytes / (int64_t)sizeof(T) / std::max(rows, Cg));
-  plan.tile_rows = std::min(p.h, std::max<int64_t>(1, tile_pixels / p.w));
-  plan.threads = threads_for(2.0 * p.n * p.h * p.w * Cg * p.o * KK, plan.items);
+  plan.items = p.n * G * cv.phases * plan.oblocks;
+  plan.tile_rows = std::min(p.h, std::max<int64_t>(1, budget / Cg / cv.cw));
+  plan.threads = threads_for(2.0 * p.n * p.h * p.w * Cg * p.o * p.kh * p.kw, plan.items);
   return plan;
 }
 
-// Valid input columns [lo, hi) of a tap: 0 <= iw*s + off < out.
-inline void tap_range(int64_t in, int64_t s, int64_t off, int64_t out, int64_t* lo, int64_t* hi) {
-  *lo = off >= 0 ? 0 : (-off + s - 1) / s;
-  *hi = out - off <= 0 ? 0 : std::min(in, (out - off + s - 1) / s);
-  if (*hi < *lo) *hi = *lo;
-}
-
 // ---------------------------------------------------------------------------------------------
-// NCHW: item = (image, group, block of output channels); Cols rows are (o, tap), columns input
-// pixels of a tile of whole input rows.
+// NCHW: GEMM rows are output channels, columns input pixels on the canvas pitch.
+// Canvas: [n][g][phase][o][plane].
 
 template <class T>
 void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
                          const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw, HW = p.h * p.w;
-  const int64_t OP = p.oh * p.ow;
-  const TransposePlan plan = plan_transpose<T>(p, 1);
-  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t rows_max = plan.ob * KK, tile_max = plan.tile_rows * p.w;
-  const auto& tile = pick_tile(kn.gemm, rows_max, tile_max);
+  const Canvas cv(p);
+  const auto& probe = pick_tile(kn.gemm, Og, p.h * cv.cw);
+  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.mr));
+  const auto& tile = pick_tile(kn.gemm, plan.ob, plan.tile_rows * cv.cw);
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
-  Workspace<T> a_bufs((size_t)(round_up(rows_max, MR) * Cg), plan.threads);
-  Workspace<T> b_bufs((size_t)(round_up(tile_max, NR) * Cg), plan.threads);
-  Workspace<T> c_bufs((size_t)(rows_max * tile_max), plan.threads);
+  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
+  const int64_t mpanels_max = ceil_div(plan.ob, MR), tile_cells = plan.tile_rows * cv.cw;
+  int64_t max_taps = 1;
+  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+
+  Workspace<T> canvas((size_t)(p.n * G * cv.phases * Og * cv.plane), 1);
+  Workspace<T> a_bufs((size_t)(max_taps * mpanels_max * MR * Cg), plan.threads);
+  Workspace<T> b_bufs((size_t)(round_up(tile_cells, NR) * Cg), plan.threads);
   Epilogue<T> base;
   base.activation = (int)p.activation;
   base.param = (T)p.activation_param;
   const bool epilogue_needed = bias || p.activation != Activation::None;
+  const int64_t rows_out = p.n * p.o * p.oh;
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
@@ -100,102 +135,124 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
     const int tid = omp_get_thread_num();
     T* abuf = a_bufs.slice(tid);
     T* bbuf = b_bufs.slice(tid);
-    T* cols = c_bufs.slice(tid);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < plan.items; ++item) {
-      const int64_t blk = item % plan.oblocks, g = (item / plan.oblocks) % G, n = item / plan.oblocks / G;
-      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), R = obn * KK;
-      const int64_t mpanels = ceil_div(R, MR);
-      // W^T rows (o, t) for o in the block: weight (C, O/g, KH, KW) read as [c][(o, t)].
-      pack_column_panels(w + (g * Cg * Og + o0) * KK, Cg, R, Og * KK, MR, abuf);
-      T* y_block = y + (n * p.o + g * Og + o0) * OP;
-      std::fill(y_block, y_block + obn * OP, T(0));
+      const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
+      const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
+      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), mpanels = ceil_div(obn, MR);
+      T* cbase = canvas.data() + (((n * G + g) * cv.phases + ph) * Og + o0) * cv.plane;
+      std::fill(cbase, cbase + obn * cv.plane, T(0));
+      const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
+      if (taps.empty()) continue;
+      // A: per tap, W^T rows o of the block, a[kk*MR + i] = w[((g*Cg + kk)*Og + o)*KK + t]. Read in
+      // weight order: the taps of one (c, o) share a cache line.
+      const int64_t ntaps = (int64_t)taps.size(), tap_stride = mpanels * Cg * MR;
+      for (int64_t mp = 0; mp < mpanels; ++mp) {
+        const int64_t rows = std::min(MR, obn - mp * MR);
+        for (int64_t kk = 0; kk < Cg; ++kk) {
+          T* dst = abuf + (mp * Cg + kk) * MR;
+          const T* src = w + ((g * Cg + kk) * Og + o0 + mp * MR) * KK;
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t ti = 0; ti < ntaps; ++ti) dst[ti * tap_stride + i] = src[i * KK + taps[(size_t)ti]];
+          for (int64_t i = rows; i < MR; ++i)
+            for (int64_t ti = 0; ti < ntaps; ++ti) dst[ti * tap_stride + i] = T(0);
+        }
+      }
       const T* x_group = x + (n * p.c + g * Cg) * HW;
       for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
-        const int64_t th = std::min(plan.tile_rows, p.h - ih0), tp = th * p.w;
-        pack_column_panels(x_group + ih0 * p.w, Cg, tp, HW, NR, bbuf);
-        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
-          const int64_t kc = std::min(KC, Cg - k0);
-          for (int64_t j0 = 0; j0 < tp; j0 += NR) {
-            const T* bpanel = bbuf + ((j0 / NR) * Cg + k0) * NR;
-            for (int64_t mp = 0; mp < mpanels; ++mp)
-              gemm((size_t)kc, abuf + (mp * Cg + k0) * MR, bpanel, cols + mp * MR * tp + j0, (size_t)tp,
-                      (size_t)std::min(MR, R - mp * MR), (size_t)std::min(NR, tp - j0), k0 > 0, nullptr);
+        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
+        // B: input pixels on the canvas pitch, b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
+        for (int64_t j0 = 0; j0 < cells; j0 += NR) {
+          T* dst = bbuf + (j0 / NR) * Cg * NR;
+          const int64_t cols = std::min(NR, cells - j0);
+          for (int64_t kk = 0; kk < Cg; ++kk) {
+            const T* plane = x_group + kk * HW + ih0 * p.w;
+            T* d = dst + kk * NR;
+            // Runs of pixels of one input row, then zeros up to the canvas pitch.
+            for (int64_t j = 0; j < cols;) {
+              const int64_t cell = j0 + j, r = cell / cv.cw, iw = cell % cv.cw;
+              const int64_t run = std::min(cols - j, cv.cw - iw);
+              const int64_t real = std::max<int64_t>(0, std::min(run, p.w - iw));
+              std::memcpy(d + j, plane + r * p.w + iw, (size_t)real * sizeof(T));
+              std::fill(d + j + real, d + j + run, T(0));
+              j += run;
+            }
+            std::fill(d + cols, d + NR, T(0));
           }
         }
-        // Scatter: row (o, kh, kw), input pixel (ih, iw) -> output (ih*sh + kh*dh - top, iw*sw + kw*dw - left).
-        for (int64_t r = 0; r < R; ++r) {
-          const int64_t o = r / KK, kh = (r % KK) / p.kw, kw = r % p.kw;
-          const int64_t row_off = kh * p.dilation_h - p.pad_top, col_off = kw * p.dilation_w - p.pad_left;
-          int64_t lo, hi;
-          tap_range(p.w, p.stride_w, col_off, p.ow, &lo, &hi);
-          T* y_plane = y_block + o * OP;
-          const T* crow = cols + r * tp;
-          for (int64_t i = 0; i < th; ++i) {
-            const int64_t oh = (ih0 + i) * p.stride_h + row_off;
-            if (oh < 0 || oh >= p.oh) continue;
-            T* yrow = y_plane + oh * p.ow + col_off;
-            const T* src = crow + i * p.w;
-            if (p.stride_w == 1) {
-              for (int64_t iw = lo; iw < hi; ++iw) yrow[iw] += src[iw];
-            } else {
-              for (int64_t iw = lo; iw < hi; ++iw) yrow[iw * p.stride_w] += src[iw];
+        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+          const int64_t kc = std::min(KC, Cg - k0);
+          for (int64_t j0 = 0; j0 < cells; j0 += NR) {
+            const T* bpanel = bbuf + ((j0 / NR) * Cg + k0) * NR;
+            const size_t nr = (size_t)std::min(NR, cells - j0);
+            for (size_t ti = 0; ti < taps.size(); ++ti) {
+              T* c = cbase + ih0 * cv.cw + j0 + cv.shift[(size_t)taps[ti]];
+              for (int64_t mp = 0; mp < mpanels; ++mp)
+                gemm((size_t)kc, abuf + (((int64_t)ti * mpanels + mp) * Cg + k0) * MR, bpanel,
+                     c + mp * MR * cv.plane, (size_t)cv.plane, (size_t)std::min(MR, obn - mp * MR), nr, true,
+                     nullptr);
             }
           }
         }
       }
+    }
+    // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < rows_out; ++row) {
+      const int64_t oh = row % p.oh, oc = (row / p.oh) % p.o, n = row / p.oh / p.o;
+      const int64_t g = oc / Og, o = oc % Og, fr = oh + p.pad_top;
+      T* yrow = y + row * p.ow;
+      if (fr >= cv.full_h) {
+        std::fill(yrow, yrow + p.ow, T(0));
+      } else {
+        // Column fc = j*sw + q reads phase (fr % sh, q) at in-phase column j.
+        const T* src = canvas.data() + (n * G + g) * cv.phases * Og * cv.plane + o * cv.plane +
+                       (fr % p.stride_h) * p.stride_w * Og * cv.plane + (fr / p.stride_h) * cv.cw;
+        const int64_t phase_step = Og * cv.plane, valid = std::min(p.ow, cv.full_w - p.pad_left);
+        int64_t q = p.pad_left % p.stride_w, j = p.pad_left / p.stride_w;
+        for (int64_t ow = 0; ow < valid; ++ow) {
+          yrow[ow] = src[q * phase_step + j];
+          if (++q == p.stride_w) q = 0, ++j;
+        }
+        std::fill(yrow + std::max<int64_t>(valid, 0), yrow + p.ow, T(0));
+      }
       if (epilogue_needed) {
         Epilogue<T> e = base;
-        e.bias_row = bias ? bias + g * Og + o0 : nullptr;
-        kd.epilogue(y_block, (size_t)OP, (size_t)obn, (size_t)OP, e);
+        e.bias_row = bias ? bias + oc : nullptr;
+        kd.epilogue(yrow, (size_t)p.ow, 1, (size_t)p.ow, e);
       }
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// NHWC: item = (image, group, block of output channels); Cols rows are input pixels of a tile of
-// whole input rows, columns (tap, o) for o in the block, so each scatter is a contiguous run.
-
-// B panels of NR columns (t, o), t-major: column t*obn + (o - o0) of W[c][(t, o)], weight
-// (KH, KW, O/g, C) read at [(t*Og + o)*C + g*Cg + c]; columns past R are zero.
-template <class T>
-void pack_transpose_nhwc_weights(const ConvTranspose2dParams& p, const T* w, int64_t g, int64_t o0, int64_t obn,
-                                 int64_t nr, T* dst) {
-  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, R = p.kh * p.kw * obn;
-  for (int64_t c0 = 0; c0 < R; c0 += nr) {
-    for (int64_t j = 0; j < nr; ++j) {
-      const int64_t col = c0 + j;
-      if (col >= R) {
-        for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * nr + j] = T(0);
-        continue;
-      }
-      const T* src = w + ((col / obn) * Og + o0 + col % obn) * p.c + g * Cg;
-      for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * nr + j] = src[kk];
-    }
-    dst += Cg * nr;
-  }
-}
+// NHWC: GEMM rows are input pixels on the canvas pitch, columns output channels.
+// Canvas: [n][g][phase][plane][Og].
 
 template <class T>
 void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
                          const T* x, const T* w, const T* bias, T* y) {
-  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw;
-  const int64_t OP = p.oh * p.ow;
-  // Blocks of whole cache lines of output channels, so threads never share a line.
-  const TransposePlan plan = plan_transpose<T>(p, std::min<int64_t>(Og, 64 / (int64_t)sizeof(T)));
-  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t rows_max = plan.ob * KK, tile_max = plan.tile_rows * p.w;
-  const auto& tile = pick_tile(kn.gemm, tile_max, rows_max);
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
+  const Canvas cv(p);
+  const auto& probe = pick_tile(kn.gemm, p.h * cv.cw, Og);
+  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.nr));
+  const auto& tile = pick_tile(kn.gemm, plan.tile_rows * cv.cw, plan.ob);
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
-  Workspace<T> a_bufs((size_t)(round_up(tile_max, MR) * Cg), plan.threads);
-  Workspace<T> b_bufs((size_t)(round_up(rows_max, NR) * Cg), plan.threads);
-  Workspace<T> c_bufs((size_t)(rows_max * tile_max), plan.threads);
+  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
+  const int64_t npanels_max = ceil_div(plan.ob, NR), tile_cells = plan.tile_rows * cv.cw;
+  int64_t max_taps = 1;
+  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+
+  Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
+  Workspace<T> a_bufs((size_t)(round_up(tile_cells, MR) * Cg), plan.threads);
+  Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
   Epilogue<T> base;
   base.activation = (int)p.activation;
   base.param = (T)p.activation_param;
+  base.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
+  const int64_t rows_out = p.n * p.oh;
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
@@ -203,51 +260,68 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
     const int tid = omp_get_thread_num();
     T* abuf = a_bufs.slice(tid);
     T* bbuf = b_bufs.slice(tid);
-    T* cols = c_bufs.slice(tid);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < plan.items; ++item) {
-      const int64_t blk = item % plan.oblocks, g = (item / plan.oblocks) % G, n = item / plan.oblocks / G;
-      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), R = obn * KK;
-      const int64_t npanels = ceil_div(R, NR);
-      pack_transpose_nhwc_weights(p, w, g, o0, obn, NR, bbuf);
-      T* y_block = y + n * OP * p.o + g * Og + o0;
-      for (int64_t q = 0; q < OP; ++q) std::fill(y_block + q * p.o, y_block + q * p.o + obn, T(0));
+      const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
+      const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
+      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), npanels = ceil_div(obn, NR);
+      T* cbase = canvas.data() + ((n * G + g) * cv.phases + ph) * cv.plane * Og + o0;
+      for (int64_t q = 0; q < cv.plane; ++q) std::fill(cbase + q * Og, cbase + q * Og + obn, T(0));
+      const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
+      if (taps.empty()) continue;
+      // B: per tap, b[kk*NR + j] = w[(t*Og + o)*C + g*Cg + kk] (weight (KH, KW, O/g, C)).
+      for (size_t ti = 0; ti < taps.size(); ++ti)
+        pack_row_panels(w + (taps[ti] * Og + o0) * p.c + g * Cg, obn, Cg, p.c, NR,
+                        bbuf + (int64_t)ti * npanels * NR * Cg);
       const T* x_image = x + n * p.h * p.w * p.c + g * Cg;
       for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
-        const int64_t th = std::min(plan.tile_rows, p.h - ih0), tp = th * p.w;
-        pack_row_panels(x_image + ih0 * p.w * p.c, tp, Cg, p.c, MR, abuf);
-        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
-          const int64_t kc = std::min(KC, Cg - k0);
-          for (int64_t i0 = 0; i0 < tp; i0 += MR) {
-            const T* apanel = abuf + ((i0 / MR) * Cg + k0) * MR;
-            for (int64_t np = 0; np < npanels; ++np)
-              gemm((size_t)kc, apanel, bbuf + (np * Cg + k0) * NR, cols + i0 * R + np * NR, (size_t)R,
-                      (size_t)std::min(MR, tp - i0), (size_t)std::min(NR, R - np * NR), k0 > 0, nullptr);
+        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
+        // A: input pixels on the canvas pitch, a[kk*MR + i] = x[ih][iw][c], zero for iw >= W.
+        for (int64_t i0 = 0; i0 < cells; i0 += MR) {
+          T* dst = abuf + (i0 / MR) * Cg * MR;
+          for (int64_t i = 0; i < MR; ++i) {
+            const int64_t cell = i0 + i, iw = cell % cv.cw;
+            if (cell >= cells || iw >= p.w) {
+              for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = T(0);
+              continue;
+            }
+            const T* src = x_image + ((ih0 + cell / cv.cw) * p.w + iw) * p.c;
+            for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = src[kk];
           }
         }
-        // Scatter: pixel (ih, iw), tap (kh, kw) -> output (ih*sh + kh*dh - top, iw*sw + kw*dw - left),
-        // obn contiguous channels.
-        for (int64_t t = 0; t < KK; ++t) {
-          const int64_t kh = t / p.kw, kw = t % p.kw;
-          const int64_t row_off = kh * p.dilation_h - p.pad_top, col_off = kw * p.dilation_w - p.pad_left;
-          int64_t lo, hi;
-          tap_range(p.w, p.stride_w, col_off, p.ow, &lo, &hi);
-          for (int64_t i = 0; i < th; ++i) {
-            const int64_t oh = (ih0 + i) * p.stride_h + row_off;
-            if (oh < 0 || oh >= p.oh) continue;
-            for (int64_t iw = lo; iw < hi; ++iw) {
-              T* dst = y_block + (oh * p.ow + iw * p.stride_w + col_off) * p.o;
-              const T* src = cols + (i * p.w + iw) * R + t * obn;
-              for (int64_t o = 0; o < obn; ++o) dst[o] += src[o];
+        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+          const int64_t kc = std::min(KC, Cg - k0);
+          for (int64_t i0 = 0; i0 < cells; i0 += MR) {
+            const T* apanel = abuf + ((i0 / MR) * Cg + k0) * MR;
+            const size_t mr = (size_t)std::min(MR, cells - i0);
+            for (size_t ti = 0; ti < taps.size(); ++ti) {
+              T* c = cbase + (ih0 * cv.cw + i0 + cv.shift[(size_t)taps[ti]]) * Og;
+              for (int64_t np = 0; np < npanels; ++np)
+                gemm((size_t)kc, apanel, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, c + np * NR,
+                     (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
             }
           }
         }
       }
-      if (epilogue_needed) {
-        Epilogue<T> e = base;
-        e.bias_col = bias ? bias + g * Og + o0 : nullptr;
-        kd.epilogue(y_block, (size_t)p.o, (size_t)OP, (size_t)obn, e);
+    }
+    // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < rows_out; ++row) {
+      const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
+      T* yrow = y + row * p.ow * p.o;
+      const int64_t valid = fr < cv.full_h ? std::max<int64_t>(0, std::min(p.ow, cv.full_w - p.pad_left)) : 0;
+      // Column fc = j*sw + q reads phase (fr % sh, q) at in-phase cell (fr / sh, j).
+      const int64_t row_at = ((fr % p.stride_h) * p.stride_w * cv.plane + (fr / p.stride_h) * cv.cw) * Og;
+      int64_t q = p.pad_left % p.stride_w, j = p.pad_left / p.stride_w;
+      for (int64_t ow = 0; ow < valid; ++ow) {
+        const int64_t at = row_at + (q * cv.plane + j) * Og;
+        for (int64_t g = 0; g < G; ++g)
+          std::memcpy(yrow + ow * p.o + g * Og, canvas.data() + (n * G + g) * cv.phases * cv.plane * Og + at,
+                      (size_t)Og * sizeof(T));
+        if (++q == p.stride_w) q = 0, ++j;
       }
+      std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
+      if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
     }
   }
 }

@@ -11,6 +11,7 @@
 //  - separable: per (image, band of output rows), the depthwise result of the band goes into
 //    per-thread scratch, is packed into GEMM micropanels and multiplied by the pre-packed
 //    pointwise weights at once, with bias and activation in the GEMM's store.
+#include <emmintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -43,6 +44,39 @@ void check(const DepthwiseConv2dParams& p) {
 // ---------------------------------------------------------------------------------------------
 // NCHW: the zero-padded, stride-phase-split plane of one channel's band of input rows.
 
+// src[0, n) -> padded columns left, left + 1, ...: even padded columns to even[col / 2], odd to
+// odd[col / 2]. Stride 2 is the common strided depthwise layer, so its split uses SSE2 (the
+// x86-64 baseline) shuffles: 4 floats or 2 doubles per phase per step.
+inline void split_pairs(const float* src, float* even, float* odd) {
+  const __m128 a = _mm_loadu_ps(src), b = _mm_loadu_ps(src + 4);
+  _mm_storeu_ps(even, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  _mm_storeu_ps(odd, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+inline void split_pairs(const double* src, double* even, double* odd) {
+  const __m128d a = _mm_loadu_pd(src), b = _mm_loadu_pd(src + 2);
+  _mm_storeu_pd(even, _mm_unpacklo_pd(a, b));
+  _mm_storeu_pd(odd, _mm_unpackhi_pd(a, b));
+}
+
+template <class T>
+void split_even_odd(const T* src, int64_t n, int64_t left, T* even, T* odd) {
+  constexpr int64_t step = 16 / sizeof(T);  // phase elements per SSE2 step
+  int64_t iw = 0;
+  if (left % 2 && n > 0) {  // the first column is odd: align to an even padded column
+    odd[left / 2] = src[0];
+    iw = 1;
+  }
+  // Padded column iw + left is even from here on, at q = (iw + left) / 2.
+  for (; iw + 2 * step <= n; iw += 2 * step) {
+    const int64_t q = (iw + left) / 2;
+    split_pairs(src + iw, even + q, odd + q);
+  }
+  for (; iw < n; ++iw) {
+    const int64_t col = iw + left;
+    (col % 2 ? odd : even)[col / 2] = src[iw];
+  }
+}
+
 struct NchwPlane {
   int64_t phase_width = 0;  // columns per stride phase
   int64_t plane_row = 0;    // elements per padded row (stride_w phases)
@@ -70,8 +104,22 @@ struct NchwPlane {
         std::fill(row, row + plane_row, T(0));
         continue;
       }
-      for (int64_t phase = 0; phase < s; ++phase)
-        copy_padded(src + ih * p.w, p.w, phase - p.pad_left, s, phase_width, row + phase * phase_width);
+      if (s == 1) {
+        copy_padded(src + ih * p.w, p.w, -p.pad_left, 1, phase_width, row);
+        continue;
+      }
+      // One pass over the input row: column iw is padded column iw + left = q*s + phase.
+      std::fill(row, row + plane_row, T(0));
+      const int64_t end = std::min(p.w, s * phase_width - p.pad_left);
+      if (s == 2) {
+        split_even_odd(src + ih * p.w, end, p.pad_left, row, row + phase_width);
+        continue;
+      }
+      int64_t phase = p.pad_left % s, q = p.pad_left / s;
+      for (int64_t iw = 0; iw < end; ++iw) {
+        row[phase * phase_width + q] = src[ih * p.w + iw];
+        if (++phase == s) phase = 0, ++q;
+      }
     }
   }
 };
