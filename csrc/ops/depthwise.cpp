@@ -124,12 +124,20 @@ struct NchwPlane {
   }
 };
 
+// Where the NCHW depthwise step stores output channel oc, band row i, column ow:
+// at oc*channel + i*row + (ow / panel_cols)*panel + ow % panel_cols. Plain planes use
+// panel_cols >= OW; the fused separable op stores straight into GEMM B micropanels (panel_cols =
+// the GEMM's NR, a multiple of the depthwise kernel's NR, so no column tile straddles a panel).
+struct BandLayout {
+  int64_t channel, row, panel_cols, panel;
+};
+
 // The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
-// channel c, written to y_channels[m*ldc + (oh - oh0)*ow + ow] (ldc: elements per channel).
+// channel c (the plane holds their input rows), stored by `out` from y_channels (channel c*M).
 template <class T>
 void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd,
                          const NchwPlane& plane, const T* plane_data, const T* w, const T* bias,
-                         int64_t c, int64_t band, T* y_channels, int64_t ldc) {
+                         int64_t c, int64_t band, T* y_channels, const BandLayout& out) {
   const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
   DepthwiseNchwArgs<T> a;
   a.plane_row = plane.plane_row;
@@ -138,7 +146,7 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
   a.kw = p.kw;
   a.stride_h = p.stride_h;
   a.dilation_h = p.dilation_h;
-  a.ldy = p.ow;
+  a.ldy = out.row;
   a.activation = (int)p.activation;
   a.activation_param = (T)p.activation_param;
   for (int64_t m = 0; m < M; ++m) {
@@ -149,7 +157,7 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
       a.rows = (size_t)std::min(MR, band - i0);
       for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
         a.plane = plane_data + i0 * p.stride_h * plane.plane_row + j0;
-        a.y = y_channels + m * ldc + i0 * p.ow + j0;
+        a.y = y_channels + m * out.channel + i0 * out.row + (j0 / out.panel_cols) * out.panel + j0 % out.panel_cols;
         a.cols = (size_t)std::min(NR, p.ow - j0);
         kd.nchw(a);
       }
@@ -191,7 +199,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
       plane.fill(p, x + (n * p.c + c) * HW, oh0, buf);
       depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
-                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
+                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, BandLayout{P, p.ow, p.ow, 0});
     }
   }
 }
@@ -309,16 +317,34 @@ void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const
 }
 
 // ---------------------------------------------------------------------------------------------
-// Separable: depthwise band -> packed micropanels -> GEMM with the pointwise weights.
+// Separable: depthwise band -> per-thread scratch -> the direct microkernel as a 1x1 convolution
+// (a GEMM that reads the band in place: no packing copy) with the pre-packed pointwise weights.
 
 template <class T>
 struct SeparableBlocking {
-  static constexpr int64_t kc = 1024 / sizeof(T);  // reduction block: one B/A micropanel in L1
-  static constexpr int64_t band_bytes = 128 * 1024;  // depthwise band scratch, about L2/8
+  static constexpr int64_t band_bytes = 256 * 1024;  // depthwise band scratch, about L2/8
+  static constexpr int64_t kc = 1024 / sizeof(T);    // reduction block: one B micropanel in L1
 };
 
+// The GEMM tile for the NCHW pointwise step: the least-waste shape among those whose NR is a
+// multiple of the depthwise kernel's NR (so depthwise column tiles never straddle a B panel).
+template <class T>
+const Tiled<GemmUkernel<T>>& nchw_pointwise_tile(const SeparableConv2dParams& sp, const ConvKernels<T>& kn,
+                                                 const DepthwiseKernels<T>& kd) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  const Tiled<GemmUkernel<T>>* best = nullptr;
+  double best_work = 0;
+  for (const auto& t : kn.gemm) {
+    if (t.nr % kd.nchw_nr) continue;
+    const double work = (double)round_up(sp.o, (int64_t)t.mr) * (double)(p.oh * round_up(p.ow, (int64_t)t.nr));
+    if (!best || work < best_work * 0.97) best = &t, best_work = work;
+  }
+  if (!best) throw std::logic_error("separable_conv2d: no GEMM tile width is a multiple of the depthwise tile width");
+  return *best;
+}
+
 // Output rows per band: the band's depthwise result (C*M x band pixels) stays within
-// band_bytes, at least one GEMM tile of pixels, and enough bands for the team.
+// band_bytes, at least `min_pixels`, and enough bands for the team.
 int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multiple, int64_t min_pixels,
                             size_t element_size, int64_t band_bytes) {
   const DepthwiseConv2dParams& p = sp.depthwise;
@@ -333,8 +359,9 @@ int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multipl
 
 template <class T>
 struct SeparablePlan {
-  Tiled<GemmUkernel<T>> gemm;  // the GEMM tile shape for the pointwise step
+  int64_t mr, nr;  // the pointwise tile: output channels x pixels (NCHW), pixels x channels (NHWC)
   int64_t band, bands, items, band_pixels_max, CM, P;
+  int64_t mid_size;  // elements of the per-thread band scratch
   int threads;
 };
 
@@ -346,38 +373,60 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
   plan.CM = p.c * p.multiplier;
   plan.P = p.oh * p.ow;
   const bool nchw = p.layout == Layout::NCHW;
-  // NCHW: Y[O x P] = Wp * Mid (pixels are GEMM columns); NHWC: Y[P x O] = Mid * Wp (rows).
-  plan.gemm = nchw ? pick_tile(kn.gemm, sp.o, plan.P) : pick_tile(kn.gemm, plan.P, sp.o);
-  plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1,
-                                  nchw ? (int64_t)plan.gemm.nr * 2 : (int64_t)plan.gemm.mr * 4, sizeof(T),
-                                  SeparableBlocking<T>::band_bytes);
+  if (nchw) {
+    const auto& t = nchw_pointwise_tile(sp, kn, kd);
+    plan.mr = (int64_t)t.mr;
+    plan.nr = (int64_t)t.nr;
+  } else {
+    const auto& t = pick_tile(kn.direct_nhwc, plan.P, sp.o);
+    plan.mr = (int64_t)t.mr;
+    plan.nr = (int64_t)t.nr;
+  }
+  plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1, nchw ? plan.nr * 2 : plan.mr * 4,
+                                  sizeof(T), SeparableBlocking<T>::band_bytes);
   plan.bands = ceil_div(p.oh, plan.band);
   plan.items = p.n * plan.bands;
   plan.band_pixels_max = plan.band * p.ow;
+  // NCHW: the band as B micropanels, each output row padded to whole panels. NHWC: [pixel][C*M]
+  // plus MR pixels that the last tile's full-height loads may read.
+  plan.mid_size = nchw ? round_up(plan.band, (int64_t)kd.nchw_mr) * round_up(p.ow, plan.nr) * plan.CM
+                       : (plan.band_pixels_max + plan.mr) * plan.CM;
   const double flops = 2.0 * p.n * plan.P * plan.CM * (p.kh * p.kw + sp.o);
   plan.threads = threads_for(flops, plan.items);
   return plan;
 }
 
+// The direct NHWC tile shape the plan chose.
+template <class T>
+const Tiled<DirectNhwcUkernel<T>>& tile_with(const Tiled<DirectNhwcUkernel<T>> (&shapes)[kTileShapes],
+                                             int64_t mr, int64_t nr) {
+  for (const auto& t : shapes)
+    if ((int64_t)t.mr == mr && (int64_t)t.nr == nr) return t;
+  return shapes[0];
+}
+
+// NCHW: Y[O x pixels] = Wp * Mid. The depthwise step stores the band straight into the GEMM's B
+// micropanels (each output row padded to a whole number of panels), so the GEMM microkernel
+// reads it with no packing copy.
 template <class T>
 void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
   const DepthwiseConv2dParams& p = sp.depthwise;
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const auto gemm = plan.gemm.run;
-  const int64_t MR = (int64_t)plan.gemm.mr, NR = (int64_t)plan.gemm.nr, O = sp.o;
+  const auto& tile = nchw_pointwise_tile(sp, kn, kd);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
-  const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
+  const int64_t row_panels = ceil_div(p.ow, NR), KC = std::min(CM, SeparableBlocking<T>::kc);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
-  const int64_t bp_max = plan.band_pixels_max;
 
   Workspace<T> packed_pw((size_t)(mpanels * MR * CM), 1);
   Workspace<T> planes((size_t)plane.size(), plan.threads);
-  Workspace<T> mids((size_t)(CM * bp_max), plan.threads);
-  Workspace<T> panels((size_t)(CM * round_up(bp_max, NR)), plan.threads);
+  Workspace<T> mids((size_t)plan.mid_size, plan.threads);
   // The depthwise step runs without bias or activation: those follow the pointwise step.
   DepthwiseConv2dParams dp = p;
   dp.activation = Activation::None;
+  const BandLayout panels{NR, row_panels * CM * NR, NR, CM * NR};
   Epilogue<T> base;
   base.activation = (int)p.activation;
   base.param = (T)p.activation_param;
@@ -392,29 +441,30 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
     T* mid = mids.slice(tid);
-    T* bpanels = panels.slice(tid);
+    // Panel columns past a row's end are multiplied, never stored: keep them finite.
+    std::fill(mid, mid + plan.mid_size, T(0));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
-      const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0), bp = rows * p.ow;
+      const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0);
       for (int64_t c = 0; c < p.c; ++c) {
         plane.fill(dp, x + (n * p.c + c) * HW, oh0, plane_buf);
         depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
-                            mid + c * p.multiplier * bp, bp);
+                            mid + c * p.multiplier * NR, panels);
       }
-      pack_column_panels(mid, CM, bp, bp, NR, bpanels);
       for (int64_t k0 = 0; k0 < CM; k0 += KC) {
         const int64_t kc = std::min(KC, CM - k0);
         const bool last = k0 + kc == CM;
-        for (int64_t j0 = 0; j0 < bp; j0 += NR) {
-          const T* bpanel = bpanels + ((j0 / NR) * CM + k0) * NR;
+        for (int64_t jp = 0; jp < rows * row_panels; ++jp) {
+          const int64_t i = jp / row_panels, ow0 = (jp % row_panels) * NR;
+          const T* bpanel = mid + (jp * CM + k0) * NR;
           for (int64_t mp = 0; mp < mpanels; ++mp) {
             Epilogue<T> e = base;
             e.bias_row = bias ? bias + mp * MR : nullptr;
             gemm((size_t)kc, packed_pw.data() + (mp * CM + k0) * MR, bpanel,
-                    y + (n * O + mp * MR) * P + oh0 * p.ow + j0, (size_t)P,
-                    (size_t)std::min(MR, O - mp * MR), (size_t)std::min(NR, bp - j0), k0 > 0,
-                    last && epilogue_needed ? &e : nullptr);
+                 y + (n * O + mp * MR) * P + (oh0 + i) * p.ow + ow0, (size_t)P,
+                 (size_t)std::min(MR, O - mp * MR), (size_t)std::min(NR, p.ow - ow0), k0 > 0,
+                 last && epilogue_needed ? &e : nullptr);
           }
         }
       }
@@ -427,17 +477,15 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
   const DepthwiseConv2dParams& p = sp.depthwise;
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const auto gemm = plan.gemm.run;
-  const int64_t MR = (int64_t)plan.gemm.mr, NR = (int64_t)plan.gemm.nr, O = sp.o;
+  const auto pointwise = tile_with(kn.direct_nhwc, plan.mr, plan.nr).run;
+  const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, npanels = ceil_div(O, NR);
-  const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
-  const int64_t w_stride = round_up(CM, kWeightPad), bp_max = plan.band_pixels_max;
+  const int64_t w_stride = round_up(CM, kWeightPad);
 
   Workspace<T> packed_dw((size_t)(p.kh * p.kw * w_stride), 1);
   pack_depthwise_nhwc_weights(p, dw, w_stride, packed_dw.data());
   Workspace<T> packed_pw((size_t)(npanels * NR * CM), 1);
-  Workspace<T> mids((size_t)(CM * bp_max), plan.threads);
-  Workspace<T> panels((size_t)(CM * round_up(bp_max, MR)), plan.threads);
+  Workspace<T> mids((size_t)plan.mid_size, plan.threads);
   Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, plan.threads);
   Workspace<const T*> row_ptrs((size_t)p.kh, plan.threads);
   Epilogue<T> base;
@@ -452,11 +500,20 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     pack_column_panels(pw, CM, O, O, NR, packed_pw.data());
     const int tid = omp_get_thread_num();
     T* mid = mids.slice(tid);
-    T* apanels = panels.slice(tid);
+    // Pixels past the band are read (all MR rows of a tile), never stored: keep them finite.
+    std::fill(mid, mid + plan.mid_size, T(0));
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_dw.data(), w_stride);
     a.rows = rows;
     a.y_pixel_stride = CM;
+    DirectNhwcArgs<T> g;
+    g.panel_kh = 0;
+    g.channels = CM;
+    g.kh = 1;
+    g.kw = 1;
+    g.stride = 1;
+    g.dilation = 1;
+    g.ldy = O;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
@@ -466,20 +523,18 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
         a.y = mid + r * p.ow * CM;
         kd.nhwc(a);
       }
-      pack_row_panels(mid, bp, CM, CM, MR, apanels);
       T* y_band = y + (n * plan.P + oh0 * p.ow) * O;
-      for (int64_t k0 = 0; k0 < CM; k0 += KC) {
-        const int64_t kc = std::min(KC, CM - k0);
-        const bool last = k0 + kc == CM;
-        for (int64_t i0 = 0; i0 < bp; i0 += MR) {
-          const T* apanel = apanels + ((i0 / MR) * CM + k0) * MR;
-          for (int64_t np = 0; np < npanels; ++np) {
-            Epilogue<T> e = base;
-            e.bias_col = bias ? bias + np * NR : nullptr;
-            gemm((size_t)kc, apanel, packed_pw.data() + (np * CM + k0) * NR, y_band + i0 * O + np * NR,
-                    (size_t)O, (size_t)std::min(MR, bp - i0), (size_t)std::min(NR, O - np * NR), k0 > 0,
-                    last && epilogue_needed ? &e : nullptr);
-          }
+      for (int64_t i0 = 0; i0 < bp; i0 += MR) {
+        g.panel = mid + i0 * CM;
+        g.mr = (size_t)std::min(MR, bp - i0);
+        for (int64_t np = 0; np < npanels; ++np) {
+          Epilogue<T> e = base;
+          e.bias_col = bias ? bias + np * NR : nullptr;
+          g.epilogue = epilogue_needed ? &e : nullptr;
+          g.w = packed_pw.data() + np * CM * NR;
+          g.y = y_band + i0 * O + np * NR;
+          g.nr = (size_t)std::min(NR, O - np * NR);
+          pointwise(g);
         }
       }
     }
@@ -500,12 +555,8 @@ void run_separable(const SeparableConv2dParams& sp, const T* x, const T* dw, con
 template <class T>
 int64_t scratch_bytes(const SeparableConv2dParams& sp) {
   const KernelTable& table = active_kernels();
-  const ConvKernels<T>& kn = kernels_for<T>(table);
-  const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
-  const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const int64_t r = sp.depthwise.layout == Layout::NCHW ? (int64_t)plan.gemm.nr : (int64_t)plan.gemm.mr;
-  // The band's depthwise result and its packed copy, per thread.
-  return (int64_t)sizeof(T) * plan.threads * plan.CM * (plan.band_pixels_max + round_up(plan.band_pixels_max, r));
+  const SeparablePlan<T> plan = separable_plan(sp, kernels_for<T>(table), depthwise_kernels_for<T>(table));
+  return (int64_t)sizeof(T) * plan.threads * plan.mid_size;  // each thread's depthwise band
 }
 
 }  // namespace
