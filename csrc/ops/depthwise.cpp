@@ -441,8 +441,12 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
     T* mid = mids.slice(tid);
-    // Panel columns past a row's end are multiplied, never stored: keep them finite.
-    std::fill(mid, mid + plan.mid_size, T(0));
+    // Panel columns past a row's end are multiplied, never stored (no store reaches them):
+    // zero them once so they hold defined values.
+    if (p.ow % NR)
+      for (int64_t jp = row_panels - 1; jp < plan.mid_size / (CM * NR); jp += row_panels)
+        for (int64_t c = 0; c < CM; ++c)
+          std::fill(mid + (jp * CM + c) * NR + p.ow % NR, mid + (jp * CM + c + 1) * NR, T(0));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
@@ -500,8 +504,6 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     pack_column_panels(pw, CM, O, O, NR, packed_pw.data());
     const int tid = omp_get_thread_num();
     T* mid = mids.slice(tid);
-    // Pixels past the band are read (all MR rows of a tile), never stored: keep them finite.
-    std::fill(mid, mid + plan.mid_size, T(0));
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_dw.data(), w_stride);
     a.rows = rows;
@@ -523,6 +525,8 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
         a.y = mid + r * p.ow * CM;
         kd.nhwc(a);
       }
+      // The last tile's full-height loads read up to MR - 1 pixels past the band: defined zeros.
+      std::fill(mid + bp * CM, mid + (bp + MR) * CM, T(0));
       T* y_band = y + (n * plan.P + oh0 * p.ow) * O;
       for (int64_t i0 = 0; i0 < bp; i0 += MR) {
         g.panel = mid + i0 * CM;
