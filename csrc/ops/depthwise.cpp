@@ -343,18 +343,24 @@ const Tiled<GemmUkernel<T>>& nchw_pointwise_tile(const SeparableConv2dParams& sp
   return *best;
 }
 
-// Output rows per band: the band's depthwise result (C*M x band pixels) stays within
-// band_bytes, at least `min_pixels`, and enough bands for the team.
-int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multiple, int64_t min_pixels,
-                            size_t element_size, int64_t band_bytes) {
+// Output rows per band, a multiple of row_multiple: the band's depthwise result (C*M x band
+// pixels) within band_bytes unless one row group alone is larger, and, among those, the band
+// that gives the busiest thread the least work (rows, plus the halo of input rows each band
+// re-reads: about a quarter of a row's cost each).
+int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multiple, size_t element_size,
+                            int64_t band_bytes) {
   const DepthwiseConv2dParams& p = sp.depthwise;
-  const int64_t CM = p.c * p.multiplier;
-  int64_t band = std::max<int64_t>(1, band_bytes / (int64_t)element_size / (CM * p.ow));
-  band = std::max(band, ceil_div(min_pixels, p.ow));
-  const int want = num_threads() * 2;
-  if (p.n * ceil_div(p.oh, band) < want) band = ceil_div(p.oh, ceil_div(want, p.n));
-  band = round_up(std::max<int64_t>(band, 1), row_multiple);
-  return std::min(band, p.oh);
+  const int64_t CM = p.c * p.multiplier, threads = num_threads();
+  const int64_t halo = (p.kh - 1) * p.dilation_h;
+  const int64_t most = std::max(row_multiple, band_bytes / (int64_t)element_size / (CM * p.ow) / row_multiple * row_multiple);
+  int64_t best = row_multiple;
+  double best_cost = 0;
+  for (int64_t band = row_multiple; band <= round_up(std::min(most, p.oh), row_multiple); band += row_multiple) {
+    const int64_t items = p.n * ceil_div(p.oh, band);
+    const double cost = (double)ceil_div(items, threads) * ((double)std::min(band, p.oh) + 0.25 * (double)halo);
+    if (band == row_multiple || cost < best_cost * 0.999) best = band, best_cost = cost;
+  }
+  return std::min(best, p.oh);
 }
 
 template <class T>
@@ -382,8 +388,7 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
     plan.mr = (int64_t)t.mr;
     plan.nr = (int64_t)t.nr;
   }
-  plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1, nchw ? plan.nr * 2 : plan.mr * 4,
-                                  sizeof(T), SeparableBlocking<T>::band_bytes);
+  plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1, sizeof(T), SeparableBlocking<T>::band_bytes);
   plan.bands = ceil_div(p.oh, plan.band);
   plan.items = p.n * plan.bands;
   plan.band_pixels_max = plan.band * p.ow;
