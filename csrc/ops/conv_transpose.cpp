@@ -13,7 +13,8 @@
 // Work items are (image, group, phase, block of output channels): each writes only its own
 // canvas cells. After a barrier, the output rows are gathered from the phases, cropped by the
 // padding (cells past the full result, from output_padding, are zero) and finished with bias and
-// activation.
+// activation. Both loops schedule dynamically (coarse items; a thread that loses its core on a
+// shared machine hands its remaining items to the others).
 #include <omp.h>
 
 #include <algorithm>
@@ -135,7 +136,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
     const int tid = omp_get_thread_num();
     T* abuf = a_bufs.slice(tid);
     T* bbuf = b_bufs.slice(tid);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
       const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
@@ -197,7 +198,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
     }
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
     for (int64_t row = 0; row < rows_out; ++row) {
       const int64_t oh = row % p.oh, oc = (row / p.oh) % p.o, n = row / p.oh / p.o;
       const int64_t g = oc / Og, o = oc % Og, fr = oh + p.pad_top;
@@ -260,7 +261,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
     const int tid = omp_get_thread_num();
     T* abuf = a_bufs.slice(tid);
     T* bbuf = b_bufs.slice(tid);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
       const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
@@ -305,7 +306,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
     }
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 8)
     for (int64_t row = 0; row < rows_out; ++row) {
       const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
       T* yrow = y + row * p.ow * p.o;

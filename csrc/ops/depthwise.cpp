@@ -29,6 +29,10 @@
 namespace pycnn {
 namespace {
 
+// Work loops use dynamic scheduling: items are coarse (planes, rows, bands), so its cost is
+// nil, and on a shared machine a thread that loses its core hands its remaining items to the
+// others instead of holding up the whole op.
+
 // Weights are padded per tap to a multiple of the widest vector (16 floats) so masked channel
 // tails can load full weight vectors.
 constexpr int64_t kWeightPad = 16;
@@ -193,7 +197,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   {
     FlushDenormals ftz;
     T* buf = planes.slice(omp_get_thread_num());
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
@@ -288,7 +292,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     const int tid = omp_get_thread_num();
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_w.data(), w_stride);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t ch = item % chunks, oh = (item / chunks) % p.oh, n = item / chunks / p.oh;
       const int64_t c0 = ch * chunk;
@@ -452,7 +456,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
       for (int64_t jp = row_panels - 1; jp < plan.mid_size / (CM * NR); jp += row_panels)
         for (int64_t c = 0; c < CM; ++c)
           std::fill(mid + (jp * CM + c) * NR + p.ow % NR, mid + (jp * CM + c + 1) * NR, T(0));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0);
@@ -521,7 +525,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     g.stride = 1;
     g.dilation = 1;
     g.ldy = O;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = b * plan.band, nrows = std::min(plan.band, p.oh - oh0), bp = nrows * p.ow;
