@@ -9,8 +9,10 @@
 //    place (vectors run along channels; padding taps are skipped, not copied). With M > 1 the
 //    rows are first expanded so that input channel c sits at c*M + m, like the output.
 //  - separable: per (image, band of output rows), the depthwise result of the band goes into
-//    per-thread scratch, is packed into GEMM micropanels and multiplied by the pre-packed
-//    pointwise weights at once, with bias and activation in the GEMM's store.
+//    per-thread scratch and is multiplied by the pre-packed pointwise weights at once, with bias
+//    and activation in the store: NCHW stores the band straight into the GEMM microkernel's B
+//    micropanels; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in
+//    place. Either way the band is written once and read once, from cache.
 #include <emmintrin.h>
 #include <omp.h>
 
@@ -321,8 +323,7 @@ void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const
 }
 
 // ---------------------------------------------------------------------------------------------
-// Separable: depthwise band -> per-thread scratch -> the direct microkernel as a 1x1 convolution
-// (a GEMM that reads the band in place: no packing copy) with the pre-packed pointwise weights.
+// Separable: depthwise band -> per-thread scratch -> pointwise microkernel, no packing copy.
 
 template <class T>
 struct SeparableBlocking {
