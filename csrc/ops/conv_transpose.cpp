@@ -111,18 +111,23 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
                          const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw, HW = p.h * p.w;
   const Canvas cv(p);
-  const auto& probe = pick_tile(kn.gemm, Og, p.h * cv.cw);
-  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.mr));
-  const auto& tile = pick_tile(kn.gemm, plan.ob, plan.tile_rows * cv.cw);
+  // The tile for the block size the budget suggests, then blocks of whole MR panels of output
+  // channels, so that every item uses the weight panels packed once for the call.
+  const TransposePlan first = plan_transpose<T>(p, cv, 1);
+  const auto& tile = pick_tile(kn.gemm, first.ob, first.tile_rows * cv.cw);
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
+  const TransposePlan plan = plan_transpose<T>(p, cv, MR);
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t mpanels_max = ceil_div(plan.ob, MR), tile_cells = plan.tile_rows * cv.cw;
-  int64_t max_taps = 1;
-  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+  const int64_t mpanels_all = ceil_div(Og, MR), tile_cells = plan.tile_rows * cv.cw;
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * Og * cv.plane), 1);
-  Workspace<T> a_bufs((size_t)(max_taps * mpanels_max * MR * Cg), plan.threads);
+  // A: W^T per (group, tap) in MR-row panels, a[(g*KK + t)*tap_stride + (mp*Cg + kk)*MR + i] =
+  // w[((g*Cg + kk)*Og + mp*MR + i)*KK + t]. The pack writes all KK taps at once: one cache line
+  // of padding per tap keeps those KK store streams off a single cache set (a power-of-two
+  // stride would alias them all).
+  const int64_t tap_stride = round_up(mpanels_all * Cg * MR, 64 / (int64_t)sizeof(T)) + 64 / (int64_t)sizeof(T);
+  Workspace<T> packed_w((size_t)(G * KK * tap_stride), 1);
   Workspace<T> b_bufs((size_t)(round_up(tile_cells, NR) * Cg), plan.threads);
   Epilogue<T> base;
   base.activation = (int)p.activation;
@@ -134,8 +139,19 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
-    T* abuf = a_bufs.slice(tid);
     T* bbuf = b_bufs.slice(tid);
+    // In weight order: the KK taps of one (c, o) are contiguous, and each goes to its own panel.
+#pragma omp for schedule(static)
+    for (int64_t gp = 0; gp < G * mpanels_all; ++gp) {
+      const int64_t g = gp / mpanels_all, mp = gp % mpanels_all, rows = std::min(MR, Og - mp * MR);
+      T* dst = packed_w.data() + g * KK * tap_stride + mp * Cg * MR;
+      for (int64_t kk = 0; kk < Cg; ++kk) {
+        const T* src = w + ((g * Cg + kk) * Og + mp * MR) * KK;
+        T* d = dst + kk * MR;
+        for (int64_t i = 0; i < MR; ++i)
+          for (int64_t t = 0; t < KK; ++t) d[t * tap_stride + i] = i < rows ? src[i * KK + t] : T(0);
+      }
+    }
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
@@ -145,20 +161,8 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       std::fill(cbase, cbase + obn * cv.plane, T(0));
       const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
       if (taps.empty()) continue;
-      // A: per tap, W^T rows o of the block, a[kk*MR + i] = w[((g*Cg + kk)*Og + o)*KK + t]. Read in
-      // weight order: the taps of one (c, o) share a cache line.
-      const int64_t ntaps = (int64_t)taps.size(), tap_stride = mpanels * Cg * MR;
-      for (int64_t mp = 0; mp < mpanels; ++mp) {
-        const int64_t rows = std::min(MR, obn - mp * MR);
-        for (int64_t kk = 0; kk < Cg; ++kk) {
-          T* dst = abuf + (mp * Cg + kk) * MR;
-          const T* src = w + ((g * Cg + kk) * Og + o0 + mp * MR) * KK;
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t ti = 0; ti < ntaps; ++ti) dst[ti * tap_stride + i] = src[i * KK + taps[(size_t)ti]];
-          for (int64_t i = rows; i < MR; ++i)
-            for (int64_t ti = 0; ti < ntaps; ++ti) dst[ti * tap_stride + i] = T(0);
-        }
-      }
+      // The item's panels of tap t start at panel o0 / MR of (g, t).
+      const T* a_item = packed_w.data() + g * KK * tap_stride + (o0 / MR) * Cg * MR;
       const T* x_group = x + (n * p.c + g * Cg) * HW;
       for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
         const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
@@ -188,8 +192,9 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
             const size_t nr = (size_t)std::min(NR, cells - j0);
             for (size_t ti = 0; ti < taps.size(); ++ti) {
               T* c = cbase + ih0 * cv.cw + j0 + cv.shift[(size_t)taps[ti]];
+              const T* a_tap = a_item + taps[ti] * tap_stride;
               for (int64_t mp = 0; mp < mpanels; ++mp)
-                gemm((size_t)kc, abuf + (((int64_t)ti * mpanels + mp) * Cg + k0) * MR, bpanel,
+                gemm((size_t)kc, a_tap + (mp * Cg + k0) * MR, bpanel,
                      c + mp * MR * cv.plane, (size_t)cv.plane, (size_t)std::min(MR, obn - mp * MR), nr, true,
                      nullptr);
             }
