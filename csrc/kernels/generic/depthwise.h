@@ -97,31 +97,31 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
                         false, ep);
 }
 
-// Output pixels [ow_begin, ow_end) in MR-pixel tiles; interior tiles skip the bounds checks.
-template <class V, size_t MR, size_t NV, bool Full>
-inline void depthwise_nhwc_block(const DepthwiseNhwcArgs<typename V::T>& a, int64_t c0, size_t nc) {
+// All channel blocks of one tile of `count` pixels at ow: NV-vector blocks, then single vectors,
+// then one masked vector for the remainder.
+template <class V, size_t MR, size_t NV, bool Checked>
+inline void depthwise_nhwc_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, size_t count) {
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t c0 = 0;
+  for (; c0 + (int64_t)NV * W <= a.channels; c0 += (int64_t)NV * W)
+    depthwise_nhwc_tile<V, MR, NV, true, Checked>(a, ow, count, c0, NV * W);
+  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_tile<V, MR, 1, true, Checked>(a, ow, count, c0, W);
+  if (c0 < a.channels)
+    depthwise_nhwc_tile<V, MR, 1, false, Checked>(a, ow, count, c0, (size_t)(a.channels - c0));
+}
+
+// NHWC: one output row segment, MR-pixel tiles in order, each through all its channels (so the
+// input and output stream through memory sequentially); interior tiles skip the bounds checks.
+template <class V, size_t MR, size_t NV>
+void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   const int64_t reach = (a.kw - 1) * a.dilation;
   for (int64_t ow = a.ow_begin; ow < a.ow_end; ow += (int64_t)MR) {
     const size_t count = (size_t)(a.ow_end - ow < (int64_t)MR ? a.ow_end - ow : (int64_t)MR);
     const int64_t lo = ow * a.stride - a.pad_left;
     const int64_t hi = (ow + (int64_t)count - 1) * a.stride - a.pad_left + reach;
-    if (count == MR && lo >= 0 && hi < a.in_w)
-      depthwise_nhwc_tile<V, MR, NV, Full, false>(a, ow, count, c0, nc);
-    else
-      depthwise_nhwc_tile<V, MR, NV, Full, true>(a, ow, count, c0, nc);
+    if (count == MR && lo >= 0 && hi < a.in_w) depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
+    else depthwise_nhwc_pixels<V, MR, NV, true>(a, ow, count);
   }
-}
-
-// NHWC: one output row segment, all `channels` channels: NV-vector channel blocks, then single
-// vectors, then one masked vector for the remainder.
-template <class V, size_t MR, size_t NV>
-void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
-  constexpr int64_t W = (int64_t)V::W;
-  int64_t c0 = 0;
-  for (; c0 + (int64_t)NV * W <= a.channels; c0 += (int64_t)NV * W)
-    depthwise_nhwc_block<V, MR, NV, true>(a, c0, NV * W);
-  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_block<V, MR, 1, true>(a, c0, W);
-  if (c0 < a.channels) depthwise_nhwc_block<V, MR, 1, false>(a, c0, (size_t)(a.channels - c0));
 }
 
 // y[i*ldy + j] = act(y[i*ldy + j] + bias) for i < rows, j < cols.
