@@ -151,8 +151,8 @@ using DepthwiseNhwcUkernel = void (*)(const DepthwiseNhwcArgs<T>& args);
 
 // In-place epilogue over a finished block: y[i*ldy + j] = act(y[i*ldy + j] + bias) for
 // i < rows, j < cols, with bias from e.bias_row[i] and/or e.bias_col[j] (either may be null).
-// Used where results are summed by scatter-add (transposed convolution) and so cannot be
-// finished inside the GEMM microkernel's store.
+// Used where results are assembled after the GEMMs (transposed convolution gathers them from
+// its stride-phase canvas) and so cannot be finished inside the GEMM microkernel's store.
 template <class T>
 using EpilogueUkernel = void (*)(T* y, size_t ldy, size_t rows, size_t cols, const Epilogue<T>& e);
 
