@@ -118,6 +118,7 @@ CASES = [
     # One image, few channels, tall: bands of output rows / channel chunks feed the threads.
     _case("c1-tall-bands", c=1, h=131, w=17, k=3, padding=1, activation="relu"),
     _case("c200-short-chunks", c=200, h=2, w=5, k=3, padding=1),
+    _case("c37-m3-short-chunks", c=37, m=3, h=2, w=6, k=3, stride=(1, 2), padding="same", activation="relu"),
     _case("big-padding", c=2, h=3, w=4, k=3, padding=4, activation="elu"),
 ]
 
