@@ -10,9 +10,9 @@
 //    rows are first expanded so that input channel c sits at c*M + m, like the output.
 //  - separable: per (image, band of output rows), the depthwise result of the band goes into
 //    per-thread scratch and is multiplied by the pre-packed pointwise weights at once, with bias
-//    and activation in the store: NCHW stores the band straight into the GEMM microkernel's B
+//    and activation in the store: NCHW copies the band (in cache) into the GEMM microkernel's B
 //    micropanels; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in
-//    place. Either way the band is written once and read once, from cache.
+//    place. The band never leaves the cache.
 #include <emmintrin.h>
 #include <omp.h>
 
@@ -130,20 +130,13 @@ struct NchwPlane {
   }
 };
 
-// Where the NCHW depthwise step stores output channel oc, band row i, column ow:
-// at oc*channel + i*row + (ow / panel_cols)*panel + ow % panel_cols. Plain planes use
-// panel_cols >= OW; the fused separable op stores straight into GEMM B micropanels (panel_cols =
-// the GEMM's NR, a multiple of the depthwise kernel's NR, so no column tile straddles a panel).
-struct BandLayout {
-  int64_t channel, row, panel_cols, panel;
-};
-
 // The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
-// channel c (the plane holds their input rows), stored by `out` from y_channels (channel c*M).
+// channel c (the plane holds their input rows), written to y_channels[m*ldc + (oh - oh0)*ow + ow]
+// (ldc: elements per channel).
 template <class T>
 void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd,
                          const NchwPlane& plane, const T* plane_data, const T* w, const T* bias,
-                         int64_t c, int64_t band, T* y_channels, const BandLayout& out) {
+                         int64_t c, int64_t band, T* y_channels, int64_t ldc) {
   const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
   DepthwiseNchwArgs<T> a;
   a.plane_row = plane.plane_row;
@@ -152,7 +145,7 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
   a.kw = p.kw;
   a.stride_h = p.stride_h;
   a.dilation_h = p.dilation_h;
-  a.ldy = out.row;
+  a.ldy = p.ow;
   a.activation = (int)p.activation;
   a.activation_param = (T)p.activation_param;
   for (int64_t m = 0; m < M; ++m) {
@@ -163,7 +156,7 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
       a.rows = (size_t)std::min(MR, band - i0);
       for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
         a.plane = plane_data + i0 * p.stride_h * plane.plane_row + j0;
-        a.y = y_channels + m * out.channel + i0 * out.row + (j0 / out.panel_cols) * out.panel + j0 % out.panel_cols;
+        a.y = y_channels + m * ldc + i0 * p.ow + j0;
         a.cols = (size_t)std::min(NR, p.ow - j0);
         kd.nchw(a);
       }
@@ -205,7 +198,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
       plane.fill(p, x + (n * p.c + c) * HW, oh0, buf);
       depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
-                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, BandLayout{P, p.ow, p.ow, 0});
+                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
     }
   }
 }
@@ -323,30 +316,13 @@ void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const
 }
 
 // ---------------------------------------------------------------------------------------------
-// Separable: depthwise band -> per-thread scratch -> pointwise microkernel, no packing copy.
+// Separable: depthwise band -> per-thread scratch -> pointwise microkernel.
 
 template <class T>
 struct SeparableBlocking {
   static constexpr int64_t band_bytes = 256 * 1024;  // depthwise band scratch, about L2/8
   static constexpr int64_t kc = 1024 / sizeof(T);    // reduction block: one B micropanel in L1
 };
-
-// The GEMM tile for the NCHW pointwise step: the least-waste shape among those whose NR is a
-// multiple of the depthwise kernel's NR (so depthwise column tiles never straddle a B panel).
-template <class T>
-const Tiled<GemmUkernel<T>>& nchw_pointwise_tile(const SeparableConv2dParams& sp, const ConvKernels<T>& kn,
-                                                 const DepthwiseKernels<T>& kd) {
-  const DepthwiseConv2dParams& p = sp.depthwise;
-  const Tiled<GemmUkernel<T>>* best = nullptr;
-  double best_work = 0;
-  for (const auto& t : kn.gemm) {
-    if (t.nr % kd.nchw_nr) continue;
-    const double work = (double)round_up(sp.o, (int64_t)t.mr) * (double)(p.oh * round_up(p.ow, (int64_t)t.nr));
-    if (!best || work < best_work * 0.97) best = &t, best_work = work;
-  }
-  if (!best) throw std::logic_error("separable_conv2d: no GEMM tile width is a multiple of the depthwise tile width");
-  return *best;
-}
 
 // Output rows per band, a multiple of row_multiple: the band's depthwise result (C*M x band
 // pixels) within band_bytes unless one row group alone is larger, and, among those, the band
@@ -385,7 +361,7 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
   plan.P = p.oh * p.ow;
   const bool nchw = p.layout == Layout::NCHW;
   if (nchw) {
-    const auto& t = nchw_pointwise_tile(sp, kn, kd);
+    const auto& t = pick_tile(kn.gemm, sp.o, plan.P);
     plan.mr = (int64_t)t.mr;
     plan.nr = (int64_t)t.nr;
   } else {
@@ -397,9 +373,9 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
   plan.bands = ceil_div(p.oh, plan.band);
   plan.items = p.n * plan.bands;
   plan.band_pixels_max = plan.band * p.ow;
-  // NCHW: the band as B micropanels, each output row padded to whole panels. NHWC: [pixel][C*M]
-  // plus MR pixels that the last tile's full-height loads may read.
-  plan.mid_size = nchw ? round_up(plan.band, (int64_t)kd.nchw_mr) * round_up(p.ow, plan.nr) * plan.CM
+  // NCHW: the band [C*M][pixels], then its copy as B micropanels. NHWC: [pixel][C*M] plus MR
+  // pixels that the last tile's full-height loads may read.
+  plan.mid_size = nchw ? plan.CM * (plan.band_pixels_max + round_up(plan.band_pixels_max, plan.nr))
                        : (plan.band_pixels_max + plan.mr) * plan.CM;
   const double flops = 2.0 * p.n * plan.P * plan.CM * (p.kh * p.kw + sp.o);
   plan.threads = threads_for(flops, plan.items);
@@ -415,19 +391,18 @@ const Tiled<DirectNhwcUkernel<T>>& tile_with(const Tiled<DirectNhwcUkernel<T>> (
   return shapes[0];
 }
 
-// NCHW: Y[O x pixels] = Wp * Mid. The depthwise step stores the band straight into the GEMM's B
-// micropanels (each output row padded to a whole number of panels), so the GEMM microkernel
-// reads it with no packing copy.
+// NCHW: Y[O x pixels] = Wp * Mid over the band's pixels (whole output rows, so a GEMM tile may
+// span rows and narrow images waste no columns). The band is copied once, in cache, into B
+// micropanels for the GEMM microkernel.
 template <class T>
 void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
   const DepthwiseConv2dParams& p = sp.depthwise;
   const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
-  const auto& tile = nchw_pointwise_tile(sp, kn, kd);
-  const auto gemm = tile.run;
-  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr, O = sp.o;
+  const auto gemm = pick_tile(kn.gemm, sp.o, plan.P).run;
+  const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
-  const int64_t row_panels = ceil_div(p.ow, NR), KC = std::min(CM, SeparableBlocking<T>::kc);
+  const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
 
   Workspace<T> packed_pw((size_t)(mpanels * MR * CM), 1);
@@ -436,7 +411,6 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   // The depthwise step runs without bias or activation: those follow the pointwise step.
   DepthwiseConv2dParams dp = p;
   dp.activation = Activation::None;
-  const BandLayout panels{NR, row_panels * CM * NR, NR, CM * NR};
   Epilogue<T> base;
   base.activation = (int)p.activation;
   base.param = (T)p.activation_param;
@@ -451,34 +425,28 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
     T* mid = mids.slice(tid);
-    // Panel columns past a row's end are multiplied, never stored (no store reaches them):
-    // zero them once so they hold defined values.
-    if (p.ow % NR)
-      for (int64_t jp = row_panels - 1; jp < plan.mid_size / (CM * NR); jp += row_panels)
-        for (int64_t c = 0; c < CM; ++c)
-          std::fill(mid + (jp * CM + c) * NR + p.ow % NR, mid + (jp * CM + c + 1) * NR, T(0));
+    T* bpanels = mid + CM * plan.band_pixels_max;
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
-      const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0);
+      const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0), bp = rows * p.ow;
       for (int64_t c = 0; c < p.c; ++c) {
         plane.fill(dp, x + (n * p.c + c) * HW, oh0, plane_buf);
         depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
-                            mid + c * p.multiplier * NR, panels);
+                            mid + c * p.multiplier * bp, bp);
       }
+      pack_column_panels(mid, CM, bp, bp, NR, bpanels);
       for (int64_t k0 = 0; k0 < CM; k0 += KC) {
         const int64_t kc = std::min(KC, CM - k0);
         const bool last = k0 + kc == CM;
-        for (int64_t jp = 0; jp < rows * row_panels; ++jp) {
-          const int64_t i = jp / row_panels, ow0 = (jp % row_panels) * NR;
-          const T* bpanel = mid + (jp * CM + k0) * NR;
+        for (int64_t j0 = 0; j0 < bp; j0 += NR) {
+          const T* bpanel = bpanels + ((j0 / NR) * CM + k0) * NR;
           for (int64_t mp = 0; mp < mpanels; ++mp) {
             Epilogue<T> e = base;
             e.bias_row = bias ? bias + mp * MR : nullptr;
             gemm((size_t)kc, packed_pw.data() + (mp * CM + k0) * MR, bpanel,
-                 y + (n * O + mp * MR) * P + (oh0 + i) * p.ow + ow0, (size_t)P,
-                 (size_t)std::min(MR, O - mp * MR), (size_t)std::min(NR, p.ow - ow0), k0 > 0,
-                 last && epilogue_needed ? &e : nullptr);
+                 y + (n * O + mp * MR) * P + oh0 * p.ow + j0, (size_t)P, (size_t)std::min(MR, O - mp * MR),
+                 (size_t)std::min(NR, bp - j0), k0 > 0, last && epilogue_needed ? &e : nullptr);
           }
         }
       }
