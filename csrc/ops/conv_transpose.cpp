@@ -35,7 +35,7 @@ namespace {
 template <class T>
 struct TransposeBlocking {
   static constexpr int64_t kc = 1024 / sizeof(T);      // reduction block: one micropanel in L1
-  static constexpr int64_t pack_bytes = 256 * 1024;    // packed input tile and packed weights, each
+  static constexpr int64_t pack_bytes = 256 * 1024;    // packed weights of one item
 };
 
 void check(const ConvTranspose2dParams& p) {
@@ -77,9 +77,9 @@ struct Canvas {
   }
 };
 
-// How the work is cut: blocks of `ob` output channels per item, tiles of `tile_rows` input rows.
+// How the work is cut: items of (image, group, phase, block of `ob` output channels).
 struct TransposePlan {
-  int64_t ob, oblocks, items, tile_rows;
+  int64_t ob, oblocks, items;
   int threads;
 };
 
@@ -97,7 +97,6 @@ TransposePlan plan_transpose(const ConvTranspose2dParams& p, const Canvas& cv, i
     plan.ob = std::max(min_block, round_up(ceil_div(plan.ob, 2), min_block));
   plan.oblocks = ceil_div(Og, plan.ob);
   plan.items = p.n * G * cv.phases * plan.oblocks;
-  plan.tile_rows = std::min(p.h, std::max<int64_t>(1, budget / Cg / cv.cw));
   plan.threads = threads_for(2.0 * p.n * p.h * p.w * Cg * p.o * p.kh * p.kw, plan.items);
   return plan;
 }
@@ -113,13 +112,14 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const Canvas cv(p);
   // The tile for the block size the budget suggests, then blocks of whole MR panels of output
   // channels, so that every item uses the weight panels packed once for the call.
+  const int64_t cells = p.h * cv.cw;  // input pixels on the canvas pitch
   const TransposePlan first = plan_transpose<T>(p, cv, 1);
-  const auto& tile = pick_tile(kn.gemm, first.ob, first.tile_rows * cv.cw);
+  const auto& tile = pick_tile(kn.gemm, first.ob, cells);
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   const TransposePlan plan = plan_transpose<T>(p, cv, MR);
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t mpanels_all = ceil_div(Og, MR), tile_cells = plan.tile_rows * cv.cw;
+  const int64_t mpanels_all = ceil_div(Og, MR), bpanels = ceil_div(cells, NR);
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * Og * cv.plane), 1);
   // A: W^T per (group, tap) in MR-row panels, a[(g*KK + t)*tap_stride + (mp*Cg + kk)*MR + i] =
@@ -128,7 +128,9 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   // stride would alias them all).
   const int64_t tap_stride = round_up(mpanels_all * Cg * MR, 64 / (int64_t)sizeof(T)) + 64 / (int64_t)sizeof(T);
   Workspace<T> packed_w((size_t)(G * KK * tap_stride), 1);
-  Workspace<T> b_bufs((size_t)(round_up(tile_cells, NR) * Cg), plan.threads);
+  // B: each image's input pixels on the canvas pitch in NR-column panels, packed once for all
+  // the items (phases, channel blocks) that read them: b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
+  Workspace<T> packed_x((size_t)(p.n * G * bpanels * Cg * NR), 1);
   Epilogue<T> base;
   base.activation = (int)p.activation;
   base.param = (T)p.activation_param;
@@ -138,8 +140,26 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     FlushDenormals ftz;
-    const int tid = omp_get_thread_num();
-    T* bbuf = b_bufs.slice(tid);
+#pragma omp for schedule(dynamic)
+    for (int64_t ngp = 0; ngp < p.n * G * bpanels; ++ngp) {
+      const int64_t jp = ngp % bpanels, ng = ngp / bpanels, j0 = jp * NR, cols = std::min(NR, cells - j0);
+      const T* x_group = x + ng * Cg * HW;  // (n, g) -> channels (n*C + g*Cg): ng*Cg
+      T* dst = packed_x.data() + ngp * Cg * NR;
+      for (int64_t kk = 0; kk < Cg; ++kk) {
+        const T* plane = x_group + kk * HW;
+        T* d = dst + kk * NR;
+        // Runs of pixels of one input row, then zeros up to the canvas pitch.
+        for (int64_t j = 0; j < cols;) {
+          const int64_t cell = j0 + j, r = cell / cv.cw, iw = cell % cv.cw;
+          const int64_t run = std::min(cols - j, cv.cw - iw);
+          const int64_t real = std::max<int64_t>(0, std::min(run, p.w - iw));
+          std::memcpy(d + j, plane + r * p.w + iw, (size_t)real * sizeof(T));
+          std::fill(d + j + real, d + j + run, T(0));
+          j += run;
+        }
+        std::fill(d + cols, d + NR, T(0));
+      }
+    }
     // In weight order: the KK taps of one (c, o) are contiguous, and each goes to its own panel.
 #pragma omp for schedule(static)
     for (int64_t gp = 0; gp < G * mpanels_all; ++gp) {
@@ -163,41 +183,18 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       if (taps.empty()) continue;
       // The item's panels of tap t start at panel o0 / MR of (g, t).
       const T* a_item = packed_w.data() + g * KK * tap_stride + (o0 / MR) * Cg * MR;
-      const T* x_group = x + (n * p.c + g * Cg) * HW;
-      for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
-        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
-        // B: input pixels on the canvas pitch, b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
-        for (int64_t j0 = 0; j0 < cells; j0 += NR) {
-          T* dst = bbuf + (j0 / NR) * Cg * NR;
-          const int64_t cols = std::min(NR, cells - j0);
-          for (int64_t kk = 0; kk < Cg; ++kk) {
-            const T* plane = x_group + kk * HW + ih0 * p.w;
-            T* d = dst + kk * NR;
-            // Runs of pixels of one input row, then zeros up to the canvas pitch.
-            for (int64_t j = 0; j < cols;) {
-              const int64_t cell = j0 + j, r = cell / cv.cw, iw = cell % cv.cw;
-              const int64_t run = std::min(cols - j, cv.cw - iw);
-              const int64_t real = std::max<int64_t>(0, std::min(run, p.w - iw));
-              std::memcpy(d + j, plane + r * p.w + iw, (size_t)real * sizeof(T));
-              std::fill(d + j + real, d + j + run, T(0));
-              j += run;
-            }
-            std::fill(d + cols, d + NR, T(0));
-          }
-        }
-        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
-          const int64_t kc = std::min(KC, Cg - k0);
-          for (int64_t j0 = 0; j0 < cells; j0 += NR) {
-            const T* bpanel = bbuf + ((j0 / NR) * Cg + k0) * NR;
-            const size_t nr = (size_t)std::min(NR, cells - j0);
-            for (size_t ti = 0; ti < taps.size(); ++ti) {
-              T* c = cbase + ih0 * cv.cw + j0 + cv.shift[(size_t)taps[ti]];
-              const T* a_tap = a_item + taps[ti] * tap_stride;
-              for (int64_t mp = 0; mp < mpanels; ++mp)
-                gemm((size_t)kc, a_tap + (mp * Cg + k0) * MR, bpanel,
-                     c + mp * MR * cv.plane, (size_t)cv.plane, (size_t)std::min(MR, obn - mp * MR), nr, true,
-                     nullptr);
-            }
+      const T* x_panels = packed_x.data() + (n * G + g) * bpanels * Cg * NR;
+      for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+        const int64_t kc = std::min(KC, Cg - k0);
+        for (int64_t jp = 0; jp < bpanels; ++jp) {
+          const T* bpanel = x_panels + (jp * Cg + k0) * NR;
+          const size_t nr = (size_t)std::min(NR, cells - jp * NR);
+          for (size_t ti = 0; ti < taps.size(); ++ti) {
+            T* c = cbase + jp * NR + cv.shift[(size_t)taps[ti]];
+            const T* a_tap = a_item + taps[ti] * tap_stride;
+            for (int64_t mp = 0; mp < mpanels; ++mp)
+              gemm((size_t)kc, a_tap + (mp * Cg + k0) * MR, bpanel, c + mp * MR * cv.plane, (size_t)cv.plane,
+                   (size_t)std::min(MR, obn - mp * MR), nr, true, nullptr);
           }
         }
       }
@@ -240,18 +237,21 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
                          const T* x, const T* w, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
   const Canvas cv(p);
-  const auto& probe = pick_tile(kn.gemm, p.h * cv.cw, Og);
+  const int64_t cells = p.h * cv.cw;  // input pixels on the canvas pitch
+  const auto& probe = pick_tile(kn.gemm, cells, Og);
   const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.nr));
-  const auto& tile = pick_tile(kn.gemm, plan.tile_rows * cv.cw, plan.ob);
+  const auto& tile = pick_tile(kn.gemm, cells, plan.ob);
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t npanels_max = ceil_div(plan.ob, NR), tile_cells = plan.tile_rows * cv.cw;
+  const int64_t npanels_max = ceil_div(plan.ob, NR), apanels = ceil_div(cells, MR);
   int64_t max_taps = 1;
   for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
-  Workspace<T> a_bufs((size_t)(round_up(tile_cells, MR) * Cg), plan.threads);
+  // A: each image's input pixels on the canvas pitch in MR-row panels, packed once for all the
+  // items that read them: a[kk*MR + i] = x[ih][iw][c], zero for iw >= W.
+  Workspace<T> packed_x((size_t)(p.n * G * apanels * Cg * MR), 1);
   Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
   Epilogue<T> base;
   base.activation = (int)p.activation;
@@ -263,9 +263,22 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     FlushDenormals ftz;
-    const int tid = omp_get_thread_num();
-    T* abuf = a_bufs.slice(tid);
-    T* bbuf = b_bufs.slice(tid);
+    T* bbuf = b_bufs.slice(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+    for (int64_t ngp = 0; ngp < p.n * G * apanels; ++ngp) {
+      const int64_t ip = ngp % apanels, g = (ngp / apanels) % G, n = ngp / apanels / G;
+      const T* x_image = x + n * p.h * p.w * p.c + g * Cg;
+      T* dst = packed_x.data() + ngp * Cg * MR;
+      for (int64_t i = 0; i < MR; ++i) {
+        const int64_t cell = ip * MR + i, iw = cell % cv.cw;
+        if (cell >= cells || iw >= p.w) {
+          for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = T(0);
+          continue;
+        }
+        const T* src = x_image + ((cell / cv.cw) * p.w + iw) * p.c;
+        for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = src[kk];
+      }
+    }
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
@@ -279,33 +292,17 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       for (size_t ti = 0; ti < taps.size(); ++ti)
         pack_row_panels(w + (taps[ti] * Og + o0) * p.c + g * Cg, obn, Cg, p.c, NR,
                         bbuf + (int64_t)ti * npanels * NR * Cg);
-      const T* x_image = x + n * p.h * p.w * p.c + g * Cg;
-      for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
-        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
-        // A: input pixels on the canvas pitch, a[kk*MR + i] = x[ih][iw][c], zero for iw >= W.
-        for (int64_t i0 = 0; i0 < cells; i0 += MR) {
-          T* dst = abuf + (i0 / MR) * Cg * MR;
-          for (int64_t i = 0; i < MR; ++i) {
-            const int64_t cell = i0 + i, iw = cell % cv.cw;
-            if (cell >= cells || iw >= p.w) {
-              for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = T(0);
-              continue;
-            }
-            const T* src = x_image + ((ih0 + cell / cv.cw) * p.w + iw) * p.c;
-            for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = src[kk];
-          }
-        }
-        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
-          const int64_t kc = std::min(KC, Cg - k0);
-          for (int64_t i0 = 0; i0 < cells; i0 += MR) {
-            const T* apanel = abuf + ((i0 / MR) * Cg + k0) * MR;
-            const size_t mr = (size_t)std::min(MR, cells - i0);
-            for (size_t ti = 0; ti < taps.size(); ++ti) {
-              T* c = cbase + (ih0 * cv.cw + i0 + cv.shift[(size_t)taps[ti]]) * Og;
-              for (int64_t np = 0; np < npanels; ++np)
-                gemm((size_t)kc, apanel, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, c + np * NR,
-                     (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
-            }
+      const T* x_panels = packed_x.data() + (n * G + g) * apanels * Cg * MR;
+      for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+        const int64_t kc = std::min(KC, Cg - k0);
+        for (int64_t ip = 0; ip < apanels; ++ip) {
+          const T* apanel = x_panels + (ip * Cg + k0) * MR;
+          const size_t mr = (size_t)std::min(MR, cells - ip * MR);
+          for (size_t ti = 0; ti < taps.size(); ++ti) {
+            T* c = cbase + (ip * MR + cv.shift[(size_t)taps[ti]]) * Og;
+            for (int64_t np = 0; np < npanels; ++np)
+              gemm((size_t)kc, apanel, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, c + np * NR,
+                   (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
           }
         }
       }
