@@ -270,7 +270,7 @@ def depthwise_cases(layers, *, batch, peers, threads) -> list[Case]:
             case.reference = lambda x=x, d=dw, p=pw, b=b, kw=kw: reference.separable_conv2d(x, d, p, b, **kw)
             mem = ops.separable_conv2d_scratch_bytes(x.shape, dw.shape, pw.shape, **kw)
             case.note = (f"depthwise intermediate never materialised: {mem['intermediate_bytes'] / 2**20:.2f} MiB "
-                         f"(two calls) vs {mem['scratch_bytes'] / 2**10:.0f} KiB per-thread band scratch (fused)")
+                         f"(two calls) vs {mem['scratch_bytes'] / 2**10:.0f} KiB of band scratch, all threads (fused)")
         if torch is not None:
             F = torch.nn.functional
             tx, tdw, tb = torch.from_numpy(x), torch.from_numpy(dw), torch.from_numpy(b)

@@ -169,7 +169,7 @@ def separable_conv2d_scratch_bytes(x_shape, depthwise_weight_shape, pointwise_we
                                    padding=0, dilation=1, data_format="NCHW", dtype=np.float32) -> dict:
     """Memory of the fused separable_conv2d for these shapes, with the current thread count:
     {"intermediate_bytes": the depthwise result a two-call approach materialises,
-     "scratch_bytes": the per-thread band scratch the fused op uses instead}."""
+     "scratch_bytes": the band scratch the fused op uses instead, all threads together}."""
     layout = _args.data_format(data_format)
     x_shape = tuple(x_shape)
     if len(x_shape) == 3:
