@@ -110,8 +110,11 @@ struct NchwPlane {
         std::fill(row, row + plane_row, T(0));
         continue;
       }
-      if (s == 1) {
-        copy_padded(src + ih * p.w, p.w, -p.pad_left, 1, phase_width, row);
+      if (s == 1) {  // zeros, the row, zeros: no index arithmetic per element
+        const int64_t left = std::min(p.pad_left, plane_row), n = std::min(p.w, plane_row - left);
+        std::fill(row, row + left, T(0));
+        std::memcpy(row + left, src + ih * p.w, (size_t)n * sizeof(T));
+        std::fill(row + left + n, row + plane_row, T(0));
         continue;
       }
       // One pass over the input row: column iw is padded column iw + left = q*s + phase.
