@@ -39,6 +39,28 @@ def _geometry_tuple(g):
             g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0], g.groups)
 
 
+class _Conv2dPlan:
+    """A validated conv2d call shape: result dtype and shape, and the C++ plan that runs it."""
+
+    __slots__ = ("dtype", "result_shape", "core")
+
+    def __init__(self, dtype, result_shape, core):
+        self.dtype, self.result_shape, self.core = dtype, result_shape, core
+
+    def __call__(self, x, w, b, out=None):
+        dtype = self.dtype
+        y = np.empty(self.result_shape, dtype) if out is None else out
+        self.core(_contiguous(x, dtype), _contiguous(w, dtype),
+                  None if b is None else _contiguous(b, dtype), y)
+        return y
+
+
+# Plans of recent call shapes, so that a repeated call skips argument normalisation. The key
+# holds every argument's repr: 1, 1.0, True and np.int64(1) must not share a plan.
+_PLANS: dict = {}
+_MAX_PLANS = 256
+
+
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activation=None,
            data_format="NCHW", algorithm="auto", out=None):
     """2-D convolution (cross-correlation), y = activation(conv(x, weight) + bias).
@@ -48,6 +70,16 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
     algorithm: "auto", "direct" or "im2col" (see explain_conv2d).
     """
+    key = None
+    if out is None and type(x) is np.ndarray and type(weight) is np.ndarray and (
+            bias is None or type(bias) is np.ndarray):
+        key = (x.shape, x.dtype.num, weight.shape, weight.dtype.num,
+               None if bias is None else (bias.shape, bias.dtype.num),
+               repr((stride, padding, dilation, groups, activation, data_format, algorithm)))
+        plan = _PLANS.get(key)
+        if plan is not None:
+            return plan(x, weight, bias)
+
     try:
         algo = _ALGORITHMS[algorithm]
     except (KeyError, TypeError):
@@ -58,14 +90,15 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     shape = _args.make_image(g.n, g.o, g.oh, g.ow, layout)
     result_shape = shape[1:] if unbatched else shape
     y = _args.out_array(out, result_shape, dtype, {"x": x_in, "weight": w, "bias": b})
-    if y is None:
-        y = np.empty(result_shape, dtype)
     if g.n == 0:
-        return y
-    _core.conv2d(_contiguous(x4, dtype), _contiguous(w, dtype),
-                 None if b is None else _contiguous(b, dtype), y.reshape(shape),
-                 _geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param, algo)
-    return y
+        return np.empty(result_shape, dtype) if y is None else y
+    plan = _Conv2dPlan(dtype, result_shape,
+                       _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param, algo))
+    if key is not None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan(x4, w, b, y)
 
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
@@ -77,4 +110,4 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
         x_shape = (1,) + x_shape
     g = _args.conv2d_geometry(x_shape, tuple(weight_shape), stride=stride, padding_spec=padding,
                               dilation=dilation, groups=groups, layout=layout)
-    return _core.explain_conv2d(_geometry_tuple(g), _LAYOUT_CODE[layout])
+    return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0).explain()

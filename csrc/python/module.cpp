@@ -45,9 +45,10 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   pycnn::conv2d(p, xd, wd, bd, yd);
 }
 
-void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
-            py::tuple geometry, int layout, int activation, double activation_param, int algorithm) {
-  // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+// (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
+// groups) as computed by pycnn._args.conv2d_geometry.
+pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int activation,
+                                  double activation_param, int algorithm) {
   if (geometry.size() != 16) throw std::invalid_argument("conv2d: geometry must have 16 entries");
   pycnn::Conv2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -57,31 +58,41 @@ void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::
   p.activation = (pycnn::Activation)activation;
   p.activation_param = activation_param;
   p.algorithm = (pycnn::ConvAlgorithm)algorithm;
-  if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(p, x, w, bias, y);
-  else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(p, x, w, bias, y);
-  else throw std::invalid_argument("conv2d: x must be float32 or float64");
+  return p;
 }
 
-std::string explain_conv2d(py::tuple geometry, int layout) {
-  pycnn::Conv2dParams p;
-  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
-                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left, &p.groups};
-  for (size_t i = 0; i < 16; ++i) *fields[i] = geometry[i].cast<int64_t>();
-  p.layout = (pycnn::Layout)layout;
-  std::string why;
-  pycnn::choose_conv2d_algorithm(p, &why);
-  return why;
-}
+// One conv2d's resolved parameters, built once by pycnn.ops and reused by calls of that shape.
+struct Conv2dPlan {
+  pycnn::Conv2dParams params;
+
+  void run(const py::array& x, const py::array& w, const py::object& bias, py::array& y) const {
+    if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(params, x, w, bias, y);
+    else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(params, x, w, bias, y);
+    else throw std::invalid_argument("conv2d: x must be float32 or float64");
+  }
+
+  std::string explain() const {
+    std::string why;
+    pycnn::choose_conv2d_algorithm(params, &why);
+    return why;
+  }
+};
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pycnn C++ core (use pycnn.ops; these entry points assume validated arguments)";
 
-  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
-        py::arg("algorithm"));
-  m.def("explain_conv2d", &explain_conv2d, py::arg("geometry"), py::arg("layout"));
+  py::class_<Conv2dPlan>(m, "Conv2dPlan")
+      .def(py::init([](const py::tuple& geometry, int layout, int activation, double param,
+                       int algorithm) {
+             return Conv2dPlan{conv2d_params(geometry, layout, activation, param, algorithm)};
+           }),
+           py::arg("geometry"), py::arg("layout"), py::arg("activation"),
+           py::arg("activation_param"), py::arg("algorithm"))
+      .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
+           py::arg("out"))
+      .def("explain", &Conv2dPlan::explain);
 
   m.def("cpu_features", &pycnn::cpu_features);
   m.def("available_isas", [] {
