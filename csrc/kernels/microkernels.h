@@ -32,19 +32,18 @@ using GemmUkernel = void (*)(size_t k, const T* a, const T* b, T* c, size_t ldc,
                              size_t nr, bool accumulate, const Epilogue<T>* epilogue);
 
 // Direct convolution, NCHW: one output row segment, MR output channels x NR output columns.
-//   panel: the zero-padded input rows this output row reads, split by stride phase:
-//          element (c, kh, phase, q) at panel[c*panel_c + kh*panel_kh + phase*panel_phase + q]
-//          holds padded input column q*stride + phase. Readable for every q the taps reach
-//          (the op pads the panel so that full NR-wide loads never leave it).
-//   tap: tap[kw] = offset of tap kw for output column 0: phase*panel_phase + (kw*dilation)/stride.
-//   w: packed weights for this channel block, w[((c*KH + kh)*KW + kw)*MR + i], rows >= mr zero.
+//   panel: the zero-padded input rows this output row reads, split by stride phase: for output
+//          column j, tap t (of KH*KW) and channel c the input is panel[tap[t] + c*panel_c + j].
+//          Readable for every j < NR (the op pads the panel so full vector loads stay inside).
+//   tap: KH*KW offsets (kh*panel_kh + phase*phase_width + (kw*dilation)/stride).
+//   w: packed weights for this channel block, tap-major: w[(t*C + c)*MR + i], rows >= mr zero.
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per row (channel) in the epilogue.
 template <class T>
 struct DirectNchwArgs {
   const T* panel;
-  int64_t panel_c, panel_kh;
+  int64_t panel_c;
   const int64_t* tap;
-  int64_t channels, kh, kw;
+  int64_t taps, channels;
   const T* w;
   T* y;
   int64_t ldy;

@@ -275,6 +275,19 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   }
 }
 
+// OIHW weight rows (c, kh, kw order) into MR-row panels ordered tap-major: dst[(t*C + c)*MR + i].
+template <class T>
+void pack_row_panels_tap_major(const T* src, int64_t rows, int64_t channels, int64_t taps,
+                               int64_t mr, T* dst) {
+  const int64_t K = channels * taps;
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t c = 0; c < channels; ++c) {
+      T* d = dst + (t * channels + c) * mr;
+      for (int64_t i = 0; i < rows; ++i) d[i] = src[i * K + c * taps + t];
+      for (int64_t i = rows; i < mr; ++i) d[i] = T(0);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Direct, NCHW: per output row, a zero-padded, stride-phase-split panel of the input rows it
 // reads; tiles of MR output channels x NR output columns.
@@ -290,8 +303,11 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   // Phase q of the panel holds padded column q*s + phase; loads reach q < OW_rounded + max tap.
   const int64_t phase_width = round_up(p.ow, NR) + (p.kw - 1) * d / s + 1;
   const int64_t panel_kh = s * phase_width, panel_c = p.kh * panel_kh;
-  std::vector<int64_t> tap((size_t)p.kw);
-  for (int64_t kw = 0; kw < p.kw; ++kw) tap[(size_t)kw] = (kw * d % s) * phase_width + kw * d / s;
+  const int64_t taps = p.kh * p.kw;
+  std::vector<int64_t> tap((size_t)taps);
+  for (int64_t kh = 0; kh < p.kh; ++kh)
+    for (int64_t kw = 0; kw < p.kw; ++kw)
+      tap[(size_t)(kh * p.kw + kw)] = kh * panel_kh + (kw * d % s) * phase_width + kw * d / s;
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
@@ -306,17 +322,15 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp for schedule(static)
     for (int64_t gp = 0; gp < G * mpanels; ++gp) {
       const int64_t g = gp / mpanels, mp = gp % mpanels;
-      pack_row_panels(w + (g * Og + mp * MR) * K, std::min(MR, Og - mp * MR), K, K, MR,
-                      packed_w.data() + gp * K * MR);
+      pack_row_panels_tap_major(w + (g * Og + mp * MR) * K, std::min(MR, Og - mp * MR), Cg, taps,
+                                MR, packed_w.data() + gp * K * MR);
     }
     T* panel = panels.slice(omp_get_thread_num());
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
-    args.panel_kh = panel_kh;
     args.tap = tap.data();
+    args.taps = taps;
     args.channels = Cg;
-    args.kh = p.kh;
-    args.kw = p.kw;
     args.ldy = p.oh * p.ow;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {

@@ -82,22 +82,21 @@ void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   const T* w = args.w;
-  for (int64_t c = 0; c < args.channels; ++c) {
-    for (int64_t kh = 0; kh < args.kh; ++kh) {
-      const T* row = args.panel + c * args.panel_c + kh * args.panel_kh;
-      for (int64_t kw = 0; kw < args.kw; ++kw) {
-        const T* src = row + args.tap[kw];
-        reg bv[NV];
+  // Taps outside, channels inside: the long loop has a fixed stride and no indirection.
+  for (int64_t t = 0; t < args.taps; ++t) {
+    const T* src = args.panel + args.tap[t];
+    for (int64_t c = 0; c < args.channels; ++c) {
+      reg bv[NV];
 #pragma GCC unroll 8
-        for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
+      for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
 #pragma GCC unroll 32
-        for (size_t i = 0; i < MR; ++i) {
-          const reg wi = V::set1(w[i]);
+      for (size_t i = 0; i < MR; ++i) {
+        const reg wi = V::set1(w[i]);
 #pragma GCC unroll 8
-          for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
-        }
-        w += MR;
+        for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
       }
+      w += MR;
+      src += args.panel_c;
     }
   }
   store_tile<V, MR, NV>(acc, args.y, (size_t)args.ldy, args.mr, args.nr, false, args.epilogue);
