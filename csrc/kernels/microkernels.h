@@ -21,22 +21,25 @@ struct Epilogue {
   T param = 0;         // leaky_relu slope / elu alpha
 };
 
-// GEMM microkernel: C[mr x nr] (+)= A * B over k, on packed micropanels.
-//   a: k x MR, k-major (a[kk*MR + i]), rows >= mr zero-padded. Any alignment.
-//   b: k x NR, k-major (b[kk*NR + j]), columns >= nr zero-padded. Any alignment.
+// GEMM microkernel: C[mr x nr] (+)= A * B over k.
+//   a: row-major with row stride lda: a[i*lda + kk] for i < mr (mr >= 1). Rows >= mr are never read, so
+//      A can be a weight matrix in place (no packing) or a packed tile.
+//   b: packed k x NR micropanel, k-major (b[kk*NR + j]), columns >= nr zero-padded.
 //   c: row-major with row stride ldc; only the mr x nr corner is read or written.
 //   accumulate: add to C instead of overwriting it. epilogue (may be null): applied after the
 //   sum, only on the last k block. k may be 0 (then C = 0 or C unchanged, then the epilogue).
+//   No alignment is required of any pointer.
 template <class T>
-using GemmUkernel = void (*)(size_t k, const T* a, const T* b, T* c, size_t ldc, size_t mr,
-                             size_t nr, bool accumulate, const Epilogue<T>* epilogue);
+using GemmUkernel = void (*)(size_t k, const T* a, size_t lda, const T* b, T* c, size_t ldc,
+                             size_t mr, size_t nr, bool accumulate, const Epilogue<T>* epilogue);
 
 // Direct convolution, NCHW: one output row segment, MR output channels x NR output columns.
 //   panel: the zero-padded input rows this output row reads, split by stride phase: for output
 //          column j, tap t (of KH*KW) and channel c the input is panel[tap[t] + c*panel_c + j].
 //          Readable for every j < NR (the op pads the panel so full vector loads stay inside).
 //   tap: KH*KW offsets (kh*panel_kh + phase*phase_width + (kw*dilation)/stride).
-//   w: packed weights for this channel block, tap-major: w[(t*C + c)*MR + i], rows >= mr zero.
+//   w: weights in place (OIHW rows of this channel block): w[i*ldw + c*KH*KW + t] for i < mr;
+//      rows >= mr are never read.
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per row (channel) in the epilogue.
 template <class T>
 struct DirectNchwArgs {
@@ -45,6 +48,7 @@ struct DirectNchwArgs {
   const int64_t* tap;
   int64_t taps, channels;
   const T* w;
+  int64_t ldw;
   T* y;
   int64_t ldy;
   size_t mr, nr;

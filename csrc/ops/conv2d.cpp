@@ -129,7 +129,6 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t items = p.n * G * ptiles * mchunks;
   const int threads = threads_for(flops, items);
 
-  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
   Workspace<T> tiles((size_t)(KC * tile), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -137,12 +136,6 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
-#pragma omp for schedule(static)
-    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
-      const int64_t g = gp / mpanels, mp = gp % mpanels;
-      const int64_t rows = std::min(MR, Og - mp * MR);
-      pack_row_panels(w + (g * Og + mp * MR) * K, rows, K, K, MR, packed_w.data() + gp * K * MR);
-    }
     T* tile_buf = tiles.slice(omp_get_thread_num());
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -158,15 +151,15 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         const bool last = k0 + kc == K;
         pack_image_nchw(p, x_group, p0, cols, k0, kc, NR, tile_buf);
         for (int64_t mp = mc * mper; mp < mp_end; ++mp) {
-          const T* a = packed_w.data() + ((g * mpanels + mp) * K + k0) * MR;
           const int64_t o0 = g * Og + mp * MR;
+          const T* a = w + o0 * K + k0;  // OIHW rows are the A operand in place
           Epilogue<T> e = base;
           e.bias_row = bias ? bias + o0 : nullptr;
           const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
           const size_t mr = (size_t)std::min(MR, Og - mp * MR);
           T* yrow = y + (n * p.o + o0) * P + p0;
           for (int64_t j0 = 0; j0 < cols; j0 += NR)
-            gemm.run((size_t)kc, a, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
+            gemm.run((size_t)kc, a, (size_t)K, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
                     (size_t)std::min(NR, cols - j0), k0 > 0, ep);
         }
       }
@@ -177,35 +170,25 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
 
-// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc) in panels of MR pixel rows.
+// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc), row-major (dst[i*kc + kk]): each pixel's
+// taps are runs of contiguous channels, copied whole.
 template <class T>
 void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, int64_t p0,
-                     int64_t rows, int64_t k0, int64_t kc, int64_t mr, T* dst) {
+                     int64_t rows, int64_t k0, int64_t kc, T* dst) {
   const int64_t Cg = p.c / p.groups;
-  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
-    const int64_t n = std::min(mr, rows - i0);
-    for (int64_t i = 0; i < mr; ++i) {
-      if (i >= n) {
-        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + i] = T(0);
-        continue;
-      }
-      const int64_t q = p0 + i0 + i, oh = q / p.ow, ow = q % p.ow;
-      for (int64_t kk = 0; kk < kc;) {
-        const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
-        const int64_t run = std::min(Cg - c, kc - kk);
-        const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
-        const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
-        T* d = dst + kk * mr + i;
-        if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
-          for (int64_t t = 0; t < run; ++t) d[t * mr] = T(0);
-        } else {
-          const T* s = x_image + (ih * p.w + iw) * p.c + c_offset + c;
-          for (int64_t t = 0; t < run; ++t) d[t * mr] = s[t];
-        }
-        kk += run;
-      }
+  for (int64_t i = 0; i < rows; ++i, dst += kc) {
+    const int64_t q = p0 + i, oh = q / p.ow, ow = q % p.ow;
+    for (int64_t kk = 0; kk < kc;) {
+      const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
+      const int64_t run = std::min(Cg - c, kc - kk);
+      const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
+      const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
+      if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w)
+        std::fill(dst + kk, dst + kk + run, T(0));
+      else
+        std::memcpy(dst + kk, x_image + (ih * p.w + iw) * p.c + c_offset + c, (size_t)run * sizeof(T));
+      kk += run;
     }
-    dst += kc * mr;
   }
 }
 
@@ -257,7 +240,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
         const bool last = k0 + kc == K;
-        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, MR, tile_buf);
+        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, tile_buf);
         for (int64_t np = nc * nper; np < np_end; ++np) {
           const T* b = packed_w.data() + ((g * npanels + np) * K + k0) * NR;
           const int64_t o0 = g * Og + np * NR;
@@ -267,25 +250,12 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t nr = (size_t)std::min(NR, Og - np * NR);
           T* ycol = y + (n * P + p0) * p.o + o0;
           for (int64_t i0 = 0; i0 < rows; i0 += MR)
-            gemm.run((size_t)kc, tile_buf + i0 * kc, b, ycol + i0 * p.o, (size_t)p.o,
+            gemm.run((size_t)kc, tile_buf + i0 * kc, (size_t)kc, b, ycol + i0 * p.o, (size_t)p.o,
                     (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
         }
       }
     }
   }
-}
-
-// OIHW weight rows (c, kh, kw order) into MR-row panels ordered tap-major: dst[(t*C + c)*MR + i].
-template <class T>
-void pack_row_panels_tap_major(const T* src, int64_t rows, int64_t channels, int64_t taps,
-                               int64_t mr, T* dst) {
-  const int64_t K = channels * taps;
-  for (int64_t t = 0; t < taps; ++t)
-    for (int64_t c = 0; c < channels; ++c) {
-      T* d = dst + (t * channels + c) * mr;
-      for (int64_t i = 0; i < rows; ++i) d[i] = src[i * K + c * taps + t];
-      for (int64_t i = rows; i < mr; ++i) d[i] = T(0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +281,6 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
   Workspace<T> panels((size_t)(Cg * panel_c), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -319,18 +288,13 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
-#pragma omp for schedule(static)
-    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
-      const int64_t g = gp / mpanels, mp = gp % mpanels;
-      pack_row_panels_tap_major(w + (g * Og + mp * MR) * K, std::min(MR, Og - mp * MR), Cg, taps,
-                                MR, packed_w.data() + gp * K * MR);
-    }
     T* panel = panels.slice(omp_get_thread_num());
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
     args.tap = tap.data();
     args.taps = taps;
     args.channels = Cg;
+    args.ldw = K;
     args.ldy = p.oh * p.ow;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -354,7 +318,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         Epilogue<T> e = base;
         e.bias_row = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
-        args.w = packed_w.data() + (g * mpanels + mp) * K * MR;
+        args.w = w + o0 * K;  // OIHW rows in place
         args.mr = (size_t)std::min(MR, Og - mp * MR);
         for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
           args.panel = panel + j0;

@@ -48,14 +48,19 @@ inline void zero_tile(typename V::reg (&acc)[MR][NV]) {
     for (size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
 }
 
-// C[MR x NR] (+)= A[k x MR]^T-packed * B[k x NR]-packed: per k, NV vector loads of B and MR
-// broadcasts of A feed MR*NV FMAs.
+// C[MR x NR] (+)= A[MR x k] * B[k x NR]-packed: per k, NV vector loads of B and MR broadcasts
+// of A (one per row pointer) feed MR*NV FMAs.
 template <class V, size_t MR, size_t NV>
-void gemm_ukernel(size_t k, const typename V::T* a, const typename V::T* b, typename V::T* c,
-                  size_t ldc, size_t mr, size_t nr, bool accumulate,
+void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V::T* b,
+                  typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
                   const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t NR = NV * V::W;
+  // Rows past mr repeat the last real row: their sums land in accumulators never stored.
+  const T* rows[MR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) rows[i] = a + (i < mr ? i : mr - 1) * lda;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   for (size_t kk = 0; kk < k; ++kk) {
@@ -64,11 +69,10 @@ void gemm_ukernel(size_t k, const typename V::T* a, const typename V::T* b, type
     for (size_t v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
 #pragma GCC unroll 32
     for (size_t i = 0; i < MR; ++i) {
-      const reg ai = V::set1(a[i]);
+      const reg ai = V::set1(rows[i][kk]);
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
-    a += MR;
     b += NR;
   }
   store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
@@ -81,21 +85,23 @@ void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
   using reg = typename V::reg;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
-  const T* w = args.w;
-  // Taps outside, channels inside: the long loop has a fixed stride and no indirection.
+  const T* rows[MR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) rows[i] = args.w + (int64_t)(i < args.mr ? i : args.mr - 1) * args.ldw;
+  // Taps outside, channels inside: the long loop has fixed strides and no indirection.
   for (int64_t t = 0; t < args.taps; ++t) {
     const T* src = args.panel + args.tap[t];
     for (int64_t c = 0; c < args.channels; ++c) {
       reg bv[NV];
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
+      const int64_t wk = c * args.taps + t;
 #pragma GCC unroll 32
       for (size_t i = 0; i < MR; ++i) {
-        const reg wi = V::set1(w[i]);
+        const reg wi = V::set1(rows[i][wk]);
 #pragma GCC unroll 8
         for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
       }
-      w += MR;
       src += args.panel_c;
     }
   }
