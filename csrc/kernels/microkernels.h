@@ -24,13 +24,15 @@ struct Epilogue {
 // GEMM microkernel: C[mr x nr] (+)= A * B over k.
 //   a: row-major with row stride lda: a[i*lda + kk] for i < mr (mr >= 1). Rows >= mr are never read, so
 //      A can be a weight matrix in place (no packing) or a packed tile.
-//   b: packed k x NR micropanel, k-major (b[kk*NR + j]), columns >= nr zero-padded.
+//   b: k x NR panel with row stride ldb (b[kk*ldb + j], j < NR): a packed micropanel
+//      (ldb = NR) or a weight matrix in place. All NR columns must be readable; columns >= nr
+//      only feed accumulators that are never stored.
 //   c: row-major with row stride ldc; only the mr x nr corner is read or written.
 //   accumulate: add to C instead of overwriting it. epilogue (may be null): applied after the
 //   sum, only on the last k block. k may be 0 (then C = 0 or C unchanged, then the epilogue).
 //   No alignment is required of any pointer.
 template <class T>
-using GemmUkernel = void (*)(size_t k, const T* a, size_t lda, const T* b, T* c, size_t ldc,
+using GemmUkernel = void (*)(size_t k, const T* a, size_t lda, const T* b, size_t ldb, T* c, size_t ldc,
                              size_t mr, size_t nr, bool accumulate, const Epilogue<T>* epilogue);
 
 // Direct convolution, NCHW: one output row segment, MR output channels x NR output columns.
@@ -61,7 +63,9 @@ using DirectNchwUkernel = void (*)(const DirectNchwArgs<T>& args);
 //   panel: the zero-padded input rows this output row reads: element (kh, column q, c) at
 //          panel[kh*panel_kh + q*channels + c]; output pixel i, tap kw reads column
 //          i*stride + kw*dilation.
-//   w: packed weights for this channel block, w[((kh*KW + kw)*C + c)*NR + j], columns >= nr zero.
+//   w: weights for this channel block with k-row stride ldw: w[((kh*KW + kw)*C + c)*ldw + j]
+//      (HWIO in place, ldw = O, or a packed tail panel, ldw = NR). All NR columns readable;
+//      columns >= nr only feed accumulators that are never stored.
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per column (channel) in the epilogue.
 template <class T>
 struct DirectNhwcArgs {
@@ -69,6 +73,7 @@ struct DirectNhwcArgs {
   int64_t panel_kh;
   int64_t channels, kh, kw, stride, dilation;
   const T* w;
+  int64_t ldw;
   T* y;
   int64_t ldy;
   size_t mr, nr;

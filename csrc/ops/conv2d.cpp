@@ -159,13 +159,44 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t mr = (size_t)std::min(MR, Og - mp * MR);
           T* yrow = y + (n * p.o + o0) * P + p0;
           for (int64_t j0 = 0; j0 < cols; j0 += NR)
-            gemm.run((size_t)kc, a, (size_t)K, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
+            gemm.run((size_t)kc, a, (size_t)K, tile_buf + j0 * kc, (size_t)NR, yrow + j0, (size_t)P, mr,
                     (size_t)std::min(NR, cols - j0), k0 > 0, ep);
         }
       }
     }
   }
 }
+
+// NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
+// panels are read in place (row stride O); a group's last, partial panel is copied once per call
+// into a zero-padded K x NR panel so that full-width loads never leave the array.
+template <class T>
+class HwioPanels {
+ public:
+  HwioPanels(const T* w, int64_t K, int64_t O, int64_t groups, int64_t NR)
+      : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
+        tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
+
+  // Copies group g's partial panel (call once per group, any thread).
+  void pack_tail(int64_t g) {
+    if (Og_ % NR_)
+      pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
+  }
+  // Panel np of group g from k row k0, and its row stride.
+  const T* panel(int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
+    if (np < full_) {
+      *ld = O_;
+      return w_ + k0 * O_ + g * Og_ + np * NR_;
+    }
+    *ld = NR_;
+    return tails_.data() + (g * K_ + k0) * NR_;
+  }
+
+ private:
+  const T* w_;
+  int64_t K_, O_, Og_, NR_, full_;
+  Workspace<T> tails_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
@@ -216,7 +247,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t items = p.n * G * ptiles * nchunks;
   const int threads = threads_for(flops, items);
 
-  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  HwioPanels<T> weights(w, K, p.o, G, NR);
   Workspace<T> tiles((size_t)(KC * tile), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -225,8 +256,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   {
     FlushDenormals ftz;
 #pragma omp for schedule(static)
-    for (int64_t g = 0; g < G; ++g)
-      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+    for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* tile_buf = tiles.slice(omp_get_thread_num());
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -242,7 +272,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         const bool last = k0 + kc == K;
         pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, tile_buf);
         for (int64_t np = nc * nper; np < np_end; ++np) {
-          const T* b = packed_w.data() + ((g * npanels + np) * K + k0) * NR;
+          int64_t ldb;
+          const T* b = weights.panel(g, np, k0, &ldb);
           const int64_t o0 = g * Og + np * NR;
           Epilogue<T> e = base;
           e.bias_col = bias ? bias + o0 : nullptr;
@@ -250,7 +281,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t nr = (size_t)std::min(NR, Og - np * NR);
           T* ycol = y + (n * P + p0) * p.o + o0;
           for (int64_t i0 = 0; i0 < rows; i0 += MR)
-            gemm.run((size_t)kc, tile_buf + i0 * kc, (size_t)kc, b, ycol + i0 * p.o, (size_t)p.o,
+            gemm.run((size_t)kc, tile_buf + i0 * kc, (size_t)kc, b, (size_t)ldb, ycol + i0 * p.o, (size_t)p.o,
                     (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
         }
       }
@@ -347,7 +378,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  HwioPanels<T> weights(w, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -356,8 +387,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   {
     FlushDenormals ftz;
 #pragma omp for schedule(static)
-    for (int64_t g = 0; g < G; ++g)
-      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+    for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
     DirectNhwcArgs<T> args;
     args.panel_kh = panel_kh;
@@ -389,7 +419,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         Epilogue<T> e = base;
         e.bias_col = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
-        args.w = packed_w.data() + (g * npanels + np) * K * NR;
+        args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
         for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
           args.panel = panel + i0 * p.stride_w * Cg;

@@ -48,15 +48,14 @@ inline void zero_tile(typename V::reg (&acc)[MR][NV]) {
     for (size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
 }
 
-// C[MR x NR] (+)= A[MR x k] * B[k x NR]-packed: per k, NV vector loads of B and MR broadcasts
+// C[MR x NR] (+)= A[MR x k] * B[k x NR]: per k, NV vector loads of B and MR broadcasts
 // of A (one per row pointer) feed MR*NV FMAs.
 template <class V, size_t MR, size_t NV>
 void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V::T* b,
-                  typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
+                  size_t ldb, typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
                   const Epilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t NR = NV * V::W;
   // Rows past mr repeat the last real row: their sums land in accumulators never stored.
   const T* rows[MR];
 #pragma GCC unroll 32
@@ -73,7 +72,7 @@ void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
-    b += NR;
+    b += ldb;
   }
   store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
 }
@@ -113,7 +112,6 @@ template <class V, size_t MR, size_t NV>
 void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
   using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t NR = NV * V::W;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   const int64_t C = args.channels;
@@ -132,7 +130,7 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
 #pragma GCC unroll 8
           for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(xi, bv[v], acc[i][v]);
         }
-        w += NR;
+        w += args.ldw;
       }
     }
   }
