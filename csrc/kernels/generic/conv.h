@@ -10,26 +10,40 @@
 namespace pycnn::PYCNN_ISA_NS {
 
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
-// there when `accumulate`, then bias and activation when an epilogue is given.
+// there when `accumulate`, then bias and activation when an epilogue is given. The common case
+// (a full tile, no epilogue) is unrolled from registers; everything else goes through a stack
+// copy of the tile and one rolled loop, so the epilogue's code exists once per kernel.
 template <class V, size_t MR, size_t NV>
 inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
                        size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t W = V::W;
+  constexpr size_t W = V::W, NR = NV * W;
+  if (mr == MR && nr == NR && !epilogue) {
 #pragma GCC unroll 32
-  for (size_t i = 0; i < MR; ++i) {
-    if (i >= mr) break;
+    for (size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      if (v * W >= nr) break;
-      const size_t cols = nr - v * W < W ? nr - v * W : W;
-      typename V::T* p = c + i * ldc + v * W;
-      reg x = acc[i][v];
+      for (size_t v = 0; v < NV; ++v) {
+        typename V::T* p = c + i * ldc + v * W;
+        V::store(p, accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v]);
+      }
+    return;
+  }
+  alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) V::store(tile + i * NR + v * W, acc[i][v]);
+  for (size_t i = 0; i < mr; ++i) {
+    for (size_t j = 0; j < nr; j += W) {
+      const size_t cols = nr - j < W ? nr - j : W;
+      T* p = c + i * ldc + j;
+      reg x = V::load(tile + i * NR + j);
       if (accumulate) x = V::add(cols == W ? V::load(p) : V::load_partial(p, cols), x);
       if (epilogue) {
         if (epilogue->bias_row) x = V::add(x, V::set1(epilogue->bias_row[i]));
         if (epilogue->bias_col) {
-          const typename V::T* b = epilogue->bias_col + v * W;
+          const T* b = epilogue->bias_col + j;
           x = V::add(x, cols == W ? V::load(b) : V::load_partial(b, cols));
         }
         x = activate<V>(x, epilogue->activation, epilogue->param);
