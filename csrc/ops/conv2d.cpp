@@ -365,11 +365,30 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // ---------------------------------------------------------------------------------------------
 // Direct, NHWC: per output row, a zero-padded panel [kh][column][c] of the input rows it reads;
 // tiles of MR output pixels x NR output channels.
+//
+// NCHW data can take the same path ("direct" in NCHW when the reorders are cheap next to the
+// arithmetic): the input is transposed to NHWC and the OIHW weights to HWIO once per call, and
+// each finished tile is written back transposed. That keeps every microkernel load aligned and
+// contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
+
+// src (C, HW) -> dst (HW, C) for one image.
+template <class T>
+void transpose_image_to_nhwc(const T* src, int64_t channels, int64_t pixels, T* dst) {
+  constexpr int64_t B = 16;  // cache blocks of 16 channels x 16 pixels
+  for (int64_t c0 = 0; c0 < channels; c0 += B)
+    for (int64_t q0 = 0; q0 < pixels; q0 += B) {
+      const int64_t c1 = std::min(channels, c0 + B), q1 = std::min(pixels, q0 + B);
+      for (int64_t q = q0; q < q1; ++q)
+        for (int64_t c = c0; c < c1; ++c) dst[q * channels + c] = src[c * pixels + q];
+    }
+}
 
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y) {
-  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
+  const bool nchw = p.layout == Layout::NCHW;
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, taps = p.kh * p.kw, K = Cg * taps;
+  const int64_t HW = p.h * p.w, P = p.oh * p.ow;
   const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
   const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr;
   const int64_t npanels = ceil_div(Og, NR);
@@ -377,8 +396,13 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t panel_kh = columns * Cg;
 
   const int64_t items = p.n * G * p.oh;
-  const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  HwioPanels<T> weights(w, K, p.o, G, NR);
+  const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
+  // NCHW: NHWC copies of the input and HWIO weights, and a tile to transpose from.
+  Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
+  Workspace<T> w_hwio(nchw ? (size_t)(K * p.o) : 0, 1);
+  Workspace<T> tiles(nchw ? (size_t)(MR * NR) : 0, threads);
+  const T* xs = nchw ? x_nhwc.data() : x;
+  HwioPanels<T> weights(nchw ? w_hwio.data() : w, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -386,9 +410,19 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
+    if (nchw) {
+#pragma omp for schedule(static) nowait
+      for (int64_t n = 0; n < p.n; ++n)
+        transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < p.o; ++o)  // OIHW row o -> HWIO column o
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t t = 0; t < taps; ++t) w_hwio.data()[(t * Cg + c) * p.o + o] = w[(o * Cg + c) * taps + t];
+    }
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
+    T* tile = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;
     DirectNhwcArgs<T> args;
     args.panel_kh = panel_kh;
     args.channels = Cg;
@@ -396,7 +430,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.kw = p.kw;
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
-    args.ldy = p.o;
+    args.ldy = nchw ? NR : p.o;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
@@ -407,7 +441,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           std::fill(dst, dst + panel_kh, T(0));
           continue;
         }
-        const T* row = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+        const T* row = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
         for (int64_t q = 0; q < columns; ++q) {
           const int64_t iw = q - p.pad_left;
           if (iw < 0 || iw >= p.w) std::fill(dst + q * Cg, dst + (q + 1) * Cg, T(0));
@@ -423,13 +457,26 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         args.nr = (size_t)std::min(NR, Og - np * NR);
         for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
           args.panel = panel + i0 * p.stride_w * Cg;
-          args.y = y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           args.mr = (size_t)std::min(MR, p.ow - i0);
+          args.y = nchw ? tile : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           direct.run(args);
+          if (nchw) {  // tile (pixel, channel) -> y (channel, pixel)
+            T* out = y + (n * p.o + o0) * P + oh * p.ow + i0;
+            for (size_t j = 0; j < args.nr; ++j)
+              for (size_t i = 0; i < args.mr; ++i) out[(int64_t)j * P + (int64_t)i] = tile[i * NR + j];
+          }
         }
       }
     }
   }
+}
+
+// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input and weights,
+// each element touched a few times) must stay small next to the multiply-adds.
+bool nchw_reorders_pay(const Conv2dParams& p) {
+  const double reorder = (double)p.n * p.c * p.h * p.w + (double)p.o * (p.c / p.groups) * p.kh * p.kw;
+  const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
+  return reorder * 64.0 < fmas;
 }
 
 template <class T>
@@ -438,7 +485,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
   if (p.layout == Layout::NCHW) {
-    if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
+    if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y);
+    else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
     if (algo == ConvAlgorithm::Direct) conv_direct_nhwc(p, kn, x, w, bias, y);
@@ -453,14 +501,27 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     if (why) *why = reason;
     return a;
   };
-  const int64_t Cg = p.c / p.groups;
-  if (p.kh == 1 && p.kw == 1)
-    return pick(ConvAlgorithm::Im2col, "im2col: a 1x1 kernel is a plain GEMM (no im2col copies); direct rejected: no tap reuse to gain");
-  if (p.layout == Layout::NCHW && p.ow < 24)
-    return pick(ConvAlgorithm::Im2col, "im2col: output rows narrower than 24 columns would leave most of the direct kernel's vector columns idle; GEMM tiles span rows");
-  if (Cg * p.kh * p.kw < 8)
-    return pick(ConvAlgorithm::Direct, "direct: reduction too short to pay for GEMM packing");
-  return pick(ConvAlgorithm::Direct, "direct: rows wide enough for full vector tiles; no im2col packing");
+  const int64_t K = p.c / p.groups * p.kh * p.kw;
+  if (p.layout == Layout::NCHW && p.kh == 1 && p.kw == 1)
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
+                "it would reorder the input for no tap reuse");
+  if (p.ow < 24 && K > 512)
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
+                "weight block in cache; direct rejected: its weight panel would stream from L2 for a "
+                "few pixels per pass");
+  if (p.layout == Layout::NCHW && !nchw_reorders_pay(p))
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: weights large next to the work, so the GEMM reads them in place; direct "
+                "rejected: reordering them to HWIO would cost too much");
+  if (p.layout == Layout::NCHW)
+    return pick(ConvAlgorithm::Direct,
+                "direct: input reordered to NHWC once, then row panels feed pixel x channel tiles "
+                "with aligned loads; im2col rejected: its image packing costs more than the reorder");
+  return pick(ConvAlgorithm::Direct,
+              "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
+              "rejected: packing the image would cost more than it saves");
 }
 
 void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
