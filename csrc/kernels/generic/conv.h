@@ -131,10 +131,14 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
   const int64_t C = args.channels;
   const int64_t pixel_step = args.stride * C;
   const T* w = args.w;
+  // Undilated taps of one kernel row are adjacent in the panel (column i*stride + kw holds
+  // channels kw*C ... kw*C + C-1 after the pixel's first), so (kw, c) runs as one loop of KW*C.
+  const bool merge = args.dilation == 1;
+  const int64_t taps_per_pass = merge ? 1 : args.kw, run = merge ? args.kw * C : C;
   for (int64_t kh = 0; kh < args.kh; ++kh) {
-    for (int64_t kw = 0; kw < args.kw; ++kw) {
+    for (int64_t kw = 0; kw < taps_per_pass; ++kw) {
       const T* src = args.panel + kh * args.panel_kh + kw * args.dilation * C;
-      for (int64_t c = 0; c < C; ++c) {
+      for (int64_t c = 0; c < run; ++c) {
         reg bv[NV];
 #pragma GCC unroll 8
         for (size_t v = 0; v < NV; ++v) bv[v] = V::load(w + v * V::W);
