@@ -5,11 +5,12 @@
 #define PYCNN_ISA_NS avx2
 #include "generic/activation.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 
 namespace pycnn::avx2 {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 6, 2, VecD, 6, 2>("avx2");
+  static constexpr KernelTable table = with_pool_kernels<VecF, VecD>(make_kernel_table<VecF, 6, 2, VecD, 6, 2>("avx2"));
   return table;
 }
 

@@ -5,11 +5,12 @@
 #define PYCNN_ISA_NS avx512
 #include "generic/activation.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 
 namespace pycnn::avx512 {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 12, 2, VecD, 12, 2>("avx512");
+  static constexpr KernelTable table = with_pool_kernels<VecF, VecD>(make_kernel_table<VecF, 12, 2, VecD, 12, 2>("avx512"));
   return table;
 }
 

@@ -31,6 +31,39 @@ struct VecF {
   }
   static reg round(reg x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg ldexp(reg x, reg n) { return _mm512_scalef_ps(x, n); }
+  // Pooling. max(acc, x) that is NaN when either is NaN; x is the new data, so its NaN test
+  // stays off the accumulator's dependency chain.
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm512_mask_max_ps(x, _mm512_cmp_ps_mask(x, x, _CMP_ORD_Q), x, acc);
+  }
+  // Lanes p[0], p[2], ..., p[2W-2] (reads exactly p[0 .. 2W-2]); the partial form fills n lanes
+  // and reads p[0 .. 2n-2].
+  static reg load_every2(const T* p) {
+    return _mm512_permutex2var_ps(load(p), every2_index(), _mm512_maskz_loadu_ps(0x7FFF, p + W));
+  }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return _mm512_permutex2var_ps(lo, every2_index(), hi);
+  }
+  // Lanes p[i*stride]; the caller guarantees stride * (W - 1) fits in int32.
+  static reg gather(const T* p, int64_t stride) {
+    return _mm512_i32gather_ps(_mm512_mullo_epi32(lanes(), _mm512_set1_epi32((int)stride)), p, 4);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm512_mask_i32gather_ps(zero(), mask(n), _mm512_mullo_epi32(lanes(), _mm512_set1_epi32((int)stride)), p, 4);
+  }
+  static T reduce_add(reg v) { return _mm512_reduce_add_ps(v); }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+    v = max_propagate_nan(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+    v = max_propagate_nan(v, _mm512_permute_ps(v, 0x4E));
+    v = max_propagate_nan(v, _mm512_permute_ps(v, 0xB1));
+    return _mm512_cvtss_f32(v);
+  }
+  static __m512i every2_index() { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
+  static __m512i lanes() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 };
 
 struct VecD {
@@ -56,6 +89,33 @@ struct VecD {
   }
   static reg round(reg x) { return _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg ldexp(reg x, reg n) { return _mm512_scalef_pd(x, n); }
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm512_mask_max_pd(x, _mm512_cmp_pd_mask(x, x, _CMP_ORD_Q), x, acc);
+  }
+  static reg load_every2(const T* p) {
+    return _mm512_permutex2var_pd(load(p), every2_index(), _mm512_maskz_loadu_pd(0x7F, p + W));
+  }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return _mm512_permutex2var_pd(lo, every2_index(), hi);
+  }
+  static reg gather(const T* p, int64_t stride) {
+    return _mm512_i32gather_pd(_mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)), p, 8);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm512_mask_i32gather_pd(zero(), mask(n), _mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)), p, 8);
+  }
+  static T reduce_add(reg v) { return _mm512_reduce_add_pd(v); }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm512_shuffle_f64x2(v, v, 0x4E));
+    v = max_propagate_nan(v, _mm512_shuffle_f64x2(v, v, 0xB1));
+    v = max_propagate_nan(v, _mm512_permute_pd(v, 0x55));
+    return _mm512_cvtsd_f64(v);
+  }
+  static __m512i every2_index() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
+  static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
 };
 
 }  // namespace pycnn::avx512

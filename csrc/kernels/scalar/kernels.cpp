@@ -5,11 +5,12 @@
 #define PYCNN_ISA_NS scalar
 #include "generic/activation.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 
 namespace pycnn::scalar {
 
 const KernelTable& kernel_table() {
-  static constexpr KernelTable table = make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar");
+  static constexpr KernelTable table = with_pool_kernels<VecF, VecD>(make_kernel_table<VecF, 4, 4, VecD, 4, 4>("scalar"));
   return table;
 }
 

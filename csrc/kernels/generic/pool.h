@@ -1,0 +1,270 @@
+// Pooling microkernels, written once against the vector traits V and compiled per ISA inside
+// namespace pycnn::PYCNN_ISA_NS. Contracts: microkernels.h (PoolKernels).
+//
+// Each kernel is a template over a reduction `Op` (PoolMax or PoolSum), so the max and avg
+// flavours share their loops and differ only in the identity, the combine step and whether the
+// result is scaled. Pooling is bandwidth-bound: the kernels aim to read each input element once
+// per use with full-width loads and to keep a few independent accumulators in flight.
+#ifndef PYCNN_ISA_NS
+#error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
+#endif
+
+namespace pycnn::PYCNN_ISA_NS {
+
+// Max: -inf is the identity (padding never wins), NaN propagates, nothing is rescaled.
+struct PoolMax {
+  static constexpr bool kScaled = false;
+  template <class V>
+  static typename V::reg identity() { return V::set1((typename V::T)(-__builtin_inf())); }
+  template <class V>
+  static typename V::reg combine(typename V::reg acc, typename V::reg x) { return V::max_propagate_nan(acc, x); }
+  template <class V>
+  static typename V::T reduce(typename V::reg v) { return V::reduce_max_propagate_nan(v); }
+  template <class T>
+  static T combine_scalar(T acc, T x) { return x != x ? x : (x > acc ? x : acc); }
+  template <class T>
+  static T identity_scalar() { return (T)(-__builtin_inf()); }
+};
+
+// Sum (for averages): 0 is the identity; the caller's reciprocal divisor scales the result.
+struct PoolSum {
+  static constexpr bool kScaled = true;
+  template <class V>
+  static typename V::reg identity() { return V::zero(); }
+  template <class V>
+  static typename V::reg combine(typename V::reg acc, typename V::reg x) { return V::add(acc, x); }
+  template <class V>
+  static typename V::T reduce(typename V::reg v) { return V::reduce_add(v); }
+  template <class T>
+  static T combine_scalar(T acc, T x) { return acc + x; }
+  template <class T>
+  static T identity_scalar() { return T(0); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rows: dst[i] = op_r src[r*row_stride + i]. NV-vector column blocks, the rows loop inside, so
+// each block's accumulators stay in registers across all rows.
+
+template <class V, class Op, size_t NV>
+inline void pool_rows_block(const typename V::T* src, int64_t row_stride, int64_t rows, typename V::T scale,
+                            typename V::T* dst) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  reg acc[NV];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) acc[v] = rows > 0 ? V::load(src + v * W) : Op::template identity<V>();
+  for (int64_t r = 1; r < rows; ++r) {
+    const typename V::T* s = src + r * row_stride;
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) acc[v] = Op::template combine<V>(acc[v], V::load(s + v * W));
+  }
+  if (Op::kScaled) {
+    const reg sv = V::set1(scale);
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) acc[v] = V::mul(acc[v], sv);
+  }
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) V::store(dst + v * W, acc[v]);
+}
+
+template <class V, class Op>
+void pool_rows_ukernel(const typename V::T* src, int64_t row_stride, int64_t rows, int64_t n,
+                       typename V::T scale, typename V::T* dst) {
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) pool_rows_block<V, Op, 4>(src + i, row_stride, rows, scale, dst + i);
+  for (; i + W <= n; i += W) pool_rows_block<V, Op, 1>(src + i, row_stride, rows, scale, dst + i);
+  if (i < n) {
+    const size_t m = (size_t)(n - i);
+    reg acc = rows > 0 ? V::load_partial(src + i, m) : Op::template identity<V>();
+    for (int64_t r = 1; r < rows; ++r) acc = Op::template combine<V>(acc, V::load_partial(src + r * row_stride + i, m));
+    if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
+    V::store_partial(dst + i, acc, m);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1-D windows: y[j] = op_t src[j*stride + t*dilation]. One output vector per step; the loader
+// turns "W elements `stride` apart" into a register: plain loads at stride 1, a two-vector
+// deinterleave at stride 2, a gather above.
+
+template <class V>
+struct ContiguousLoad {
+  static typename V::reg full(const typename V::T* p, int64_t) { return V::load(p); }
+  static typename V::reg partial(const typename V::T* p, int64_t, size_t n) { return V::load_partial(p, n); }
+};
+template <class V>
+struct Every2Load {
+  static typename V::reg full(const typename V::T* p, int64_t) { return V::load_every2(p); }
+  static typename V::reg partial(const typename V::T* p, int64_t, size_t n) { return V::load_every2_partial(p, n); }
+};
+template <class V>
+struct GatherLoad {
+  static typename V::reg full(const typename V::T* p, int64_t stride) { return V::gather(p, stride); }
+  static typename V::reg partial(const typename V::T* p, int64_t stride, size_t n) {
+    return V::gather_partial(p, stride, n);
+  }
+};
+
+template <class V, class Op, class Load>
+void pool_window_loop(const typename V::T* src, int64_t n, int64_t taps, int64_t stride, int64_t dilation,
+                      const typename V::T* scale, typename V::T* y) {
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  const bool scaled = Op::kScaled && scale != nullptr;
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const typename V::T* p = src + j * stride;
+    reg acc = Load::full(p, stride);
+    for (int64_t t = 1; t < taps; ++t) acc = Op::template combine<V>(acc, Load::full(p + t * dilation, stride));
+    if (scaled) acc = V::mul(acc, V::load(scale + j));
+    V::store(y + j, acc);
+  }
+  if (j < n) {
+    const size_t m = (size_t)(n - j);
+    const typename V::T* p = src + j * stride;
+    reg acc = Load::partial(p, stride, m);
+    for (int64_t t = 1; t < taps; ++t)
+      acc = Op::template combine<V>(acc, Load::partial(p + t * dilation, stride, m));
+    if (scaled) acc = V::mul(acc, V::load_partial(scale + j, m));
+    V::store_partial(y + j, acc, m);
+  }
+}
+
+template <class V, class Op>
+void pool_window_ukernel(const typename V::T* src, int64_t n, int64_t taps, int64_t stride, int64_t dilation,
+                         const typename V::T* scale, typename V::T* y) {
+  using T = typename V::T;
+  // Gather indices are int32 lane offsets: lane W-1 sits at (W-1)*stride.
+  constexpr int64_t kMaxGatherStride = 2147483647 / (int64_t)V::W;
+  if (taps < 1) {
+    for (int64_t j = 0; j < n; ++j) y[j] = Op::template identity_scalar<T>();
+  } else if (stride == 1) {
+    pool_window_loop<V, Op, ContiguousLoad<V>>(src, n, taps, stride, dilation, scale, y);
+  } else if (stride == 2) {
+    pool_window_loop<V, Op, Every2Load<V>>(src, n, taps, stride, dilation, scale, y);
+  } else if (stride <= kMaxGatherStride) {
+    pool_window_loop<V, Op, GatherLoad<V>>(src, n, taps, stride, dilation, scale, y);
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      T acc = src[j * stride];
+      for (int64_t t = 1; t < taps; ++t) acc = Op::combine_scalar(acc, src[j * stride + t * dilation]);
+      if (Op::kScaled && scale) acc *= scale[j];
+      y[j] = acc;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NHWC: per output pixel, the window's taps clipped to the input (so padding needs no buffer),
+// then NV-vector channel blocks accumulate over the clipped rows x columns.
+
+template <class V, class Op, size_t NV>
+inline void pool_nhwc_block(const typename V::T* x, int64_t row_stride, int64_t rows, int64_t tap_stride,
+                            int64_t taps, typename V::T scale, typename V::T* y) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  reg acc[NV];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) acc[v] = Op::template identity<V>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const typename V::T* row = x + r * row_stride;
+    for (int64_t t = 0; t < taps; ++t) {
+      const typename V::T* s = row + t * tap_stride;
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) acc[v] = Op::template combine<V>(acc[v], V::load(s + v * W));
+    }
+  }
+  if (Op::kScaled) {
+    const reg sv = V::set1(scale);
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) acc[v] = V::mul(acc[v], sv);
+  }
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) V::store(y + v * W, acc[v]);
+}
+
+template <class V, class Op>
+void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  const int64_t C = a.channels, d = a.dilation;
+  for (int64_t j = 0; j < a.n; ++j) {
+    // Taps t whose column first + t*d lies in [0, width).
+    const int64_t first = (a.col0 + j) * a.stride - a.pad_left;
+    int64_t t0 = first < 0 ? (-first + d - 1) / d : 0;
+    int64_t t1 = first >= a.width ? 0 : (a.width - 1 - first) / d + 1;
+    if (t1 > a.kw) t1 = a.kw;
+    const int64_t taps = t1 > t0 ? t1 - t0 : 0;
+    const T* x = a.x + (taps ? (first + t0 * d) * C : 0);
+    const int64_t rows = taps ? a.rows : 0;
+    const T scale = Op::kScaled ? a.scale[j] : T(1);
+    T* y = a.y + j * C;
+    int64_t c = 0;
+    for (; c + 4 * W <= C; c += 4 * W) pool_nhwc_block<V, Op, 4>(x + c, a.row_stride, rows, d * C, taps, scale, y + c);
+    for (; c + W <= C; c += W) pool_nhwc_block<V, Op, 1>(x + c, a.row_stride, rows, d * C, taps, scale, y + c);
+    if (c < C) {
+      const size_t m = (size_t)(C - c);
+      reg acc = Op::template identity<V>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < taps; ++t)
+          acc = Op::template combine<V>(acc, V::load_partial(x + r * a.row_stride + t * d * C + c, m));
+      if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
+      V::store_partial(y + c, acc, m);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planes: y[p] = op over one contiguous plane. Four vector accumulators hide the combine
+// latency; the tail (< W elements) is folded in as scalars so no lane ever holds a stand-in.
+
+template <class V, class Op>
+void pool_planes_ukernel(const typename V::T* src, int64_t planes, int64_t size, typename V::T scale,
+                         typename V::T* y) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* s = src + p * size;
+    int64_t i = 0;
+    T result = Op::template identity_scalar<T>();
+    if (size >= W) {
+      reg acc0 = V::load(s), acc1 = Op::template identity<V>(), acc2 = acc1, acc3 = acc1;
+      i = W;
+      for (; i + 4 * W <= size; i += 4 * W) {
+        acc0 = Op::template combine<V>(acc0, V::load(s + i));
+        acc1 = Op::template combine<V>(acc1, V::load(s + i + W));
+        acc2 = Op::template combine<V>(acc2, V::load(s + i + 2 * W));
+        acc3 = Op::template combine<V>(acc3, V::load(s + i + 3 * W));
+      }
+      for (; i + W <= size; i += W) acc0 = Op::template combine<V>(acc0, V::load(s + i));
+      acc0 = Op::template combine<V>(Op::template combine<V>(acc0, acc1), Op::template combine<V>(acc2, acc3));
+      result = Op::template reduce<V>(acc0);
+    }
+    for (; i < size; ++i) result = Op::combine_scalar(result, s[i]);
+    y[p] = Op::kScaled ? result * scale : result;
+  }
+}
+
+template <class V>
+constexpr PoolKernels<typename V::T> make_pool_kernels() {
+  return PoolKernels<typename V::T>{
+      pool_rows_ukernel<V, PoolMax>,   pool_rows_ukernel<V, PoolSum>,
+      pool_window_ukernel<V, PoolMax>, pool_window_ukernel<V, PoolSum>,
+      pool_nhwc_ukernel<V, PoolMax>,   pool_nhwc_ukernel<V, PoolSum>,
+      pool_planes_ukernel<V, PoolMax>, pool_planes_ukernel<V, PoolSum>,
+  };
+}
+
+// The conv table of an ISA with its pooling kernels filled in.
+template <class VF, class VD>
+constexpr KernelTable with_pool_kernels(KernelTable table) {
+  table.pool_f32 = make_pool_kernels<VF>();
+  table.pool_f64 = make_pool_kernels<VD>();
+  return table;
+}
+
+}  // namespace pycnn::PYCNN_ISA_NS
