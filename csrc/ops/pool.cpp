@@ -31,7 +31,7 @@ namespace {
 // as much time as this many of them (so ~100k elements are worth a second thread).
 constexpr double kWorkPerElement = 4.0;
 // Row-buffer size per thread for NCHW pooling: comfortably inside L1.
-constexpr int64_t kRowBufferBytes = 16 * 1024;
+constexpr int64_t kRowBufferBytes = 8 * 1024;
 
 int pool_threads(double elements, int64_t items) { return threads_for(elements * kWorkPerElement, items); }
 
@@ -50,8 +50,8 @@ struct TapRange {
 TapRange taps_inside(int64_t first, int64_t k, int64_t d, int64_t lo, int64_t hi) {
   TapRange r;
   if (first >= hi) return r;
-  const int64_t t0 = first < lo ? (lo - first + d - 1) / d : 0;
-  const int64_t t1 = std::min(k, (hi - 1 - first) / d + 1);
+  const int64_t t0 = first >= lo ? 0 : d == 1 ? lo - first : (lo - first + d - 1) / d;
+  const int64_t t1 = std::min(k, d == 1 ? hi - first : (hi - 1 - first) / d + 1);
   if (t1 > t0) {
     r.t0 = t0;
     r.count = t1 - t0;
@@ -84,24 +84,29 @@ void check(const Pool2dParams& p) {
     throw std::invalid_argument("pool2d: negative padding");
 }
 
-// Reciprocal divisors of avg pooling, (oh, ow) row-major, computed in double and rounded once.
+// Reciprocal divisors of avg pooling, (oh, ow) row-major: 1/rows(oh) * 1/cols(ow) in double,
+// rounded to T once (within an ulp of 1/(rows*cols), without a division per cell).
 template <class T>
 void avg_scale_table(const Pool2dParams& p, T* table) {
-  auto counts = [&](int64_t out, int64_t stride, int64_t before, int64_t after, int64_t k, int64_t d,
-                    int64_t size) {
-    std::vector<double> c((size_t)out);
+  auto reciprocal_counts = [&](int64_t out, int64_t stride, int64_t before, int64_t after, int64_t k, int64_t d,
+                               int64_t size) {
+    std::vector<double> r((size_t)out);
     const int64_t lo = p.count_include_pad ? -before : 0, hi = p.count_include_pad ? size + after : size;
     for (int64_t o = 0; o < out; ++o) {
-      c[(size_t)o] = (double)taps_inside(o * stride - before, k, d, lo, hi).count;
-      if (c[(size_t)o] == 0)
+      const int64_t count = taps_inside(o * stride - before, k, d, lo, hi).count;
+      if (count == 0)
         throw std::invalid_argument("avg pool2d: a window covers no cell that counts (padding too large)");
+      r[(size_t)o] = 1.0 / (double)count;
     }
-    return c;
+    return r;
   };
-  const std::vector<double> rows = counts(p.oh, p.stride_h, p.pad_top, p.pad_bottom, p.kh, p.dilation_h, p.h);
-  const std::vector<double> cols = counts(p.ow, p.stride_w, p.pad_left, p.pad_right, p.kw, p.dilation_w, p.w);
-  for (int64_t i = 0; i < p.oh; ++i)
-    for (int64_t j = 0; j < p.ow; ++j) table[i * p.ow + j] = (T)(1.0 / (rows[(size_t)i] * cols[(size_t)j]));
+  const std::vector<double> rows = reciprocal_counts(p.oh, p.stride_h, p.pad_top, p.pad_bottom, p.kh, p.dilation_h, p.h);
+  const std::vector<double> cols = reciprocal_counts(p.ow, p.stride_w, p.pad_left, p.pad_right, p.kw, p.dilation_w, p.w);
+  for (int64_t i = 0; i < p.oh; ++i) {
+    const double r = rows[(size_t)i];
+    T* row = table + i * p.ow;
+    for (int64_t j = 0; j < p.ow; ++j) row[j] = (T)(r * cols[(size_t)j]);
+  }
 }
 
 template <class T>

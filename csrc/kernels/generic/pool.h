@@ -191,12 +191,17 @@ void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
   using reg = typename V::reg;
   constexpr int64_t W = (int64_t)V::W;
   const int64_t C = a.channels, d = a.dilation;
+  const int64_t last_tap = (a.kw - 1) * d;
   for (int64_t j = 0; j < a.n; ++j) {
-    // Taps t whose column first + t*d lies in [0, width).
+    // Taps t whose column first + t*d lies in [0, width): all of them inside the image, else
+    // clipped (divisions only at the borders, and only with dilation).
     const int64_t first = (a.col0 + j) * a.stride - a.pad_left;
-    int64_t t0 = first < 0 ? (-first + d - 1) / d : 0;
-    int64_t t1 = first >= a.width ? 0 : (a.width - 1 - first) / d + 1;
-    if (t1 > a.kw) t1 = a.kw;
+    int64_t t0 = 0, t1 = a.kw;
+    if (first < 0 || first + last_tap >= a.width) {
+      t0 = first >= 0 ? 0 : d == 1 ? -first : (-first + d - 1) / d;
+      t1 = first >= a.width ? 0 : d == 1 ? a.width - first : (a.width - 1 - first) / d + 1;
+      if (t1 > a.kw) t1 = a.kw;
+    }
     const int64_t taps = t1 > t0 ? t1 - t0 : 0;
     const T* x = a.x + (taps ? (first + t0 * d) * C : 0);
     const int64_t rows = taps ? a.rows : 0;
