@@ -93,14 +93,44 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 # Pooling
 # ---------------------------------------------------------------------------------------------
 
+def _typed_key(value):
+    """A hashable key that tells 2, 2.0, True and np.int64(2) apart (they compare equal)."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_typed_key(v) for v in value)
+    return type(value), value
+
+
+_POOL_GEOMETRY_CACHE: dict = {}
+_POOL_GEOMETRY_CACHE_SIZE = 256
+
+
+def _pool_geometry(shape, layout, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
+    """_args.pool2d_geometry, memoised: resolving the arguments costs more than pooling a small
+    tensor. Only successful results are kept, keyed by value and type, so every bad argument
+    still reaches the checks in _args (and unhashable ones skip the cache)."""
+    params = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
+    try:
+        key = (shape, layout, _typed_key(params))
+        g = _POOL_GEOMETRY_CACHE.get(key)
+    except TypeError:
+        key, g = None, None
+    if g is None:
+        g = _args.pool2d_geometry(shape, kernel_size=kernel_size, stride=stride, padding_spec=padding,
+                                  dilation=dilation, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                                  layout=layout)
+        if key is not None:
+            if len(_POOL_GEOMETRY_CACHE) >= _POOL_GEOMETRY_CACHE_SIZE:
+                _POOL_GEOMETRY_CACHE.clear()
+            _POOL_GEOMETRY_CACHE[key] = g
+    return g
+
+
 def _pool2d(kind, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, data_format, out):
     layout = _args.data_format(data_format)
     x_in = _args.as_array(x, "x")
     dtype = _args.result_dtype(x_in)
     x4, unbatched = _args.batched(x_in)
-    g = _args.pool2d_geometry(x4.shape, kernel_size=kernel_size, stride=stride, padding_spec=padding,
-                              dilation=dilation, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
-                              layout=layout)
+    g = _pool_geometry(x4.shape, layout, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
     shape = _args.make_image(g.n, g.c, g.oh, g.ow, layout)
     result_shape = shape[1:] if unbatched else shape
     y = _args.out_array(out, result_shape, dtype, {"x": x_in})
