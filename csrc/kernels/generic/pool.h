@@ -45,14 +45,16 @@ struct PoolSum {
 // Rows: dst[i] = op_r src[r*row_stride + i]. NV-vector column blocks, the rows loop inside, so
 // each block's accumulators stay in registers across all rows.
 
-template <class V, class Op, size_t NV>
-inline void pool_rows_block(const typename V::T* src, int64_t row_stride, int64_t rows, typename V::T scale,
-                            typename V::T* dst) {
+template <class V, class Op, size_t NV, int kRows>
+inline void pool_rows_block(const typename V::T* src, int64_t row_stride, int64_t runtime_rows,
+                            typename V::T scale, typename V::T* dst) {
   using reg = typename V::reg;
   constexpr size_t W = V::W;
+  const int64_t rows = kRows ? kRows : runtime_rows;
   reg acc[NV];
 #pragma GCC unroll 8
   for (size_t v = 0; v < NV; ++v) acc[v] = rows > 0 ? V::load(src + v * W) : Op::template identity<V>();
+#pragma GCC unroll 4
   for (int64_t r = 1; r < rows; ++r) {
     const typename V::T* s = src + r * row_stride;
 #pragma GCC unroll 8
@@ -67,14 +69,14 @@ inline void pool_rows_block(const typename V::T* src, int64_t row_stride, int64_
   for (size_t v = 0; v < NV; ++v) V::store(dst + v * W, acc[v]);
 }
 
-template <class V, class Op>
-void pool_rows_ukernel(const typename V::T* src, int64_t row_stride, int64_t rows, int64_t n,
-                       typename V::T scale, typename V::T* dst) {
+template <class V, class Op, int kRows>
+void pool_rows_loop(const typename V::T* src, int64_t row_stride, int64_t rows, int64_t n, typename V::T scale,
+                    typename V::T* dst) {
   using reg = typename V::reg;
   constexpr int64_t W = (int64_t)V::W;
   int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) pool_rows_block<V, Op, 4>(src + i, row_stride, rows, scale, dst + i);
-  for (; i + W <= n; i += W) pool_rows_block<V, Op, 1>(src + i, row_stride, rows, scale, dst + i);
+  for (; i + 4 * W <= n; i += 4 * W) pool_rows_block<V, Op, 4, kRows>(src + i, row_stride, rows, scale, dst + i);
+  for (; i + W <= n; i += W) pool_rows_block<V, Op, 1, kRows>(src + i, row_stride, rows, scale, dst + i);
   if (i < n) {
     const size_t m = (size_t)(n - i);
     reg acc = rows > 0 ? V::load_partial(src + i, m) : Op::template identity<V>();
@@ -82,6 +84,15 @@ void pool_rows_ukernel(const typename V::T* src, int64_t row_stride, int64_t row
     if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
     V::store_partial(dst + i, acc, m);
   }
+}
+
+// The common window heights (2 and 3 rows) get fully unrolled loops.
+template <class V, class Op>
+void pool_rows_ukernel(const typename V::T* src, int64_t row_stride, int64_t rows, int64_t n,
+                       typename V::T scale, typename V::T* dst) {
+  if (rows == 2) pool_rows_loop<V, Op, 2>(src, row_stride, rows, n, scale, dst);
+  else if (rows == 3) pool_rows_loop<V, Op, 3>(src, row_stride, rows, n, scale, dst);
+  else pool_rows_loop<V, Op, 0>(src, row_stride, rows, n, scale, dst);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,16 +118,18 @@ struct GatherLoad {
   }
 };
 
-template <class V, class Op, class Load>
-void pool_window_loop(const typename V::T* src, int64_t n, int64_t taps, int64_t stride, int64_t dilation,
+template <class V, class Op, class Load, int kTaps>
+void pool_window_loop(const typename V::T* src, int64_t n, int64_t runtime_taps, int64_t stride, int64_t dilation,
                       const typename V::T* scale, typename V::T* y) {
   using reg = typename V::reg;
   constexpr int64_t W = (int64_t)V::W;
+  const int64_t taps = kTaps ? kTaps : runtime_taps;
   const bool scaled = Op::kScaled && scale != nullptr;
   int64_t j = 0;
   for (; j + W <= n; j += W) {
     const typename V::T* p = src + j * stride;
     reg acc = Load::full(p, stride);
+#pragma GCC unroll 4
     for (int64_t t = 1; t < taps; ++t) acc = Op::template combine<V>(acc, Load::full(p + t * dilation, stride));
     if (scaled) acc = V::mul(acc, V::load(scale + j));
     V::store(y + j, acc);
@@ -132,6 +145,15 @@ void pool_window_loop(const typename V::T* src, int64_t n, int64_t taps, int64_t
   }
 }
 
+// The common window widths (2 and 3 taps) get fully unrolled loops.
+template <class V, class Op, class Load>
+void pool_window_taps(const typename V::T* src, int64_t n, int64_t taps, int64_t stride, int64_t dilation,
+                      const typename V::T* scale, typename V::T* y) {
+  if (taps == 2) pool_window_loop<V, Op, Load, 2>(src, n, taps, stride, dilation, scale, y);
+  else if (taps == 3) pool_window_loop<V, Op, Load, 3>(src, n, taps, stride, dilation, scale, y);
+  else pool_window_loop<V, Op, Load, 0>(src, n, taps, stride, dilation, scale, y);
+}
+
 template <class V, class Op>
 void pool_window_ukernel(const typename V::T* src, int64_t n, int64_t taps, int64_t stride, int64_t dilation,
                          const typename V::T* scale, typename V::T* y) {
@@ -141,11 +163,11 @@ void pool_window_ukernel(const typename V::T* src, int64_t n, int64_t taps, int6
   if (taps < 1) {
     for (int64_t j = 0; j < n; ++j) y[j] = Op::template identity_scalar<T>();
   } else if (stride == 1) {
-    pool_window_loop<V, Op, ContiguousLoad<V>>(src, n, taps, stride, dilation, scale, y);
+    pool_window_taps<V, Op, ContiguousLoad<V>>(src, n, taps, stride, dilation, scale, y);
   } else if (stride == 2) {
-    pool_window_loop<V, Op, Every2Load<V>>(src, n, taps, stride, dilation, scale, y);
+    pool_window_taps<V, Op, Every2Load<V>>(src, n, taps, stride, dilation, scale, y);
   } else if (stride <= kMaxGatherStride) {
-    pool_window_loop<V, Op, GatherLoad<V>>(src, n, taps, stride, dilation, scale, y);
+    pool_window_taps<V, Op, GatherLoad<V>>(src, n, taps, stride, dilation, scale, y);
   } else {
     for (int64_t j = 0; j < n; ++j) {
       T acc = src[j * stride];
