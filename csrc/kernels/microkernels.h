@@ -127,6 +127,30 @@ struct PoolNhwcArgs {
 template <class T>
 using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
 
+// NCHW pooling of whole output rows, vectorised over output columns, with the vertical and
+// horizontal reductions fused (no row buffer): for each block of W output columns the kernel
+// reduces the window rows over the input columns the block reads -- split into even/odd
+// columns at stride 2 -- and forms each tap by shifting that vector against the next block's.
+//   For output row i < out_rows: window rows x + i*x_step + r*row_stride, r < rows (only rows
+//   inside the input; rows may be 0). Output column j < n reads input columns
+//   j*stride - pad_left + t*dilation, t < kw; columns outside [0, width) are padding.
+//   y + i*y_step receives the n outputs; scale + i*y_step (avg; null for max) multiplies them.
+//   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
+//   shift, (kw - 1)*dilation / stride, is below the vector width W.
+//   Reads only input elements inside the rows' [0, width) (masked loads at the edges).
+template <class T>
+struct PoolNchwArgs {
+  const T* x;
+  int64_t row_stride, rows, x_step;
+  int64_t width;
+  int64_t n, kw, stride, dilation, pad_left;
+  int64_t out_rows, y_step;
+  const T* scale;
+  T* y;
+};
+template <class T>
+using PoolNchwUkernel = void (*)(const PoolNchwArgs<T>& args);
+
 // Whole-plane reduction: y[p] = op over src[p*size + i], i < size, for p < planes, then (avg
 // only) times `scale`. Uses: NCHW global pooling.
 template <class T>
@@ -134,11 +158,19 @@ using PoolPlanesUkernel = void (*)(const T* src, int64_t planes, int64_t size, T
 
 template <class T>
 struct PoolKernels {
+  size_t vector_width;  // W of the ISA for T: the fused NCHW kernel's shift limit
   PoolRowsUkernel<T> max_rows, avg_rows;
   PoolWindowUkernel<T> max_window, avg_window;
+  PoolNchwUkernel<T> max_nchw, avg_nchw;
   PoolNhwcUkernel<T> max_nhwc, avg_nhwc;
   PoolPlanesUkernel<T> max_planes, avg_planes;
 };
+
+// Whether the fused NCHW kernel accepts a window along the width (see PoolNchwArgs).
+template <class T>
+inline bool fused_nchw_fits(const PoolKernels<T>& k, int64_t kw, int64_t stride, int64_t dilation) {
+  return (stride == 1 || stride == 2) && (kw - 1) * dilation / stride < (int64_t)k.vector_width;
+}
 
 struct KernelTable {
   const char* isa;

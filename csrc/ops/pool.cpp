@@ -152,6 +152,59 @@ void pool2d_nchw(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
   }
 }
 
+// Fused NCHW (see PoolNchwArgs): no buffer. Items are (plane, block of output rows); within an
+// item, runs of rows whose windows have the same shape go to the kernel in one call.
+template <class T>
+void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T* y, const T* scale) {
+  const bool is_max = p.kind == PoolKind::Max;
+  const PoolNchwUkernel<T> pool_rows = is_max ? kn.max_nchw : kn.avg_nchw;
+  const int64_t planes = p.n * p.c;
+  const int threads = pool_threads((double)planes * (p.h * p.w + p.oh * p.ow * p.kw), planes * p.oh);
+  // Whole planes when there are enough of them; else split the rows so every thread has work.
+  const int64_t want = (int64_t)threads * 4;
+  const int64_t row_blocks = planes >= want ? 1 : std::min(p.oh, ceil_div(want, planes));
+  const int64_t rows_per_block = ceil_div(p.oh, row_blocks);
+  const int64_t items = planes * row_blocks;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormalsForSums ftz(!is_max);
+    PoolNchwArgs<T> args;
+    args.row_stride = p.dilation_h * p.w;
+    args.x_step = p.stride_h * p.w;
+    args.width = p.w;
+    args.n = p.ow;
+    args.kw = p.kw;
+    args.stride = p.stride_w;
+    args.dilation = p.dilation_w;
+    args.pad_left = p.pad_left;
+    args.y_step = p.ow;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t plane = item / row_blocks;
+      const int64_t o0 = (item % row_blocks) * rows_per_block, o1 = std::min(p.oh, o0 + rows_per_block);
+      const T* xp = x + plane * p.h * p.w;
+      T* yp = y + plane * p.oh * p.ow;
+      for (int64_t o = o0; o < o1;) {
+        const RowSpan rows = window_rows(p, o);
+        int64_t end = o + 1;  // extend while the window slides by whole strides with the same rows
+        while (end < o1) {
+          const RowSpan next = window_rows(p, end);
+          if (next.count != rows.count || next.first != rows.first + (end - o) * p.stride_h) break;
+          ++end;
+        }
+        args.x = xp + rows.first * p.w;
+        args.rows = rows.count;
+        args.out_rows = end - o;
+        args.scale = scale ? scale + o * p.ow : nullptr;
+        args.y = yp + o * p.ow;
+        pool_rows(args);
+        o = end;
+      }
+    }
+  }
+}
+
 template <class T>
 void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T* y, const T* scale) {
   const PoolNhwcUkernel<T> pool_pixels = p.kind == PoolKind::Max ? kn.max_nhwc : kn.avg_nhwc;
@@ -194,8 +247,9 @@ void run_pool2d(const Pool2dParams& p, const T* x, T* y) {
     scale.reset((size_t)(p.oh * p.ow), 1);
     avg_scale_table(p, scale.data());
   }
-  if (p.layout == Layout::NCHW) pool2d_nchw(p, kn, x, y, scale.data());
-  else pool2d_nhwc(p, kn, x, y, scale.data());
+  if (p.layout == Layout::NHWC) pool2d_nhwc(p, kn, x, y, scale.data());
+  else if (fused_nchw_fits(kn, p.kw, p.stride_w, p.dilation_w)) pool2d_nchw_fused(p, kn, x, y, scale.data());
+  else pool2d_nchw(p, kn, x, y, scale.data());
 }
 
 template <class T>

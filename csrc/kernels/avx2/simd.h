@@ -79,6 +79,23 @@ struct VecF {
     const reg evens = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
   }
+  static reg even(reg a, reg b) { return every2(a, b); }
+  static reg odd(reg a, reg b) {
+    const reg odds = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odds), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    const __m256i index = _mm256_add_epi32(lanes(), _mm256_set1_epi32((int)m));  // permutevar uses index & 7
+    const __m256i from_next = _mm256_cmpgt_epi32(index, _mm256_set1_epi32(7));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, index), _mm256_permutevar8x32_ps(next, index),
+                            _mm256_castsi256_ps(from_next));
+  }
+  // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    const __m256i m = _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
 };
 
@@ -139,6 +156,24 @@ struct VecD {
   // Even lanes of the 2W-lane pair (a, b).
   static reg every2(reg a, reg b) {
     return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a0 b0 a2 b2 -> a0 a2 b0 b2
+  }
+  static reg even(reg a, reg b) { return every2(a, b); }
+  static reg odd(reg a, reg b) {
+    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a1 b1 a3 b3 -> a1 a3 b1 b3
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W. Lanes move as pairs of
+  // 32-bit halves through permutevar8x32.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    const __m256i k = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x(m));
+    const __m256i low = _mm256_slli_epi64(_mm256_and_si256(k, _mm256_set1_epi64x(3)), 1);  // 2*(k & 3)
+    const __m256i index = _mm256_or_si256(low, _mm256_slli_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(1)), 32));
+    const reg from_cur = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(cur), index));
+    const reg from_next = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(next), index));
+    return _mm256_blendv_pd(from_cur, from_next, _mm256_castsi256_pd(_mm256_cmpgt_epi64(k, _mm256_set1_epi64x(3))));
+  }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    const __m256i m = _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
+    return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
   }
   static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
 };

@@ -62,6 +62,19 @@ struct VecF {
     v = max_propagate_nan(v, _mm512_permute_ps(v, 0xB1));
     return _mm512_cvtss_f32(v);
   }
+  // Even / odd lanes of the 2W-lane pair (a, b).
+  static reg even(reg a, reg b) { return _mm512_permutex2var_ps(a, every2_index(), b); }
+  static reg odd(reg a, reg b) {
+    return _mm512_permutex2var_ps(a, _mm512_add_epi32(every2_index(), _mm512_set1_epi32(1)), b);
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    return _mm512_permutex2var_ps(cur, _mm512_add_epi32(lanes(), _mm512_set1_epi32((int)m)), next);
+  }
+  // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    return _mm512_mask_loadu_ps(fill, (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
   static __m512i every2_index() { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
   static __m512i lanes() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 };
@@ -113,6 +126,16 @@ struct VecD {
     v = max_propagate_nan(v, _mm512_shuffle_f64x2(v, v, 0xB1));
     v = max_propagate_nan(v, _mm512_permute_pd(v, 0x55));
     return _mm512_cvtsd_f64(v);
+  }
+  static reg even(reg a, reg b) { return _mm512_permutex2var_pd(a, every2_index(), b); }
+  static reg odd(reg a, reg b) {
+    return _mm512_permutex2var_pd(a, _mm512_add_epi64(every2_index(), _mm512_set1_epi64(1)), b);
+  }
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    return _mm512_permutex2var_pd(cur, _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(m)), next);
+  }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    return _mm512_mask_loadu_pd(fill, (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
   static __m512i every2_index() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }

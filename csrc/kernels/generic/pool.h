@@ -179,6 +179,110 @@ void pool_window_ukernel(const typename V::T* src, int64_t n, int64_t taps, int6
 }
 
 // ---------------------------------------------------------------------------------------------
+// NCHW, fused: per block of W output columns, the window rows are reduced over the input columns
+// the block reads (split into even/odd columns at stride 2), and each tap is that vector shifted
+// by the tap's offset against the next block's vector, which the loop carries to its next step.
+
+// Input columns [c, c + W) reduced over the window rows; columns outside [0, width) are the
+// identity and are never read.
+template <class V, class Op, int kRows>
+inline typename V::reg pool_column_block(const typename V::T* x, int64_t row_stride, int64_t runtime_rows,
+                                         int64_t width, int64_t c) {
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  const int64_t rows = kRows ? kRows : runtime_rows;
+  const reg identity = Op::template identity<V>();
+  if (rows <= 0) return identity;
+  if (c >= 0 && c + W <= width) {
+    reg acc = V::load(x + c);
+#pragma GCC unroll 4
+    for (int64_t r = 1; r < rows; ++r) acc = Op::template combine<V>(acc, V::load(x + r * row_stride + c));
+    return acc;
+  }
+  const int64_t lo = c < 0 ? -c : 0, hi = width - c < W ? width - c : W;
+  if (hi <= lo) return identity;
+  reg acc = V::load_lanes(x + c, lo, hi, identity);
+  for (int64_t r = 1; r < rows; ++r)
+    acc = Op::template combine<V>(acc, V::load_lanes(x + r * row_stride + c, lo, hi, identity));
+  return acc;
+}
+
+template <class V, class Op>
+inline void pool_store_outputs(typename V::reg acc, const typename V::T* scale, int64_t j, int64_t n,
+                               typename V::T* y) {
+  constexpr int64_t W = (int64_t)V::W;
+  if (j + W <= n) {
+    if (Op::kScaled && scale) acc = V::mul(acc, V::load(scale + j));
+    V::store(y + j, acc);
+  } else {
+    const size_t m = (size_t)(n - j);
+    if (Op::kScaled && scale) acc = V::mul(acc, V::load_partial(scale + j, m));
+    V::store_partial(y + j, acc, m);
+  }
+}
+
+template <class V, class Op, int kRows, int kTaps>
+void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  const int64_t taps = kTaps ? kTaps : a.kw, d = a.dilation;
+  for (int64_t i = 0; i < a.out_rows; ++i) {
+    const T* x = a.x + i * a.x_step;
+    T* y = a.y + i * a.y_step;
+    const T* scale = Op::kScaled && a.scale ? a.scale + i * a.y_step : nullptr;
+    int64_t c = -a.pad_left;
+    if (a.stride == 2) {
+      reg lo = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+      reg hi = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c + W);
+      reg even = V::even(lo, hi), odd = V::odd(lo, hi);
+      for (int64_t j = 0; j < a.n; j += W) {
+        c += 2 * W;
+        lo = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+        hi = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c + W);
+        const reg next_even = V::even(lo, hi), next_odd = V::odd(lo, hi);
+        reg acc = even;
+#pragma GCC unroll 4
+        for (int64_t t = 1; t < taps; ++t) {
+          const int64_t offset = t * d, m = offset >> 1;
+          const reg cur = offset & 1 ? odd : even, next = offset & 1 ? next_odd : next_even;
+          acc = Op::template combine<V>(acc, m ? V::shift_in(cur, next, m) : cur);
+        }
+        pool_store_outputs<V, Op>(acc, scale, j, a.n, y);
+        even = next_even;
+        odd = next_odd;
+      }
+    } else {
+      reg cur = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+      for (int64_t j = 0; j < a.n; j += W) {
+        c += W;
+        const reg next = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+        reg acc = cur;
+#pragma GCC unroll 4
+        for (int64_t t = 1; t < taps; ++t) acc = Op::template combine<V>(acc, V::shift_in(cur, next, t * d));
+        pool_store_outputs<V, Op>(acc, scale, j, a.n, y);
+        cur = next;
+      }
+    }
+  }
+}
+
+// The common window sizes (2 or 3 rows, 2 or 3 taps) get fully unrolled loops.
+template <class V, class Op, int kRows>
+void pool_nchw_taps(const PoolNchwArgs<typename V::T>& a) {
+  if (a.kw == 2) pool_nchw_rows<V, Op, kRows, 2>(a);
+  else if (a.kw == 3) pool_nchw_rows<V, Op, kRows, 3>(a);
+  else pool_nchw_rows<V, Op, kRows, 0>(a);
+}
+
+template <class V, class Op>
+void pool_nchw_ukernel(const PoolNchwArgs<typename V::T>& a) {
+  if (a.rows == 2) pool_nchw_taps<V, Op, 2>(a);
+  else if (a.rows == 3) pool_nchw_taps<V, Op, 3>(a);
+  else pool_nchw_taps<V, Op, 0>(a);
+}
+
+// ---------------------------------------------------------------------------------------------
 // NHWC: per output pixel, the window's taps clipped to the input (so padding needs no buffer),
 // then NV-vector channel blocks accumulate over the clipped rows x columns.
 
@@ -279,8 +383,10 @@ void pool_planes_ukernel(const typename V::T* src, int64_t planes, int64_t size,
 template <class V>
 constexpr PoolKernels<typename V::T> make_pool_kernels() {
   return PoolKernels<typename V::T>{
+      V::W,
       pool_rows_ukernel<V, PoolMax>,   pool_rows_ukernel<V, PoolSum>,
       pool_window_ukernel<V, PoolMax>, pool_window_ukernel<V, PoolSum>,
+      pool_nchw_ukernel<V, PoolMax>,   pool_nchw_ukernel<V, PoolSum>,
       pool_nhwc_ukernel<V, PoolMax>,   pool_nhwc_ukernel<V, PoolSum>,
       pool_planes_ukernel<V, PoolMax>, pool_planes_ukernel<V, PoolSum>,
   };

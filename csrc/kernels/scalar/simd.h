@@ -38,6 +38,10 @@ struct VecScalar {
   static reg gather_partial(const T* p, int64_t, size_t n) { return n ? *p : 0; }
   static T reduce_add(reg v) { return v; }
   static T reduce_max_propagate_nan(reg v) { return v; }
+  static reg even(reg a, reg) { return a; }
+  static reg odd(reg, reg b) { return b; }
+  static reg shift_in(reg cur, reg next, int64_t m) { return m ? next : cur; }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) { return lo <= 0 && hi > 0 ? *p : fill; }
 };
 
 using VecF = VecScalar<float>;
