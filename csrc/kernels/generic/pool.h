@@ -227,6 +227,9 @@ void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
   using reg = typename V::reg;
   constexpr int64_t W = (int64_t)V::W;
   const int64_t taps = kTaps ? kTaps : a.kw, d = a.dilation;
+  // The last block needs the next one only if its last output's taps shift past lane W - 1.
+  const int64_t max_shift = (taps - 1) * d / a.stride;
+  const bool last_needs_next = (a.n - 1) % W + max_shift >= W;
   for (int64_t i = 0; i < a.out_rows; ++i) {
     const T* x = a.x + i * a.x_step;
     T* y = a.y + i * a.y_step;
@@ -238,9 +241,13 @@ void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
       reg even = V::even(lo, hi), odd = V::odd(lo, hi);
       for (int64_t j = 0; j < a.n; j += W) {
         c += 2 * W;
-        lo = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
-        hi = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c + W);
-        const reg next_even = V::even(lo, hi), next_odd = V::odd(lo, hi);
+        reg next_even = Op::template identity<V>(), next_odd = next_even;
+        if (j + W < a.n || last_needs_next) {
+          lo = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+          hi = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c + W);
+          next_even = V::even(lo, hi);
+          next_odd = V::odd(lo, hi);
+        }
         reg acc = even;
 #pragma GCC unroll 4
         for (int64_t t = 1; t < taps; ++t) {
@@ -256,7 +263,9 @@ void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
       reg cur = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
       for (int64_t j = 0; j < a.n; j += W) {
         c += W;
-        const reg next = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
+        const reg next = j + W < a.n || last_needs_next
+                             ? pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c)
+                             : Op::template identity<V>();
         reg acc = cur;
 #pragma GCC unroll 4
         for (int64_t t = 1; t < taps; ++t) acc = Op::template combine<V>(acc, V::shift_in(cur, next, t * d));
