@@ -95,9 +95,10 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 
 def _typed_key(value):
     """A hashable key that tells 2, 2.0, True and np.int64(2) apart (they compare equal)."""
-    if isinstance(value, (tuple, list)):
-        return type(value), tuple(_typed_key(v) for v in value)
-    return type(value), value
+    t = type(value)
+    if t is tuple or t is list:
+        return (t, *[_typed_key(v) for v in value])
+    return t, value
 
 
 _POOL_GEOMETRY_CACHE: dict = {}
@@ -108,9 +109,9 @@ def _pool_geometry(shape, layout, kernel_size, stride, padding, dilation, ceil_m
     """_args.pool2d_geometry, memoised: resolving the arguments costs more than pooling a small
     tensor. Only successful results are kept, keyed by value and type, so every bad argument
     still reaches the checks in _args (and unhashable ones skip the cache)."""
-    params = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
     try:
-        key = (shape, layout, _typed_key(params))
+        key = (shape, layout, _typed_key(kernel_size), _typed_key(stride), _typed_key(padding),
+               _typed_key(dilation), _typed_key(ceil_mode), _typed_key(count_include_pad))
         g = _POOL_GEOMETRY_CACHE.get(key)
     except TypeError:
         key, g = None, None
@@ -125,10 +126,18 @@ def _pool_geometry(shape, layout, kernel_size, stride, padding, dilation, ceil_m
     return g
 
 
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _pool_dtype(x):
+    """_args.result_dtype for one input, with the common float32/float64 case first."""
+    return x.dtype if x.dtype in _NATIVE_DTYPES else _args.result_dtype(x)
+
+
 def _pool2d(kind, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, data_format, out):
     layout = _args.data_format(data_format)
     x_in = _args.as_array(x, "x")
-    dtype = _args.result_dtype(x_in)
+    dtype = _pool_dtype(x_in)
     x4, unbatched = _args.batched(x_in)
     g = _pool_geometry(x4.shape, layout, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
     shape = _args.make_image(g.n, g.c, g.oh, g.ow, layout)
@@ -170,7 +179,7 @@ def _global_pool2d(kind, x, data_format, keepdims):
     layout = _args.data_format(data_format)
     keepdims = _args.flag(keepdims, "keepdims")
     x_in = _args.as_array(x, "x")
-    dtype = _args.result_dtype(x_in)
+    dtype = _pool_dtype(x_in)
     x4, unbatched = _args.batched(x_in)
     n, c, h, w = _args.image_dims(x4, layout)
     if h < 1 or w < 1:
@@ -196,7 +205,7 @@ def depth_max_pool2d(x, pool_size, *, data_format="NCHW"):
     """Max over groups of `pool_size` consecutive channels (pool_size must divide C); NaN propagates."""
     layout = _args.data_format(data_format)
     x_in = _args.as_array(x, "x")
-    dtype = _args.result_dtype(x_in)
+    dtype = _pool_dtype(x_in)
     x4, unbatched = _args.batched(x_in)
     n, c, h, w = _args.image_dims(x4, layout)
     groups = _args.depth_pool_channels(c, pool_size)

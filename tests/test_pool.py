@@ -93,12 +93,19 @@ CASES = [
     _case("column-Nx1", c=3, h=53, w=1, k=(3, 1), stride=(2, 1), padding=(1, 0), ceil_mode=True),
     _case("wide-row-multiple-vectors", c=2, h=5, w=131, k=3, stride=2, padding=1),
     _case("many-channels", c=131, h=6, w=6, k=2, stride=2),
+    # Widest lane shifts of the fused NCHW kernel (15 lanes at 16 floats) and just past them.
+    _case("1x16-s1-pad8", c=2, h=3, w=37, k=(1, 16), stride=1, padding=(0, 8)),
+    _case("1x17-s1", c=2, h=3, w=41, k=(1, 17), stride=1),
+    _case("2x31-s2-pad15", c=2, h=4, w=70, k=(2, 31), stride=2, padding=(0, 15), ceil_mode=True),
+    _case("1x33-s2", c=1, h=2, w=80, k=(1, 33), stride=(1, 2)),
 ]
 
 DILATED_CASES = [
     _case("dil2", c=5, h=13, w=13, k=3, stride=1, padding=2, dilation=2),
     _case("dil(2,3)-s2-ceil", c=17, h=19, w=23, k=3, stride=2, padding=(1, 3), dilation=(2, 3), ceil_mode=True),
     _case("dil-same", c=3, h=11, w=14, k=3, stride=2, padding="same", dilation=2),
+    _case("1x16-s2-dil2", c=2, h=3, w=75, k=(1, 16), stride=2, padding=(0, 15), dilation=2),
+    _case("1x9-s1-dil2", c=2, h=3, w=45, k=(1, 9), stride=1, padding=(0, 8), dilation=(1, 2)),
     # A window whose every tap lies in the padding gives -inf (PyTorch does the same).
     _case("dil3-window-all-padding", c=2, h=2, w=2, k=2, padding=1, dilation=3),
 ]
