@@ -295,16 +295,19 @@ void pool_nchw_ukernel(const PoolNchwArgs<typename V::T>& a) {
 // NHWC: per output pixel, the window's taps clipped to the input (so padding needs no buffer),
 // then NV-vector channel blocks accumulate over the clipped rows x columns.
 
-template <class V, class Op, size_t NV>
-inline void pool_nhwc_block(const typename V::T* x, int64_t row_stride, int64_t rows, int64_t tap_stride,
-                            int64_t taps, typename V::T scale, typename V::T* y) {
+template <class V, class Op, size_t NV, int kRows, int kTaps>
+inline void pool_nhwc_block(const typename V::T* x, int64_t row_stride, int64_t runtime_rows, int64_t tap_stride,
+                            int64_t runtime_taps, typename V::T scale, typename V::T* y) {
   using reg = typename V::reg;
   constexpr size_t W = V::W;
+  const int64_t rows = kRows ? kRows : runtime_rows, taps = kTaps ? kTaps : runtime_taps;
   reg acc[NV];
 #pragma GCC unroll 8
   for (size_t v = 0; v < NV; ++v) acc[v] = Op::template identity<V>();
+#pragma GCC unroll 4
   for (int64_t r = 0; r < rows; ++r) {
     const typename V::T* row = x + r * row_stride;
+#pragma GCC unroll 4
     for (int64_t t = 0; t < taps; ++t) {
       const typename V::T* s = row + t * tap_stride;
 #pragma GCC unroll 8
@@ -320,12 +323,32 @@ inline void pool_nhwc_block(const typename V::T* x, int64_t row_stride, int64_t 
   for (size_t v = 0; v < NV; ++v) V::store(y + v * W, acc[v]);
 }
 
+// All channels of one output pixel: 4-vector blocks, single vectors, then a masked remainder.
+template <class V, class Op, int kRows, int kTaps>
+inline void pool_nhwc_pixel(const typename V::T* x, int64_t row_stride, int64_t rows, int64_t tap_stride,
+                            int64_t taps, int64_t C, typename V::T scale, typename V::T* y) {
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t c = 0;
+  for (; c + 4 * W <= C; c += 4 * W)
+    pool_nhwc_block<V, Op, 4, kRows, kTaps>(x + c, row_stride, rows, tap_stride, taps, scale, y + c);
+  for (; c + W <= C; c += W)
+    pool_nhwc_block<V, Op, 1, kRows, kTaps>(x + c, row_stride, rows, tap_stride, taps, scale, y + c);
+  if (c < C) {
+    const size_t m = (size_t)(C - c);
+    reg acc = Op::template identity<V>();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < taps; ++t)
+        acc = Op::template combine<V>(acc, V::load_partial(x + r * row_stride + t * tap_stride + c, m));
+    if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
+    V::store_partial(y + c, acc, m);
+  }
+}
+
 template <class V, class Op>
 void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
   using T = typename V::T;
-  using reg = typename V::reg;
-  constexpr int64_t W = (int64_t)V::W;
-  const int64_t C = a.channels, d = a.dilation;
+  const int64_t C = a.channels, d = a.dilation, tap_stride = d * C;
   const int64_t last_tap = (a.kw - 1) * d;
   for (int64_t j = 0; j < a.n; ++j) {
     // Taps t whose column first + t*d lies in [0, width): all of them inside the image, else
@@ -342,17 +365,13 @@ void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
     const int64_t rows = taps ? a.rows : 0;
     const T scale = Op::kScaled ? a.scale[j] : T(1);
     T* y = a.y + j * C;
-    int64_t c = 0;
-    for (; c + 4 * W <= C; c += 4 * W) pool_nhwc_block<V, Op, 4>(x + c, a.row_stride, rows, d * C, taps, scale, y + c);
-    for (; c + W <= C; c += W) pool_nhwc_block<V, Op, 1>(x + c, a.row_stride, rows, d * C, taps, scale, y + c);
-    if (c < C) {
-      const size_t m = (size_t)(C - c);
-      reg acc = Op::template identity<V>();
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t t = 0; t < taps; ++t)
-          acc = Op::template combine<V>(acc, V::load_partial(x + r * a.row_stride + t * d * C + c, m));
-      if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
-      V::store_partial(y + c, acc, m);
+    // The common interior windows (2x2, 3x3, 2x3, 3x2) get fully unrolled loops.
+    switch (rows * 4 + taps) {
+      case 2 * 4 + 2: pool_nhwc_pixel<V, Op, 2, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
+      case 2 * 4 + 3: pool_nhwc_pixel<V, Op, 2, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
+      case 3 * 4 + 2: pool_nhwc_pixel<V, Op, 3, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
+      case 3 * 4 + 3: pool_nhwc_pixel<V, Op, 3, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
+      default: pool_nhwc_pixel<V, Op, 0, 0>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
     }
   }
 }
