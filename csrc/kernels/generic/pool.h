@@ -366,13 +366,12 @@ void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
     const T scale = Op::kScaled ? a.scale[j] : T(1);
     T* y = a.y + j * C;
     // The common interior windows (2x2, 3x3, 2x3, 3x2) get fully unrolled loops.
-    switch (rows * 4 + taps) {
-      case 2 * 4 + 2: pool_nhwc_pixel<V, Op, 2, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
-      case 2 * 4 + 3: pool_nhwc_pixel<V, Op, 2, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
-      case 3 * 4 + 2: pool_nhwc_pixel<V, Op, 3, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
-      case 3 * 4 + 3: pool_nhwc_pixel<V, Op, 3, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
-      default: pool_nhwc_pixel<V, Op, 0, 0>(x, a.row_stride, rows, tap_stride, taps, C, scale, y); break;
-    }
+    const bool rows2 = rows == 2, rows3 = rows == 3, taps2 = taps == 2, taps3 = taps == 3;
+    if (rows2 && taps2) pool_nhwc_pixel<V, Op, 2, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y);
+    else if (rows2 && taps3) pool_nhwc_pixel<V, Op, 2, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y);
+    else if (rows3 && taps2) pool_nhwc_pixel<V, Op, 3, 2>(x, a.row_stride, rows, tap_stride, taps, C, scale, y);
+    else if (rows3 && taps3) pool_nhwc_pixel<V, Op, 3, 3>(x, a.row_stride, rows, tap_stride, taps, C, scale, y);
+    else pool_nhwc_pixel<V, Op, 0, 0>(x, a.row_stride, rows, tap_stride, taps, C, scale, y);
   }
 }
 
