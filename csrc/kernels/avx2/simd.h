@@ -97,6 +97,7 @@ struct VecF {
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+  static constexpr bool kFoldPairs = false;  // two-source permutes are too dear here: reduce per vector
 };
 
 struct VecD {
@@ -176,6 +177,7 @@ struct VecD {
     return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
   }
   static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
+  static constexpr bool kFoldPairs = false;
 };
 
 }  // namespace pycnn::avx2

@@ -75,6 +75,18 @@ struct VecF {
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
     return _mm512_mask_loadu_ps(fill, (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
+  // Reducing W vectors to one vector of W per-vector results, a level at a time: lo/hi take, for
+  // each block of h output lanes, lanes [0, h) / [h, 2h) of the matching 2h-lane block of (a, b),
+  // so combine(lo, hi) halves every vector's partial results and packs two vectors into one.
+  static constexpr bool kFoldPairs = true;
+  static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
+    const int shift = h == 8 ? 3 : h == 4 ? 2 : h == 2 ? 1 : 0;
+    const __m512i k = lanes();
+    const __m512i index = _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(k, shift), shift + 1),
+                                          _mm512_and_si512(k, _mm512_set1_epi32((int)h - 1)));
+    lo = _mm512_permutex2var_ps(a, index, b);
+    hi = _mm512_permutex2var_ps(a, _mm512_add_epi32(index, _mm512_set1_epi32((int)h)), b);
+  }
   static __m512i every2_index() { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
   static __m512i lanes() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 };
@@ -136,6 +148,15 @@ struct VecD {
   }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
     return _mm512_mask_loadu_pd(fill, (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
+  static constexpr bool kFoldPairs = true;
+  static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
+    const int shift = h == 4 ? 2 : h == 2 ? 1 : 0;
+    const __m512i k = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i index = _mm512_or_si512(_mm512_slli_epi64(_mm512_srli_epi64(k, shift), shift + 1),
+                                          _mm512_and_si512(k, _mm512_set1_epi64(h - 1)));
+    lo = _mm512_permutex2var_pd(a, index, b);
+    hi = _mm512_permutex2var_pd(a, _mm512_add_epi64(index, _mm512_set1_epi64(h)), b);
   }
   static __m512i every2_index() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }

@@ -376,8 +376,29 @@ void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Planes: y[p] = op over one contiguous plane. Four vector accumulators hide the combine
-// latency; the tail (< W elements) is folded in as scalars so no lane ever holds a stand-in.
+// Planes: y[p] = op over one contiguous plane. Each plane is first reduced to one vector of
+// per-lane partials (four accumulators hide the combine latency; the tail is a masked load
+// filled with the identity). Where the ISA folds vector pairs cheaply, W planes' vectors are then
+// folded together into one vector of W results (log2 W levels instead of W horizontal
+// reductions); elsewhere each vector is reduced on its own.
+
+template <class V, class Op>
+inline typename V::reg pool_plane_partials(const typename V::T* s, int64_t size) {
+  using reg = typename V::reg;
+  constexpr int64_t W = (int64_t)V::W;
+  const reg identity = Op::template identity<V>();
+  reg acc0 = identity, acc1 = identity, acc2 = identity, acc3 = identity;
+  int64_t i = 0;
+  for (; i + 4 * W <= size; i += 4 * W) {
+    acc0 = Op::template combine<V>(acc0, V::load(s + i));
+    acc1 = Op::template combine<V>(acc1, V::load(s + i + W));
+    acc2 = Op::template combine<V>(acc2, V::load(s + i + 2 * W));
+    acc3 = Op::template combine<V>(acc3, V::load(s + i + 3 * W));
+  }
+  for (; i + W <= size; i += W) acc0 = Op::template combine<V>(acc0, V::load(s + i));
+  if (i < size) acc1 = Op::template combine<V>(acc1, V::load_lanes(s + i, 0, size - i, identity));
+  return Op::template combine<V>(Op::template combine<V>(acc0, acc1), Op::template combine<V>(acc2, acc3));
+}
 
 template <class V, class Op>
 void pool_planes_ukernel(const typename V::T* src, int64_t planes, int64_t size, typename V::T scale,
@@ -385,24 +406,26 @@ void pool_planes_ukernel(const typename V::T* src, int64_t planes, int64_t size,
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr int64_t W = (int64_t)V::W;
-  for (int64_t p = 0; p < planes; ++p) {
-    const T* s = src + p * size;
-    int64_t i = 0;
-    T result = Op::template identity_scalar<T>();
-    if (size >= W) {
-      reg acc0 = V::load(s), acc1 = Op::template identity<V>(), acc2 = acc1, acc3 = acc1;
-      i = W;
-      for (; i + 4 * W <= size; i += 4 * W) {
-        acc0 = Op::template combine<V>(acc0, V::load(s + i));
-        acc1 = Op::template combine<V>(acc1, V::load(s + i + W));
-        acc2 = Op::template combine<V>(acc2, V::load(s + i + 2 * W));
-        acc3 = Op::template combine<V>(acc3, V::load(s + i + 3 * W));
+  int64_t p = 0;
+  if constexpr (V::kFoldPairs) {
+    for (; p + W <= planes; p += W) {
+      reg v[W];
+#pragma GCC unroll 16
+      for (int64_t q = 0; q < W; ++q) v[q] = pool_plane_partials<V, Op>(src + (p + q) * size, size);
+#pragma GCC unroll 4
+      for (int64_t count = W, h = W / 2; count > 1; count /= 2, h /= 2) {
+#pragma GCC unroll 8
+        for (int64_t i = 0; i < count / 2; ++i) {
+          reg lo, hi;
+          V::fold_pairs(v[2 * i], v[2 * i + 1], h, lo, hi);
+          v[i] = Op::template combine<V>(lo, hi);
+        }
       }
-      for (; i + W <= size; i += W) acc0 = Op::template combine<V>(acc0, V::load(s + i));
-      acc0 = Op::template combine<V>(Op::template combine<V>(acc0, acc1), Op::template combine<V>(acc2, acc3));
-      result = Op::template reduce<V>(acc0);
+      V::store(y + p, Op::kScaled ? V::mul(v[0], V::set1(scale)) : v[0]);
     }
-    for (; i < size; ++i) result = Op::combine_scalar(result, s[i]);
+  }
+  for (; p < planes; ++p) {
+    const T result = Op::template reduce<V>(pool_plane_partials<V, Op>(src + p * size, size));
     y[p] = Op::kScaled ? result * scale : result;
   }
 }

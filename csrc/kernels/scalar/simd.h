@@ -42,6 +42,7 @@ struct VecScalar {
   static reg odd(reg, reg b) { return b; }
   static reg shift_in(reg cur, reg next, int64_t m) { return m ? next : cur; }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) { return lo <= 0 && hi > 0 ? *p : fill; }
+  static constexpr bool kFoldPairs = false;  // one lane: nothing to fold
 };
 
 using VecF = VecScalar<float>;
