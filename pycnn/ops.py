@@ -130,8 +130,13 @@ _NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _pool_dtype(x):
-    """_args.result_dtype for one input, with the common float32/float64 case first."""
-    return x.dtype if x.dtype in _NATIVE_DTYPES else _args.result_dtype(x)
+    """_args.result_dtype for the one input x (float32/float64 checked first), naming x on error."""
+    if x.dtype in _NATIVE_DTYPES:
+        return x.dtype
+    try:
+        return _args.result_dtype(x)
+    except TypeError as exc:
+        raise TypeError(f"x: {exc}") from None
 
 
 def _pool2d(kind, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, data_format, out):
