@@ -1,16 +1,22 @@
 // Pooling: tiling and the parallel loops around the pooling microkernels.
 //
-//  - NCHW windows: separable. For a block of output rows of one plane, the rows each window
-//    reads are reduced vertically into a padded row buffer (padding columns pre-filled with the
-//    identity once per thread), then 1-D windows run along each buffer row, vectorised over
-//    output columns (stride 2 deinterleaves, larger strides gather). Reducing a block of rows
-//    before reading any of them back keeps the loads clear of the buffer's pending stores.
+//  - NCHW windows, stride 1 or 2 along the width (nearly every CNN pool): fused. Per output
+//    row, the kernel reduces the window rows straight from the input over each block of columns
+//    (split into even/odd columns at stride 2) and forms the taps by lane shifts; runs of rows
+//    with the same window shape go to the kernel in one call. Vectorised over output columns.
+//  - NCHW windows, other strides or very wide windows: separable. For a block of output rows of
+//    one plane, the window rows are reduced vertically into a padded row buffer (padding columns
+//    pre-filled with the identity once per thread), then 1-D windows run along each buffer row
+//    (larger strides gather). Reducing a block of rows before reading any back keeps the loads
+//    clear of the buffer's pending stores, and the block stays in L1 next to the input rows.
 //  - NHWC windows: per output row, each pixel's window clipped to the input, vectorised over
 //    channels; no buffer.
 //  - Global pooling: whole-plane reductions (NCHW) or a reduction across pixels (NHWC).
 //  - Depth pooling: a reduction across channel planes (NCHW), or 1-D windows of pool_size
 //    along the flattened tensor (NHWC: y[j] = max x[j*k .. j*k + k)).
-// Max pooling does not set DAZ/FTZ: it only selects values, and DAZ would zero denormal inputs.
+// One parallel region per call over independent (plane or image, row block) items; averages
+// get their reciprocal divisors from a table built before it. Max pooling does not set DAZ/FTZ:
+// it only selects values, and DAZ would zero denormal inputs.
 #include <omp.h>
 
 #include <algorithm>
@@ -109,6 +115,7 @@ void avg_scale_table(const Pool2dParams& p, T* table) {
   }
 }
 
+// Separable NCHW (see the top of the file): the path for strides above 2 and very wide windows.
 template <class T>
 void pool2d_nchw(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T* y, const T* scale) {
   const bool is_max = p.kind == PoolKind::Max;
