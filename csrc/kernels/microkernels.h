@@ -107,16 +107,109 @@ struct PeakKernel {
   float (*run)(size_t iterations);
 };
 
+// ---------------------------------------------------------------------------------------------
+// Pooling microkernels. Each comes in a max and an avg (sum) flavour.
+//   max: NaN propagates (a NaN anywhere in a window gives NaN), -inf is the identity (an empty
+//        window gives -inf), and values are only selected, never computed, so denormals pass
+//        through unchanged (callers must not set DAZ around them).
+//   avg: plain sums in T, multiplied by a reciprocal divisor supplied by the caller.
+// None of them reads an element it does not need, so they are safe on caller-owned arrays.
+
+// Reduction across rows: dst[i] = op over r < rows of src[r*row_stride + i], for i < n, then
+// (avg only) times `scale`. rows == 0 gives the identity (-inf / 0). dst must not overlap src.
+// Uses: the vertical pass of NCHW pooling, NCHW depth pooling (rows = channel planes) and
+// NHWC global pooling (rows = pixels, n = channels).
+template <class T>
+using PoolRowsUkernel = void (*)(const T* src, int64_t row_stride, int64_t rows, int64_t n, T scale,
+                                 T* dst);
+
+// 1-D windows: y[j] = op over t < taps of src[j*stride + t*dilation], for j < n, then (avg only)
+// times scale[j] when scale is not null. Vectorised over j; stride 2 deinterleaves two vector
+// loads, larger strides gather. Uses: the horizontal pass of NCHW pooling (src = one vertically
+// reduced, padded row) and NHWC depth pooling (the whole tensor is one row, taps = stride = k).
+template <class T>
+using PoolWindowUkernel = void (*)(const T* src, int64_t n, int64_t taps, int64_t stride,
+                                   int64_t dilation, const T* scale, T* y);
+
+// NHWC pooling of one output row segment, vectorised over channels.
+//   x: input pixel (row first_row, column 0); row r of the window is x + r*row_stride, r < rows
+//      (only the window rows that lie inside the input; rows may be 0).
+//   Output pixel j < n reads input columns iw = (col0 + j)*stride - pad_left + t*dilation,
+//   t < kw, of those rows; columns outside [0, width) are padding and never count.
+//   y[j*channels + c] for c < channels; scale[j] multiplies pixel j (avg; null for max).
+template <class T>
+struct PoolNhwcArgs {
+  const T* x;
+  int64_t row_stride, rows;
+  int64_t width, channels;
+  int64_t col0, n;
+  int64_t kw, stride, dilation, pad_left;
+  const T* scale;
+  T* y;
+};
+template <class T>
+using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
+
+// NCHW pooling of whole output rows, vectorised over output columns, with the vertical and
+// horizontal reductions fused (no row buffer): for each block of W output columns the kernel
+// reduces the window rows over the input columns the block reads -- split into even/odd
+// columns at stride 2 -- and forms each tap by shifting that vector against the next block's.
+//   For output row i < out_rows: window rows x + i*x_step + r*row_stride, r < rows (only rows
+//   inside the input; rows may be 0). Output column j < n reads input columns
+//   j*stride - pad_left + t*dilation, t < kw; columns outside [0, width) are padding.
+//   y + i*y_step receives the n outputs; scale + i*y_step (avg; null for max) multiplies them.
+//   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
+//   shift, (kw - 1)*dilation / stride, is below the vector width W.
+//   Reads only input elements inside the rows' [0, width) (masked loads at the edges).
+template <class T>
+struct PoolNchwArgs {
+  const T* x;
+  int64_t row_stride, rows, x_step;
+  int64_t width;
+  int64_t n, kw, stride, dilation, pad_left;
+  int64_t out_rows, y_step;
+  const T* scale;
+  T* y;
+};
+template <class T>
+using PoolNchwUkernel = void (*)(const PoolNchwArgs<T>& args);
+
+// Whole-plane reduction: y[p] = op over src[p*size + i], i < size, for p < planes, then (avg
+// only) times `scale`. Uses: NCHW global pooling.
+template <class T>
+using PoolPlanesUkernel = void (*)(const T* src, int64_t planes, int64_t size, T scale, T* y);
+
+template <class T>
+struct PoolKernels {
+  size_t vector_width;  // W of the ISA for T: the fused NCHW kernel's shift limit
+  PoolRowsUkernel<T> max_rows, avg_rows;
+  PoolWindowUkernel<T> max_window, avg_window;
+  PoolNchwUkernel<T> max_nchw, avg_nchw;
+  PoolNhwcUkernel<T> max_nhwc, avg_nhwc;
+  PoolPlanesUkernel<T> max_planes, avg_planes;
+};
+
+// Whether the fused NCHW kernel accepts a window along the width (see PoolNchwArgs).
+template <class T>
+inline bool fused_nchw_fits(const PoolKernels<T>& k, int64_t kw, int64_t stride, int64_t dilation) {
+  return (stride == 1 || stride == 2) && (kw - 1) * dilation / stride < (int64_t)k.vector_width;
+}
+
 struct KernelTable {
   const char* isa;
   ConvKernels<float> f32;
   ConvKernels<double> f64;
   PeakKernel peak;
+  PoolKernels<float> pool_f32;
+  PoolKernels<double> pool_f64;
 };
 
 template <class T> const ConvKernels<T>& kernels_for(const KernelTable& t);
 template <> inline const ConvKernels<float>& kernels_for<float>(const KernelTable& t) { return t.f32; }
 template <> inline const ConvKernels<double>& kernels_for<double>(const KernelTable& t) { return t.f64; }
+template <class T> const PoolKernels<T>& pool_kernels_for(const KernelTable& t);
+template <> inline const PoolKernels<float>& pool_kernels_for<float>(const KernelTable& t) { return t.pool_f32; }
+template <> inline const PoolKernels<double>& pool_kernels_for<double>(const KernelTable& t) { return t.pool_f64; }
 
 namespace scalar { const KernelTable& kernel_table(); }
 namespace avx2 { const KernelTable& kernel_table(); }
