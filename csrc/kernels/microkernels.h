@@ -195,6 +195,71 @@ inline bool fused_nchw_fits(const PoolKernels<T>& k, int64_t kw, int64_t stride,
   return (stride == 1 || stride == 2) && (kw - 1) * dilation / stride < (int64_t)k.vector_width;
 }
 
+// Depthwise convolution, NCHW: MR output rows x NR output columns of one output channel.
+//   plane: the zero-padded input rows of the channel, split by column stride phase: padded row
+//          r, column q*stride_w + phase is at plane[r*plane_row + phase*phase_width + q]. Row 0
+//          is the first row output row 0 of the tile reads; output row i, tap kh reads padded
+//          row i*stride_h + kh*dilation_h. Readable for all MR rows and all NR columns of every
+//          tap (the op pads rows and columns so that full tiles never leave it).
+//   tap: tap[kw] = phase*phase_width + (kw*dilation_w)/stride_w, as for DirectNchwArgs.
+//   w: the KH*KW taps of this output channel, w[kh*KW + kw].
+//   y: y[i*ldy + j] for i < rows (<= MR), j < cols (<= NR); y = act(sum + *bias), bias may be null.
+template <class T>
+struct DepthwiseNchwArgs {
+  const T* plane;
+  int64_t plane_row;
+  const int64_t* tap;
+  int64_t kh, kw, stride_h, dilation_h;
+  const T* w;
+  T* y;
+  int64_t ldy;
+  size_t rows, cols;
+  const T* bias;
+  int activation;  // pycnn::Activation
+  T activation_param;
+};
+template <class T>
+using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);
+
+// Depthwise convolution, NHWC: output pixels [ow_begin, ow_end) of one output row, all
+// `channels` channels (the channel vectors are the SIMD lanes).
+//   rows: rows[kh] = input row ih = oh*stride_h - top + kh*dilation_h at column 0 and the first
+//         channel of this call, or null when that row is padding (the tap row is skipped).
+//         Pixel iw, channel j is at rows[kh][iw*pixel_stride + j]; only 0 <= iw < in_w is read
+//         (output pixel ow, tap kw reads iw = ow*stride - pad_left + kw*dilation) and only
+//         j < channels (tails use masked loads).
+//   w: packed taps, w[(kh*KW + kw)*w_stride + j]; w_stride >= channels rounded up to 16, and
+//      the lanes past `channels` readable (zero).
+//   y: y[ow*y_pixel_stride + j]; epilogue (may be null): bias_col per channel, activation.
+template <class T>
+struct DepthwiseNhwcArgs {
+  const T* const* rows;
+  int64_t pixel_stride, in_w, pad_left, stride, dilation, kh, kw;
+  int64_t ow_begin, ow_end, channels;
+  const T* w;
+  int64_t w_stride;
+  T* y;
+  int64_t y_pixel_stride;
+  const Epilogue<T>* epilogue;
+};
+template <class T>
+using DepthwiseNhwcUkernel = void (*)(const DepthwiseNhwcArgs<T>& args);
+
+// In-place epilogue over a finished block: y[i*ldy + j] = act(y[i*ldy + j] + bias) for
+// i < rows, j < cols, with bias from e.bias_row[i] and/or e.bias_col[j] (either may be null).
+// Used where results are assembled after the GEMMs (transposed convolution gathers them from
+// its stride-phase canvas) and so cannot be finished inside the GEMM microkernel's store.
+template <class T>
+using EpilogueUkernel = void (*)(T* y, size_t ldy, size_t rows, size_t cols, const Epilogue<T>& e);
+
+template <class T>
+struct DepthwiseKernels {
+  size_t nchw_mr, nchw_nr;
+  DepthwiseNchwUkernel<T> nchw;
+  DepthwiseNhwcUkernel<T> nhwc;
+  EpilogueUkernel<T> epilogue;
+};
+
 struct KernelTable {
   const char* isa;
   ConvKernels<float> f32;
@@ -202,6 +267,8 @@ struct KernelTable {
   PeakKernel peak;
   PoolKernels<float> pool_f32;
   PoolKernels<double> pool_f64;
+  DepthwiseKernels<float> dw_f32;
+  DepthwiseKernels<double> dw_f64;
 };
 
 template <class T> const ConvKernels<T>& kernels_for(const KernelTable& t);
@@ -210,6 +277,9 @@ template <> inline const ConvKernels<double>& kernels_for<double>(const KernelTa
 template <class T> const PoolKernels<T>& pool_kernels_for(const KernelTable& t);
 template <> inline const PoolKernels<float>& pool_kernels_for<float>(const KernelTable& t) { return t.pool_f32; }
 template <> inline const PoolKernels<double>& pool_kernels_for<double>(const KernelTable& t) { return t.pool_f64; }
+template <class T> const DepthwiseKernels<T>& depthwise_kernels_for(const KernelTable& t);
+template <> inline const DepthwiseKernels<float>& depthwise_kernels_for<float>(const KernelTable& t) { return t.dw_f32; }
+template <> inline const DepthwiseKernels<double>& depthwise_kernels_for<double>(const KernelTable& t) { return t.dw_f64; }
 
 namespace scalar { const KernelTable& kernel_table(); }
 namespace avx2 { const KernelTable& kernel_table(); }

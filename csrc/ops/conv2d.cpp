@@ -18,6 +18,7 @@
 #include "core/threading.h"
 #include "core/workspace.h"
 #include "ops/pack.h"
+#include "ops/tiles.h"
 #include "pycnn/conv.h"
 
 namespace pycnn {
@@ -29,20 +30,6 @@ struct Blocking {
   static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
 };
-
-// The register-tile shape that wastes the least work on an m x n output (rows padded to MR,
-// columns to NR); within 3% of the least, the table's order of preference decides.
-template <class K>
-const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
-  auto padded = [&](const K& k) {
-    return (double)round_up(m, (int64_t)k.mr) * (double)round_up(n, (int64_t)k.nr);
-  };
-  double best = padded(shapes[0]);
-  for (const K& k : shapes) best = std::min(best, padded(k));
-  for (const K& k : shapes)
-    if (padded(k) <= best * 1.03) return k;
-  return shapes[0];
-}
 
 template <class T>
 Epilogue<T> make_epilogue(const Conv2dParams& p) {

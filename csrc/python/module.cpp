@@ -12,6 +12,8 @@
 
 #include "pycnn/conv.h"
 #include "pycnn/pool.h"
+#include "pycnn/conv_transpose.h"
+#include "pycnn/depthwise.h"
 #include "pycnn/runtime.h"
 
 namespace py = pybind11;
@@ -136,6 +138,99 @@ void depth_max_pool2d(const py::array& x, py::array& y, int64_t n, int64_t c, in
   else throw std::invalid_argument("depth_max_pool2d: x must be float32 or float64");
 }
 
+// geometry: (n, c, h, w, multiplier, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
+pycnn::DepthwiseConv2dParams depthwise_params(const py::tuple& geometry, int layout, int activation,
+                                              double activation_param) {
+  if (geometry.size() != 15) throw std::invalid_argument("depthwise geometry must have 15 entries");
+  pycnn::DepthwiseConv2dParams p;
+  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.multiplier, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
+                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left};
+  for (size_t i = 0; i < 15; ++i) *fields[i] = geometry[i].cast<int64_t>();
+  p.layout = (pycnn::Layout)layout;
+  p.activation = (pycnn::Activation)activation;
+  p.activation_param = activation_param;
+  return p;
+}
+
+template <class T>
+void depthwise_typed(const pycnn::DepthwiseConv2dParams& p, const py::array& x, const py::array& w,
+                     const py::object& bias, py::array& y) {
+  const int64_t cm = p.c * p.multiplier;
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  const T* wd = data_of<T>(w, "weight", cm * p.kh * p.kw);
+  const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", cm);
+  T* yd = mutable_data_of<T>(y, "out", p.n * cm * p.oh * p.ow);
+  py::gil_scoped_release release;
+  pycnn::depthwise_conv2d(p, xd, wd, bd, yd);
+}
+
+void depthwise_conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
+                      py::tuple geometry, int layout, int activation, double activation_param) {
+  const pycnn::DepthwiseConv2dParams p = depthwise_params(geometry, layout, activation, activation_param);
+  if (x.dtype().is(py::dtype::of<float>())) depthwise_typed<float>(p, x, w, bias, y);
+  else if (x.dtype().is(py::dtype::of<double>())) depthwise_typed<double>(p, x, w, bias, y);
+  else throw std::invalid_argument("depthwise_conv2d: x must be float32 or float64");
+}
+
+template <class T>
+void separable_typed(const pycnn::SeparableConv2dParams& sp, const py::array& x, const py::array& dw,
+                     const py::array& pw, const py::object& bias, py::array& y) {
+  const pycnn::DepthwiseConv2dParams& p = sp.depthwise;
+  const int64_t cm = p.c * p.multiplier;
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  const T* dwd = data_of<T>(dw, "depthwise_weight", cm * p.kh * p.kw);
+  const T* pwd = data_of<T>(pw, "pointwise_weight", cm * sp.o);
+  const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", sp.o);
+  T* yd = mutable_data_of<T>(y, "out", p.n * sp.o * p.oh * p.ow);
+  py::gil_scoped_release release;
+  pycnn::separable_conv2d(sp, xd, dwd, pwd, bd, yd);
+}
+
+void separable_conv2d(const py::array& x, const py::array& dw, const py::array& pw, const py::object& bias,
+                      py::array& y, py::tuple geometry, int64_t o, int layout, int activation,
+                      double activation_param) {
+  pycnn::SeparableConv2dParams sp;
+  sp.depthwise = depthwise_params(geometry, layout, activation, activation_param);
+  sp.o = o;
+  if (x.dtype().is(py::dtype::of<float>())) separable_typed<float>(sp, x, dw, pw, bias, y);
+  else if (x.dtype().is(py::dtype::of<double>())) separable_typed<double>(sp, x, dw, pw, bias, y);
+  else throw std::invalid_argument("separable_conv2d: x must be float32 or float64");
+}
+
+int64_t separable_scratch_bytes(py::tuple geometry, int64_t o, int layout, int element_size) {
+  pycnn::SeparableConv2dParams sp;
+  sp.depthwise = depthwise_params(geometry, layout, 0, 0.0);
+  sp.o = o;
+  return pycnn::separable_conv2d_scratch_bytes(sp, element_size);
+}
+
+template <class T>
+void conv_transpose_typed(const pycnn::ConvTranspose2dParams& p, const py::array& x, const py::array& w,
+                          const py::object& bias, py::array& y) {
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  const T* wd = data_of<T>(w, "weight", p.c * (p.o / p.groups) * p.kh * p.kw);
+  const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
+  T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
+  py::gil_scoped_release release;
+  pycnn::conv_transpose2d(p, xd, wd, bd, yd);
+}
+
+void conv_transpose2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
+                      py::tuple geometry, int layout, int activation, double activation_param) {
+  // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+  if (geometry.size() != 16) throw std::invalid_argument("conv_transpose2d: geometry must have 16 entries");
+  pycnn::ConvTranspose2dParams p;
+  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
+                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left, &p.groups};
+  for (size_t i = 0; i < 16; ++i) *fields[i] = geometry[i].cast<int64_t>();
+  p.layout = (pycnn::Layout)layout;
+  p.activation = (pycnn::Activation)activation;
+  p.activation_param = activation_param;
+  if (x.dtype().is(py::dtype::of<float>())) conv_transpose_typed<float>(p, x, w, bias, y);
+  else if (x.dtype().is(py::dtype::of<double>())) conv_transpose_typed<double>(p, x, w, bias, y);
+  else throw std::invalid_argument("conv_transpose2d: x must be float32 or float64");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -157,6 +252,15 @@ PYBIND11_MODULE(_core, m) {
         py::arg("w"), py::arg("layout"), py::arg("kind"));
   m.def("depth_max_pool2d", &depth_max_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"),
         py::arg("h"), py::arg("w"), py::arg("pool_size"), py::arg("layout"));
+  m.def("depthwise_conv2d", &depthwise_conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
+        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
+  m.def("separable_conv2d", &separable_conv2d, py::arg("x"), py::arg("depthwise_weight"),
+        py::arg("pointwise_weight"), py::arg("bias"), py::arg("out"), py::arg("geometry"), py::arg("o"),
+        py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
+  m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),
+        py::arg("layout"), py::arg("element_size"));
+  m.def("conv_transpose2d", &conv_transpose2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
+        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
 
   m.def("cpu_features", &pycnn::cpu_features);
   m.def("available_isas", [] {

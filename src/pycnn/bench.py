@@ -37,7 +37,9 @@ class Case:
     bytes_moved: float              # compulsory bytes (inputs + weights + outputs): roofline x
     pycnn: dict = field(default_factory=dict)      # label ("NCHW", "NHWC") -> fn
     reference: Callable | None = None
+    note: str = ""                                 # a line printed under the row
     peers: dict = field(default_factory=dict)      # label -> fn
+    baselines: dict = field(default_factory=dict)  # label -> fn: other pycnn ways, shown, not peers
 
     @property
     def intensity(self) -> float:
@@ -100,15 +102,17 @@ def _onnxruntime():
 
 
 def _ort_session(ort, node, inputs, output_shape, threads):
-    """An ONNX Runtime session for one node; inputs: name -> array (initializers if constant)."""
+    """An ONNX Runtime session for one node (or a list of nodes, the last one's output being the
+    graph's); inputs: name -> array, the first fed, the rest initializers."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     x_name, x = next(iter(inputs.items()))
+    nodes = node if isinstance(node, list) else [node]
     graph = helper.make_graph(
-        [node], "bench",
+        nodes, "bench",
         [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, list(output_shape))],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, list(output_shape))],
         initializer=[numpy_helper.from_array(v, k) for k, v in list(inputs.items())[1:]],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -155,6 +159,172 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
             node = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[layer.stride] * 2, pads=[p] * 4)
             case.peers["onnxruntime"] = _ort_session(
                 ort, node, {"x": x, "w": w, "b": b}, (n, layer.o, layer.out_size, layer.out_size), threads)
+        cases.append(case)
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# Depthwise, separable and transposed convolution
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepthwiseLayer:
+    """A depthwise k x k convolution (multiplier m), optionally followed by a 1x1 to `pointwise`."""
+
+    name: str
+    c: int
+    size: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 1
+    m: int = 1
+    pointwise: int = 0
+    batch: int = 1
+
+    @property
+    def out_size(self) -> int:
+        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+
+    def flops(self, n: int) -> float:
+        cm, p = self.c * self.m, self.out_size**2
+        return 2.0 * n * p * cm * (self.kernel**2 + self.pointwise)
+
+
+@dataclass(frozen=True)
+class TransposeLayer:
+    name: str
+    c: int
+    o: int
+    size: int
+    kernel: int = 4
+    stride: int = 2
+    padding: int = 1
+    batch: int = 1
+
+    @property
+    def out_size(self) -> int:
+        return (self.size - 1) * self.stride - 2 * self.padding + self.kernel
+
+    def flops(self, n: int) -> float:
+        return 2.0 * n * self.c * self.o * self.kernel**2 * self.size**2
+
+
+DEPTHWISE_LAYERS = [
+    DepthwiseLayer("dw 3x3 144 @56", 144, 56),
+    DepthwiseLayer("dw 3x3/2 96 @112", 96, 112, stride=2),
+]
+SEPARABLE_LAYERS = [
+    DepthwiseLayer("sep 3x3 128 @56 +1x1 128", 128, 56, pointwise=128),
+]
+TRANSPOSE_LAYERS = [
+    TransposeLayer("convT 4x4/2 256->128 @14", 256, 128, 14),
+    TransposeLayer("convT 4x4/2 64->32 @64", 64, 32, 64),
+]
+
+
+def _torch_runner(torch, fn):
+    def run():
+        with torch.no_grad():
+            fn()
+    return run
+
+
+def depthwise_cases(layers, *, batch, peers, threads) -> list[Case]:
+    """Depthwise layers, or separable ones (pointwise > 0: fused op, and the two-call baseline)."""
+    rng = np.random.default_rng(0)
+    torch = _torch() if "torch" in peers else None
+    ort = _onnxruntime() if "onnxruntime" in peers else None
+    cases = []
+    for layer in layers:
+        n = layer.batch if batch is None else batch
+        c, m, k, cm, o = layer.c, layer.m, layer.kernel, layer.c * layer.m, layer.pointwise
+        x = rng.standard_normal((n, c, layer.size, layer.size), dtype=np.float32)
+        dw = rng.standard_normal((cm, 1, k, k), dtype=np.float32) / np.float32(k)
+        dwn = np.ascontiguousarray(dw[:, 0].transpose(1, 2, 0).reshape(k, k, c, m))
+        xn = _nhwc(x)
+        kw = dict(stride=layer.stride, padding=layer.padding)
+        out_c = o or cm
+        out_shape = (n, out_c, layer.out_size, layer.out_size)
+        b = rng.standard_normal(out_c, dtype=np.float32)
+        name = layer.name + ("" if batch is None or batch == layer.batch else f" b{n}")
+        if not o:
+            case = Case("depthwise", name, layer.flops(n), "GFLOP/s",
+                        4.0 * (x.size + dw.size + np.prod(out_shape)))
+            case.pycnn["NCHW"] = lambda x=x, w=dw, b=b, kw=kw: ops.depthwise_conv2d(x, w, b, **kw)
+            case.pycnn["NHWC"] = lambda x=xn, w=dwn, b=b, kw=kw: ops.depthwise_conv2d(
+                x, w, b, data_format="NHWC", **kw)
+            case.reference = lambda x=x, w=dw, b=b, kw=kw: reference.depthwise_conv2d(x, w, b, **kw)
+        else:
+            pw = rng.standard_normal((o, cm, 1, 1), dtype=np.float32) / np.float32(np.sqrt(cm))
+            pwn = np.ascontiguousarray(pw.transpose(2, 3, 1, 0))
+            case = Case("separable", name, layer.flops(n), "GFLOP/s",
+                        4.0 * (x.size + dw.size + pw.size + np.prod(out_shape)))
+            case.pycnn["NCHW"] = lambda x=x, d=dw, p=pw, b=b, kw=kw: ops.separable_conv2d(x, d, p, b, **kw)
+            case.pycnn["NHWC"] = lambda x=xn, d=dwn, p=pwn, b=b, kw=kw: ops.separable_conv2d(
+                x, d, p, b, data_format="NHWC", **kw)
+            case.baselines["2 calls NCHW"] = lambda x=x, d=dw, p=pw, b=b, kw=kw: ops.conv2d(
+                ops.depthwise_conv2d(x, d, **kw), p, b)
+            case.baselines["2 calls NHWC"] = lambda x=xn, d=dwn, p=pwn, b=b, kw=kw: ops.conv2d(
+                ops.depthwise_conv2d(x, d, data_format="NHWC", **kw), p, b, data_format="NHWC")
+            case.reference = lambda x=x, d=dw, p=pw, b=b, kw=kw: reference.separable_conv2d(x, d, p, b, **kw)
+            mem = ops.separable_conv2d_scratch_bytes(x.shape, dw.shape, pw.shape, **kw)
+            case.note = (f"depthwise intermediate never materialised: {mem['intermediate_bytes'] / 2**20:.2f} MiB "
+                         f"(two calls) vs {mem['scratch_bytes'] / 2**10:.0f} KiB per-thread band scratch (fused)")
+        if torch is not None:
+            F = torch.nn.functional
+            tx, tdw, tb = torch.from_numpy(x), torch.from_numpy(dw), torch.from_numpy(b)
+            tpw = torch.from_numpy(pw) if o else None
+            for label, t in (("torch NCHW", tx), ("torch NHWC", tx.contiguous(memory_format=torch.channels_last))):
+                if o:
+                    fn = lambda t=t, d=tdw, p=tpw, b=tb, c=c, kw=kw: F.conv2d(F.conv2d(t, d, groups=c, **kw), p, b)
+                else:
+                    fn = lambda t=t, d=tdw, b=tb, c=c, kw=kw: F.conv2d(t, d, b, groups=c, **kw)
+                case.peers[label] = _torch_runner(torch, fn)
+        if ort is not None:
+            from onnx import helper
+            conv = dict(strides=[layer.stride] * 2, pads=[layer.padding] * 4, group=c)
+            if o:
+                nodes = [helper.make_node("Conv", ["x", "dw"], ["mid"], **conv),
+                         helper.make_node("Conv", ["mid", "pw", "b"], ["y"])]
+                inputs = {"x": x, "dw": dw, "pw": pw, "b": b}
+            else:
+                nodes = helper.make_node("Conv", ["x", "dw", "b"], ["y"], **conv)
+                inputs = {"x": x, "dw": dw, "b": b}
+            case.peers["onnxruntime"] = _ort_session(ort, nodes, inputs, out_shape, threads)
+        cases.append(case)
+    return cases
+
+
+def transpose_cases(layers, *, batch, peers, threads) -> list[Case]:
+    rng = np.random.default_rng(0)
+    torch = _torch() if "torch" in peers else None
+    ort = _onnxruntime() if "onnxruntime" in peers else None
+    cases = []
+    for layer in layers:
+        n = layer.batch if batch is None else batch
+        x = rng.standard_normal((n, layer.c, layer.size, layer.size), dtype=np.float32)
+        w = rng.standard_normal((layer.c, layer.o, layer.kernel, layer.kernel), dtype=np.float32)
+        w *= np.float32(1.0 / np.sqrt(layer.c * layer.kernel**2))
+        b = rng.standard_normal(layer.o, dtype=np.float32)
+        xn, wn = _nhwc(x), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+        kw = dict(stride=layer.stride, padding=layer.padding)
+        out_shape = (n, layer.o, layer.out_size, layer.out_size)
+        case = Case("conv_transpose", layer.name + ("" if batch is None or batch == layer.batch else f" b{n}"),
+                    layer.flops(n), "GFLOP/s", 4.0 * (x.size + w.size + np.prod(out_shape)))
+        case.pycnn["NCHW"] = lambda x=x, w=w, b=b, kw=kw: ops.conv_transpose2d(x, w, b, **kw)
+        case.pycnn["NHWC"] = lambda x=xn, w=wn, b=b, kw=kw: ops.conv_transpose2d(x, w, b, data_format="NHWC", **kw)
+        case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv_transpose2d(x, w, b, **kw)
+        if torch is not None:
+            tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+            for label, t in (("torch NCHW", tx), ("torch NHWC", tx.contiguous(memory_format=torch.channels_last))):
+                case.peers[label] = _torch_runner(
+                    torch, lambda t=t, w=tw, b=tb, kw=kw: torch.nn.functional.conv_transpose2d(t, w, b, **kw))
+        if ort is not None:
+            from onnx import helper
+            node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[layer.stride] * 2,
+                                    pads=[layer.padding] * 4, kernel_shape=[layer.kernel] * 2)
+            case.peers["onnxruntime"] = _ort_session(ort, node, {"x": x, "w": w, "b": b}, out_shape, threads)
         cases.append(case)
     return cases
 
@@ -241,6 +411,9 @@ def pool_cases(layers, *, batch, peers, threads) -> list[Case]:
 # Builders of each op group's cases: name -> builder(batch=, peers=, threads=).
 CASE_GROUPS: dict[str, Callable] = {
     "conv2d": lambda **kw: conv_cases(CONV_LAYERS, **kw),
+    "depthwise": lambda **kw: depthwise_cases(DEPTHWISE_LAYERS, **kw),
+    "separable": lambda **kw: depthwise_cases(SEPARABLE_LAYERS, **kw),
+    "conv_transpose": lambda **kw: transpose_cases(TRANSPOSE_LAYERS, **kw),
     "pooling": lambda **kw: pool_cases(POOL_LAYERS, **kw),
 }
 
@@ -282,6 +455,8 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
         times[f"pycnn {label}"] = median_time(case.pycnn[label], min_time)
     for label, fn in case.peers.items():
         times[label] = median_time(fn, min_time)
+    for label, fn in case.baselines.items():
+        times[label] = median_time(fn, min_time)
     if reference_too and case.reference is not None:
         times["reference"] = median_time(case.reference, 0.0, min_repeats=1 if quick else 3, max_repeats=3)
     return Result(case, times)
@@ -292,10 +467,12 @@ def print_group(results: list[Result], layouts, roofs: dict) -> None:
         return
     unit = results[0].case.unit
     peer_labels = [k for k in results[0].case.peers]
+    base_labels = [k for k in results[0].case.baselines]
     head = f"{'layer':<24}" + "".join(f"{'pycnn ' + l:>12}" for l in layouts)
     head += f"{'% peak':>8}" if unit == "GFLOP/s" else f"{'% bw':>8}"
     head += f"{'x ref':>8}" + "".join(f"{p:>13}" for p in peer_labels)
     head += "".join(f"{'ratio ' + l:>12}" for l in layouts) if peer_labels else ""
+    head += "".join(f"{b:>16}" for b in base_labels)
     print(f"\n{results[0].case.group} ({unit}; ratio = best peer time / pycnn time)")
     print(head)
     roof = roofs["gflops"] if unit == "GFLOP/s" else roofs["gbs"]
@@ -311,7 +488,10 @@ def print_group(results: list[Result], layouts, roofs: dict) -> None:
         peer = r.best_peer()
         if peer is not None:
             line += "".join(f"{peer / r.times[f'pycnn {l}']:11.2f}x" for l in layouts)
+        line += "".join(f"{r.rate(b):16.1f}" for b in base_labels)
         print(line, flush=True)
+        if r.case.note:
+            print(f"{'':<24}{r.case.note}")
 
 
 def plot_roofline(results: list[Result], roofs: dict, path: str) -> None:

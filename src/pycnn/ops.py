@@ -13,6 +13,10 @@ from . import _args, _core
 __all__ = [
     "conv2d",
     "explain_conv2d",
+    "depthwise_conv2d",
+    "separable_conv2d",
+    "separable_conv2d_scratch_bytes",
+    "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
     "global_avg_pool2d",
@@ -123,6 +127,142 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
     g = _args.conv2d_geometry(x_shape, tuple(weight_shape), stride=stride, padding_spec=padding,
                               dilation=dilation, groups=groups, layout=layout)
     return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0).explain()
+
+
+# ---------------------------------------------------------------------------------------------
+# Depthwise, separable and transposed convolution
+# ---------------------------------------------------------------------------------------------
+
+def _depthwise_geometry_tuple(g):
+    return (g.n, g.c, g.h, g.w, g.o // g.c, g.kh, g.kw, g.oh, g.ow, g.stride[0], g.stride[1],
+            g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0])
+
+
+def _result(out, g_n, channels, oh, ow, layout, dtype, unbatched, inputs):
+    """(result array, its 4-D view) after validating `out=`."""
+    shape = _args.make_image(g_n, channels, oh, ow, layout)
+    result_shape = shape[1:] if unbatched else shape
+    y = _args.out_array(out, result_shape, dtype, inputs)
+    if y is None:
+        y = np.empty(result_shape, dtype)
+    return y, y.reshape(shape)
+
+
+def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, activation=None,
+                     data_format="NCHW", out=None):
+    """Depthwise convolution with depth multiplier M, y = activation(depthwise(x, weight) + bias).
+
+    NCHW: x (N, C, H, W), weight (C*M, 1, KH, KW) (PyTorch conv2d with groups=C).
+    NHWC: x (N, H, W, C), weight (KH, KW, C, M) (Keras DepthwiseConv2D).
+    Output channel c*M + m is input channel c filtered by multiplier m; bias has C*M values.
+    """
+    act, act_param, _ = _args.activation(activation)
+    layout = _args.data_format(data_format)
+    x_in = _args.as_array(x, "x")
+    w = _args.as_array(weight, "weight")
+    b = None if bias is None else _args.as_array(bias, "bias")
+    dtype = _args.result_dtype(x_in, w, b)
+    x4, unbatched = _args.batched(x_in)
+    g = _args.depthwise_conv2d_geometry(x4.shape, w.shape, stride=stride, padding_spec=padding,
+                                        dilation=dilation, layout=layout)
+    if b is not None:
+        _args.check_bias(b.shape, g.o)
+    y, y4 = _result(out, g.n, g.o, g.oh, g.ow, layout, dtype, unbatched, {"x": x_in, "weight": w, "bias": b})
+    if g.n == 0:
+        return y
+    _core.depthwise_conv2d(_contiguous(x4, dtype), _contiguous(w, dtype),
+                           None if b is None else _contiguous(b, dtype), y4,
+                           _depthwise_geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param)
+    return y
+
+
+def _separable_setup(x, depthwise_weight, pointwise_weight, bias, stride, padding, dilation, data_format):
+    layout = _args.data_format(data_format)
+    x_in = _args.as_array(x, "x")
+    dw = _args.as_array(depthwise_weight, "depthwise_weight")
+    pw = _args.as_array(pointwise_weight, "pointwise_weight")
+    b = None if bias is None else _args.as_array(bias, "bias")
+    dtype = _args.result_dtype(x_in, dw, pw, b)
+    x4, unbatched = _args.batched(x_in)
+    dg, pg = _args.separable_conv2d_geometry(x4.shape, dw.shape, pw.shape, stride=stride,
+                                             padding_spec=padding, dilation=dilation, layout=layout)
+    if b is not None:
+        _args.check_bias(b.shape, pg.o)
+    return layout, x_in, x4, dw, pw, b, dtype, unbatched, dg, pg
+
+
+def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride=1, padding=0, dilation=1,
+                     activation=None, data_format="NCHW", out=None):
+    """Depthwise convolution, then a 1x1 convolution; bias and activation after the 1x1 step.
+
+    depthwise_weight as in depthwise_conv2d; pointwise_weight NCHW (O, C*M, 1, 1), NHWC
+    (1, 1, C*M, O). Fused: the depthwise result is computed band by band into per-thread
+    scratch and fed straight to the GEMM; it is never materialised whole (see
+    separable_conv2d_scratch_bytes).
+    """
+    act, act_param, _ = _args.activation(activation)
+    layout, x_in, x4, dw, pw, b, dtype, unbatched, dg, pg = _separable_setup(
+        x, depthwise_weight, pointwise_weight, bias, stride, padding, dilation, data_format)
+    y, y4 = _result(out, pg.n, pg.o, pg.oh, pg.ow, layout, dtype, unbatched,
+                    {"x": x_in, "depthwise_weight": dw, "pointwise_weight": pw, "bias": b})
+    if dg.n == 0:
+        return y
+    _core.separable_conv2d(_contiguous(x4, dtype), _contiguous(dw, dtype), _contiguous(pw, dtype),
+                           None if b is None else _contiguous(b, dtype), y4,
+                           _depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[layout], act, act_param)
+    return y
+
+
+def separable_conv2d_scratch_bytes(x_shape, depthwise_weight_shape, pointwise_weight_shape, *, stride=1,
+                                   padding=0, dilation=1, data_format="NCHW", dtype=np.float32) -> dict:
+    """Memory of the fused separable_conv2d for these shapes, with the current thread count:
+    {"intermediate_bytes": the depthwise result a two-call approach materialises,
+     "scratch_bytes": the per-thread band scratch the fused op uses instead}."""
+    layout = _args.data_format(data_format)
+    x_shape = tuple(x_shape)
+    if len(x_shape) == 3:
+        x_shape = (1,) + x_shape
+    dg, pg = _args.separable_conv2d_geometry(x_shape, tuple(depthwise_weight_shape),
+                                             tuple(pointwise_weight_shape), stride=stride,
+                                             padding_spec=padding, dilation=dilation, layout=layout)
+    size = np.dtype(dtype).itemsize
+    if size not in (4, 8):
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return {"intermediate_bytes": dg.n * dg.o * dg.oh * dg.ow * size,
+            "scratch_bytes": int(_core.separable_scratch_bytes(_depthwise_geometry_tuple(dg), pg.o,
+                                                               _LAYOUT_CODE[layout], size))}
+
+
+def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
+                     activation=None, data_format="NCHW", out=None):
+    """Transposed convolution (the gradient of conv2d with respect to its input), then bias and
+    activation.
+
+    NCHW: x (N, C, H, W), weight (C, O/groups, KH, KW) (PyTorch).
+    NHWC: x (N, H, W, C), weight (KH, KW, O/groups, C) (Keras Conv2DTranspose).
+    Integer padding follows PyTorch (output_padding defaults to 0); "valid"/"same" follow Keras
+    (an omitted output_padding gives out = in*stride for "same"). output_padding must be smaller
+    than the stride or the dilation.
+    """
+    act, act_param, _ = _args.activation(activation)
+    layout = _args.data_format(data_format)
+    x_in = _args.as_array(x, "x")
+    w = _args.as_array(weight, "weight")
+    b = None if bias is None else _args.as_array(bias, "bias")
+    dtype = _args.result_dtype(x_in, w, b)
+    x4, unbatched = _args.batched(x_in)
+    g = _args.conv_transpose2d_geometry(x4.shape, w.shape, stride=stride, padding_spec=padding,
+                                        output_padding=output_padding, dilation=dilation, groups=groups,
+                                        layout=layout)
+    if b is not None:
+        _args.check_bias(b.shape, g.o)
+    y, y4 = _result(out, g.n, g.o, g.oh, g.ow, layout, dtype, unbatched, {"x": x_in, "weight": w, "bias": b})
+    if g.n == 0:
+        return y
+    _core.conv_transpose2d(_contiguous(x4, dtype), _contiguous(w, dtype),
+                           None if b is None else _contiguous(b, dtype), y4,
+                           _geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param)
+    return y
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include "generic/peak.h"
 #include "generic/conv.h"
 #include "generic/pool.h"
+#include "generic/depthwise.h"
 
 namespace pycnn::avx512 {
 
@@ -19,6 +20,8 @@ const KernelTable& kernel_table() {
       PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),
+      make_depthwise_kernels<VecF, 4, 2, 4, 2>(),
+      make_depthwise_kernels<VecD, 4, 2, 4, 2>(),
   };
   return table;
 }

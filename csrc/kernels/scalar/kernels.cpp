@@ -7,6 +7,7 @@
 #include "generic/peak.h"
 #include "generic/conv.h"
 #include "generic/pool.h"
+#include "generic/depthwise.h"
 
 namespace pycnn::scalar {
 
@@ -19,6 +20,8 @@ const KernelTable& kernel_table() {
       PeakKernel{8 * VecF::W * 2, fma_peak_loop<VecF, 8>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),
+      make_depthwise_kernels<VecF, 4, 4, 4, 1>(),
+      make_depthwise_kernels<VecD, 4, 4, 4, 1>(),
   };
   return table;
 }

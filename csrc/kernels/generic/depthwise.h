@@ -1,0 +1,159 @@
+// Depthwise-convolution and epilogue microkernels, written once against the vector traits V and
+// compiled per ISA inside namespace pycnn::PYCNN_ISA_NS. Contracts: microkernels.h.
+//
+// Depthwise convolution has no reduction over channels: every output value is KH*KW products,
+// so the kernels are load-bound. They keep an MR x NV tile of accumulators in registers and
+// load each weight vector (or broadcast) once per tap for the whole tile, so a tap costs
+// about one input load per FMA.
+#ifndef PYCNN_ISA_NS
+#error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
+#endif
+
+namespace pycnn::PYCNN_ISA_NS {
+
+// NCHW: MR output rows x NR = NV*W output columns of one output channel.
+template <class V, size_t MR, size_t NV>
+void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  const int64_t row_step = a.stride_h * a.plane_row;
+  for (int64_t kh = 0; kh < a.kh; ++kh) {
+    const T* base = a.plane + kh * a.dilation_h * a.plane_row;
+    for (int64_t kw = 0; kw < a.kw; ++kw) {
+      const reg wv = V::set1(a.w[kh * a.kw + kw]);
+      const T* src = base + a.tap[kw];
+#pragma GCC unroll 16
+      for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v)
+          acc[i][v] = V::fmadd(wv, V::load(src + (int64_t)i * row_step + v * W), acc[i][v]);
+    }
+  }
+  const bool finish = a.bias || a.activation;
+  const reg bias = V::set1(a.bias ? *a.bias : T(0));
+#pragma GCC unroll 16
+  for (size_t i = 0; i < MR; ++i) {
+    if (i >= a.rows) break;
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      if (v * W >= a.cols) break;
+      reg x = acc[i][v];
+      if (finish) x = activate<V>(V::add(x, bias), a.activation, a.activation_param);
+      T* p = a.y + (int64_t)i * a.ldy + v * W;
+      const size_t n = a.cols - v * W;
+      if (n >= W) V::store(p, x);
+      else V::store_partial(p, x, n);
+    }
+  }
+}
+
+// NHWC tile: output pixels [ow, ow + count) (count <= MR) x the channel block [c0, c0 + nc).
+// Full: nc == NV*W (plain loads); otherwise NV == 1 and nc < W (masked loads).
+// Checked: some tap of some pixel may fall outside [0, in_w) and is skipped.
+template <class V, size_t MR, size_t NV, bool Full, bool Checked>
+inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, size_t count,
+                                int64_t c0, size_t nc) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  const int64_t ps = a.pixel_stride;
+  const int64_t first = ow * a.stride - a.pad_left;
+  for (int64_t kh = 0; kh < a.kh; ++kh) {
+    const T* row = a.rows[kh];
+    if (!row) continue;
+    row += c0;
+    const T* wk = a.w + kh * a.kw * a.w_stride + c0;
+    for (int64_t kw = 0; kw < a.kw; ++kw) {
+      reg wv[NV];
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) wv[v] = V::load(wk + kw * a.w_stride + v * W);
+      const int64_t iw0 = first + kw * a.dilation;
+#pragma GCC unroll 16
+      for (size_t i = 0; i < MR; ++i) {
+        const int64_t iw = iw0 + (int64_t)i * a.stride;
+        if (Checked && (i >= count || iw < 0 || iw >= a.in_w)) continue;
+        const T* src = row + iw * ps;
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v) {
+          const reg x = Full ? V::load(src + v * W) : V::load_partial(src, nc);
+          acc[i][v] = V::fmadd(wv[v], x, acc[i][v]);
+        }
+      }
+    }
+  }
+  Epilogue<T> e;
+  const Epilogue<T>* ep = nullptr;
+  if (a.epilogue) {
+    e = *a.epilogue;
+    if (e.bias_col) e.bias_col += c0;
+    ep = &e;
+  }
+  store_tile<V, MR, NV>(acc, a.y + ow * a.y_pixel_stride + c0, (size_t)a.y_pixel_stride, count, nc,
+                        false, ep);
+}
+
+// All channel blocks of one tile of `count` pixels at ow: NV-vector blocks, then single vectors,
+// then one masked vector for the remainder.
+template <class V, size_t MR, size_t NV, bool Checked>
+inline void depthwise_nhwc_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, size_t count) {
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t c0 = 0;
+  for (; c0 + (int64_t)NV * W <= a.channels; c0 += (int64_t)NV * W)
+    depthwise_nhwc_tile<V, MR, NV, true, Checked>(a, ow, count, c0, NV * W);
+  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_tile<V, MR, 1, true, Checked>(a, ow, count, c0, W);
+  if (c0 < a.channels)
+    depthwise_nhwc_tile<V, MR, 1, false, Checked>(a, ow, count, c0, (size_t)(a.channels - c0));
+}
+
+// NHWC: one output row segment, MR-pixel tiles in order, each through all its channels (so the
+// input and output stream through memory sequentially); interior tiles skip the bounds checks.
+template <class V, size_t MR, size_t NV>
+void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
+  const int64_t reach = (a.kw - 1) * a.dilation;
+  for (int64_t ow = a.ow_begin; ow < a.ow_end; ow += (int64_t)MR) {
+    const size_t count = (size_t)(a.ow_end - ow < (int64_t)MR ? a.ow_end - ow : (int64_t)MR);
+    const int64_t lo = ow * a.stride - a.pad_left;
+    const int64_t hi = (ow + (int64_t)count - 1) * a.stride - a.pad_left + reach;
+    if (count == MR && lo >= 0 && hi < a.in_w) depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
+    else depthwise_nhwc_pixels<V, MR, NV, true>(a, ow, count);
+  }
+}
+
+// y[i*ldy + j] = act(y[i*ldy + j] + bias) for i < rows, j < cols.
+template <class V>
+void epilogue_ukernel(typename V::T* y, size_t ldy, size_t rows, size_t cols,
+                      const Epilogue<typename V::T>& e) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  for (size_t i = 0; i < rows; ++i) {
+    T* row = y + i * ldy;
+    const reg row_bias = V::set1(e.bias_row ? e.bias_row[i] : T(0));
+    size_t j = 0;
+    for (; j + W <= cols; j += W) {
+      reg x = V::add(V::load(row + j), row_bias);
+      if (e.bias_col) x = V::add(x, V::load(e.bias_col + j));
+      V::store(row + j, activate<V>(x, e.activation, e.param));
+    }
+    if (j < cols) {
+      const size_t n = cols - j;
+      reg x = V::add(V::load_partial(row + j, n), row_bias);
+      if (e.bias_col) x = V::add(x, V::load_partial(e.bias_col + j, n));
+      V::store_partial(row + j, activate<V>(x, e.activation, e.param), n);
+    }
+  }
+}
+
+template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_NV>
+constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
+  return DepthwiseKernels<typename V::T>{
+      NCHW_MR, NCHW_NV * V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
+      depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV>, epilogue_ukernel<V>};
+}
+
+}  // namespace pycnn::PYCNN_ISA_NS

@@ -1,0 +1,350 @@
+// conv_transpose2d: per-tap GEMMs that accumulate straight into a stride-phase-split canvas,
+// then one gather of the canvas into the output with bias and activation.
+//
+// Input pixel (ih, iw) through tap (kh, kw) lands on full-result cell (ih*sh + kh*dh,
+// iw*sw + kw*dw). Split the full result by stride phase, cell (i*sh + r, j*sw + q) -> phase
+// (r, q), position (i, j): tap (kh, kw) then writes phase ((kh*dh) % sh, (kw*dw) % sw) at
+// (ih + (kh*dh)/sh, iw + (kw*dw)/sw), i.e. every input pixel shifted by the same offset. With the
+// input pixels indexed on the canvas's own row pitch CW (columns W..CW-1 zero), one tap's
+// contribution for a run of pixels is one dense GEMM tile whose output rows (NHWC) or columns
+// (NCHW) are contiguous on the canvas: the GEMM microkernel adds it in place (accumulate), so
+// the work is exactly the real multiply-adds (no zero insertion, no scatter pass per tap).
+//
+// Work items are (image, group, phase, block of output channels): each writes only its own
+// canvas cells. After a barrier, the output rows are gathered from the phases, cropped by the
+// padding (cells past the full result, from output_padding, are zero) and finished with bias and
+// activation. Both loops schedule dynamically (coarse items; a thread that loses its core on a
+// shared machine hands its remaining items to the others).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/threading.h"
+#include "core/workspace.h"
+#include "ops/pack.h"
+#include "ops/tiles.h"
+#include "pycnn/conv_transpose.h"
+
+namespace pycnn {
+namespace {
+
+template <class T>
+struct TransposeBlocking {
+  static constexpr int64_t kc = 1024 / sizeof(T);      // reduction block: one micropanel in L1
+  static constexpr int64_t pack_bytes = 256 * 1024;    // packed input tile and packed weights, each
+};
+
+void check(const ConvTranspose2dParams& p) {
+  const int64_t dims[] = {p.n, p.c, p.h, p.w, p.o, p.kh, p.kw, p.oh, p.ow, p.stride_h,
+                          p.stride_w, p.dilation_h, p.dilation_w, p.groups};
+  for (int64_t d : dims)
+    if (d < 1) throw std::invalid_argument("conv_transpose2d: sizes, strides, dilations and groups must be >= 1");
+  if (p.pad_top < 0 || p.pad_left < 0) throw std::invalid_argument("conv_transpose2d: negative padding");
+  if (p.c % p.groups || p.o % p.groups)
+    throw std::invalid_argument("conv_transpose2d: groups must divide C and O");
+}
+
+// The canvas geometry and the taps of each stride phase.
+struct Canvas {
+  int64_t full_h, full_w;  // the uncropped result
+  int64_t ch, cw;          // rows and row pitch of one phase (cw >= W: pitch of the packed input too)
+  int64_t plane;           // cells of one phase: ch*cw plus the last tap's column reach
+  int64_t phases;          // sh * sw
+  std::vector<std::vector<int64_t>> taps;  // taps[phase] = kh*KW + kw of the taps landing there
+  std::vector<int64_t> shift;              // shift[t]: canvas offset (kh*dh/sh)*cw + kw*dw/sw
+
+  explicit Canvas(const ConvTranspose2dParams& p) {
+    full_h = (p.h - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    full_w = (p.w - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
+    const int64_t row_reach = (p.kh - 1) * p.dilation_h / p.stride_h;
+    const int64_t col_reach = (p.kw - 1) * p.dilation_w / p.stride_w;
+    ch = p.h + row_reach;
+    cw = p.w + col_reach;
+    plane = ch * cw + col_reach;
+    phases = p.stride_h * p.stride_w;
+    taps.resize((size_t)phases);
+    shift.resize((size_t)(p.kh * p.kw));
+    for (int64_t kh = 0; kh < p.kh; ++kh)
+      for (int64_t kw = 0; kw < p.kw; ++kw) {
+        const int64_t r = kh * p.dilation_h, q = kw * p.dilation_w;
+        taps[(size_t)((r % p.stride_h) * p.stride_w + q % p.stride_w)].push_back(kh * p.kw + kw);
+        shift[(size_t)(kh * p.kw + kw)] = (r / p.stride_h) * cw + q / p.stride_w;
+      }
+  }
+};
+
+// How the work is cut: blocks of `ob` output channels per item, tiles of `tile_rows` input rows.
+struct TransposePlan {
+  int64_t ob, oblocks, items, tile_rows;
+  int threads;
+};
+
+template <class T>
+TransposePlan plan_transpose(const ConvTranspose2dParams& p, const Canvas& cv, int64_t min_block) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
+  int64_t max_taps = 1;
+  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+  const int64_t budget = TransposeBlocking<T>::pack_bytes / (int64_t)sizeof(T);
+  TransposePlan plan;
+  // Packed weights of one item (taps of its phase x ob x Cg) within the budget.
+  plan.ob = std::min(Og, std::max(min_block, round_up(std::max<int64_t>(1, budget / (max_taps * Cg)), min_block)));
+  const int want = num_threads() * 2;
+  while (p.n * G * cv.phases * ceil_div(Og, plan.ob) < want && plan.ob > min_block)
+    plan.ob = std::max(min_block, round_up(ceil_div(plan.ob, 2), min_block));
+  plan.oblocks = ceil_div(Og, plan.ob);
+  plan.items = p.n * G * cv.phases * plan.oblocks;
+  plan.tile_rows = std::min(p.h, std::max<int64_t>(1, budget / Cg / cv.cw));
+  plan.threads = threads_for(2.0 * p.n * p.h * p.w * Cg * p.o * p.kh * p.kw, plan.items);
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// NCHW: GEMM rows are output channels, columns input pixels on the canvas pitch.
+// Canvas: [n][g][phase][o][plane].
+
+template <class T>
+void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
+                         const T* x, const T* w, const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw, HW = p.h * p.w;
+  const Canvas cv(p);
+  // The tile for the block size the budget suggests, then blocks of whole MR panels of output
+  // channels, so that every item uses the weight panels packed once for the call.
+  const TransposePlan first = plan_transpose<T>(p, cv, 1);
+  const auto& tile = pick_tile(kn.gemm, first.ob, first.tile_rows * cv.cw);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
+  const TransposePlan plan = plan_transpose<T>(p, cv, MR);
+  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
+  const int64_t mpanels_all = ceil_div(Og, MR), tile_cells = plan.tile_rows * cv.cw;
+
+  Workspace<T> canvas((size_t)(p.n * G * cv.phases * Og * cv.plane), 1);
+  // A: W^T per (group, tap), row-major Og x Cg, a[(g*KK + t)*tap_stride + o*Cg + kk] =
+  // w[((g*Cg + kk)*Og + o)*KK + t]. The pack writes all KK taps at once: one cache line of
+  // padding per tap keeps those KK store streams off a single cache set (a power-of-two stride
+  // would alias them all).
+  const int64_t tap_stride = round_up(Og * Cg, 64 / (int64_t)sizeof(T)) + 64 / (int64_t)sizeof(T);
+  Workspace<T> packed_w((size_t)(G * KK * tap_stride), 1);
+  Workspace<T> b_bufs((size_t)(round_up(tile_cells, NR) * Cg), plan.threads);
+  Epilogue<T> base;
+  base.activation = (int)p.activation;
+  base.param = (T)p.activation_param;
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  const int64_t rows_out = p.n * p.o * p.oh;
+
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num();
+    T* bbuf = b_bufs.slice(tid);
+    // In weight order: the KK taps of one (c, o) are contiguous, and each goes to its own panel.
+#pragma omp for schedule(static)
+    for (int64_t gp = 0; gp < G * mpanels_all; ++gp) {
+      const int64_t g = gp / mpanels_all, mp = gp % mpanels_all, rows = std::min(MR, Og - mp * MR);
+      T* dst = packed_w.data() + g * KK * tap_stride + mp * MR * Cg;
+      for (int64_t kk = 0; kk < Cg; ++kk) {
+        const T* src = w + ((g * Cg + kk) * Og + mp * MR) * KK;
+        T* d = dst + kk;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t t = 0; t < KK; ++t) d[t * tap_stride + i * Cg] = src[i * KK + t];
+      }
+    }
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < plan.items; ++item) {
+      const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
+      const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
+      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), mpanels = ceil_div(obn, MR);
+      T* cbase = canvas.data() + (((n * G + g) * cv.phases + ph) * Og + o0) * cv.plane;
+      std::fill(cbase, cbase + obn * cv.plane, T(0));
+      const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
+      if (taps.empty()) continue;
+      // The item's rows of tap t start at row o0 of (g, t).
+      const T* a_item = packed_w.data() + g * KK * tap_stride + o0 * Cg;
+      const T* x_group = x + (n * p.c + g * Cg) * HW;
+      for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
+        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
+        // B: input pixels on the canvas pitch, b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
+        for (int64_t j0 = 0; j0 < cells; j0 += NR) {
+          T* dst = bbuf + (j0 / NR) * Cg * NR;
+          const int64_t cols = std::min(NR, cells - j0);
+          for (int64_t kk = 0; kk < Cg; ++kk) {
+            const T* plane = x_group + kk * HW + ih0 * p.w;
+            T* d = dst + kk * NR;
+            // Runs of pixels of one input row, then zeros up to the canvas pitch.
+            for (int64_t j = 0; j < cols;) {
+              const int64_t cell = j0 + j, r = cell / cv.cw, iw = cell % cv.cw;
+              const int64_t run = std::min(cols - j, cv.cw - iw);
+              const int64_t real = std::max<int64_t>(0, std::min(run, p.w - iw));
+              std::memcpy(d + j, plane + r * p.w + iw, (size_t)real * sizeof(T));
+              std::fill(d + j + real, d + j + run, T(0));
+              j += run;
+            }
+            std::fill(d + cols, d + NR, T(0));
+          }
+        }
+        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+          const int64_t kc = std::min(KC, Cg - k0);
+          for (int64_t j0 = 0; j0 < cells; j0 += NR) {
+            const T* bpanel = bbuf + ((j0 / NR) * Cg + k0) * NR;
+            const size_t nr = (size_t)std::min(NR, cells - j0);
+            for (size_t ti = 0; ti < taps.size(); ++ti) {
+              T* c = cbase + ih0 * cv.cw + j0 + cv.shift[(size_t)taps[ti]];
+              const T* a_tap = a_item + taps[ti] * tap_stride;
+              for (int64_t mp = 0; mp < mpanels; ++mp)
+                gemm((size_t)kc, a_tap + mp * MR * Cg + k0, (size_t)Cg, bpanel, (size_t)NR,
+                     c + mp * MR * cv.plane, (size_t)cv.plane, (size_t)std::min(MR, obn - mp * MR), nr, true,
+                     nullptr);
+            }
+          }
+        }
+      }
+    }
+    // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t row = 0; row < rows_out; ++row) {
+      const int64_t oh = row % p.oh, oc = (row / p.oh) % p.o, n = row / p.oh / p.o;
+      const int64_t g = oc / Og, o = oc % Og, fr = oh + p.pad_top;
+      T* yrow = y + row * p.ow;
+      if (fr >= cv.full_h) {
+        std::fill(yrow, yrow + p.ow, T(0));
+      } else {
+        // Column fc = j*sw + q reads phase (fr % sh, q) at in-phase column j.
+        const T* src = canvas.data() + (n * G + g) * cv.phases * Og * cv.plane + o * cv.plane +
+                       (fr % p.stride_h) * p.stride_w * Og * cv.plane + (fr / p.stride_h) * cv.cw;
+        const int64_t phase_step = Og * cv.plane, valid = std::min(p.ow, cv.full_w - p.pad_left);
+        int64_t q = p.pad_left % p.stride_w, j = p.pad_left / p.stride_w;
+        for (int64_t ow = 0; ow < valid; ++ow) {
+          yrow[ow] = src[q * phase_step + j];
+          if (++q == p.stride_w) q = 0, ++j;
+        }
+        std::fill(yrow + std::max<int64_t>(valid, 0), yrow + p.ow, T(0));
+      }
+      if (epilogue_needed) {
+        Epilogue<T> e = base;
+        e.bias_row = bias ? bias + oc : nullptr;
+        kd.epilogue(yrow, (size_t)p.ow, 1, (size_t)p.ow, e);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NHWC: GEMM rows are input pixels on the canvas pitch, columns output channels.
+// Canvas: [n][g][phase][plane][Og].
+
+template <class T>
+void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
+                         const T* x, const T* w, const T* bias, T* y) {
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
+  const Canvas cv(p);
+  const auto& probe = pick_tile(kn.gemm, p.h * cv.cw, Og);
+  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.nr));
+  const auto& tile = pick_tile(kn.gemm, plan.tile_rows * cv.cw, plan.ob);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
+  const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
+  const int64_t npanels_max = ceil_div(plan.ob, NR), tile_cells = plan.tile_rows * cv.cw;
+  int64_t max_taps = 1;
+  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+
+  Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
+  Workspace<T> a_bufs((size_t)(round_up(tile_cells, MR) * Cg), plan.threads);
+  Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
+  Epilogue<T> base;
+  base.activation = (int)p.activation;
+  base.param = (T)p.activation_param;
+  base.bias_col = bias;
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  const int64_t rows_out = p.n * p.oh;
+
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num();
+    T* abuf = a_bufs.slice(tid);
+    T* bbuf = b_bufs.slice(tid);
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < plan.items; ++item) {
+      const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
+      const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
+      const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), npanels = ceil_div(obn, NR);
+      T* cbase = canvas.data() + ((n * G + g) * cv.phases + ph) * cv.plane * Og + o0;
+      for (int64_t q = 0; q < cv.plane; ++q) std::fill(cbase + q * Og, cbase + q * Og + obn, T(0));
+      const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
+      if (taps.empty()) continue;
+      // B: per tap, b[kk*NR + j] = w[(t*Og + o)*C + g*Cg + kk] (weight (KH, KW, O/g, C)).
+      for (size_t ti = 0; ti < taps.size(); ++ti)
+        pack_row_panels(w + (taps[ti] * Og + o0) * p.c + g * Cg, obn, Cg, p.c, NR,
+                        bbuf + (int64_t)ti * npanels * NR * Cg);
+      const T* x_image = x + n * p.h * p.w * p.c + g * Cg;
+      for (int64_t ih0 = 0; ih0 < p.h; ih0 += plan.tile_rows) {
+        const int64_t th = std::min(plan.tile_rows, p.h - ih0), cells = th * cv.cw;
+        // A: input pixels on the canvas pitch, row-major a[cell*Cg + kk] = x[ih][iw][c], zero
+        // for iw >= W.
+        for (int64_t cell = 0; cell < cells; ++cell) {
+          const int64_t iw = cell % cv.cw;
+          T* dst = abuf + cell * Cg;
+          if (iw >= p.w) std::fill(dst, dst + Cg, T(0));
+          else std::memcpy(dst, x_image + ((ih0 + cell / cv.cw) * p.w + iw) * p.c, (size_t)Cg * sizeof(T));
+        }
+        for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
+          const int64_t kc = std::min(KC, Cg - k0);
+          for (int64_t i0 = 0; i0 < cells; i0 += MR) {
+            const T* apanel = abuf + i0 * Cg + k0;
+            const size_t mr = (size_t)std::min(MR, cells - i0);
+            for (size_t ti = 0; ti < taps.size(); ++ti) {
+              T* c = cbase + (ih0 * cv.cw + i0 + cv.shift[(size_t)taps[ti]]) * Og;
+              for (int64_t np = 0; np < npanels; ++np)
+                gemm((size_t)kc, apanel, (size_t)Cg, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, (size_t)NR, c + np * NR,
+                     (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
+            }
+          }
+        }
+      }
+    }
+    // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t row = 0; row < rows_out; ++row) {
+      const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
+      T* yrow = y + row * p.ow * p.o;
+      const int64_t valid = fr < cv.full_h ? std::max<int64_t>(0, std::min(p.ow, cv.full_w - p.pad_left)) : 0;
+      // Column fc = j*sw + q reads phase (fr % sh, q) at in-phase cell (fr / sh, j).
+      const int64_t row_at = ((fr % p.stride_h) * p.stride_w * cv.plane + (fr / p.stride_h) * cv.cw) * Og;
+      int64_t q = p.pad_left % p.stride_w, j = p.pad_left / p.stride_w;
+      for (int64_t ow = 0; ow < valid; ++ow) {
+        const int64_t at = row_at + (q * cv.plane + j) * Og;
+        for (int64_t g = 0; g < G; ++g)
+          std::memcpy(yrow + ow * p.o + g * Og, canvas.data() + (n * G + g) * cv.phases * cv.plane * Og + at,
+                      (size_t)Og * sizeof(T));
+        if (++q == p.stride_w) q = 0, ++j;
+      }
+      std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
+      if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
+    }
+  }
+}
+
+template <class T>
+void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  check(p);
+  const KernelTable& table = active_kernels();
+  const ConvKernels<T>& kn = kernels_for<T>(table);
+  const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
+  if (p.layout == Layout::NCHW) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
+  else conv_transpose_nhwc(p, kn, kd, x, w, bias, y);
+}
+
+}  // namespace
+
+void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* w, const float* b, float* y) {
+  run_conv_transpose(p, x, w, b, y);
+}
+void conv_transpose2d(const ConvTranspose2dParams& p, const double* x, const double* w, const double* b,
+                      double* y) {
+  run_conv_transpose(p, x, w, b, y);
+}
+
+}  // namespace pycnn

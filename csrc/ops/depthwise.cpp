@@ -1,0 +1,598 @@
+// depthwise_conv2d and separable_conv2d: tiling, packing and the parallel loops around the
+// depthwise microkernels (and, for separable, the GEMM microkernel).
+//
+//  - NCHW: per (image, channel, band of output rows), the input rows the band reads are copied
+//    once into a zero-padded plane split by column stride phase (so every tap is a contiguous
+//    vector load), and the microkernel sweeps MR-row x NR-column output tiles for each of the
+//    channel's M multipliers. Vectors run along the output width.
+//  - NHWC: per (image, output row[, channel chunk]), the microkernel reads the input rows in
+//    place (vectors run along channels; padding taps are skipped, not copied). With M > 1 the
+//    rows are first expanded so that input channel c sits at c*M + m, like the output.
+//  - separable: per (image, band of output rows), the depthwise result of the band goes into
+//    per-thread scratch and is multiplied by the pre-packed pointwise weights at once, with bias
+//    and activation in the store: NCHW stores the band straight into the GEMM microkernel's B
+//    micropanels; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in
+//    place. Either way the band is written once and read once, from cache.
+#include <emmintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/threading.h"
+#include "core/workspace.h"
+#include "ops/pack.h"
+#include "ops/tiles.h"
+#include "pycnn/depthwise.h"
+
+namespace pycnn {
+namespace {
+
+// Work loops use dynamic scheduling: items are coarse (planes, rows, bands), so its cost is
+// nil, and on a shared machine a thread that loses its core hands its remaining items to the
+// others instead of holding up the whole op.
+
+// Weights are padded per tap to a multiple of the widest vector (16 floats) so masked channel
+// tails can load full weight vectors.
+constexpr int64_t kWeightPad = 16;
+
+void check(const DepthwiseConv2dParams& p) {
+  const int64_t dims[] = {p.n, p.c, p.h, p.w, p.multiplier, p.kh, p.kw, p.oh, p.ow,
+                          p.stride_h, p.stride_w, p.dilation_h, p.dilation_w};
+  for (int64_t d : dims)
+    if (d < 1) throw std::invalid_argument("depthwise_conv2d: sizes, strides and dilations must be >= 1");
+  if (p.pad_top < 0 || p.pad_left < 0) throw std::invalid_argument("depthwise_conv2d: negative padding");
+}
+
+// ---------------------------------------------------------------------------------------------
+// NCHW: the zero-padded, stride-phase-split plane of one channel's band of input rows.
+
+// src[0, n) -> padded columns left, left + 1, ...: even padded columns to even[col / 2], odd to
+// odd[col / 2]. Stride 2 is the common strided depthwise layer, so its split uses SSE2 (the
+// x86-64 baseline) shuffles: 4 floats or 2 doubles per phase per step.
+inline void split_pairs(const float* src, float* even, float* odd) {
+  const __m128 a = _mm_loadu_ps(src), b = _mm_loadu_ps(src + 4);
+  _mm_storeu_ps(even, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+  _mm_storeu_ps(odd, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+inline void split_pairs(const double* src, double* even, double* odd) {
+  const __m128d a = _mm_loadu_pd(src), b = _mm_loadu_pd(src + 2);
+  _mm_storeu_pd(even, _mm_unpacklo_pd(a, b));
+  _mm_storeu_pd(odd, _mm_unpackhi_pd(a, b));
+}
+
+template <class T>
+void split_even_odd(const T* src, int64_t n, int64_t left, T* even, T* odd) {
+  constexpr int64_t step = 16 / sizeof(T);  // phase elements per SSE2 step
+  int64_t iw = 0;
+  if (left % 2 && n > 0) {  // the first column is odd: align to an even padded column
+    odd[left / 2] = src[0];
+    iw = 1;
+  }
+  // Padded column iw + left is even from here on, at q = (iw + left) / 2.
+  for (; iw + 2 * step <= n; iw += 2 * step) {
+    const int64_t q = (iw + left) / 2;
+    split_pairs(src + iw, even + q, odd + q);
+  }
+  for (; iw < n; ++iw) {
+    const int64_t col = iw + left;
+    (col % 2 ? odd : even)[col / 2] = src[iw];
+  }
+}
+
+struct NchwPlane {
+  int64_t phase_width = 0;  // columns per stride phase
+  int64_t plane_row = 0;    // elements per padded row (stride_w phases)
+  int64_t rows = 0;         // padded rows for a band of `band` output rows (rounded up to MR)
+  std::vector<int64_t> tap;
+
+  NchwPlane(const DepthwiseConv2dParams& p, int64_t band, int64_t mr, int64_t nr) {
+    const int64_t s = p.stride_w, d = p.dilation_w;
+    phase_width = round_up(p.ow, nr) + (p.kw - 1) * d / s + 1;
+    plane_row = s * phase_width;
+    rows = (round_up(band, mr) - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    tap.resize((size_t)p.kw);
+    for (int64_t kw = 0; kw < p.kw; ++kw) tap[(size_t)kw] = (kw * d % s) * phase_width + kw * d / s;
+  }
+  int64_t size() const { return rows * plane_row; }
+
+  // Rows for output rows [oh0, ...) of channel plane `src` (H x W) into `dst`.
+  template <class T>
+  void fill(const DepthwiseConv2dParams& p, const T* src, int64_t oh0, T* dst) const {
+    const int64_t s = p.stride_w;
+    for (int64_t r = 0; r < rows; ++r) {
+      T* row = dst + r * plane_row;
+      const int64_t ih = oh0 * p.stride_h - p.pad_top + r;
+      if (ih < 0 || ih >= p.h) {
+        std::fill(row, row + plane_row, T(0));
+        continue;
+      }
+      if (s == 1) {
+        copy_padded(src + ih * p.w, p.w, -p.pad_left, 1, phase_width, row);
+        continue;
+      }
+      // One pass over the input row: column iw is padded column iw + left = q*s + phase.
+      std::fill(row, row + plane_row, T(0));
+      const int64_t end = std::min(p.w, s * phase_width - p.pad_left);
+      if (s == 2) {
+        split_even_odd(src + ih * p.w, end, p.pad_left, row, row + phase_width);
+        continue;
+      }
+      int64_t phase = p.pad_left % s, q = p.pad_left / s;
+      for (int64_t iw = 0; iw < end; ++iw) {
+        row[phase * phase_width + q] = src[ih * p.w + iw];
+        if (++phase == s) phase = 0, ++q;
+      }
+    }
+  }
+};
+
+// Where the NCHW depthwise step stores output channel oc, band row i, column ow:
+// at oc*channel + i*row + (ow / panel_cols)*panel + ow % panel_cols. Plain planes use
+// panel_cols >= OW; the fused separable op stores straight into GEMM B micropanels (panel_cols =
+// the GEMM's NR, a multiple of the depthwise kernel's NR, so no column tile straddles a panel).
+struct BandLayout {
+  int64_t channel, row, panel_cols, panel;
+};
+
+// The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
+// channel c (the plane holds their input rows), stored by `out` from y_channels (channel c*M).
+template <class T>
+void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd,
+                         const NchwPlane& plane, const T* plane_data, const T* w, const T* bias,
+                         int64_t c, int64_t band, T* y_channels, const BandLayout& out) {
+  const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
+  DepthwiseNchwArgs<T> a;
+  a.plane_row = plane.plane_row;
+  a.tap = plane.tap.data();
+  a.kh = p.kh;
+  a.kw = p.kw;
+  a.stride_h = p.stride_h;
+  a.dilation_h = p.dilation_h;
+  a.ldy = out.row;
+  a.activation = (int)p.activation;
+  a.activation_param = (T)p.activation_param;
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t oc = c * M + m;
+    a.w = w + oc * p.kh * p.kw;
+    a.bias = bias ? bias + oc : nullptr;
+    for (int64_t i0 = 0; i0 < band; i0 += MR) {
+      a.rows = (size_t)std::min(MR, band - i0);
+      for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
+        a.plane = plane_data + i0 * p.stride_h * plane.plane_row + j0;
+        a.y = y_channels + m * out.channel + i0 * out.row + (j0 / out.panel_cols) * out.panel + j0 % out.panel_cols;
+        a.cols = (size_t)std::min(NR, p.ow - j0);
+        kd.nchw(a);
+      }
+    }
+  }
+}
+
+// Bands of output rows: whole planes when there are enough (image, channel) items, else
+// bands of MR-multiples so every thread gets work; and never a plane beyond ~L2/2.
+int64_t nchw_band_rows(const DepthwiseConv2dParams& p, int64_t mr, int64_t nr, int64_t items_per_band,
+                       size_t element_size) {
+  const int want = num_threads() * 4;
+  int64_t band = p.oh;
+  if (items_per_band < want) band = std::max<int64_t>(mr, round_up(ceil_div(p.oh, ceil_div(want, items_per_band)), mr));
+  const int64_t budget = (int64_t)(256 * 1024 / element_size);
+  while (band > mr && NchwPlane(p, band, mr, nr).size() > budget) band = std::max(mr, round_up(band / 2, mr));
+  return std::min(band, p.oh);
+}
+
+template <class T>
+void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x,
+                    const T* w, const T* bias, T* y) {
+  const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr;
+  const int64_t CM = p.c * p.multiplier, HW = p.h * p.w, P = p.oh * p.ow;
+  const int64_t band = nchw_band_rows(p, MR, NR, p.n * p.c, sizeof(T));
+  const int64_t bands = ceil_div(p.oh, band);
+  const NchwPlane plane(p, band, MR, NR);
+  const int64_t items = p.n * p.c * bands;
+  const int threads = threads_for(2.0 * p.n * CM * P * p.kh * p.kw, items);
+  Workspace<T> planes((size_t)plane.size(), threads);
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+    T* buf = planes.slice(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
+      const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
+      plane.fill(p, x + (n * p.c + c) * HW, oh0, buf);
+      depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
+                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, BandLayout{P, p.ow, p.ow, 0});
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NHWC
+
+// (KH, KW, C, M) weights -> [tap][c*M + m] rows of w_stride elements, zero-padded.
+template <class T>
+void pack_depthwise_nhwc_weights(const DepthwiseConv2dParams& p, const T* w, int64_t w_stride, T* dst) {
+  const int64_t CM = p.c * p.multiplier;
+  for (int64_t t = 0; t < p.kh * p.kw; ++t) {
+    std::memcpy(dst + t * w_stride, w + t * CM, (size_t)CM * sizeof(T));
+    std::fill(dst + t * w_stride + CM, dst + (t + 1) * w_stride, T(0));
+  }
+}
+
+// Points rows[kh] at the input rows output row oh reads (null for padding rows). With M > 1
+// each row is expanded into `expanded` ([KH][W][C*M]) so channel c*M + m holds input channel c.
+template <class T>
+void nhwc_rows(const DepthwiseConv2dParams& p, const T* x_image, int64_t oh, T* expanded, const T** rows) {
+  const int64_t M = p.multiplier, CM = p.c * M;
+  for (int64_t kh = 0; kh < p.kh; ++kh) {
+    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+    if (ih < 0 || ih >= p.h) {
+      rows[kh] = nullptr;
+      continue;
+    }
+    const T* src = x_image + ih * p.w * p.c;
+    if (M == 1) {
+      rows[kh] = src;
+      continue;
+    }
+    T* dst = expanded + kh * p.w * CM;
+    for (int64_t iw = 0; iw < p.w; ++iw)
+      for (int64_t c = 0; c < p.c; ++c)
+        for (int64_t m = 0; m < M; ++m) dst[iw * CM + c * M + m] = src[iw * p.c + c];
+    rows[kh] = dst;
+  }
+}
+
+template <class T>
+DepthwiseNhwcArgs<T> nhwc_args(const DepthwiseConv2dParams& p, const T* packed_w, int64_t w_stride) {
+  DepthwiseNhwcArgs<T> a;
+  a.pixel_stride = p.multiplier == 1 ? p.c : p.c * p.multiplier;
+  a.in_w = p.w;
+  a.pad_left = p.pad_left;
+  a.stride = p.stride_w;
+  a.dilation = p.dilation_w;
+  a.kh = p.kh;
+  a.kw = p.kw;
+  a.ow_begin = 0;
+  a.ow_end = p.ow;
+  a.channels = p.c * p.multiplier;
+  a.w = packed_w;
+  a.w_stride = w_stride;
+  a.y_pixel_stride = p.c * p.multiplier;
+  a.epilogue = nullptr;
+  return a;
+}
+
+template <class T>
+void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x,
+                    const T* w, const T* bias, T* y) {
+  const int64_t CM = p.c * p.multiplier, w_stride = round_up(CM, kWeightPad);
+  // Channel chunks (multiples of 64 channels) only when rows alone cannot feed the team.
+  const int want = num_threads() * 4;
+  int64_t chunk = w_stride;
+  if (p.n * p.oh < want) chunk = std::max<int64_t>(64, round_up(ceil_div(CM, ceil_div(want, p.n * p.oh)), 64));
+  const int64_t chunks = ceil_div(CM, chunk);
+  const int64_t items = p.n * p.oh * chunks;
+  const int threads = threads_for(2.0 * p.n * CM * p.oh * p.ow * p.kh * p.kw, items);
+  Workspace<T> packed_w((size_t)(p.kh * p.kw * w_stride), 1);
+  pack_depthwise_nhwc_weights(p, w, w_stride, packed_w.data());
+  Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, threads);
+  Workspace<const T*> row_ptrs((size_t)(2 * p.kh), threads);
+  Epilogue<T> e;
+  e.bias_col = bias;
+  e.activation = (int)p.activation;
+  e.param = (T)p.activation_param;
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num();
+    const T** rows = row_ptrs.slice(tid);
+    DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_w.data(), w_stride);
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t ch = item % chunks, oh = (item / chunks) % p.oh, n = item / chunks / p.oh;
+      const int64_t c0 = ch * chunk;
+      nhwc_rows(p, x + n * p.h * p.w * p.c, oh, expanded.slice(tid), rows);
+      // The second half of the thread's row pointers: the same rows at the chunk's first channel.
+      const T** chunk_rows = rows + p.kh;
+      for (int64_t kh = 0; kh < p.kh; ++kh) chunk_rows[kh] = rows[kh] ? rows[kh] + c0 : nullptr;
+      Epilogue<T> ec = e;
+      if (bias) ec.bias_col = bias + c0;
+      a.rows = chunk_rows;
+      a.w = packed_w.data() + c0;
+      a.channels = std::min(chunk, CM - c0);
+      a.y = y + ((n * p.oh + oh) * p.ow) * CM + c0;
+      a.epilogue = epilogue_needed ? &ec : nullptr;
+      kd.nhwc(a);
+    }
+  }
+}
+
+template <class T>
+void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  check(p);
+  const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(active_kernels());
+  if (p.layout == Layout::NCHW) depthwise_nchw(p, kd, x, w, bias, y);
+  else depthwise_nhwc(p, kd, x, w, bias, y);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Separable: depthwise band -> per-thread scratch -> pointwise microkernel, no packing copy.
+
+template <class T>
+struct SeparableBlocking {
+  static constexpr int64_t band_bytes = 256 * 1024;  // depthwise band scratch, about L2/8
+  static constexpr int64_t kc = 1024 / sizeof(T);    // reduction block: one B micropanel in L1
+};
+
+// The GEMM tile for the NCHW pointwise step: the least-waste shape among those whose NR is a
+// multiple of the depthwise kernel's NR (so depthwise column tiles never straddle a B panel).
+template <class T>
+const Tiled<GemmUkernel<T>>& nchw_pointwise_tile(const SeparableConv2dParams& sp, const ConvKernels<T>& kn,
+                                                 const DepthwiseKernels<T>& kd) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  const Tiled<GemmUkernel<T>>* best = nullptr;
+  double best_work = 0;
+  for (const auto& t : kn.gemm) {
+    if (t.nr % kd.nchw_nr) continue;
+    const double work = (double)round_up(sp.o, (int64_t)t.mr) * (double)(p.oh * round_up(p.ow, (int64_t)t.nr));
+    if (!best || work < best_work * 0.97) best = &t, best_work = work;
+  }
+  if (!best) throw std::logic_error("separable_conv2d: no GEMM tile width is a multiple of the depthwise tile width");
+  return *best;
+}
+
+// Output rows per band, a multiple of row_multiple: the band's depthwise result (C*M x band
+// pixels) within band_bytes unless one row group alone is larger, and, among those, the band
+// that gives the busiest thread the least work (rows, plus the halo of input rows each band
+// re-reads: about a quarter of a row's cost each).
+int64_t separable_band_rows(const SeparableConv2dParams& sp, int64_t row_multiple, size_t element_size,
+                            int64_t band_bytes) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  const int64_t CM = p.c * p.multiplier, threads = num_threads();
+  const int64_t halo = (p.kh - 1) * p.dilation_h;
+  const int64_t most = std::max(row_multiple, band_bytes / (int64_t)element_size / (CM * p.ow) / row_multiple * row_multiple);
+  int64_t best = row_multiple;
+  double best_cost = 0;
+  for (int64_t band = row_multiple; band <= round_up(std::min(most, p.oh), row_multiple); band += row_multiple) {
+    const int64_t items = p.n * ceil_div(p.oh, band);
+    const double cost = (double)ceil_div(items, threads) * ((double)std::min(band, p.oh) + 0.25 * (double)halo);
+    if (band == row_multiple || cost < best_cost * 0.999) best = band, best_cost = cost;
+  }
+  return std::min(best, p.oh);
+}
+
+template <class T>
+struct SeparablePlan {
+  int64_t mr, nr;  // the pointwise tile: output channels x pixels (NCHW), pixels x channels (NHWC)
+  int64_t band, bands, items, band_pixels_max, CM, P;
+  int64_t mid_size;  // elements of the per-thread band scratch
+  int threads;
+};
+
+template <class T>
+SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKernels<T>& kn,
+                                const DepthwiseKernels<T>& kd) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  SeparablePlan<T> plan;
+  plan.CM = p.c * p.multiplier;
+  plan.P = p.oh * p.ow;
+  const bool nchw = p.layout == Layout::NCHW;
+  if (nchw) {
+    const auto& t = nchw_pointwise_tile(sp, kn, kd);
+    plan.mr = (int64_t)t.mr;
+    plan.nr = (int64_t)t.nr;
+  } else {
+    const auto& t = pick_tile(kn.direct_nhwc, plan.P, sp.o);
+    plan.mr = (int64_t)t.mr;
+    plan.nr = (int64_t)t.nr;
+  }
+  plan.band = separable_band_rows(sp, nchw ? (int64_t)kd.nchw_mr : 1, sizeof(T), SeparableBlocking<T>::band_bytes);
+  plan.bands = ceil_div(p.oh, plan.band);
+  plan.items = p.n * plan.bands;
+  plan.band_pixels_max = plan.band * p.ow;
+  // NCHW: the band as B micropanels, each output row padded to whole panels. NHWC: [pixel][C*M]
+  // plus MR pixels that the last tile's full-height loads may read.
+  plan.mid_size = nchw ? round_up(plan.band, (int64_t)kd.nchw_mr) * round_up(p.ow, plan.nr) * plan.CM
+                       : (plan.band_pixels_max + plan.mr) * plan.CM;
+  const double flops = 2.0 * p.n * plan.P * plan.CM * (p.kh * p.kw + sp.o);
+  plan.threads = threads_for(flops, plan.items);
+  return plan;
+}
+
+// The direct NHWC tile shape the plan chose.
+template <class T>
+const Tiled<DirectNhwcUkernel<T>>& tile_with(const Tiled<DirectNhwcUkernel<T>> (&shapes)[kTileShapes],
+                                             int64_t mr, int64_t nr) {
+  for (const auto& t : shapes)
+    if ((int64_t)t.mr == mr && (int64_t)t.nr == nr) return t;
+  return shapes[0];
+}
+
+// NCHW: Y[O x pixels] = Wp * Mid. The depthwise step stores the band straight into the GEMM's B
+// micropanels (each output row padded to a whole number of panels), so the GEMM microkernel
+// reads it with no packing copy.
+template <class T>
+void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
+                    const T* x, const T* dw, const T* pw, const T* bias, T* y) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
+  const auto& tile = nchw_pointwise_tile(sp, kn, kd);
+  const auto gemm = tile.run;
+  const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr, O = sp.o;
+  const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
+  const int64_t row_panels = ceil_div(p.ow, NR), KC = std::min(CM, SeparableBlocking<T>::kc);
+  const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
+
+  Workspace<T> planes((size_t)plane.size(), plan.threads);
+  Workspace<T> mids((size_t)plan.mid_size, plan.threads);
+  // The depthwise step runs without bias or activation: those follow the pointwise step.
+  DepthwiseConv2dParams dp = p;
+  dp.activation = Activation::None;
+  const BandLayout panels{NR, row_panels * CM * NR, NR, CM * NR};
+  Epilogue<T> base;
+  base.activation = (int)p.activation;
+  base.param = (T)p.activation_param;
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
+  {
+    FlushDenormals ftz;
+    const int tid = omp_get_thread_num();
+    T* plane_buf = planes.slice(tid);
+    T* mid = mids.slice(tid);
+    // Panel columns past a row's end are multiplied, never stored (no store reaches them):
+    // zero them once so they hold defined values.
+    if (p.ow % NR)
+      for (int64_t jp = row_panels - 1; jp < plan.mid_size / (CM * NR); jp += row_panels)
+        for (int64_t c = 0; c < CM; ++c)
+          std::fill(mid + (jp * CM + c) * NR + p.ow % NR, mid + (jp * CM + c + 1) * NR, T(0));
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < plan.items; ++item) {
+      const int64_t b = item % plan.bands, n = item / plan.bands;
+      const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0);
+      for (int64_t c = 0; c < p.c; ++c) {
+        plane.fill(dp, x + (n * p.c + c) * HW, oh0, plane_buf);
+        depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
+                            mid + c * p.multiplier * NR, panels);
+      }
+      for (int64_t k0 = 0; k0 < CM; k0 += KC) {
+        const int64_t kc = std::min(KC, CM - k0);
+        const bool last = k0 + kc == CM;
+        for (int64_t jp = 0; jp < rows * row_panels; ++jp) {
+          const int64_t i = jp / row_panels, ow0 = (jp % row_panels) * NR;
+          const T* bpanel = mid + (jp * CM + k0) * NR;
+          for (int64_t mp = 0; mp < mpanels; ++mp) {
+            Epilogue<T> e = base;
+            e.bias_row = bias ? bias + mp * MR : nullptr;
+            // The pointwise weight (O, CM) is the A operand in place.
+            gemm((size_t)kc, pw + mp * MR * CM + k0, (size_t)CM, bpanel, (size_t)NR,
+                 y + (n * O + mp * MR) * P + (oh0 + i) * p.ow + ow0, (size_t)P,
+                 (size_t)std::min(MR, O - mp * MR), (size_t)std::min(NR, p.ow - ow0), k0 > 0,
+                 last && epilogue_needed ? &e : nullptr);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
+                    const T* x, const T* dw, const T* pw, const T* bias, T* y) {
+  const DepthwiseConv2dParams& p = sp.depthwise;
+  const SeparablePlan<T> plan = separable_plan(sp, kn, kd);
+  const auto pointwise = tile_with(kn.direct_nhwc, plan.mr, plan.nr).run;
+  const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
+  const int64_t CM = plan.CM, npanels = ceil_div(O, NR);
+  const int64_t w_stride = round_up(CM, kWeightPad);
+
+  Workspace<T> packed_dw((size_t)(p.kh * p.kw * w_stride), 1);
+  pack_depthwise_nhwc_weights(p, dw, w_stride, packed_dw.data());
+  Workspace<T> packed_pw((size_t)(npanels * NR * CM), 1);
+  Workspace<T> mids((size_t)plan.mid_size, plan.threads);
+  Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, plan.threads);
+  Workspace<const T*> row_ptrs((size_t)p.kh, plan.threads);
+  Epilogue<T> base;
+  base.activation = (int)p.activation;
+  base.param = (T)p.activation_param;
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp single
+    pack_column_panels(pw, CM, O, O, NR, packed_pw.data());
+    const int tid = omp_get_thread_num();
+    T* mid = mids.slice(tid);
+    const T** rows = row_ptrs.slice(tid);
+    DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_dw.data(), w_stride);
+    a.rows = rows;
+    a.y_pixel_stride = CM;
+    DirectNhwcArgs<T> g;
+    g.panel_kh = 0;
+    g.channels = CM;
+    g.kh = 1;
+    g.kw = 1;
+    g.stride = 1;
+    g.dilation = 1;
+    g.ldw = NR;
+    g.ldy = O;
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < plan.items; ++item) {
+      const int64_t b = item % plan.bands, n = item / plan.bands;
+      const int64_t oh0 = b * plan.band, nrows = std::min(plan.band, p.oh - oh0), bp = nrows * p.ow;
+      for (int64_t r = 0; r < nrows; ++r) {
+        nhwc_rows(p, x + n * p.h * p.w * p.c, oh0 + r, expanded.slice(tid), rows);
+        a.y = mid + r * p.ow * CM;
+        kd.nhwc(a);
+      }
+      // The last tile's full-height loads read up to MR - 1 pixels past the band: defined zeros.
+      std::fill(mid + bp * CM, mid + (bp + MR) * CM, T(0));
+      T* y_band = y + (n * plan.P + oh0 * p.ow) * O;
+      for (int64_t i0 = 0; i0 < bp; i0 += MR) {
+        g.panel = mid + i0 * CM;
+        g.mr = (size_t)std::min(MR, bp - i0);
+        for (int64_t np = 0; np < npanels; ++np) {
+          Epilogue<T> e = base;
+          e.bias_col = bias ? bias + np * NR : nullptr;
+          g.epilogue = epilogue_needed ? &e : nullptr;
+          g.w = packed_pw.data() + np * CM * NR;
+          g.y = y_band + i0 * O + np * NR;
+          g.nr = (size_t)std::min(NR, O - np * NR);
+          pointwise(g);
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void run_separable(const SeparableConv2dParams& sp, const T* x, const T* dw, const T* pw, const T* bias, T* y) {
+  check(sp.depthwise);
+  if (sp.o < 1) throw std::invalid_argument("separable_conv2d: pointwise output channels must be >= 1");
+  const KernelTable& table = active_kernels();
+  const ConvKernels<T>& kn = kernels_for<T>(table);
+  const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
+  if (sp.depthwise.layout == Layout::NCHW) separable_nchw(sp, kn, kd, x, dw, pw, bias, y);
+  else separable_nhwc(sp, kn, kd, x, dw, pw, bias, y);
+}
+
+template <class T>
+int64_t scratch_bytes(const SeparableConv2dParams& sp) {
+  const KernelTable& table = active_kernels();
+  const SeparablePlan<T> plan = separable_plan(sp, kernels_for<T>(table), depthwise_kernels_for<T>(table));
+  return (int64_t)sizeof(T) * plan.threads * plan.mid_size;  // each thread's depthwise band
+}
+
+}  // namespace
+
+void depthwise_conv2d(const DepthwiseConv2dParams& p, const float* x, const float* w, const float* b, float* y) {
+  run_depthwise(p, x, w, b, y);
+}
+void depthwise_conv2d(const DepthwiseConv2dParams& p, const double* x, const double* w, const double* b,
+                      double* y) {
+  run_depthwise(p, x, w, b, y);
+}
+
+void separable_conv2d(const SeparableConv2dParams& p, const float* x, const float* dw, const float* pw,
+                      const float* b, float* y) {
+  run_separable(p, x, dw, pw, b, y);
+}
+void separable_conv2d(const SeparableConv2dParams& p, const double* x, const double* dw, const double* pw,
+                      const double* b, double* y) {
+  run_separable(p, x, dw, pw, b, y);
+}
+
+int64_t separable_conv2d_scratch_bytes(const SeparableConv2dParams& p, int element_size) {
+  check(p.depthwise);
+  return element_size == 8 ? scratch_bytes<double>(p) : scratch_bytes<float>(p);
+}
+
+}  // namespace pycnn

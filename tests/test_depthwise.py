@@ -1,0 +1,372 @@
+"""pycnn.ops.depthwise_conv2d against the float64 reference (and PyTorch where importable).
+
+Every case runs on every ISA this CPU supports, both layouts and both dtypes. The truth is
+pycnn.reference.depthwise_conv2d on float64 copies of the inputs; tolerances scale with the
+reduction length KH*KW (see conftest.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import pycnn
+import pycnn.ops
+import pycnn.reference
+
+LAYOUTS = ["NCHW", "NHWC"]
+DTYPES = [np.float32, np.float64]
+ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoid", "tanh",
+               "silu", "swish", "elu", ("elu", 0.5)]
+
+
+def _as64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def depthwise_truth(x, w, b, **params):
+    """(expected, scale) in float64: the reference, and depthwise(|x|, |w|) + |b|."""
+    x64, w64, b64 = _as64(x), _as64(w), _as64(b)
+    params = {k: v for k, v in params.items() if k != "out"}
+    expected = pycnn.reference.depthwise_conv2d(x64, w64, b64, **params)
+    params.pop("activation", None)
+    scale = pycnn.reference.depthwise_conv2d(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
+                                             **params)
+    return expected, scale
+
+
+def depthwise_weight(w_nchw, layout, m=1):
+    """(C*M, 1, KH, KW) -> the layout's depthwise weight: NHWC (KH, KW, C, M)."""
+    if layout == "NCHW":
+        return np.ascontiguousarray(w_nchw)
+    cm, _, kh, kw = w_nchw.shape
+    return np.ascontiguousarray(w_nchw[:, 0].transpose(1, 2, 0).reshape(kh, kw, cm // m, m))
+
+
+def image(x_nchw, layout):
+    return np.ascontiguousarray(x_nchw if layout == "NCHW" else x_nchw.transpose(0, 2, 3, 1))
+
+
+def make_problem(rng, case, layout, dtype):
+    """(x, weight, bias, params) for a case dict, in `layout` and `dtype`."""
+    c, m = case["c"], case["m"]
+    x = rng.standard_normal((case["n"], c, case["h"], case["w"])).astype(dtype)
+    w = rng.standard_normal((c * m, 1, case["kh"], case["kw"])).astype(dtype)
+    b = rng.standard_normal(c * m).astype(dtype) if case["bias"] else None
+    params = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                  activation=case["activation"], data_format=layout)
+    return image(x, layout), depthwise_weight(w, layout, m), b, params
+
+
+@pytest.fixture
+def check_depthwise(assert_conv_close):
+    def check(x, w, b=None, *, err_msg="", expected_dtype=None, **params):
+        result = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+        assert isinstance(result, np.ndarray)
+        if expected_dtype is None:
+            kinds = [np.asarray(a).dtype for a in (x, w, b) if a is not None]
+            expected_dtype = np.float64 if any(d == np.float64 for d in kinds) else np.float32
+        assert result.dtype == expected_dtype, f"dtype {result.dtype}. {err_msg}"
+        assert result.flags.c_contiguous
+        expected, scale = depthwise_truth(x, w, b, **params)
+        layout = params.get("data_format", "NCHW")
+        shape = np.shape(w)
+        k = shape[2] * shape[3] if layout in ("NCHW", "channels_first") else shape[0] * shape[1]
+        assert_conv_close(result, expected, scale, k, err_msg=f"{err_msg} params={params}")
+        return result
+
+    return check
+
+
+def _case(id, *, n=1, c, m=1, h, w, k, stride=1, padding=0, dilation=1, bias=True, activation=None):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return pytest.param(dict(n=n, c=c, m=m, h=h, w=w, kh=kh, kw=kw, stride=stride, padding=padding,
+                             dilation=dilation, bias=bias, activation=activation), id=id)
+
+
+# Sizes 1, primes and channel counts that are not multiples of 8/16; every padding form,
+# stride (incl. (2, 1)), dilation, multiplier 1..3 and every activation appear at least once.
+CASES = [
+    _case("all-size-1", c=1, h=1, w=1, k=1, bias=False),
+    _case("c3-3x3-pad1-relu", c=3, h=7, w=7, k=3, padding=1, activation="relu"),
+    _case("c17-m2-s2-pad(1,0)", c=17, m=2, h=13, w=13, k=3, stride=2, padding=(1, 0), bias=False),
+    _case("c5-m3-5x5-s3-leaky", c=5, m=3, h=23, w=7, k=5, stride=3, padding=2, activation="leaky_relu"),
+    _case("c33-7x7-leaky0.2", c=33, h=13, w=23, k=7, padding=3, activation=("leaky_relu", 0.2)),
+    _case("1x3-s(2,1)-per-side-tanh", c=3, m=2, h=7, w=13, k=(1, 3), stride=(2, 1),
+          padding=((1, 0), (2, 1)), activation="tanh"),
+    _case("dil2-sigmoid", c=5, h=13, w=13, k=3, dilation=2, padding=2, bias=False, activation="sigmoid"),
+    _case("valid-s2-elu", c=17, h=23, w=23, k=5, stride=2, padding="valid", activation="elu"),
+    _case("same-s2-swish", c=3, h=13, w=23, k=3, stride=2, padding="same", bias=False, activation="swish"),
+    _case("same-dil2-m2-silu", c=5, m=2, h=7, w=7, k=3, dilation=2, padding="same", activation="silu"),
+    _case("same-s3-k5-relu6", c=3, h=23, w=13, k=5, stride=3, padding="same", activation="relu6"),
+    _case("3x3-over-1x1-input", c=1, m=3, h=1, w=1, k=3, padding=1),
+    _case("row-1x23", c=3, h=1, w=23, k=(1, 3), bias=False, activation="leaky_relu"),
+    _case("batch2-1x1-s2", n=2, c=33, h=7, w=7, k=1, stride=2),
+    _case("5x5-on-5x5", c=17, h=5, w=5, k=5, activation="tanh"),
+    _case("3x1-w1", c=1, m=2, h=23, w=1, k=(3, 1), padding=(1, 0), activation="relu"),
+    _case("per-side-dil(1,2)-elu", c=5, h=7, w=13, k=3, dilation=(1, 2), padding=((2, 0), (0, 3)),
+          bias=False, activation="elu"),
+    _case("same-s(1,2)-d(2,1)", n=2, c=9, h=13, w=13, k=3, stride=(1, 2), dilation=(2, 1), padding="same",
+          activation="sigmoid"),
+    # Many channels: full NV-vector channel blocks, single vectors and a masked tail (NHWC).
+    _case("c40-wide-channels", c=40, h=9, w=11, k=3, padding=1, activation="relu"),
+    _case("c13-m3-channels-39", c=13, m=3, h=6, w=9, k=3, stride=2, padding="same"),
+    _case("c144-mobilenet-like", c=144, h=8, w=8, k=3, padding=1, activation="relu6"),
+    # Wide rows: several NCHW column tiles and a partial one; taps that skip the padding.
+    _case("w70-s2-k5", c=3, h=5, w=70, k=5, stride=2, padding=2),
+    _case("w70-k7-dil3", c=2, h=9, w=70, k=7, dilation=3, padding=9, activation="tanh"),
+    # One image, few channels, tall: bands of output rows / channel chunks feed the threads.
+    _case("c1-tall-bands", c=1, h=131, w=17, k=3, padding=1, activation="relu"),
+    _case("c200-short-chunks", c=200, h=2, w=5, k=3, padding=1),
+    _case("c37-m3-short-chunks", c=37, m=3, h=2, w=6, k=3, stride=(1, 2), padding="same", activation="relu"),
+    _case("big-padding", c=2, h=3, w=4, k=3, padding=4, activation="elu"),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_reference(case, isa, rng, check_depthwise):
+    for layout in LAYOUTS:
+        for dtype in DTYPES:
+            x, w, b, params = make_problem(rng, case, layout, dtype)
+            check_depthwise(x, w, b, err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
+def test_activations(activation, isa, rng, check_depthwise):
+    case = dict(n=2, c=19, m=2, h=9, w=11, kh=3, kw=3, stride=1, padding=1, dilation=1, bias=True,
+                activation=activation)
+    for layout in LAYOUTS:
+        for dtype in DTYPES:
+            x, w, b, params = make_problem(rng, case, layout, dtype)
+            # Pre-activations spread over about [-10, 10]: every activation's regions are visited.
+            w = (w * 2).astype(dtype)
+            check_depthwise(x, w, b, err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
+
+
+# ------------------------------------------------------------------------------ Hypothesis
+
+@st.composite
+def depthwise_problems(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = sh if sh == sw and draw(st.booleans()) else (sh, sw)
+    dilation = dh if dh == dw and draw(st.booleans()) else (dh, dw)
+    kind = draw(st.sampled_from(["int", "pair", "sides", "valid", "same"]))
+    p = st.integers(0, 3)
+    if kind == "int":
+        padding = draw(p)
+        sides = ((padding, padding), (padding, padding))
+    elif kind == "pair":
+        padding = (draw(p), draw(p))
+        sides = ((padding[0],) * 2, (padding[1],) * 2)
+    elif kind == "sides":
+        sides = padding = ((draw(p), draw(p)), (draw(p), draw(p)))
+    else:
+        padding = kind
+        sides = ((0, 0), (0, 0))
+    hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
+    wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
+    return dict(
+        n=draw(st.integers(1, 2)), c=draw(st.sampled_from([1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33])),
+        m=draw(st.integers(1, 3)), h=draw(st.integers(hmin, hmin + 9)), w=draw(st.integers(wmin, wmin + 20)),
+        kh=kh, kw=kw, stride=stride, padding=padding, dilation=dilation, bias=draw(st.booleans()),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        layout=draw(st.sampled_from(LAYOUTS + ["channels_first", "channels_last"])),
+        dtype=draw(st.sampled_from(DTYPES)), unbatched=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@given(problem=depthwise_problems())
+def test_hypothesis_matches_reference(problem, isa, check_depthwise):
+    rng = np.random.default_rng(problem["seed"])
+    layout = {"channels_first": "NCHW", "channels_last": "NHWC"}.get(problem["layout"], problem["layout"])
+    x, w, b, params = make_problem(rng, problem, layout, problem["dtype"])
+    params["data_format"] = problem["layout"]
+    if problem["unbatched"]:
+        x = x[0]
+    result = check_depthwise(x, w, b, err_msg=f"isa={isa} {problem}", **params)
+    assert result.ndim == x.ndim
+
+
+# ------------------------------------------------------------------------------ semantics
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_equals_grouped_conv2d(dtype, isa, rng):
+    """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is
+    not promised, so within float tolerance)."""
+    x = rng.standard_normal((2, 6, 11, 10)).astype(dtype)
+    w = rng.standard_normal((12, 1, 3, 3)).astype(dtype)
+    b = rng.standard_normal(12).astype(dtype)
+    params = dict(stride=(2, 1), padding="same", dilation=(1, 2), activation="relu")
+    ours = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+    grouped = pycnn.ops.conv2d(x, w, b, groups=6, **params)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ours, grouped, rtol=tol, atol=tol)
+
+
+def test_nchw_and_nhwc_agree(isa, rng):
+    c, m = 7, 3
+    x = rng.standard_normal((2, c, 12, 9))
+    w = rng.standard_normal((c * m, 1, 3, 5))
+    b = rng.standard_normal(c * m)
+    params = dict(stride=(2, 1), padding=((1, 2), (0, 1)), dilation=(1, 2), activation="tanh")
+    nchw = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+    nhwc = pycnn.ops.depthwise_conv2d(image(x, "NHWC"), depthwise_weight(w, "NHWC", m), b, data_format="NHWC",
+                                      **params)
+    np.testing.assert_allclose(nhwc.transpose(0, 3, 1, 2), nchw, rtol=1e-13, atol=1e-13)
+
+
+def test_output_channel_order_is_c_times_m_plus_m(rng):
+    """Channel c*M + m: input channel c through multiplier m (a one-hot check)."""
+    c, m = 3, 2
+    x = np.zeros((1, c, 4, 4))
+    for i in range(c):
+        x[0, i] = i + 1  # channel i is the constant i + 1
+    w = np.zeros((c * m, 1, 1, 1))
+    w[:, 0, 0, 0] = np.arange(1, c * m + 1) * 10.0
+    y = pycnn.ops.depthwise_conv2d(x, w)
+    for oc in range(c * m):
+        np.testing.assert_array_equal(y[0, oc], (oc // m + 1) * (oc + 1) * 10.0)
+    keras_w = depthwise_weight(w, "NHWC", m)   # (1, 1, C, M)
+    assert keras_w[0, 0, 1, 1] == w[1 * m + 1, 0, 0, 0]
+    yh = pycnn.ops.depthwise_conv2d(image(x, "NHWC"), keras_w, data_format="NHWC")
+    np.testing.assert_array_equal(yh.transpose(0, 3, 1, 2), y)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_unbatched_and_out(layout, isa, rng, check_depthwise):
+    case = dict(n=1, c=5, m=2, h=9, w=7, kh=3, kw=3, stride=2, padding="same", dilation=1, bias=True,
+                activation="relu")
+    for dtype in DTYPES:
+        x, w, b, params = make_problem(rng, case, layout, dtype)
+        batched = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+        single = check_depthwise(x[0], w, b, **params)
+        assert single.shape == batched.shape[1:]
+        np.testing.assert_array_equal(single, batched[0])
+        out = np.full(single.shape, np.nan, dtype)
+        assert pycnn.ops.depthwise_conv2d(x[0], w, b, out=out, **params) is out
+        np.testing.assert_array_equal(out, single)
+        out4 = np.full(batched.shape, np.nan, dtype)
+        assert pycnn.ops.depthwise_conv2d(x, w, b, out=out4, **params) is out4
+        np.testing.assert_array_equal(out4, batched)
+
+
+@pytest.mark.parametrize(
+    "x_dtype, w_dtype, b_dtype, result_dtype",
+    [(np.int32, np.float32, None, np.float32), (np.uint8, np.int16, np.int8, np.float32),
+     (np.float16, np.float16, None, np.float32), (np.bool_, np.float32, None, np.float32),
+     (np.float32, np.float64, None, np.float64), (np.float32, np.float32, np.float64, np.float64)],
+    ids=str,
+)
+def test_dtype_rules(x_dtype, w_dtype, b_dtype, result_dtype, rng, check_depthwise):
+    x = (rng.integers(0, 4, (2, 3, 6, 5)) if np.dtype(x_dtype).kind in "biu" else
+         rng.standard_normal((2, 3, 6, 5))).astype(x_dtype)
+    w = (rng.integers(-2, 3, (6, 1, 3, 3)) if np.dtype(w_dtype).kind in "iu" else
+         rng.standard_normal((6, 1, 3, 3))).astype(w_dtype)
+    b = None if b_dtype is None else rng.integers(-3, 3, 6).astype(b_dtype)
+    result = check_depthwise(x, w, b, padding=1, expected_dtype=result_dtype)
+    assert result.dtype == result_dtype
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_nan_propagates_like_reference(layout, isa, rng, assert_conv_close):
+    case = dict(n=2, c=5, m=2, h=9, w=8, kh=3, kw=3, stride=2, padding=1, dilation=1, bias=True, activation=None)
+    for where in ("x", "weight", "bias"):
+        x, w, b, params = make_problem(rng, case, layout, np.float32)
+        if where == "x":
+            x[(0, 2, 3, 4) if layout == "NCHW" else (0, 3, 4, 2)] = np.nan
+        elif where == "weight":
+            # The centre tap never lands in the padding: the whole channel is NaN either way.
+            w[(3, 0, 1, 1) if layout == "NCHW" else (1, 1, 1, 1)] = np.nan
+        else:
+            b[3] = np.nan
+        for act in (None, "relu", "relu6", "sigmoid", "tanh", "elu"):
+            params["activation"] = act
+            result = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+            expected, scale = depthwise_truth(x, w, b, **params)
+            assert np.isnan(expected).any()
+            assert_conv_close(result, expected, np.nan_to_num(scale), 9, err_msg=f"{where} {act} isa={isa}")
+
+
+def test_noncontiguous_and_torch_like_inputs(rng, check_depthwise):
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    base = pycnn.ops.depthwise_conv2d(x, w, padding=1)
+    big = np.zeros((2, 4, 18, 16), np.float32)
+    big[:, :, ::2, ::2] = x
+    np.testing.assert_array_equal(pycnn.ops.depthwise_conv2d(big[:, :, ::2, ::2], np.asfortranarray(w), padding=1),
+                                  base)
+    check_depthwise(x.tolist(), w, padding=1)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_counts_agree(threads, rng):
+    x = rng.standard_normal((1, 3, 40, 37))
+    w = rng.standard_normal((6, 1, 3, 3))
+    before = pycnn.get_num_threads()
+    try:
+        results = []
+        for t in (1, threads):
+            pycnn.set_num_threads(t)
+            results.append([pycnn.ops.depthwise_conv2d(image(x, lay), depthwise_weight(w, lay, 2), padding=1,
+                                                       data_format=lay) for lay in LAYOUTS])
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        pycnn.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------ PyTorch
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _torch_padding(padding, h, w, kh, kw, stride, dilation):
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        sides = []
+        for size, k, si, di in ((h, kh, s[0], d[0]), (w, kw, s[1], d[1])):
+            out = -(-size // si)
+            total = max((out - 1) * si + (k - 1) * di + 1 - size, 0)
+            sides.append((total // 2, total - total // 2))
+        return tuple(sides)
+    if isinstance(padding, int):
+        return (padding, padding), (padding, padding)
+    if isinstance(padding[0], int):
+        return (padding[0],) * 2, (padding[1],) * 2
+    return tuple(map(tuple, padding))
+
+
+@pytest.mark.parametrize("case", CASES[:20])
+def test_matches_torch(case, isa, rng, torch, assert_conv_close):
+    F = torch.nn.functional
+    for dtype in DTYPES:
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        (t, bo), (l, r) = _torch_padding(params["padding"], x.shape[2], x.shape[3], w.shape[2], w.shape[3],
+                                         params["stride"], params["dilation"])
+        x64 = torch.from_numpy(x.astype(np.float64))
+        w64 = torch.from_numpy(w.astype(np.float64))
+        b64 = None if b is None else torch.from_numpy(b.astype(np.float64))
+        conv = dict(stride=params["stride"], dilation=params["dilation"], groups=case["c"])
+        expected = F.conv2d(F.pad(x64, (l, r, t, bo)), w64, b64, **conv)
+        scale = F.conv2d(F.pad(x64.abs(), (l, r, t, bo)), w64.abs(), None if b is None else b64.abs(), **conv)
+        act = case["activation"]
+        name, param = act if isinstance(act, tuple) else (act, None)
+        expected = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid,
+                    "tanh": torch.tanh, "silu": F.silu, "swish": F.silu, "elu": F.elu,
+                    "leaky_relu": lambda y: F.leaky_relu(y, 0.01 if param is None else param)}[name](expected)
+        k = w.shape[2] * w.shape[3]
+        for layout in LAYOUTS:
+            ours = pycnn.ops.depthwise_conv2d(image(x, layout), depthwise_weight(w, layout, case["m"]), b,
+                                              **{**params, "data_format": layout})
+            if layout == "NHWC":
+                ours = ours.transpose(0, 3, 1, 2)
+            assert_conv_close(ours, expected.numpy(), scale.numpy(), k,
+                              err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}")
