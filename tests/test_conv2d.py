@@ -97,7 +97,7 @@ def test_matches_reference(case, algorithm, isa, rng, check_conv2d):
 # long-reduction, narrow-row shape where auto picks im2col. Each crosses several register tiles.
 WIDE_CASES = [
     _case("wide-3x3-pad1-relu", n=2, c=32, h=26, w=29, o=48, k=3, padding=1, activation="relu"),
-    _case("wide-s2-dil2-same", c=24, h=31, w=27, o=40, k=3, stride=2, dilation=2, padding="same"),
+    _case("wide-s2-dil2-same", c=64, h=33, w=33, o=64, k=3, stride=2, dilation=2, padding="same"),
     _case("wide-groups2-per-side", c=36, h=20, w=37, o=70, k=3, groups=2,
           padding=((2, 0), (1, 1)), activation="elu", bias=False),
     _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),

@@ -429,11 +429,17 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           continue;
         }
         const T* row = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
-        for (int64_t q = 0; q < columns; ++q) {
-          const int64_t iw = q - p.pad_left;
-          if (iw < 0 || iw >= p.w) std::fill(dst + q * Cg, dst + (q + 1) * Cg, T(0));
-          else std::memcpy(dst + q * Cg, row + iw * p.c, (size_t)Cg * sizeof(T));
+        // Panel columns [lo, hi) hold input columns [lo - pad_left, hi - pad_left); the rest is
+        // zero padding. With one group those columns are one contiguous run of the input row.
+        const int64_t lo = std::min(columns, p.pad_left), hi = std::max(lo, std::min(columns, p.pad_left + p.w));
+        std::fill(dst, dst + lo * Cg, T(0));
+        if (G == 1) {
+          std::memcpy(dst + lo * Cg, row + (lo - p.pad_left) * p.c, (size_t)((hi - lo) * Cg) * sizeof(T));
+        } else {
+          for (int64_t q = lo; q < hi; ++q)
+            std::memcpy(dst + q * Cg, row + (q - p.pad_left) * p.c, (size_t)Cg * sizeof(T));
         }
+        std::fill(dst + hi * Cg, dst + columns * Cg, T(0));
       }
       for (int64_t np = 0; np < npanels; ++np) {
         const int64_t o0 = g * Og + np * NR;
@@ -449,8 +455,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           direct.run(args);
           if (nchw) {  // tile (pixel, channel) -> y (channel, pixel)
             T* out = y + (n * p.o + o0) * P + oh * p.ow + i0;
-            for (size_t j = 0; j < args.nr; ++j)
-              for (size_t i = 0; i < args.mr; ++i) out[(int64_t)j * P + (int64_t)i] = tile[i * NR + j];
+            for (size_t j = 0; j < args.nr; ++j, out += P) {
+              const T* src = tile + j;
+              for (size_t i = 0; i < args.mr; ++i) out[i] = src[i * NR];
+            }
           }
         }
       }
@@ -458,10 +466,11 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   }
 }
 
-// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input and weights,
-// each element touched a few times) must stay small next to the multiply-adds.
+// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input, weights and
+// output, each element touched a few times) must stay small next to the multiply-adds.
 bool nchw_reorders_pay(const Conv2dParams& p) {
-  const double reorder = (double)p.n * p.c * p.h * p.w + (double)p.o * (p.c / p.groups) * p.kh * p.kw;
+  const double reorder = (double)p.n * p.c * p.h * p.w + (double)p.o * (p.c / p.groups) * p.kh * p.kw +
+                         (double)p.n * p.o * p.oh * p.ow;
   const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
   return reorder * 64.0 < fmas;
 }
