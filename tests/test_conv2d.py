@@ -92,6 +92,37 @@ def test_matches_reference(case, algorithm, isa, rng, check_conv2d):
                          err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
 
 
+# Shapes where the work dwarfs the input and weights, so "direct" in NCHW takes its reorder path
+# (input to NHWC, weights to HWIO, tiles written back transposed) and auto may pick it; plus a
+# long-reduction, narrow-row shape where auto picks im2col. Each crosses several register tiles.
+WIDE_CASES = [
+    _case("wide-3x3-pad1-relu", n=2, c=32, h=26, w=29, o=48, k=3, padding=1, activation="relu"),
+    _case("wide-s2-dil2-same", c=64, h=33, w=33, o=64, k=3, stride=2, dilation=2, padding="same"),
+    _case("wide-groups2-per-side", c=36, h=20, w=37, o=70, k=3, groups=2,
+          padding=((2, 0), (1, 1)), activation="elu", bias=False),
+    _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),
+    _case("narrow-long-k", c=96, h=9, w=9, o=40, k=3, padding=1, activation="sigmoid"),
+]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("case", WIDE_CASES)
+def test_matches_reference_wide(case, algorithm, isa, rng, check_conv2d):
+    for layout in LAYOUTS:
+        for dtype in DTYPES:
+            x, w, b, params = make_problem(rng, case, layout, dtype)
+            check_conv2d(x, w, b, algorithm=algorithm,
+                         err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
+
+
+def test_explain_names_the_choice():
+    assert pycnn.ops.explain_conv2d((1, 256, 56, 56), (64, 256, 1, 1)).startswith("im2col")
+    assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), padding=1,
+                                    data_format="NHWC").startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=1).startswith("im2col")
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
 def test_activations(activation, isa, rng, check_conv2d):
     # Pre-activations spread over roughly [-10, 10] so every activation's regions are visited

@@ -116,7 +116,6 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t items = p.n * G * ptiles * mchunks;
   const int threads = threads_for(flops, items);
 
-  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
   Workspace<T> tiles((size_t)(KC * tile), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -124,12 +123,6 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
-#pragma omp for schedule(static)
-    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
-      const int64_t g = gp / mpanels, mp = gp % mpanels;
-      const int64_t rows = std::min(MR, Og - mp * MR);
-      pack_row_panels(w + (g * Og + mp * MR) * K, rows, K, K, MR, packed_w.data() + gp * K * MR);
-    }
     T* tile_buf = tiles.slice(omp_get_thread_num());
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -145,15 +138,15 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         const bool last = k0 + kc == K;
         pack_image_nchw(p, x_group, p0, cols, k0, kc, NR, tile_buf);
         for (int64_t mp = mc * mper; mp < mp_end; ++mp) {
-          const T* a = packed_w.data() + ((g * mpanels + mp) * K + k0) * MR;
           const int64_t o0 = g * Og + mp * MR;
+          const T* a = w + o0 * K + k0;  // OIHW rows are the A operand in place
           Epilogue<T> e = base;
           e.bias_row = bias ? bias + o0 : nullptr;
           const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
           const size_t mr = (size_t)std::min(MR, Og - mp * MR);
           T* yrow = y + (n * p.o + o0) * P + p0;
           for (int64_t j0 = 0; j0 < cols; j0 += NR)
-            gemm.run((size_t)kc, a, tile_buf + j0 * kc, yrow + j0, (size_t)P, mr,
+            gemm.run((size_t)kc, a, (size_t)K, tile_buf + j0 * kc, (size_t)NR, yrow + j0, (size_t)P, mr,
                     (size_t)std::min(NR, cols - j0), k0 > 0, ep);
         }
       }
@@ -161,38 +154,59 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   }
 }
 
+// NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
+// panels are read in place (row stride O); a group's last, partial panel is copied once per call
+// into a zero-padded K x NR panel so that full-width loads never leave the array.
+template <class T>
+class HwioPanels {
+ public:
+  HwioPanels(const T* w, int64_t K, int64_t O, int64_t groups, int64_t NR)
+      : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
+        tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
+
+  // Copies group g's partial panel (call once per group, any thread).
+  void pack_tail(int64_t g) {
+    if (Og_ % NR_)
+      pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
+  }
+  // Panel np of group g from k row k0, and its row stride.
+  const T* panel(int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
+    if (np < full_) {
+      *ld = O_;
+      return w_ + k0 * O_ + g * Og_ + np * NR_;
+    }
+    *ld = NR_;
+    return tails_.data() + (g * K_ + k0) * NR_;
+  }
+
+ private:
+  const T* w_;
+  int64_t K_, O_, Og_, NR_, full_;
+  Workspace<T> tails_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
 
-// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc) in panels of MR pixel rows.
+// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc), row-major (dst[i*kc + kk]): each pixel's
+// taps are runs of contiguous channels, copied whole.
 template <class T>
 void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, int64_t p0,
-                     int64_t rows, int64_t k0, int64_t kc, int64_t mr, T* dst) {
+                     int64_t rows, int64_t k0, int64_t kc, T* dst) {
   const int64_t Cg = p.c / p.groups;
-  for (int64_t i0 = 0; i0 < rows; i0 += mr) {
-    const int64_t n = std::min(mr, rows - i0);
-    for (int64_t i = 0; i < mr; ++i) {
-      if (i >= n) {
-        for (int64_t kk = 0; kk < kc; ++kk) dst[kk * mr + i] = T(0);
-        continue;
-      }
-      const int64_t q = p0 + i0 + i, oh = q / p.ow, ow = q % p.ow;
-      for (int64_t kk = 0; kk < kc;) {
-        const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
-        const int64_t run = std::min(Cg - c, kc - kk);
-        const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
-        const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
-        T* d = dst + kk * mr + i;
-        if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
-          for (int64_t t = 0; t < run; ++t) d[t * mr] = T(0);
-        } else {
-          const T* s = x_image + (ih * p.w + iw) * p.c + c_offset + c;
-          for (int64_t t = 0; t < run; ++t) d[t * mr] = s[t];
-        }
-        kk += run;
-      }
+  for (int64_t i = 0; i < rows; ++i, dst += kc) {
+    const int64_t q = p0 + i, oh = q / p.ow, ow = q % p.ow;
+    for (int64_t kk = 0; kk < kc;) {
+      const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
+      const int64_t run = std::min(Cg - c, kc - kk);
+      const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
+      const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
+      if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w)
+        std::fill(dst + kk, dst + kk + run, T(0));
+      else
+        std::memcpy(dst + kk, x_image + (ih * p.w + iw) * p.c + c_offset + c, (size_t)run * sizeof(T));
+      kk += run;
     }
-    dst += kc * mr;
   }
 }
 
@@ -220,7 +234,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t items = p.n * G * ptiles * nchunks;
   const int threads = threads_for(flops, items);
 
-  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  HwioPanels<T> weights(w, K, p.o, G, NR);
   Workspace<T> tiles((size_t)(KC * tile), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -229,8 +243,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   {
     FlushDenormals ftz;
 #pragma omp for schedule(static)
-    for (int64_t g = 0; g < G; ++g)
-      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+    for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* tile_buf = tiles.slice(omp_get_thread_num());
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -244,9 +257,10 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
         const bool last = k0 + kc == K;
-        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, MR, tile_buf);
+        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, tile_buf);
         for (int64_t np = nc * nper; np < np_end; ++np) {
-          const T* b = packed_w.data() + ((g * npanels + np) * K + k0) * NR;
+          int64_t ldb;
+          const T* b = weights.panel(g, np, k0, &ldb);
           const int64_t o0 = g * Og + np * NR;
           Epilogue<T> e = base;
           e.bias_col = bias ? bias + o0 : nullptr;
@@ -254,7 +268,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           const size_t nr = (size_t)std::min(NR, Og - np * NR);
           T* ycol = y + (n * P + p0) * p.o + o0;
           for (int64_t i0 = 0; i0 < rows; i0 += MR)
-            gemm.run((size_t)kc, tile_buf + i0 * kc, b, ycol + i0 * p.o, (size_t)p.o,
+            gemm.run((size_t)kc, tile_buf + i0 * kc, (size_t)kc, b, (size_t)ldb, ycol + i0 * p.o, (size_t)p.o,
                     (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
         }
       }
@@ -277,12 +291,14 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   // Phase q of the panel holds padded column q*s + phase; loads reach q < OW_rounded + max tap.
   const int64_t phase_width = round_up(p.ow, NR) + (p.kw - 1) * d / s + 1;
   const int64_t panel_kh = s * phase_width, panel_c = p.kh * panel_kh;
-  std::vector<int64_t> tap((size_t)p.kw);
-  for (int64_t kw = 0; kw < p.kw; ++kw) tap[(size_t)kw] = (kw * d % s) * phase_width + kw * d / s;
+  const int64_t taps = p.kh * p.kw;
+  std::vector<int64_t> tap((size_t)taps);
+  for (int64_t kh = 0; kh < p.kh; ++kh)
+    for (int64_t kw = 0; kw < p.kw; ++kw)
+      tap[(size_t)(kh * p.kw + kw)] = kh * panel_kh + (kw * d % s) * phase_width + kw * d / s;
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  Workspace<T> packed_w((size_t)(G * mpanels * MR * K), 1);
   Workspace<T> panels((size_t)(Cg * panel_c), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -290,20 +306,13 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
-#pragma omp for schedule(static)
-    for (int64_t gp = 0; gp < G * mpanels; ++gp) {
-      const int64_t g = gp / mpanels, mp = gp % mpanels;
-      pack_row_panels(w + (g * Og + mp * MR) * K, std::min(MR, Og - mp * MR), K, K, MR,
-                      packed_w.data() + gp * K * MR);
-    }
     T* panel = panels.slice(omp_get_thread_num());
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
-    args.panel_kh = panel_kh;
     args.tap = tap.data();
+    args.taps = taps;
     args.channels = Cg;
-    args.kh = p.kh;
-    args.kw = p.kw;
+    args.ldw = K;
     args.ldy = p.oh * p.ow;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
@@ -327,7 +336,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         Epilogue<T> e = base;
         e.bias_row = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
-        args.w = packed_w.data() + (g * mpanels + mp) * K * MR;
+        args.w = w + o0 * K;  // OIHW rows in place
         args.mr = (size_t)std::min(MR, Og - mp * MR);
         for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
           args.panel = panel + j0;
@@ -343,11 +352,30 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // ---------------------------------------------------------------------------------------------
 // Direct, NHWC: per output row, a zero-padded panel [kh][column][c] of the input rows it reads;
 // tiles of MR output pixels x NR output channels.
+//
+// NCHW data can take the same path ("direct" in NCHW when the reorders are cheap next to the
+// arithmetic): the input is transposed to NHWC and the OIHW weights to HWIO once per call, and
+// each finished tile is written back transposed. That keeps every microkernel load aligned and
+// contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
+
+// src (C, HW) -> dst (HW, C) for one image.
+template <class T>
+void transpose_image_to_nhwc(const T* src, int64_t channels, int64_t pixels, T* dst) {
+  constexpr int64_t B = 16;  // cache blocks of 16 channels x 16 pixels
+  for (int64_t c0 = 0; c0 < channels; c0 += B)
+    for (int64_t q0 = 0; q0 < pixels; q0 += B) {
+      const int64_t c1 = std::min(channels, c0 + B), q1 = std::min(pixels, q0 + B);
+      for (int64_t q = q0; q < q1; ++q)
+        for (int64_t c = c0; c < c1; ++c) dst[q * channels + c] = src[c * pixels + q];
+    }
+}
 
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y) {
-  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw;
+  const bool nchw = p.layout == Layout::NCHW;
+  const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, taps = p.kh * p.kw, K = Cg * taps;
+  const int64_t HW = p.h * p.w, P = p.oh * p.ow;
   const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
   const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr;
   const int64_t npanels = ceil_div(Og, NR);
@@ -355,8 +383,13 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t panel_kh = columns * Cg;
 
   const int64_t items = p.n * G * p.oh;
-  const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  Workspace<T> packed_w((size_t)(G * npanels * NR * K), 1);
+  const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
+  // NCHW: NHWC copies of the input and HWIO weights, and a tile to transpose from.
+  Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
+  Workspace<T> w_hwio(nchw ? (size_t)(K * p.o) : 0, 1);
+  Workspace<T> tiles(nchw ? (size_t)(MR * NR) : 0, threads);
+  const T* xs = nchw ? x_nhwc.data() : x;
+  HwioPanels<T> weights(nchw ? w_hwio.data() : w, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -364,10 +397,19 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     FlushDenormals ftz;
+    if (nchw) {
+#pragma omp for schedule(static) nowait
+      for (int64_t n = 0; n < p.n; ++n)
+        transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
 #pragma omp for schedule(static)
-    for (int64_t g = 0; g < G; ++g)
-      pack_column_panels(w + g * Og, K, Og, p.o, NR, packed_w.data() + g * npanels * NR * K);
+      for (int64_t o = 0; o < p.o; ++o)  // OIHW row o -> HWIO column o
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t t = 0; t < taps; ++t) w_hwio.data()[(t * Cg + c) * p.o + o] = w[(o * Cg + c) * taps + t];
+    }
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
+    T* tile = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;
     DirectNhwcArgs<T> args;
     args.panel_kh = panel_kh;
     args.channels = Cg;
@@ -375,7 +417,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.kw = p.kw;
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
-    args.ldy = p.o;
+    args.ldy = nchw ? NR : p.o;
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
@@ -386,29 +428,51 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           std::fill(dst, dst + panel_kh, T(0));
           continue;
         }
-        const T* row = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
-        for (int64_t q = 0; q < columns; ++q) {
-          const int64_t iw = q - p.pad_left;
-          if (iw < 0 || iw >= p.w) std::fill(dst + q * Cg, dst + (q + 1) * Cg, T(0));
-          else std::memcpy(dst + q * Cg, row + iw * p.c, (size_t)Cg * sizeof(T));
+        const T* row = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+        // Panel columns [lo, hi) hold input columns [lo - pad_left, hi - pad_left); the rest is
+        // zero padding. With one group those columns are one contiguous run of the input row.
+        const int64_t lo = std::min(columns, p.pad_left), hi = std::max(lo, std::min(columns, p.pad_left + p.w));
+        std::fill(dst, dst + lo * Cg, T(0));
+        if (G == 1) {
+          std::memcpy(dst + lo * Cg, row + (lo - p.pad_left) * p.c, (size_t)((hi - lo) * Cg) * sizeof(T));
+        } else {
+          for (int64_t q = lo; q < hi; ++q)
+            std::memcpy(dst + q * Cg, row + (q - p.pad_left) * p.c, (size_t)Cg * sizeof(T));
         }
+        std::fill(dst + hi * Cg, dst + columns * Cg, T(0));
       }
       for (int64_t np = 0; np < npanels; ++np) {
         const int64_t o0 = g * Og + np * NR;
         Epilogue<T> e = base;
         e.bias_col = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
-        args.w = packed_w.data() + (g * npanels + np) * K * NR;
+        args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
         for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
           args.panel = panel + i0 * p.stride_w * Cg;
-          args.y = y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           args.mr = (size_t)std::min(MR, p.ow - i0);
+          args.y = nchw ? tile : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           direct.run(args);
+          if (nchw) {  // tile (pixel, channel) -> y (channel, pixel)
+            T* out = y + (n * p.o + o0) * P + oh * p.ow + i0;
+            for (size_t j = 0; j < args.nr; ++j, out += P) {
+              const T* src = tile + j;
+              for (size_t i = 0; i < args.mr; ++i) out[i] = src[i * NR];
+            }
+          }
         }
       }
     }
   }
+}
+
+// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input, weights and
+// output, each element touched a few times) must stay small next to the multiply-adds.
+bool nchw_reorders_pay(const Conv2dParams& p) {
+  const double reorder = (double)p.n * p.c * p.h * p.w + (double)p.o * (p.c / p.groups) * p.kh * p.kw +
+                         (double)p.n * p.o * p.oh * p.ow;
+  const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
+  return reorder * 64.0 < fmas;
 }
 
 template <class T>
@@ -417,7 +481,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
   if (p.layout == Layout::NCHW) {
-    if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
+    if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y);
+    else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
     if (algo == ConvAlgorithm::Direct) conv_direct_nhwc(p, kn, x, w, bias, y);
@@ -432,14 +497,27 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     if (why) *why = reason;
     return a;
   };
-  const int64_t Cg = p.c / p.groups;
-  if (p.kh == 1 && p.kw == 1)
-    return pick(ConvAlgorithm::Im2col, "im2col: a 1x1 kernel is a plain GEMM (no im2col copies); direct rejected: no tap reuse to gain");
-  if (p.layout == Layout::NCHW && p.ow < 24)
-    return pick(ConvAlgorithm::Im2col, "im2col: output rows narrower than 24 columns would leave most of the direct kernel's vector columns idle; GEMM tiles span rows");
-  if (Cg * p.kh * p.kw < 8)
-    return pick(ConvAlgorithm::Direct, "direct: reduction too short to pay for GEMM packing");
-  return pick(ConvAlgorithm::Direct, "direct: rows wide enough for full vector tiles; no im2col packing");
+  const int64_t K = p.c / p.groups * p.kh * p.kw;
+  if (p.layout == Layout::NCHW && p.kh == 1 && p.kw == 1)
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
+                "it would reorder the input for no tap reuse");
+  if (p.ow < 24 && K > 512)
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
+                "weight block in cache; direct rejected: its weight panel would stream from L2 for a "
+                "few pixels per pass");
+  if (p.layout == Layout::NCHW && !nchw_reorders_pay(p))
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: weights large next to the work, so the GEMM reads them in place; direct "
+                "rejected: reordering them to HWIO would cost too much");
+  if (p.layout == Layout::NCHW)
+    return pick(ConvAlgorithm::Direct,
+                "direct: input reordered to NHWC once, then row panels feed pixel x channel tiles "
+                "with aligned loads; im2col rejected: its image packing costs more than the reorder");
+  return pick(ConvAlgorithm::Direct,
+              "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
+              "rejected: packing the image would cost more than it saves");
 }
 
 void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {

@@ -122,11 +122,11 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const int64_t mpanels_all = ceil_div(Og, MR), bpanels = ceil_div(cells, NR);
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * Og * cv.plane), 1);
-  // A: W^T per (group, tap) in MR-row panels, a[(g*KK + t)*tap_stride + (mp*Cg + kk)*MR + i] =
-  // w[((g*Cg + kk)*Og + mp*MR + i)*KK + t]. The pack writes all KK taps at once: one cache line
-  // of padding per tap keeps those KK store streams off a single cache set (a power-of-two
-  // stride would alias them all).
-  const int64_t tap_stride = round_up(mpanels_all * Cg * MR, 64 / (int64_t)sizeof(T)) + 64 / (int64_t)sizeof(T);
+  // A: W^T per (group, tap), row-major Og x Cg, a[(g*KK + t)*tap_stride + o*Cg + kk] =
+  // w[((g*Cg + kk)*Og + o)*KK + t]. The pack writes all KK taps at once: one cache line of
+  // padding per tap keeps those KK store streams off a single cache set (a power-of-two stride
+  // would alias them all).
+  const int64_t tap_stride = round_up(Og * Cg, 64 / (int64_t)sizeof(T)) + 64 / (int64_t)sizeof(T);
   Workspace<T> packed_w((size_t)(G * KK * tap_stride), 1);
   // B: each image's input pixels on the canvas pitch in NR-column panels, packed once for all
   // the items (phases, channel blocks) that read them: b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
@@ -164,12 +164,12 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 #pragma omp for schedule(static)
     for (int64_t gp = 0; gp < G * mpanels_all; ++gp) {
       const int64_t g = gp / mpanels_all, mp = gp % mpanels_all, rows = std::min(MR, Og - mp * MR);
-      T* dst = packed_w.data() + g * KK * tap_stride + mp * Cg * MR;
+      T* dst = packed_w.data() + g * KK * tap_stride + mp * MR * Cg;
       for (int64_t kk = 0; kk < Cg; ++kk) {
         const T* src = w + ((g * Cg + kk) * Og + mp * MR) * KK;
-        T* d = dst + kk * MR;
-        for (int64_t i = 0; i < MR; ++i)
-          for (int64_t t = 0; t < KK; ++t) d[t * tap_stride + i] = i < rows ? src[i * KK + t] : T(0);
+        T* d = dst + kk;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t t = 0; t < KK; ++t) d[t * tap_stride + i * Cg] = src[i * KK + t];
       }
     }
 #pragma omp for schedule(dynamic)
@@ -181,8 +181,8 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       std::fill(cbase, cbase + obn * cv.plane, T(0));
       const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
       if (taps.empty()) continue;
-      // The item's panels of tap t start at panel o0 / MR of (g, t).
-      const T* a_item = packed_w.data() + g * KK * tap_stride + (o0 / MR) * Cg * MR;
+      // The item's rows of tap t start at row o0 of (g, t).
+      const T* a_item = packed_w.data() + g * KK * tap_stride + o0 * Cg;
       const T* x_panels = packed_x.data() + (n * G + g) * bpanels * Cg * NR;
       for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
         const int64_t kc = std::min(KC, Cg - k0);
@@ -193,8 +193,8 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
             T* c = cbase + jp * NR + cv.shift[(size_t)taps[ti]];
             const T* a_tap = a_item + taps[ti] * tap_stride;
             for (int64_t mp = 0; mp < mpanels; ++mp)
-              gemm((size_t)kc, a_tap + (mp * Cg + k0) * MR, bpanel, c + mp * MR * cv.plane, (size_t)cv.plane,
-                   (size_t)std::min(MR, obn - mp * MR), nr, true, nullptr);
+              gemm((size_t)kc, a_tap + mp * MR * Cg + k0, (size_t)Cg, bpanel, (size_t)NR, c + mp * MR * cv.plane,
+                   (size_t)cv.plane, (size_t)std::min(MR, obn - mp * MR), nr, true, nullptr);
           }
         }
       }
@@ -244,14 +244,14 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t npanels_max = ceil_div(plan.ob, NR), apanels = ceil_div(cells, MR);
+  const int64_t npanels_max = ceil_div(plan.ob, NR);
   int64_t max_taps = 1;
   for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
-  // A: each image's input pixels on the canvas pitch in MR-row panels, packed once for all the
-  // items that read them: a[kk*MR + i] = x[ih][iw][c], zero for iw >= W.
-  Workspace<T> packed_x((size_t)(p.n * G * apanels * Cg * MR), 1);
+  // A: each image's input pixels on the canvas pitch, row-major, packed once for all the items
+  // that read them: a[cell*Cg + kk] = x[ih][iw][g*Cg + kk] for cell = ih*CW + iw, zero for iw >= W.
+  Workspace<T> packed_x((size_t)(p.n * G * cells * Cg), 1);
   Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
   Epilogue<T> base;
   base.activation = (int)p.activation;
@@ -265,19 +265,12 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
     FlushDenormals ftz;
     T* bbuf = b_bufs.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
-    for (int64_t ngp = 0; ngp < p.n * G * apanels; ++ngp) {
-      const int64_t ip = ngp % apanels, g = (ngp / apanels) % G, n = ngp / apanels / G;
-      const T* x_image = x + n * p.h * p.w * p.c + g * Cg;
-      T* dst = packed_x.data() + ngp * Cg * MR;
-      for (int64_t i = 0; i < MR; ++i) {
-        const int64_t cell = ip * MR + i, iw = cell % cv.cw;
-        if (cell >= cells || iw >= p.w) {
-          for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = T(0);
-          continue;
-        }
-        const T* src = x_image + ((cell / cv.cw) * p.w + iw) * p.c;
-        for (int64_t kk = 0; kk < Cg; ++kk) dst[kk * MR + i] = src[kk];
-      }
+    for (int64_t ngr = 0; ngr < p.n * G * p.h; ++ngr) {
+      const int64_t ih = ngr % p.h, g = (ngr / p.h) % G, n = ngr / p.h / G;
+      const T* src = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+      T* dst = packed_x.data() + ((n * G + g) * cells + ih * cv.cw) * Cg;
+      for (int64_t iw = 0; iw < p.w; ++iw) std::memcpy(dst + iw * Cg, src + iw * p.c, (size_t)Cg * sizeof(T));
+      std::fill(dst + p.w * Cg, dst + cv.cw * Cg, T(0));
     }
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
@@ -292,17 +285,17 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       for (size_t ti = 0; ti < taps.size(); ++ti)
         pack_row_panels(w + (taps[ti] * Og + o0) * p.c + g * Cg, obn, Cg, p.c, NR,
                         bbuf + (int64_t)ti * npanels * NR * Cg);
-      const T* x_panels = packed_x.data() + (n * G + g) * apanels * Cg * MR;
+      const T* x_rows = packed_x.data() + (n * G + g) * cells * Cg;
       for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
         const int64_t kc = std::min(KC, Cg - k0);
-        for (int64_t ip = 0; ip < apanels; ++ip) {
-          const T* apanel = x_panels + (ip * Cg + k0) * MR;
-          const size_t mr = (size_t)std::min(MR, cells - ip * MR);
+        for (int64_t i0 = 0; i0 < cells; i0 += MR) {
+          const T* apanel = x_rows + i0 * Cg + k0;
+          const size_t mr = (size_t)std::min(MR, cells - i0);
           for (size_t ti = 0; ti < taps.size(); ++ti) {
-            T* c = cbase + (ip * MR + cv.shift[(size_t)taps[ti]]) * Og;
+            T* c = cbase + (i0 + cv.shift[(size_t)taps[ti]]) * Og;
             for (int64_t np = 0; np < npanels; ++np)
-              gemm((size_t)kc, apanel, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, c + np * NR,
-                   (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
+              gemm((size_t)kc, apanel, (size_t)Cg, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, (size_t)NR,
+                   c + np * NR, (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
           }
         }
       }

@@ -10,9 +10,9 @@
 //    rows are first expanded so that input channel c sits at c*M + m, like the output.
 //  - separable: per (image, band of output rows), the depthwise result of the band goes into
 //    per-thread scratch and is multiplied by the pre-packed pointwise weights at once, with bias
-//    and activation in the store: NCHW copies the band (in cache) into the GEMM microkernel's B
-//    micropanels; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in
-//    place. The band never leaves the cache.
+//    and activation in the store: NCHW feeds the band to the GEMM microkernel as its B operand
+//    in place; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in place.
+//    The band is written once and read once, from cache.
 #include <emmintrin.h>
 #include <omp.h>
 
@@ -376,10 +376,9 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
   plan.bands = ceil_div(p.oh, plan.band);
   plan.items = p.n * plan.bands;
   plan.band_pixels_max = plan.band * p.ow;
-  // NCHW: the band [C*M][pixels], then its copy as B micropanels. NHWC: [pixel][C*M] plus MR
-  // pixels that the last tile's full-height loads may read.
-  plan.mid_size = nchw ? plan.CM * (plan.band_pixels_max + round_up(plan.band_pixels_max, plan.nr))
-                       : (plan.band_pixels_max + plan.mr) * plan.CM;
+  // NCHW: the band [C*M][pixels] plus the NR columns the last tile's full-width loads may read.
+  // NHWC: [pixel][C*M] plus MR pixels that the last tile's full-height loads may read.
+  plan.mid_size = nchw ? plan.CM * plan.band_pixels_max + plan.nr : (plan.band_pixels_max + plan.mr) * plan.CM;
   const double flops = 2.0 * p.n * plan.P * plan.CM * (p.kh * p.kw + sp.o);
   plan.threads = threads_for(flops, plan.items);
   return plan;
@@ -395,8 +394,8 @@ const Tiled<DirectNhwcUkernel<T>>& tile_with(const Tiled<DirectNhwcUkernel<T>> (
 }
 
 // NCHW: Y[O x pixels] = Wp * Mid over the band's pixels (whole output rows, so a GEMM tile may
-// span rows and narrow images waste no columns). The band is copied once, in cache, into B
-// micropanels for the GEMM microkernel.
+// span rows and narrow images waste no columns). The GEMM microkernel reads both operands in
+// place: the pointwise weight as A, the band as B (row stride = band pixels).
 template <class T>
 void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
                     const T* x, const T* dw, const T* pw, const T* bias, T* y) {
@@ -408,7 +407,6 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
 
-  Workspace<T> packed_pw((size_t)(mpanels * MR * CM), 1);
   Workspace<T> planes((size_t)plane.size(), plan.threads);
   Workspace<T> mids((size_t)plan.mid_size, plan.threads);
   // The depthwise step runs without bias or activation: those follow the pointwise step.
@@ -422,13 +420,9 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     FlushDenormals ftz;
-#pragma omp for schedule(static)
-    for (int64_t mp = 0; mp < mpanels; ++mp)
-      pack_row_panels(pw + mp * MR * CM, std::min(MR, O - mp * MR), CM, CM, MR, packed_pw.data() + mp * MR * CM);
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
     T* mid = mids.slice(tid);
-    T* bpanels = mid + CM * plan.band_pixels_max;
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
@@ -438,16 +432,16 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
         depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
                             mid + c * p.multiplier * bp, bp);
       }
-      pack_column_panels(mid, CM, bp, bp, NR, bpanels);
       for (int64_t k0 = 0; k0 < CM; k0 += KC) {
         const int64_t kc = std::min(KC, CM - k0);
         const bool last = k0 + kc == CM;
         for (int64_t j0 = 0; j0 < bp; j0 += NR) {
-          const T* bpanel = bpanels + ((j0 / NR) * CM + k0) * NR;
+          const T* bpanel = mid + k0 * bp + j0;  // the band in place: row stride bp
           for (int64_t mp = 0; mp < mpanels; ++mp) {
             Epilogue<T> e = base;
             e.bias_row = bias ? bias + mp * MR : nullptr;
-            gemm((size_t)kc, packed_pw.data() + (mp * CM + k0) * MR, bpanel,
+            // The pointwise weight (O, CM) is the A operand in place.
+            gemm((size_t)kc, pw + mp * MR * CM + k0, (size_t)CM, bpanel, (size_t)bp,
                  y + (n * O + mp * MR) * P + oh0 * p.ow + j0, (size_t)P, (size_t)std::min(MR, O - mp * MR),
                  (size_t)std::min(NR, bp - j0), k0 > 0, last && epilogue_needed ? &e : nullptr);
           }
@@ -496,6 +490,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     g.kw = 1;
     g.stride = 1;
     g.dilation = 1;
+    g.ldw = NR;
     g.ldy = O;
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {

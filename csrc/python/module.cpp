@@ -11,6 +11,7 @@
 #include <string>
 
 #include "pycnn/conv.h"
+#include "pycnn/pool.h"
 #include "pycnn/conv_transpose.h"
 #include "pycnn/depthwise.h"
 #include "pycnn/runtime.h"
@@ -47,9 +48,10 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   pycnn::conv2d(p, xd, wd, bd, yd);
 }
 
-void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
-            py::tuple geometry, int layout, int activation, double activation_param, int algorithm) {
-  // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+// (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
+// groups) as computed by pycnn._args.conv2d_geometry.
+pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int activation,
+                                  double activation_param, int algorithm) {
   if (geometry.size() != 16) throw std::invalid_argument("conv2d: geometry must have 16 entries");
   pycnn::Conv2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -59,20 +61,81 @@ void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::
   p.activation = (pycnn::Activation)activation;
   p.activation_param = activation_param;
   p.algorithm = (pycnn::ConvAlgorithm)algorithm;
-  if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(p, x, w, bias, y);
-  else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(p, x, w, bias, y);
-  else throw std::invalid_argument("conv2d: x must be float32 or float64");
+  return p;
 }
 
-std::string explain_conv2d(py::tuple geometry, int layout) {
-  pycnn::Conv2dParams p;
-  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
-                       &p.stride_w, &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_left, &p.groups};
+// One conv2d's resolved parameters, built once by pycnn.ops and reused by calls of that shape.
+struct Conv2dPlan {
+  pycnn::Conv2dParams params;
+
+  void run(const py::array& x, const py::array& w, const py::object& bias, py::array& y) const {
+    if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(params, x, w, bias, y);
+    else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(params, x, w, bias, y);
+    else throw std::invalid_argument("conv2d: x must be float32 or float64");
+  }
+
+  std::string explain() const {
+    std::string why;
+    pycnn::choose_conv2d_algorithm(params, &why);
+    return why;
+  }
+};
+
+template <class T>
+void pool2d_typed(const pycnn::Pool2dParams& p, const py::array& x, py::array& y) {
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  T* yd = mutable_data_of<T>(y, "out", p.n * p.c * p.oh * p.ow);
+  py::gil_scoped_release release;
+  pycnn::pool2d(p, xd, yd);
+}
+
+void pool2d(const py::array& x, py::array& y, py::tuple geometry, int layout, int kind, bool count_include_pad) {
+  // geometry: (n, c, h, w, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w,
+  //            pad_top, pad_bottom, pad_left, pad_right)
+  if (geometry.size() != 16) throw std::invalid_argument("pool2d: geometry must have 16 entries");
+  pycnn::Pool2dParams p;
+  int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h, &p.stride_w,
+                       &p.dilation_h, &p.dilation_w, &p.pad_top, &p.pad_bottom, &p.pad_left, &p.pad_right};
   for (size_t i = 0; i < 16; ++i) *fields[i] = geometry[i].cast<int64_t>();
   p.layout = (pycnn::Layout)layout;
-  std::string why;
-  pycnn::choose_conv2d_algorithm(p, &why);
-  return why;
+  p.kind = (pycnn::PoolKind)kind;
+  p.count_include_pad = count_include_pad;
+  if (x.dtype().is(py::dtype::of<float>())) pool2d_typed<float>(p, x, y);
+  else if (x.dtype().is(py::dtype::of<double>())) pool2d_typed<double>(p, x, y);
+  else throw std::invalid_argument("pool2d: x must be float32 or float64");
+}
+
+template <class T>
+void global_pool2d_typed(int kind, int layout, int64_t n, int64_t c, int64_t h, int64_t w, const py::array& x,
+                         py::array& y) {
+  const T* xd = data_of<T>(x, "x", n * c * h * w);
+  T* yd = mutable_data_of<T>(y, "out", n * c);
+  py::gil_scoped_release release;
+  pycnn::global_pool2d((pycnn::PoolKind)kind, (pycnn::Layout)layout, n, c, h, w, xd, yd);
+}
+
+void global_pool2d(const py::array& x, py::array& y, int64_t n, int64_t c, int64_t h, int64_t w, int layout,
+                   int kind) {
+  if (x.dtype().is(py::dtype::of<float>())) global_pool2d_typed<float>(kind, layout, n, c, h, w, x, y);
+  else if (x.dtype().is(py::dtype::of<double>())) global_pool2d_typed<double>(kind, layout, n, c, h, w, x, y);
+  else throw std::invalid_argument("global_pool2d: x must be float32 or float64");
+}
+
+template <class T>
+void depth_max_pool2d_typed(int layout, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, const py::array& x,
+                            py::array& y) {
+  if (k < 1 || c % k) throw std::invalid_argument("depth_max_pool2d: pool_size must divide the channels");
+  const T* xd = data_of<T>(x, "x", n * c * h * w);
+  T* yd = mutable_data_of<T>(y, "out", n * (c / k) * h * w);
+  py::gil_scoped_release release;
+  pycnn::depth_max_pool2d((pycnn::Layout)layout, n, c, h, w, k, xd, yd);
+}
+
+void depth_max_pool2d(const py::array& x, py::array& y, int64_t n, int64_t c, int64_t h, int64_t w,
+                      int64_t pool_size, int layout) {
+  if (x.dtype().is(py::dtype::of<float>())) depth_max_pool2d_typed<float>(layout, n, c, h, w, pool_size, x, y);
+  else if (x.dtype().is(py::dtype::of<double>())) depth_max_pool2d_typed<double>(layout, n, c, h, w, pool_size, x, y);
+  else throw std::invalid_argument("depth_max_pool2d: x must be float32 or float64");
 }
 
 // geometry: (n, c, h, w, multiplier, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left)
@@ -173,10 +236,22 @@ void conv_transpose2d(const py::array& x, const py::array& w, const py::object& 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pycnn C++ core (use pycnn.ops; these entry points assume validated arguments)";
 
-  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
-        py::arg("algorithm"));
-  m.def("explain_conv2d", &explain_conv2d, py::arg("geometry"), py::arg("layout"));
+  py::class_<Conv2dPlan>(m, "Conv2dPlan")
+      .def(py::init([](const py::tuple& geometry, int layout, int activation, double param,
+                       int algorithm) {
+             return Conv2dPlan{conv2d_params(geometry, layout, activation, param, algorithm)};
+           }),
+           py::arg("geometry"), py::arg("layout"), py::arg("activation"),
+           py::arg("activation_param"), py::arg("algorithm"))
+      .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
+           py::arg("out"))
+      .def("explain", &Conv2dPlan::explain);
+  m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
+        py::arg("count_include_pad"));
+  m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),
+        py::arg("w"), py::arg("layout"), py::arg("kind"));
+  m.def("depth_max_pool2d", &depth_max_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"),
+        py::arg("h"), py::arg("w"), py::arg("pool_size"), py::arg("layout"));
   m.def("depthwise_conv2d", &depthwise_conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
         py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
   m.def("separable_conv2d", &separable_conv2d, py::arg("x"), py::arg("depthwise_weight"),

@@ -6,6 +6,7 @@
 #include "generic/activation.h"
 #include "generic/peak.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::avx2 {
@@ -17,6 +18,8 @@ const KernelTable& kernel_table() {
       make_conv_kernels<VecF, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
       make_conv_kernels<VecD, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
       PeakKernel{12 * VecF::W * 2, fma_peak_loop<VecF, 12>},
+      make_pool_kernels<VecF>(),
+      make_pool_kernels<VecD>(),
       make_depthwise_kernels<VecF, 4, 2, 4, 2>(),
       make_depthwise_kernels<VecD, 4, 2, 4, 2>(),
   };

@@ -41,6 +41,63 @@ struct VecF {
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(x, _mm256_castsi256_ps(e));
   }
+  // Pooling. max(acc, x) that is NaN when either is NaN; x is the new data, so its NaN test
+  // stays off the accumulator's dependency chain.
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm256_blendv_ps(_mm256_max_ps(x, acc), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  // Lanes p[0], p[2], ..., p[2W-2] (reads exactly p[0 .. 2W-2]); the partial form fills n lanes
+  // and reads p[0 .. 2n-2].
+  static reg load_every2(const T* p) { return every2(load(p), load_partial(p + W, W - 1)); }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return every2(lo, hi);
+  }
+  // Lanes p[i*stride]; the caller guarantees stride * (W - 1) fits in int32.
+  static reg gather(const T* p, int64_t stride) {
+    return _mm256_i32gather_ps(p, _mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)), 4);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm256_mask_i32gather_ps(zero(), p, _mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)),
+                                    _mm256_castsi256_ps(lane_mask32(n)), 4);
+  }
+  static T reduce_add(reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm256_permute2f128_ps(v, v, 0x01));
+    v = max_propagate_nan(v, _mm256_permute_ps(v, 0x4E));
+    v = max_propagate_nan(v, _mm256_permute_ps(v, 0xB1));
+    return _mm256_cvtss_f32(v);
+  }
+  // Even lanes of the 2W-lane pair (a, b).
+  static reg every2(reg a, reg b) {
+    const reg evens = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  static reg even(reg a, reg b) { return every2(a, b); }
+  static reg odd(reg a, reg b) {
+    const reg odds = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odds), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    const __m256i index = _mm256_add_epi32(lanes(), _mm256_set1_epi32((int)m));  // permutevar uses index & 7
+    const __m256i from_next = _mm256_cmpgt_epi32(index, _mm256_set1_epi32(7));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(cur, index), _mm256_permutevar8x32_ps(next, index),
+                            _mm256_castsi256_ps(from_next));
+  }
+  // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    const __m256i m = _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+  static constexpr bool kFoldPairs = false;  // two-source permutes are too dear here: reduce per vector
 };
 
 struct VecD {
@@ -71,6 +128,56 @@ struct VecD {
     __m256i e = _mm256_slli_epi64(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023)), 52);
     return _mm256_mul_pd(x, _mm256_castsi256_pd(e));
   }
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm256_blendv_pd(_mm256_max_pd(x, acc), x, _mm256_cmp_pd(x, x, _CMP_UNORD_Q));
+  }
+  static reg load_every2(const T* p) { return every2(load(p), load_partial(p + W, W - 1)); }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return every2(lo, hi);
+  }
+  static reg gather(const T* p, int64_t stride) {
+    return _mm256_i32gather_pd(p, _mm_mullo_epi32(lanes(), _mm_set1_epi32((int)stride)), 8);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm256_mask_i32gather_pd(zero(), p, _mm_mullo_epi32(lanes(), _mm_set1_epi32((int)stride)),
+                                    _mm256_castsi256_pd(lane_mask64(n)), 8);
+  }
+  static T reduce_add(reg v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm256_permute2f128_pd(v, v, 0x01));
+    v = max_propagate_nan(v, _mm256_permute_pd(v, 0x5));
+    return _mm256_cvtsd_f64(v);
+  }
+  // Even lanes of the 2W-lane pair (a, b).
+  static reg every2(reg a, reg b) {
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a0 b0 a2 b2 -> a0 a2 b0 b2
+  }
+  static reg even(reg a, reg b) { return every2(a, b); }
+  static reg odd(reg a, reg b) {
+    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a1 b1 a3 b3 -> a1 a3 b1 b3
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W. Lanes move as pairs of
+  // 32-bit halves through permutevar8x32.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    const __m256i k = _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x(m));
+    const __m256i low = _mm256_slli_epi64(_mm256_and_si256(k, _mm256_set1_epi64x(3)), 1);  // 2*(k & 3)
+    const __m256i index = _mm256_or_si256(low, _mm256_slli_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(1)), 32));
+    const reg from_cur = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(cur), index));
+    const reg from_next = _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(next), index));
+    return _mm256_blendv_pd(from_cur, from_next, _mm256_castsi256_pd(_mm256_cmpgt_epi64(k, _mm256_set1_epi64x(3))));
+  }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    const __m256i m = _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
+    return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+  }
+  static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
+  static constexpr bool kFoldPairs = false;
 };
 
 }  // namespace pycnn::avx2

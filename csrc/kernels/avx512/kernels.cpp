@@ -6,6 +6,7 @@
 #include "generic/activation.h"
 #include "generic/peak.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::avx512 {
@@ -17,6 +18,8 @@ const KernelTable& kernel_table() {
       make_conv_kernels<VecF, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
       make_conv_kernels<VecD, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
       PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
+      make_pool_kernels<VecF>(),
+      make_pool_kernels<VecD>(),
       make_depthwise_kernels<VecF, 4, 2, 4, 2>(),
       make_depthwise_kernels<VecD, 4, 2, 4, 2>(),
   };

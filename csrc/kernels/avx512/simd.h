@@ -31,6 +31,64 @@ struct VecF {
   }
   static reg round(reg x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg ldexp(reg x, reg n) { return _mm512_scalef_ps(x, n); }
+  // Pooling. max(acc, x) that is NaN when either is NaN; x is the new data, so its NaN test
+  // stays off the accumulator's dependency chain.
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm512_mask_max_ps(x, _mm512_cmp_ps_mask(x, x, _CMP_ORD_Q), x, acc);
+  }
+  // Lanes p[0], p[2], ..., p[2W-2] (reads exactly p[0 .. 2W-2]); the partial form fills n lanes
+  // and reads p[0 .. 2n-2].
+  static reg load_every2(const T* p) {
+    return _mm512_permutex2var_ps(load(p), every2_index(), _mm512_maskz_loadu_ps(0x7FFF, p + W));
+  }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return _mm512_permutex2var_ps(lo, every2_index(), hi);
+  }
+  // Lanes p[i*stride]; the caller guarantees stride * (W - 1) fits in int32.
+  static reg gather(const T* p, int64_t stride) {
+    return _mm512_i32gather_ps(_mm512_mullo_epi32(lanes(), _mm512_set1_epi32((int)stride)), p, 4);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm512_mask_i32gather_ps(zero(), mask(n), _mm512_mullo_epi32(lanes(), _mm512_set1_epi32((int)stride)), p, 4);
+  }
+  static T reduce_add(reg v) { return _mm512_reduce_add_ps(v); }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+    v = max_propagate_nan(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+    v = max_propagate_nan(v, _mm512_permute_ps(v, 0x4E));
+    v = max_propagate_nan(v, _mm512_permute_ps(v, 0xB1));
+    return _mm512_cvtss_f32(v);
+  }
+  // Even / odd lanes of the 2W-lane pair (a, b).
+  static reg even(reg a, reg b) { return _mm512_permutex2var_ps(a, every2_index(), b); }
+  static reg odd(reg a, reg b) {
+    return _mm512_permutex2var_ps(a, _mm512_add_epi32(every2_index(), _mm512_set1_epi32(1)), b);
+  }
+  // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W.
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    return _mm512_permutex2var_ps(cur, _mm512_add_epi32(lanes(), _mm512_set1_epi32((int)m)), next);
+  }
+  // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    return _mm512_mask_loadu_ps(fill, (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
+  // Reducing W vectors to one vector of W per-vector results, a level at a time: lo/hi take, for
+  // each block of h output lanes, lanes [0, h) / [h, 2h) of the matching 2h-lane block of (a, b),
+  // so combine(lo, hi) halves every vector's partial results and packs two vectors into one.
+  static constexpr bool kFoldPairs = true;
+  static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
+    const int shift = h == 8 ? 3 : h == 4 ? 2 : h == 2 ? 1 : 0;
+    const __m512i k = lanes();
+    const __m512i index = _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(k, shift), shift + 1),
+                                          _mm512_and_si512(k, _mm512_set1_epi32((int)h - 1)));
+    lo = _mm512_permutex2var_ps(a, index, b);
+    hi = _mm512_permutex2var_ps(a, _mm512_add_epi32(index, _mm512_set1_epi32((int)h)), b);
+  }
+  static __m512i every2_index() { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
+  static __m512i lanes() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 };
 
 struct VecD {
@@ -56,6 +114,52 @@ struct VecD {
   }
   static reg round(reg x) { return _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg ldexp(reg x, reg n) { return _mm512_scalef_pd(x, n); }
+  static reg max_propagate_nan(reg acc, reg x) {
+    return _mm512_mask_max_pd(x, _mm512_cmp_pd_mask(x, x, _CMP_ORD_Q), x, acc);
+  }
+  static reg load_every2(const T* p) {
+    return _mm512_permutex2var_pd(load(p), every2_index(), _mm512_maskz_loadu_pd(0x7F, p + W));
+  }
+  static reg load_every2_partial(const T* p, size_t n) {
+    const size_t count = 2 * n - 1;
+    const reg lo = load_partial(p, count < W ? count : W);
+    const reg hi = count > W ? load_partial(p + W, count - W) : zero();
+    return _mm512_permutex2var_pd(lo, every2_index(), hi);
+  }
+  static reg gather(const T* p, int64_t stride) {
+    return _mm512_i32gather_pd(_mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)), p, 8);
+  }
+  static reg gather_partial(const T* p, int64_t stride, size_t n) {
+    return _mm512_mask_i32gather_pd(zero(), mask(n), _mm256_mullo_epi32(lanes(), _mm256_set1_epi32((int)stride)), p, 8);
+  }
+  static T reduce_add(reg v) { return _mm512_reduce_add_pd(v); }
+  static T reduce_max_propagate_nan(reg v) {
+    v = max_propagate_nan(v, _mm512_shuffle_f64x2(v, v, 0x4E));
+    v = max_propagate_nan(v, _mm512_shuffle_f64x2(v, v, 0xB1));
+    v = max_propagate_nan(v, _mm512_permute_pd(v, 0x55));
+    return _mm512_cvtsd_f64(v);
+  }
+  static reg even(reg a, reg b) { return _mm512_permutex2var_pd(a, every2_index(), b); }
+  static reg odd(reg a, reg b) {
+    return _mm512_permutex2var_pd(a, _mm512_add_epi64(every2_index(), _mm512_set1_epi64(1)), b);
+  }
+  static reg shift_in(reg cur, reg next, int64_t m) {
+    return _mm512_permutex2var_pd(cur, _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(m)), next);
+  }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
+    return _mm512_mask_loadu_pd(fill, (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+  }
+  static constexpr bool kFoldPairs = true;
+  static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
+    const int shift = h == 4 ? 2 : h == 2 ? 1 : 0;
+    const __m512i k = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i index = _mm512_or_si512(_mm512_slli_epi64(_mm512_srli_epi64(k, shift), shift + 1),
+                                          _mm512_and_si512(k, _mm512_set1_epi64(h - 1)));
+    lo = _mm512_permutex2var_pd(a, index, b);
+    hi = _mm512_permutex2var_pd(a, _mm512_add_epi64(index, _mm512_set1_epi64(h)), b);
+  }
+  static __m512i every2_index() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
+  static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
 };
 
 }  // namespace pycnn::avx512

@@ -10,26 +10,40 @@
 namespace pycnn::PYCNN_ISA_NS {
 
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
-// there when `accumulate`, then bias and activation when an epilogue is given.
+// there when `accumulate`, then bias and activation when an epilogue is given. The common case
+// (a full tile, no epilogue) is unrolled from registers; everything else goes through a stack
+// copy of the tile and one rolled loop, so the epilogue's code exists once per kernel.
 template <class V, size_t MR, size_t NV>
 inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
                        size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t W = V::W;
+  constexpr size_t W = V::W, NR = NV * W;
+  if (mr == MR && nr == NR && !epilogue) {
 #pragma GCC unroll 32
-  for (size_t i = 0; i < MR; ++i) {
-    if (i >= mr) break;
+    for (size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      if (v * W >= nr) break;
-      const size_t cols = nr - v * W < W ? nr - v * W : W;
-      typename V::T* p = c + i * ldc + v * W;
-      reg x = acc[i][v];
+      for (size_t v = 0; v < NV; ++v) {
+        typename V::T* p = c + i * ldc + v * W;
+        V::store(p, accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v]);
+      }
+    return;
+  }
+  alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) V::store(tile + i * NR + v * W, acc[i][v]);
+  for (size_t i = 0; i < mr; ++i) {
+    for (size_t j = 0; j < nr; j += W) {
+      const size_t cols = nr - j < W ? nr - j : W;
+      T* p = c + i * ldc + j;
+      reg x = V::load(tile + i * NR + j);
       if (accumulate) x = V::add(cols == W ? V::load(p) : V::load_partial(p, cols), x);
       if (epilogue) {
         if (epilogue->bias_row) x = V::add(x, V::set1(epilogue->bias_row[i]));
         if (epilogue->bias_col) {
-          const typename V::T* b = epilogue->bias_col + v * W;
+          const T* b = epilogue->bias_col + j;
           x = V::add(x, cols == W ? V::load(b) : V::load_partial(b, cols));
         }
         x = activate<V>(x, epilogue->activation, epilogue->param);
@@ -48,14 +62,18 @@ inline void zero_tile(typename V::reg (&acc)[MR][NV]) {
     for (size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
 }
 
-// C[MR x NR] (+)= A[k x MR]^T-packed * B[k x NR]-packed: per k, NV vector loads of B and MR
-// broadcasts of A feed MR*NV FMAs.
+// C[MR x NR] (+)= A[MR x k] * B[k x NR]: per k, NV vector loads of B and MR broadcasts
+// of A (one per row pointer) feed MR*NV FMAs.
 template <class V, size_t MR, size_t NV>
-void gemm_ukernel(size_t k, const typename V::T* a, const typename V::T* b, typename V::T* c,
-                  size_t ldc, size_t mr, size_t nr, bool accumulate,
+void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V::T* b,
+                  size_t ldb, typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
                   const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t NR = NV * V::W;
+  // Rows past mr repeat the last real row: their sums land in accumulators never stored.
+  const T* rows[MR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) rows[i] = a + (i < mr ? i : mr - 1) * lda;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   for (size_t kk = 0; kk < k; ++kk) {
@@ -64,12 +82,11 @@ void gemm_ukernel(size_t k, const typename V::T* a, const typename V::T* b, type
     for (size_t v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
 #pragma GCC unroll 32
     for (size_t i = 0; i < MR; ++i) {
-      const reg ai = V::set1(a[i]);
+      const reg ai = V::set1(rows[i][kk]);
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
-    a += MR;
-    b += NR;
+    b += ldb;
   }
   store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
 }
@@ -81,23 +98,24 @@ void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
   using reg = typename V::reg;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
-  const T* w = args.w;
-  for (int64_t c = 0; c < args.channels; ++c) {
-    for (int64_t kh = 0; kh < args.kh; ++kh) {
-      const T* row = args.panel + c * args.panel_c + kh * args.panel_kh;
-      for (int64_t kw = 0; kw < args.kw; ++kw) {
-        const T* src = row + args.tap[kw];
-        reg bv[NV];
-#pragma GCC unroll 8
-        for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
+  const T* rows[MR];
 #pragma GCC unroll 32
-        for (size_t i = 0; i < MR; ++i) {
-          const reg wi = V::set1(w[i]);
+  for (size_t i = 0; i < MR; ++i) rows[i] = args.w + (int64_t)(i < args.mr ? i : args.mr - 1) * args.ldw;
+  // Taps outside, channels inside: the long loop has fixed strides and no indirection.
+  for (int64_t t = 0; t < args.taps; ++t) {
+    const T* src = args.panel + args.tap[t];
+    for (int64_t c = 0; c < args.channels; ++c) {
+      reg bv[NV];
 #pragma GCC unroll 8
-          for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
-        }
-        w += MR;
+      for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
+      const int64_t wk = c * args.taps + t;
+#pragma GCC unroll 32
+      for (size_t i = 0; i < MR; ++i) {
+        const reg wi = V::set1(rows[i][wk]);
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
       }
+      src += args.panel_c;
     }
   }
   store_tile<V, MR, NV>(acc, args.y, (size_t)args.ldy, args.mr, args.nr, false, args.epilogue);
@@ -108,16 +126,19 @@ template <class V, size_t MR, size_t NV>
 void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
   using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t NR = NV * V::W;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   const int64_t C = args.channels;
   const int64_t pixel_step = args.stride * C;
   const T* w = args.w;
+  // Undilated taps of one kernel row are adjacent in the panel (column i*stride + kw holds
+  // channels kw*C ... kw*C + C-1 after the pixel's first), so (kw, c) runs as one loop of KW*C.
+  const bool merge = args.dilation == 1;
+  const int64_t taps_per_pass = merge ? 1 : args.kw, run = merge ? args.kw * C : C;
   for (int64_t kh = 0; kh < args.kh; ++kh) {
-    for (int64_t kw = 0; kw < args.kw; ++kw) {
+    for (int64_t kw = 0; kw < taps_per_pass; ++kw) {
       const T* src = args.panel + kh * args.panel_kh + kw * args.dilation * C;
-      for (int64_t c = 0; c < C; ++c) {
+      for (int64_t c = 0; c < run; ++c) {
         reg bv[NV];
 #pragma GCC unroll 8
         for (size_t v = 0; v < NV; ++v) bv[v] = V::load(w + v * V::W);
@@ -127,7 +148,7 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
 #pragma GCC unroll 8
           for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(xi, bv[v], acc[i][v]);
         }
-        w += NR;
+        w += args.ldw;
       }
     }
   }

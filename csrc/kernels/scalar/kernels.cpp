@@ -6,6 +6,7 @@
 #include "generic/activation.h"
 #include "generic/peak.h"
 #include "generic/conv.h"
+#include "generic/pool.h"
 #include "generic/depthwise.h"
 
 namespace pycnn::scalar {
@@ -17,6 +18,8 @@ const KernelTable& kernel_table() {
       make_conv_kernels<VecF, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
       make_conv_kernels<VecD, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
       PeakKernel{8 * VecF::W * 2, fma_peak_loop<VecF, 8>},
+      make_pool_kernels<VecF>(),
+      make_pool_kernels<VecD>(),
       make_depthwise_kernels<VecF, 4, 4, 4, 1>(),
       make_depthwise_kernels<VecD, 4, 4, 4, 1>(),
   };

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <cstddef>
+#include <cstdint>
 
 namespace pycnn::scalar {
 
@@ -29,6 +30,19 @@ struct VecScalar {
   static reg select_positive(reg x, reg if_pos, reg otherwise) { return x > 0 ? if_pos : otherwise; }
   static reg round(reg x) { return nearbyint(x); }
   static reg ldexp(reg x, reg n) { return ::ldexp(x, (int)n); }
+  // Pooling: NaN when either is NaN (x, the new data, is tested first).
+  static reg max_propagate_nan(reg acc, reg x) { return x != x ? x : (x > acc ? x : acc); }
+  static reg load_every2(const T* p) { return *p; }
+  static reg load_every2_partial(const T* p, size_t n) { return n ? *p : 0; }
+  static reg gather(const T* p, int64_t) { return *p; }
+  static reg gather_partial(const T* p, int64_t, size_t n) { return n ? *p : 0; }
+  static T reduce_add(reg v) { return v; }
+  static T reduce_max_propagate_nan(reg v) { return v; }
+  static reg even(reg a, reg) { return a; }
+  static reg odd(reg, reg b) { return b; }
+  static reg shift_in(reg cur, reg next, int64_t m) { return m ? next : cur; }
+  static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) { return lo <= 0 && hi > 0 ? *p : fill; }
+  static constexpr bool kFoldPairs = false;  // one lane: nothing to fold
 };
 
 using VecF = VecScalar<float>;

@@ -36,6 +36,15 @@ ACTIVATIONS = {
 }
 
 
+def typed_key(value):
+    """A hashable key that tells 2, 2.0, True and np.int64(2) apart (they compare equal), for
+    caches of validated arguments. Unhashable values make the lookup raise TypeError."""
+    t = type(value)
+    if t is tuple or t is list:
+        return (t, *[typed_key(v) for v in value])
+    return t, value
+
+
 def data_format(value) -> str:
     """'NCHW' or 'NHWC' from any accepted spelling."""
     try:

@@ -10,11 +10,23 @@ import numpy as np
 
 from . import _args, _core
 
-__all__ = ["conv2d", "explain_conv2d", "depthwise_conv2d", "separable_conv2d", "conv_transpose2d",
-           "separable_conv2d_scratch_bytes"]
+__all__ = [
+    "conv2d",
+    "explain_conv2d",
+    "depthwise_conv2d",
+    "separable_conv2d",
+    "separable_conv2d_scratch_bytes",
+    "conv_transpose2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool2d",
+    "global_max_pool2d",
+    "depth_max_pool2d",
+]
 
 _ALGORITHMS = {"auto": 0, "direct": 1, "im2col": 2}
 _LAYOUT_CODE = {"NCHW": 0, "NHWC": 1}
+_POOL_KIND = {"max": 0, "avg": 1}
 
 
 def _contiguous(a, dtype):
@@ -40,6 +52,28 @@ def _geometry_tuple(g):
             g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0], g.groups)
 
 
+class _Conv2dPlan:
+    """A validated conv2d call shape: result dtype and shape, and the C++ plan that runs it."""
+
+    __slots__ = ("dtype", "result_shape", "core")
+
+    def __init__(self, dtype, result_shape, core):
+        self.dtype, self.result_shape, self.core = dtype, result_shape, core
+
+    def __call__(self, x, w, b, out=None):
+        dtype = self.dtype
+        y = np.empty(self.result_shape, dtype) if out is None else out
+        self.core(_contiguous(x, dtype), _contiguous(w, dtype),
+                  None if b is None else _contiguous(b, dtype), y)
+        return y
+
+
+# Plans of recent call shapes, so that a repeated call skips argument normalisation. The key
+# tells 1, 1.0, True and np.int64(1) apart (_args.typed_key): they must not share a plan.
+_PLANS: dict = {}
+_MAX_PLANS = 256
+
+
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activation=None,
            data_format="NCHW", algorithm="auto", out=None):
     """2-D convolution (cross-correlation), y = activation(conv(x, weight) + bias).
@@ -49,6 +83,19 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
     algorithm: "auto", "direct" or "im2col" (see explain_conv2d).
     """
+    key = None
+    if out is None and type(x) is np.ndarray and type(weight) is np.ndarray and (
+            bias is None or type(bias) is np.ndarray):
+        key = (x.shape, x.dtype.num, weight.shape, weight.dtype.num,
+               None if bias is None else (bias.shape, bias.dtype.num),
+               _args.typed_key((stride, padding, dilation, groups, activation, data_format, algorithm)))
+        try:
+            plan = _PLANS.get(key)
+        except TypeError:  # an unhashable argument: no plan reuse
+            key = plan = None
+        if plan is not None:
+            return plan(x, weight, bias)
+
     try:
         algo = _ALGORITHMS[algorithm]
     except (KeyError, TypeError):
@@ -59,14 +106,15 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     shape = _args.make_image(g.n, g.o, g.oh, g.ow, layout)
     result_shape = shape[1:] if unbatched else shape
     y = _args.out_array(out, result_shape, dtype, {"x": x_in, "weight": w, "bias": b})
-    if y is None:
-        y = np.empty(result_shape, dtype)
     if g.n == 0:
-        return y
-    _core.conv2d(_contiguous(x4, dtype), _contiguous(w, dtype),
-                 None if b is None else _contiguous(b, dtype), y.reshape(shape),
-                 _geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param, algo)
-    return y
+        return np.empty(result_shape, dtype) if y is None else y
+    plan = _Conv2dPlan(dtype, result_shape,
+                       _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param, algo))
+    if key is not None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan(x4, w, b, y)
 
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
@@ -78,7 +126,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
         x_shape = (1,) + x_shape
     g = _args.conv2d_geometry(x_shape, tuple(weight_shape), stride=stride, padding_spec=padding,
                               dilation=dilation, groups=groups, layout=layout)
-    return _core.explain_conv2d(_geometry_tuple(g), _LAYOUT_CODE[layout])
+    return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0).explain()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,3 +263,127 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
                            None if b is None else _contiguous(b, dtype), y4,
                            _geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param)
     return y
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------------
+
+_POOL_GEOMETRY_CACHE: dict = {}
+_POOL_GEOMETRY_CACHE_SIZE = 256
+
+
+def _pool_geometry(shape, layout, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
+    """_args.pool2d_geometry, memoised: resolving the arguments costs more than pooling a small
+    tensor. Only successful results are kept, keyed by value and type, so every bad argument
+    still reaches the checks in _args (and unhashable ones skip the cache)."""
+    try:
+        key = (shape, layout, _args.typed_key(kernel_size), _args.typed_key(stride), _args.typed_key(padding),
+               _args.typed_key(dilation), _args.typed_key(ceil_mode), _args.typed_key(count_include_pad))
+        g = _POOL_GEOMETRY_CACHE.get(key)
+    except TypeError:
+        key, g = None, None
+    if g is None:
+        g = _args.pool2d_geometry(shape, kernel_size=kernel_size, stride=stride, padding_spec=padding,
+                                  dilation=dilation, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                                  layout=layout)
+        if key is not None:
+            if len(_POOL_GEOMETRY_CACHE) >= _POOL_GEOMETRY_CACHE_SIZE:
+                _POOL_GEOMETRY_CACHE.clear()
+            _POOL_GEOMETRY_CACHE[key] = g
+    return g
+
+
+_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _pool_dtype(x):
+    """_args.result_dtype for the one input x (float32/float64 checked first), naming x on error."""
+    if x.dtype in _NATIVE_DTYPES:
+        return x.dtype
+    try:
+        return _args.result_dtype(x)
+    except TypeError as exc:
+        raise TypeError(f"x: {exc}") from None
+
+
+def _pool2d(kind, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, data_format, out):
+    layout = _args.data_format(data_format)
+    x_in = _args.as_array(x, "x")
+    dtype = _pool_dtype(x_in)
+    x4, unbatched = _args.batched(x_in)
+    g = _pool_geometry(x4.shape, layout, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad)
+    shape = _args.make_image(g.n, g.c, g.oh, g.ow, layout)
+    result_shape = shape[1:] if unbatched else shape
+    y = _args.out_array(out, result_shape, dtype, {"x": x_in})
+    if y is None:
+        y = np.empty(result_shape, dtype)
+    if y.size == 0:
+        return y
+    geometry = (g.n, g.c, g.h, g.w, g.kh, g.kw, g.oh, g.ow, g.stride[0], g.stride[1], g.dilation[0],
+                g.dilation[1], g.pad[0][0], g.pad[0][1], g.pad[1][0], g.pad[1][1])
+    _core.pool2d(_contiguous(x4, dtype), y.reshape(shape), geometry, _LAYOUT_CODE[layout], _POOL_KIND[kind],
+                 g.count_include_pad)
+    return y
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, data_format="NCHW",
+               out=None):
+    """Max over each pooling window (PyTorch MaxPool2d / Keras MaxPooling2D).
+
+    stride defaults to kernel_size. padding: int, (ph, pw), ((top, bottom), (left, right)) --
+    each side at most half the effective kernel, as in PyTorch -- or "valid"/"same" (Keras).
+    Padded cells never win; a NaN anywhere in a window gives NaN. ceil_mode as in PyTorch.
+    """
+    return _pool2d("max", x, kernel_size, stride, padding, dilation, ceil_mode, True, data_format, out)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               data_format="NCHW", out=None):
+    """Mean over each pooling window (PyTorch AvgPool2d / Keras AveragePooling2D).
+
+    count_include_pad=True divides by the window clipped to the padded input (PyTorch); False
+    divides by the input cells in the window. "same" padding never counts padded cells (Keras).
+    """
+    return _pool2d("avg", x, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, data_format, out)
+
+
+def _global_pool2d(kind, x, data_format, keepdims):
+    layout = _args.data_format(data_format)
+    keepdims = _args.flag(keepdims, "keepdims")
+    x_in = _args.as_array(x, "x")
+    dtype = _pool_dtype(x_in)
+    x4, unbatched = _args.batched(x_in)
+    n, c, h, w = _args.image_dims(x4, layout)
+    if h < 1 or w < 1:
+        raise ValueError(f"x must have a nonzero height and width; got shape {x_in.shape}")
+    y = np.empty((n, c), dtype)
+    if y.size:
+        _core.global_pool2d(_contiguous(x4, dtype), y, n, c, h, w, _LAYOUT_CODE[layout], _POOL_KIND[kind])
+    y = y.reshape(_args.global_pool_shape(n, c, layout, keepdims))
+    return y[0] if unbatched else y
+
+
+def global_avg_pool2d(x, *, data_format="NCHW", keepdims=False):
+    """Mean over H and W: (N, C), or with keepdims (N, C, 1, 1) / (N, 1, 1, C)."""
+    return _global_pool2d("avg", x, data_format, keepdims)
+
+
+def global_max_pool2d(x, *, data_format="NCHW", keepdims=False):
+    """Max over H and W (NaN propagates): (N, C), or with keepdims (N, C, 1, 1) / (N, 1, 1, C)."""
+    return _global_pool2d("max", x, data_format, keepdims)
+
+
+def depth_max_pool2d(x, pool_size, *, data_format="NCHW"):
+    """Max over groups of `pool_size` consecutive channels (pool_size must divide C); NaN propagates."""
+    layout = _args.data_format(data_format)
+    x_in = _args.as_array(x, "x")
+    dtype = _pool_dtype(x_in)
+    x4, unbatched = _args.batched(x_in)
+    n, c, h, w = _args.image_dims(x4, layout)
+    groups = _args.depth_pool_channels(c, pool_size)
+    shape = _args.make_image(n, groups, h, w, layout)
+    y = np.empty(shape, dtype)
+    if y.size:
+        _core.depth_max_pool2d(_contiguous(x4, dtype), y, n, c, h, w, c // groups, _LAYOUT_CODE[layout])
+    return y[0] if unbatched else y

@@ -329,12 +329,92 @@ def transpose_cases(layers, *, batch, peers, threads) -> list[Case]:
     return cases
 
 
+@dataclass(frozen=True)
+class PoolLayer:
+    name: str
+    kind: str            # "max", "avg" or "global_avg"
+    c: int
+    size: int
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    batch: int = 1
+
+    @property
+    def out_size(self) -> int:
+        if self.kind == "global_avg":
+            return 1
+        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+
+
+# ResNet's stem max pool, VGG's 2x2 max pool, an average-pool stem and ResNet's global average.
+POOL_LAYERS = [
+    PoolLayer("max 3x3/2 p1 64 @112", "max", 64, 112, 3, 2, 1),
+    PoolLayer("max 2x2/2 128 @112", "max", 128, 112, 2, 2, 0),
+    PoolLayer("avg 3x3/2 p1 64 @112", "avg", 64, 112, 3, 2, 1),
+    PoolLayer("global avg 512 @7 b8", "global_avg", 512, 7, batch=8),
+]
+
+
+def _pool_call(module, layer: PoolLayer, x, layout: str):
+    """A zero-argument call of `module`'s (pycnn.ops or pycnn.reference) op for this layer."""
+    if layer.kind == "global_avg":
+        return lambda: module.global_avg_pool2d(x, data_format=layout)
+    op = module.max_pool2d if layer.kind == "max" else module.avg_pool2d
+    return lambda: op(x, layer.kernel, layer.stride, layer.padding, data_format=layout)
+
+
+def pool_cases(layers, *, batch, peers, threads) -> list[Case]:
+    """Pooling is bandwidth-bound: work = input bytes read + output bytes written (GB/s)."""
+    rng = np.random.default_rng(0)
+    torch = _torch() if "torch" in peers else None
+    ort = _onnxruntime() if "onnxruntime" in peers else None
+    cases = []
+    for layer in layers:
+        n = layer.batch if batch is None else batch
+        x = rng.standard_normal((n, layer.c, layer.size, layer.size), dtype=np.float32)
+        moved = 4.0 * n * layer.c * (layer.size**2 + layer.out_size**2)
+        case = Case("pooling", layer.name + ("" if batch is None or batch == layer.batch else f" b{n}"),
+                    moved, "GB/s", moved)
+        case.pycnn["NCHW"] = _pool_call(ops, layer, x, "NCHW")
+        case.pycnn["NHWC"] = _pool_call(ops, layer, _nhwc(x), "NHWC")
+        case.reference = _pool_call(reference, layer, x, "NCHW")
+        if torch is not None:
+            F = torch.nn.functional
+            tx = torch.from_numpy(x)
+            for label, t in (("torch NCHW", tx), ("torch NHWC", tx.contiguous(memory_format=torch.channels_last))):
+                if layer.kind == "global_avg":
+                    op = lambda t=t: F.adaptive_avg_pool2d(t, 1)  # noqa: E731
+                elif layer.kind == "max":
+                    op = lambda t=t, l=layer: F.max_pool2d(t, l.kernel, l.stride, l.padding)  # noqa: E731
+                else:
+                    op = lambda t=t, l=layer: F.avg_pool2d(t, l.kernel, l.stride, l.padding)  # noqa: E731
+
+                def run(op=op):
+                    with torch.no_grad():
+                        op()
+                case.peers[label] = run
+        if ort is not None:
+            from onnx import helper
+            if layer.kind == "global_avg":
+                node = helper.make_node("GlobalAveragePool", ["x"], ["y"])
+            else:
+                node = helper.make_node("MaxPool" if layer.kind == "max" else "AveragePool", ["x"], ["y"],
+                                        kernel_shape=[layer.kernel] * 2, strides=[layer.stride] * 2,
+                                        pads=[layer.padding] * 4)
+            case.peers["onnxruntime"] = _ort_session(
+                ort, node, {"x": x}, (n, layer.c, layer.out_size, layer.out_size), threads)
+        cases.append(case)
+    return cases
+
+
 # Builders of each op group's cases: name -> builder(batch=, peers=, threads=).
 CASE_GROUPS: dict[str, Callable] = {
     "conv2d": lambda **kw: conv_cases(CONV_LAYERS, **kw),
     "depthwise": lambda **kw: depthwise_cases(DEPTHWISE_LAYERS, **kw),
     "separable": lambda **kw: depthwise_cases(SEPARABLE_LAYERS, **kw),
     "conv_transpose": lambda **kw: transpose_cases(TRANSPOSE_LAYERS, **kw),
+    "pooling": lambda **kw: pool_cases(POOL_LAYERS, **kw),
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""pytest-benchmark suites over the standard layers of `python -m pycnn.bench`:
+
+    pytest bench/ --benchmark-only
+
+Every case of every op group (pycnn.bench.CASE_GROUPS) is timed for pycnn in both layouts, the
+NumPy reference and the installed peers (PyTorch, ONNX Runtime), grouped per layer; each result
+carries its rate (GFLOP/s or GB/s) in extra_info. Not part of the test suite (testpaths =
+tests): nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import pytest
+
+import pycnn
+from pycnn.bench import CASE_GROUPS
+
+THREADS = pycnn.get_num_threads()
+CASES = [case for build in CASE_GROUPS.values()
+         for case in build(batch=None, peers={"torch", "onnxruntime"}, threads=THREADS)]
+IMPLEMENTATIONS = [(case, label, fn) for case in CASES
+                   for label, fn in [*((f"pycnn {k}", f) for k, f in case.pycnn.items()),
+                                     ("reference", case.reference), *case.peers.items()]
+                   if fn is not None]
+
+
+@pytest.mark.parametrize("case, label, fn", IMPLEMENTATIONS,
+                         ids=[f"{c.group}:{c.name}:{label}" for c, label, _ in IMPLEMENTATIONS])
+def test_layer(benchmark, case, label, fn):
+    benchmark.group = f"{case.group}: {case.name}"
+    if label == "reference":
+        benchmark.pedantic(fn, rounds=3, iterations=1)
+    else:
+        benchmark(fn)
+    if benchmark.stats is not None:
+        benchmark.extra_info[case.unit] = case.work / benchmark.stats.stats.median / 1e9
