@@ -2,8 +2,8 @@
 
     pytest bench/ --benchmark-only
 
-Every case of every op group (pycnn.bench.CASE_GROUPS) is timed for pycnn in both layouts, the
-NumPy reference and the installed peers (PyTorch, ONNX Runtime), grouped per layer; each result
+Every case of every op group (pycnn.bench.CASE_GROUPS) is timed for pycnn in both layouts, its
+other pycnn baselines (separable as two calls), the NumPy reference and the installed peers (PyTorch, ONNX Runtime), grouped per layer; each result
 carries its rate (GFLOP/s or GB/s) in extra_info. Not part of the test suite (testpaths =
 tests): nothing here asserts a time.
 """
@@ -19,7 +19,8 @@ CASES = [case for build in CASE_GROUPS.values()
          for case in build(batch=None, peers={"torch", "onnxruntime"}, threads=THREADS)]
 IMPLEMENTATIONS = [(case, label, fn) for case in CASES
                    for label, fn in [*((f"pycnn {k}", f) for k, f in case.pycnn.items()),
-                                     ("reference", case.reference), *case.peers.items()]
+                                     *case.baselines.items(), ("reference", case.reference),
+                                     *case.peers.items()]
                    if fn is not None]
 
 
