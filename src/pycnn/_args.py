@@ -58,14 +58,19 @@ def data_format(value) -> str:
 
 def integer(value, name: str, minimum: int = 1) -> int:
     """A Python/NumPy integer (not bool, not float) in [minimum, MAX_PARAM]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = operator.index(value)
+    if type(value) is not int:  # plain ints skip the (slow) abstract-base-class checks
+        value = _integral(value, name)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if value > MAX_PARAM:
         raise ValueError(f"{name} must be <= {MAX_PARAM}, got {value}")
     return value
+
+
+def _integral(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return operator.index(value)
 
 
 def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
