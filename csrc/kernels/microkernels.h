@@ -125,18 +125,18 @@ using PoolRowsUkernel = void (*)(const T* src, int64_t row_stride, int64_t rows,
 
 // 1-D windows: y[j] = op over t < taps of src[j*stride + t*dilation], for j < n, then (avg only)
 // times scale[j] when scale is not null. Vectorised over j; stride 2 deinterleaves two vector
-// loads, larger strides gather. Uses: the horizontal pass of NCHW pooling (src = one vertically
-// reduced, padded row) and NHWC depth pooling (the whole tensor is one row, taps = stride = k).
+// loads, larger strides gather. Uses: the horizontal pass of separable NCHW pooling (src = one
+// vertically reduced, padded row) and NHWC depth pooling (the tensor is one row, taps = stride = k).
 template <class T>
 using PoolWindowUkernel = void (*)(const T* src, int64_t n, int64_t taps, int64_t stride,
                                    int64_t dilation, const T* scale, T* y);
 
 // NHWC pooling of one output row segment, vectorised over channels.
-//   x: input pixel (row first_row, column 0); row r of the window is x + r*row_stride, r < rows
-//      (only the window rows that lie inside the input; rows may be 0).
+//   x: column 0 of the first window row inside the input; row r of the window is
+//      x + r*row_stride, r < rows (only the window rows inside the input; rows may be 0).
 //   Output pixel j < n reads input columns iw = (col0 + j)*stride - pad_left + t*dilation,
 //   t < kw, of those rows; columns outside [0, width) are padding and never count.
-//   y[j*channels + c] for c < channels; scale[j] multiplies pixel j (avg; null for max).
+//   y[j*channels + c] for c < channels; scale[j] multiplies pixel j (avg; null: no scaling).
 template <class T>
 struct PoolNhwcArgs {
   const T* x;
@@ -157,7 +157,7 @@ using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
 //   For output row i < out_rows: window rows x + i*x_step + r*row_stride, r < rows (only rows
 //   inside the input; rows may be 0). Output column j < n reads input columns
 //   j*stride - pad_left + t*dilation, t < kw; columns outside [0, width) are padding.
-//   y + i*y_step receives the n outputs; scale + i*y_step (avg; null for max) multiplies them.
+//   y + i*y_step receives the n outputs; scale + i*y_step (avg; null: no scaling) multiplies them.
 //   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
 //   shift, (kw - 1)*dilation / stride, is below the vector width W.
 //   Reads only input elements inside the rows' [0, width) (masked loads at the edges).

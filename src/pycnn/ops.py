@@ -357,10 +357,10 @@ def _global_pool2d(kind, x, data_format, keepdims):
     n, c, h, w = _args.image_dims(x4, layout)
     if h < 1 or w < 1:
         raise ValueError(f"x must have a nonzero height and width; got shape {x_in.shape}")
-    y = np.empty((n, c), dtype)
+    # (N, C) values in either result shape: the core writes them straight into it.
+    y = np.empty(_args.global_pool_shape(n, c, layout, keepdims), dtype)
     if y.size:
         _core.global_pool2d(_contiguous(x4, dtype), y, n, c, h, w, _LAYOUT_CODE[layout], _POOL_KIND[kind])
-    y = y.reshape(_args.global_pool_shape(n, c, layout, keepdims))
     return y[0] if unbatched else y
 
 

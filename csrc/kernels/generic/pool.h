@@ -363,7 +363,7 @@ void pool_nhwc_ukernel(const PoolNhwcArgs<typename V::T>& a) {
     const int64_t taps = t1 > t0 ? t1 - t0 : 0;
     const T* x = a.x + (taps ? (first + t0 * d) * C : 0);
     const int64_t rows = taps ? a.rows : 0;
-    const T scale = Op::kScaled ? a.scale[j] : T(1);
+    const T scale = Op::kScaled && a.scale ? a.scale[j] : T(1);
     T* y = a.y + j * C;
     // The common interior windows (2x2, 3x3, 2x3, 3x2) get fully unrolled loops.
     const bool rows2 = rows == 2, rows3 = rows == 3, taps2 = taps == 2, taps3 = taps == 3;
