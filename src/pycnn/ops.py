@@ -33,18 +33,39 @@ def _contiguous(a, dtype):
     return a if (a.dtype == dtype and a.flags.c_contiguous) else np.ascontiguousarray(a, dtype)
 
 
-def _conv2d_setup(x, weight, bias, stride, padding, dilation, groups, data_format):
-    layout = _args.data_format(data_format)
-    x = _args.as_array(x, "x")
-    w = _args.as_array(weight, "weight")
-    b = None if bias is None else _args.as_array(bias, "bias")
-    dtype = _args.result_dtype(x, w, b)
-    x4, unbatched = _args.batched(x)
-    g = _args.conv2d_geometry(x4.shape, w.shape, stride=stride, padding_spec=padding,
-                              dilation=dilation, groups=groups, layout=layout)
-    if b is not None:
-        _args.check_bias(b.shape, g.o)
-    return layout, x, x4, w, b, dtype, unbatched, g
+class _Inputs:
+    """The array arguments of a weighted op as ndarrays, their result dtype, and x as a batch."""
+
+    __slots__ = ("layout", "x", "x4", "unbatched", "weights", "bias", "dtype", "_names")
+
+    def __init__(self, data_format, x, bias, **weights):
+        self.layout = _args.data_format(data_format)
+        self.x = _args.as_array(x, "x")
+        self.weights = [_args.as_array(w, name) for name, w in weights.items()]
+        self.bias = None if bias is None else _args.as_array(bias, "bias")
+        self.dtype = _args.result_dtype(self.x, *self.weights, self.bias)
+        self.x4, self.unbatched = _args.batched(self.x)
+        self._names = ("x", *weights, "bias")
+
+    def check_bias(self, channels):
+        if self.bias is not None:
+            _args.check_bias(self.bias.shape, channels)
+
+    def result(self, out, n, channels, oh, ow):
+        """(result array, its 4-D view) after validating `out=` against these inputs."""
+        shape = _args.make_image(n, channels, oh, ow, self.layout)
+        result_shape = shape[1:] if self.unbatched else shape
+        inputs = dict(zip(self._names, (self.x, *self.weights, self.bias)))
+        y = _args.out_array(out, result_shape, self.dtype, inputs)
+        if y is None:
+            y = np.empty(result_shape, self.dtype)
+        return y, y.reshape(shape)
+
+    def arrays(self):
+        """x (4-D), the weights and bias, contiguous in the result dtype, for the core."""
+        d = self.dtype
+        return (_contiguous(self.x4, d), *(_contiguous(w, d) for w in self.weights),
+                None if self.bias is None else _contiguous(self.bias, d))
 
 
 def _geometry_tuple(g):
@@ -101,20 +122,20 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     except (KeyError, TypeError):
         raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col'; got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
-    layout, x_in, x4, w, b, dtype, unbatched, g = _conv2d_setup(
-        x, weight, bias, stride, padding, dilation, groups, data_format)
-    shape = _args.make_image(g.n, g.o, g.oh, g.ow, layout)
-    result_shape = shape[1:] if unbatched else shape
-    y = _args.out_array(out, result_shape, dtype, {"x": x_in, "weight": w, "bias": b})
+    a = _Inputs(data_format, x, bias, weight=weight)
+    g = _args.conv2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
+                              dilation=dilation, groups=groups, layout=a.layout)
+    a.check_bias(g.o)
+    y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n == 0:
-        return np.empty(result_shape, dtype) if y is None else y
-    plan = _Conv2dPlan(dtype, result_shape,
-                       _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param, algo))
+        return y
+    plan = _Conv2dPlan(a.dtype, y.shape,
+                       _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo))
     if key is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
-    return plan(x4, w, b, y)
+    return plan(a.x4, a.weights[0], a.bias, y)
 
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
@@ -138,16 +159,6 @@ def _depthwise_geometry_tuple(g):
             g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0])
 
 
-def _result(out, g_n, channels, oh, ow, layout, dtype, unbatched, inputs):
-    """(result array, its 4-D view) after validating `out=`."""
-    shape = _args.make_image(g_n, channels, oh, ow, layout)
-    result_shape = shape[1:] if unbatched else shape
-    y = _args.out_array(out, result_shape, dtype, inputs)
-    if y is None:
-        y = np.empty(result_shape, dtype)
-    return y, y.reshape(shape)
-
-
 def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, activation=None,
                      data_format="NCHW", out=None):
     """Depthwise convolution with depth multiplier M, y = activation(depthwise(x, weight) + bias).
@@ -157,38 +168,15 @@ def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, a
     Output channel c*M + m is input channel c filtered by multiplier m; bias has C*M values.
     """
     act, act_param, _ = _args.activation(activation)
-    layout = _args.data_format(data_format)
-    x_in = _args.as_array(x, "x")
-    w = _args.as_array(weight, "weight")
-    b = None if bias is None else _args.as_array(bias, "bias")
-    dtype = _args.result_dtype(x_in, w, b)
-    x4, unbatched = _args.batched(x_in)
-    g = _args.depthwise_conv2d_geometry(x4.shape, w.shape, stride=stride, padding_spec=padding,
-                                        dilation=dilation, layout=layout)
-    if b is not None:
-        _args.check_bias(b.shape, g.o)
-    y, y4 = _result(out, g.n, g.o, g.oh, g.ow, layout, dtype, unbatched, {"x": x_in, "weight": w, "bias": b})
-    if g.n == 0:
-        return y
-    _core.depthwise_conv2d(_contiguous(x4, dtype), _contiguous(w, dtype),
-                           None if b is None else _contiguous(b, dtype), y4,
-                           _depthwise_geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param)
+    a = _Inputs(data_format, x, bias, weight=weight)
+    g = _args.depthwise_conv2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
+                                        dilation=dilation, layout=a.layout)
+    a.check_bias(g.o)
+    y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
+    if g.n:
+        _core.depthwise_conv2d(*a.arrays(), y4, _depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout],
+                               act, act_param)
     return y
-
-
-def _separable_setup(x, depthwise_weight, pointwise_weight, bias, stride, padding, dilation, data_format):
-    layout = _args.data_format(data_format)
-    x_in = _args.as_array(x, "x")
-    dw = _args.as_array(depthwise_weight, "depthwise_weight")
-    pw = _args.as_array(pointwise_weight, "pointwise_weight")
-    b = None if bias is None else _args.as_array(bias, "bias")
-    dtype = _args.result_dtype(x_in, dw, pw, b)
-    x4, unbatched = _args.batched(x_in)
-    dg, pg = _args.separable_conv2d_geometry(x4.shape, dw.shape, pw.shape, stride=stride,
-                                             padding_spec=padding, dilation=dilation, layout=layout)
-    if b is not None:
-        _args.check_bias(b.shape, pg.o)
-    return layout, x_in, x4, dw, pw, b, dtype, unbatched, dg, pg
 
 
 def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride=1, padding=0, dilation=1,
@@ -201,15 +189,15 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
     separable_conv2d_scratch_bytes).
     """
     act, act_param, _ = _args.activation(activation)
-    layout, x_in, x4, dw, pw, b, dtype, unbatched, dg, pg = _separable_setup(
-        x, depthwise_weight, pointwise_weight, bias, stride, padding, dilation, data_format)
-    y, y4 = _result(out, pg.n, pg.o, pg.oh, pg.ow, layout, dtype, unbatched,
-                    {"x": x_in, "depthwise_weight": dw, "pointwise_weight": pw, "bias": b})
-    if dg.n == 0:
-        return y
-    _core.separable_conv2d(_contiguous(x4, dtype), _contiguous(dw, dtype), _contiguous(pw, dtype),
-                           None if b is None else _contiguous(b, dtype), y4,
-                           _depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[layout], act, act_param)
+    a = _Inputs(data_format, x, bias, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight)
+    dg, pg = _args.separable_conv2d_geometry(a.x4.shape, a.weights[0].shape, a.weights[1].shape,
+                                             stride=stride, padding_spec=padding, dilation=dilation,
+                                             layout=a.layout)
+    a.check_bias(pg.o)
+    y, y4 = a.result(out, pg.n, pg.o, pg.oh, pg.ow)
+    if dg.n:
+        _core.separable_conv2d(*a.arrays(), y4, _depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[a.layout],
+                               act, act_param)
     return y
 
 
@@ -245,23 +233,14 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     than the stride or the dilation.
     """
     act, act_param, _ = _args.activation(activation)
-    layout = _args.data_format(data_format)
-    x_in = _args.as_array(x, "x")
-    w = _args.as_array(weight, "weight")
-    b = None if bias is None else _args.as_array(bias, "bias")
-    dtype = _args.result_dtype(x_in, w, b)
-    x4, unbatched = _args.batched(x_in)
-    g = _args.conv_transpose2d_geometry(x4.shape, w.shape, stride=stride, padding_spec=padding,
+    a = _Inputs(data_format, x, bias, weight=weight)
+    g = _args.conv_transpose2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
                                         output_padding=output_padding, dilation=dilation, groups=groups,
-                                        layout=layout)
-    if b is not None:
-        _args.check_bias(b.shape, g.o)
-    y, y4 = _result(out, g.n, g.o, g.oh, g.ow, layout, dtype, unbatched, {"x": x_in, "weight": w, "bias": b})
-    if g.n == 0:
-        return y
-    _core.conv_transpose2d(_contiguous(x4, dtype), _contiguous(w, dtype),
-                           None if b is None else _contiguous(b, dtype), y4,
-                           _geometry_tuple(g), _LAYOUT_CODE[layout], act, act_param)
+                                        layout=a.layout)
+    a.check_bias(g.o)
+    y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
+    if g.n:
+        _core.conv_transpose2d(*a.arrays(), y4, _geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param)
     return y
 
 
@@ -298,13 +277,8 @@ _NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _pool_dtype(x):
-    """_args.result_dtype for the one input x (float32/float64 checked first), naming x on error."""
-    if x.dtype in _NATIVE_DTYPES:
-        return x.dtype
-    try:
-        return _args.result_dtype(x)
-    except TypeError as exc:
-        raise TypeError(f"x: {exc}") from None
+    """_args.result_dtype for the one input x, with the common float32/float64 case first."""
+    return x.dtype if x.dtype in _NATIVE_DTYPES else _args.result_dtype(x)
 
 
 def _pool2d(kind, x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, data_format, out):
