@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 import pycnn
 import pycnn.ops  # noqa: F401  (the package must import its ops)
 import pycnn.reference
+from helpers import reference_truth
 
 # Function-scoped fixtures used by Hypothesis tests here (isa, the helper fixtures) hold no
 # per-example state, so the health check about them does not apply.
@@ -71,20 +72,9 @@ def conv_tolerance(dtype, k, scale, expected):
             + _ULPS * eps * np.abs(expected) + _ULPS * eps)
 
 
-def _as64(a):
-    return None if a is None else np.asarray(a, dtype=np.float64)
-
-
 def _conv_truth(x, weight, bias=None, **params):
-    """(expected, scale) in float64: the reference on float64 copies of the inputs, and the
-    magnitude conv(|x|, |w|) + |b| (no activation) that rounding errors are measured against."""
-    x64, w64, b64 = _as64(x), _as64(weight), _as64(bias)
-    params = {k: v for k, v in params.items() if k not in ("out", "algorithm")}
-    expected = pycnn.reference.conv2d(x64, w64, b64, **params)
-    params.pop("activation", None)
-    scale = pycnn.reference.conv2d(np.abs(x64), np.abs(w64),
-                                   None if b64 is None else np.abs(b64), **params)
-    return expected, scale
+    """(expected, scale) in float64 for conv2d (see helpers.reference_truth)."""
+    return reference_truth("conv2d", x, weight, bias, **params)
 
 
 def reduction_length(weight, data_format="NCHW"):
@@ -154,3 +144,9 @@ def check_conv2d():
         return result
 
     return check
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, or skip the test."""
+    return pytest.importorskip("torch")

@@ -15,6 +15,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
+from helpers import explicit_padding
 
 ALGORITHMS = ["direct", "im2col", "auto"]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -496,31 +497,6 @@ def test_concurrent_calls_from_python_threads(rng):
 
 
 # ------------------------------------------------------------------------------ PyTorch
-
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-def explicit_padding(padding, h, w, kh, kw, stride, dilation):
-    """((top, bottom), (left, right)), computed here independently of pycnn."""
-    s = (stride, stride) if isinstance(stride, int) else stride
-    d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        sides = []
-        for size, k, si, di in ((h, kh, s[0], d[0]), (w, kw, s[1], d[1])):
-            out = -(-size // si)
-            total = max((out - 1) * si + (k - 1) * di + 1 - size, 0)
-            sides.append((total // 2, total - total // 2))
-        return tuple(sides)
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
-    if isinstance(padding[0], int):
-        return (padding[0],) * 2, (padding[1],) * 2
-    return tuple(map(tuple, padding))
-
 
 def torch_conv2d(torch, x_nchw, w_oihw, b, *, stride, padding, dilation, groups, activation):
     """PyTorch in float64 on NCHW/OIHW arrays; padding applied with F.pad."""

@@ -12,6 +12,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
+from helpers import reference_truth
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -19,18 +20,8 @@ ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoi
                "swish", "elu", ("elu", 0.5)]
 
 
-def _as64(a):
-    return None if a is None else np.asarray(a, dtype=np.float64)
-
-
 def transpose_truth(x, w, b, **params):
-    x64, w64, b64 = _as64(x), _as64(w), _as64(b)
-    params = {k: v for k, v in params.items() if k != "out"}
-    expected = pycnn.reference.conv_transpose2d(x64, w64, b64, **params)
-    params.pop("activation", None)
-    scale = pycnn.reference.conv_transpose2d(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
-                                             **params)
-    return expected, scale
+    return reference_truth("conv_transpose2d", x, w, b, **params)
 
 
 def to_layout(x_nchw, w_torch, layout):
@@ -315,11 +306,6 @@ def test_thread_counts_agree(threads, rng):
 
 
 # ------------------------------------------------------------------------------ PyTorch
-
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
 
 def _torch_act(torch, y, act):
     F = torch.nn.functional

@@ -13,6 +13,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
+from helpers import explicit_padding, reference_truth
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -20,19 +21,8 @@ ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoi
                "silu", "swish", "elu", ("elu", 0.5)]
 
 
-def _as64(a):
-    return None if a is None else np.asarray(a, dtype=np.float64)
-
-
 def depthwise_truth(x, w, b, **params):
-    """(expected, scale) in float64: the reference, and depthwise(|x|, |w|) + |b|."""
-    x64, w64, b64 = _as64(x), _as64(w), _as64(b)
-    params = {k: v for k, v in params.items() if k != "out"}
-    expected = pycnn.reference.depthwise_conv2d(x64, w64, b64, **params)
-    params.pop("activation", None)
-    scale = pycnn.reference.depthwise_conv2d(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64),
-                                             **params)
-    return expected, scale
+    return reference_truth("depthwise_conv2d", x, w, b, **params)
 
 
 def depthwise_weight(w_nchw, layout, m=1):
@@ -320,36 +310,12 @@ def test_thread_counts_agree(threads, rng):
 
 # ------------------------------------------------------------------------------ PyTorch
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-def _torch_padding(padding, h, w, kh, kw, stride, dilation):
-    s = (stride, stride) if isinstance(stride, int) else stride
-    d = (dilation, dilation) if isinstance(dilation, int) else dilation
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "same":
-        sides = []
-        for size, k, si, di in ((h, kh, s[0], d[0]), (w, kw, s[1], d[1])):
-            out = -(-size // si)
-            total = max((out - 1) * si + (k - 1) * di + 1 - size, 0)
-            sides.append((total // 2, total - total // 2))
-        return tuple(sides)
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
-    if isinstance(padding[0], int):
-        return (padding[0],) * 2, (padding[1],) * 2
-    return tuple(map(tuple, padding))
-
-
 @pytest.mark.parametrize("case", CASES[:20])
 def test_matches_torch(case, isa, rng, torch, assert_conv_close):
     F = torch.nn.functional
     for dtype in DTYPES:
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
-        (t, bo), (l, r) = _torch_padding(params["padding"], x.shape[2], x.shape[3], w.shape[2], w.shape[3],
+        (t, bo), (l, r) = explicit_padding(params["padding"], x.shape[2], x.shape[3], w.shape[2], w.shape[3],
                                          params["stride"], params["dilation"])
         x64 = torch.from_numpy(x.astype(np.float64))
         w64 = torch.from_numpy(w.astype(np.float64))

@@ -13,6 +13,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
+from helpers import reference_truth
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -20,18 +21,8 @@ ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoi
                "swish", "elu"]
 
 
-def _as64(a):
-    return None if a is None else np.asarray(a, dtype=np.float64)
-
-
 def separable_truth(x, dw, pw, b, **params):
-    x64, dw64, pw64, b64 = _as64(x), _as64(dw), _as64(pw), _as64(b)
-    params = {k: v for k, v in params.items() if k != "out"}
-    expected = pycnn.reference.separable_conv2d(x64, dw64, pw64, b64, **params)
-    params.pop("activation", None)
-    scale = pycnn.reference.separable_conv2d(np.abs(x64), np.abs(dw64), np.abs(pw64),
-                                             None if b64 is None else np.abs(b64), **params)
-    return expected, scale
+    return reference_truth("separable_conv2d", x, dw, pw, b, **params)
 
 
 def image(x_nchw, layout):
@@ -184,11 +175,6 @@ def test_scratch_is_smaller_than_the_intermediate():
         info = pycnn.ops.separable_conv2d_scratch_bytes(x_shape, dw_shape, pw_shape, padding=1, data_format=layout)
         assert info["intermediate_bytes"] == 128 * 56 * 56 * 4
         assert 0 < info["scratch_bytes"] < info["intermediate_bytes"]
-
-
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not isinstance(c.values[0]["padding"], str)])
