@@ -244,16 +244,38 @@ void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
   }
 }
 
+// Drops the taps of one dimension that no window can place inside the input: leading taps left
+// of the input for every output (they shorten the window and the padding before it), and
+// trailing taps right of it for every output. A window far larger than the input ("same" with
+// kernel_size or dilation in the millions) then costs what the input costs, not what the window
+// spans. Results are unchanged: padded cells never win a max and are never summed; avg divisors
+// come from the table built with the original geometry.
+void trim_window(int64_t& k, int64_t d, int64_t s, int64_t& before, int64_t& after, int64_t out, int64_t size) {
+  const int64_t left_of_all = before - (out - 1) * s;  // tap t is left of every window's input if t*d < this
+  if (left_of_all > 0) {
+    const int64_t drop = std::min((left_of_all + d - 1) / d, before / d);  // padding stays >= 0
+    if (drop < k) {
+      k -= drop;
+      before -= drop * d;
+    }
+  }
+  k = std::max<int64_t>(1, std::min(k, (size + before + d - 1) / d));  // tap t >= this: right of every window's input
+  after = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - before - size);
+}
+
 template <class T>
-void run_pool2d(const Pool2dParams& p, const T* x, T* y) {
-  check(p);
-  if (p.n == 0 || p.c == 0) return;
+void run_pool2d(const Pool2dParams& params, const T* x, T* y) {
+  check(params);
+  if (params.n == 0 || params.c == 0) return;
   const PoolKernels<T>& kn = pool_kernels_for<T>(active_kernels());
   Workspace<T> scale;
-  if (p.kind == PoolKind::Avg) {
-    scale.reset((size_t)(p.oh * p.ow), 1);
-    avg_scale_table(p, scale.data());
+  if (params.kind == PoolKind::Avg) {
+    scale.reset((size_t)(params.oh * params.ow), 1);
+    avg_scale_table(params, scale.data());
   }
+  Pool2dParams p = params;
+  trim_window(p.kh, p.dilation_h, p.stride_h, p.pad_top, p.pad_bottom, p.oh, p.h);
+  trim_window(p.kw, p.dilation_w, p.stride_w, p.pad_left, p.pad_right, p.ow, p.w);
   if (p.layout == Layout::NHWC) pool2d_nhwc(p, kn, x, y, scale.data());
   else if (fused_nchw_fits(kn, p.kw, p.stride_w, p.dilation_w)) pool2d_nchw_fused(p, kn, x, y, scale.data());
   else pool2d_nchw(p, kn, x, y, scale.data());
