@@ -149,3 +149,22 @@ def test_forked_child_that_does_not_call_pycnn_does_not_hang():
     proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1000.0", "0", "(4,", "16,", "32,", "32)"]
+
+
+@pytest.mark.parametrize("n", [100_000, 2**31 - 1])
+def test_absurd_thread_counts_are_capped_not_a_crash(n):
+    """set_num_threads(100000) made the next large op start 100000 OpenMP threads (SIGSEGV in
+    libgomp); ops now use at most 1024 threads and the answer is unchanged."""
+    code = f"""
+        import numpy as np, pycnn, pycnn.ops as ops
+        x = np.random.default_rng(0).standard_normal((64, 64, 32, 32)).astype(np.float32)
+        w = np.random.default_rng(1).standard_normal((8, 64, 3, 3)).astype(np.float32)
+        want_pool, want_conv = ops.max_pool2d(x, 2), ops.conv2d(x[:4], w)
+        pycnn.set_num_threads({n})
+        got_pool, got_conv = ops.max_pool2d(x, 2), ops.conv2d(x[:4], w)
+        print(pycnn.get_num_threads(), np.array_equal(got_pool, want_pool),
+              np.allclose(got_conv, want_conv, rtol=1e-5, atol=1e-4))
+    """
+    proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=300)
+    assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-3000:]}"
+    assert proc.stdout.split() == ["1024", "True", "True"]
