@@ -378,3 +378,51 @@ def test_set_isa_rejects_bad_values_and_keeps_the_setting(value, exc):
     with pytest.raises(exc, match=r"\bisa\b"):
         pycnn.set_isa(value)
     assert pycnn.get_isa() == before
+
+
+_HUGE = 2**31 - 1
+
+
+def _nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+# Valid calls whose stride or dilation is huge but cannot matter (one output row / one input row /
+# a one-tap kernel). They raised MemoryError (buffers sized by the stride) before.
+DEGENERATE = {
+    "depthwise-stride": lambda m: m.depthwise_conv2d(X, DW, stride=_HUGE),
+    "depthwise-stride-nhwc": lambda m: m.depthwise_conv2d(_nhwc(X), DW.reshape(3, 2, 3, 3).transpose(2, 3, 0, 1),
+                                                          stride=(_HUGE, 1), data_format="NHWC"),
+    "separable-stride": lambda m: m.separable_conv2d(X, DW, PW, stride=_HUGE, padding=1),
+    "conv2d-stride": lambda m: m.conv2d(X, W, stride=(1, _HUGE)),
+    "conv2d-one-tap-dilation": lambda m: m.conv2d(X, W[:, :, :1, :1], dilation=_HUGE),
+    "depthwise-one-tap-dilation": lambda m: m.depthwise_conv2d(X, DW[:, :, 1:2, :], dilation=(_HUGE, 1)),
+    "conv_transpose-stride-one-pixel": lambda m: m.conv_transpose2d(X[:, :, :1, :1], WT, stride=_HUGE),
+    "conv_transpose-stride-one-row": lambda m: m.conv_transpose2d(X[:, :, :1, :], WT, stride=(_HUGE, 2),
+                                                                  padding=1, output_padding=(5, 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_huge_stride_or_dilation_that_cannot_matter_matches_reference(case):
+    import pycnn.reference as ref
+
+    result = DEGENERATE[case](ops)
+    expected = DEGENERATE[case](ref)
+    assert result.shape == expected.shape and result.dtype == expected.dtype
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.xfail(raises=MemoryError, strict=True,
+                   reason="known limitation: depthwise/separable NCHW and transposed convolution size "
+                          "their padded planes by the dilated kernel extent, so a dilation of 2**31-1 "
+                          "with 'same' padding (valid: only the centre tap lands) runs out of memory")
+@pytest.mark.parametrize("op", ["depthwise_conv2d", "conv_transpose2d"])
+def test_huge_dilation_with_same_padding(op):
+    if op == "depthwise_conv2d":
+        result = ops.depthwise_conv2d(X, DW, dilation=_HUGE, padding="same")
+        expected = ops.depthwise_conv2d(X, DW[:, :, 1:2, 1:2])  # only the centre tap lands
+    else:
+        result = ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
+        expected = ops.conv_transpose2d(X, WT[:, :, 1:2, 1:2])
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
