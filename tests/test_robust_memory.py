@@ -152,3 +152,20 @@ def test_max_pooling_keeps_subnormals_exactly(dtype, isa):
     np.testing.assert_array_equal(ops.global_max_pool2d(x), x.max(axis=(2, 3)))
     np.testing.assert_array_equal(ops.depth_max_pool2d(x, 2), ref.depth_max_pool2d(x, 2))
     assert (ops.max_pool2d(x, 2) != 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Long reductions
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_global_avg_pool2d_of_a_large_plane_stays_accurate_in_float32(layout, isa):
+    """One float32 accumulator per lane over 2**30 cells lost 2% of the mean (found by the
+    >2**31-element test); blocks summed in double keep it at float32 rounding here too."""
+    h, w = 2048, 4096 + 3
+    x = np.full((1, 2, h, w), 5000.3, np.float32)
+    x[0, 1] = np.float32(0.7)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y = ops.global_avg_pool2d(x, data_format=layout)
+    np.testing.assert_allclose(y[0], [np.float32(5000.3), np.float32(0.7)], rtol=2e-5)

@@ -281,6 +281,58 @@ void run_pool2d(const Pool2dParams& params, const T* x, T* y) {
   else pool2d_nchw(p, kn, x, y, scale.data());
 }
 
+// Global averages of planes above kSumBlock cells sum blocks of kSumBlock cells with the
+// microkernels (block sums of T) and add the block sums in double: one T accumulator per lane
+// over a plane of 2**30 cells lost 2% of the mean in float32.
+// (NHWC sums each channel's block row by row, one accumulator per channel: shorter blocks.)
+constexpr int64_t kSumBlock = 8192, kSumRowsBlock = 512;
+
+template <class T>
+void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t n, int64_t c, int64_t size,
+                               const T* x, T* y) {
+  const double inv = 1.0 / (double)size;
+  const int64_t blocks = ceil_div(size, kSumBlock);
+  const double elements = (double)n * c * size;
+  if (layout == Layout::NCHW) {
+    const int64_t planes = n * c;
+    const int threads = pool_threads(elements, planes);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      FlushDenormals ftz;
+      double total = 0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t i0 = b * kSumBlock, len = std::min(kSumBlock, size - i0);
+        T part;
+        kn.avg_planes(x + plane * size + i0, 1, len, T(1), &part);
+        total += (double)part;
+      }
+      y[plane] = (T)(total * inv);
+    }
+    return;
+  }
+  // NHWC: per image, blocks of kSumRowsBlock pixels summed over all channels at once.
+  const int64_t row_blocks = ceil_div(size, kSumRowsBlock);
+  const int threads = pool_threads(elements, n);
+  Workspace<T> parts((size_t)c, threads);
+  Workspace<double> totals((size_t)c, threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+    T* part = parts.slice(omp_get_thread_num());
+    double* total = totals.slice(omp_get_thread_num());
+#pragma omp for schedule(static)
+    for (int64_t image = 0; image < n; ++image) {
+      std::fill(total, total + c, 0.0);
+      for (int64_t b = 0; b < row_blocks; ++b) {
+        const int64_t i0 = b * kSumRowsBlock, len = std::min(kSumRowsBlock, size - i0);
+        kn.avg_rows(x + (image * size + i0) * c, c, len, c, T(1), part);
+        for (int64_t ch = 0; ch < c; ++ch) total[ch] += (double)part[ch];
+      }
+      for (int64_t ch = 0; ch < c; ++ch) y[image * c + ch] = (T)(total[ch] * inv);
+    }
+  }
+}
+
 template <class T>
 void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64_t h, int64_t w, const T* x, T* y) {
   if (n < 0 || c < 0 || h < 1 || w < 1)
@@ -291,6 +343,10 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
   const int64_t size = h * w;
   const T scale = (T)(1.0 / (double)size);
   const double elements = (double)n * c * size;
+  if (!is_max && size > kSumBlock) {
+    global_avg_pool2d_blocked(kn, layout, n, c, size, x, y);
+    return;
+  }
   if (layout == Layout::NCHW) {
     const PoolPlanesUkernel<T> reduce_planes = is_max ? kn.max_planes : kn.avg_planes;
     const int64_t planes = n * c;
