@@ -413,16 +413,33 @@ def test_huge_stride_or_dilation_that_cannot_matter_matches_reference(case):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(raises=MemoryError, strict=True,
+@pytest.mark.xfail(raises=(MemoryError, ValueError), strict=True,
                    reason="known limitation: depthwise/separable NCHW and transposed convolution size "
                           "their padded planes by the dilated kernel extent, so a dilation of 2**31-1 "
-                          "with 'same' padding (valid: only the centre tap lands) runs out of memory")
-@pytest.mark.parametrize("op", ["depthwise_conv2d", "conv_transpose2d"])
+                          "with 'same' padding (valid: only the centre tap lands) cannot be served; the "
+                          "size product overflowed int64 (UBSan) and now raises ValueError")
+@pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
 def test_huge_dilation_with_same_padding(op):
     if op == "depthwise_conv2d":
         result = ops.depthwise_conv2d(X, DW, dilation=_HUGE, padding="same")
         expected = ops.depthwise_conv2d(X, DW[:, :, 1:2, 1:2])  # only the centre tap lands
+    elif op == "separable_conv2d":
+        result = ops.separable_conv2d(X, DW, PW, dilation=_HUGE, padding="same")
+        expected = ops.separable_conv2d(X, DW[:, :, 1:2, 1:2], PW)
     else:
         result = ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
         expected = ops.conv_transpose2d(X, WT[:, :, 1:2, 1:2])
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
+def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
+    """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped
+    size could be small and overrun the buffer); the core now checks the products."""
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        if op == "depthwise_conv2d":
+            ops.depthwise_conv2d(X, DW, dilation=_HUGE, padding="same")
+        elif op == "separable_conv2d":
+            ops.separable_conv2d(X, DW, PW, dilation=_HUGE, padding="same")
+        else:
+            ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
