@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 from collections import Counter
@@ -198,7 +199,9 @@ def main():
     parser.add_argument("--isa", default=None)
     args = parser.parse_args()
     # A runaway allocation becomes a MemoryError (a failed example), not the machine's OOM killer.
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    # (Not under AddressSanitizer, whose shadow memory needs terabytes of address space.)
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
     if args.isa:
         pycnn.set_isa(args.isa)
     run = seed(args.seed)(settings(max_examples=args.examples, deadline=None, database=None,
