@@ -168,3 +168,46 @@ def test_absurd_thread_counts_are_capped_not_a_crash(n):
     proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=300)
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-3000:]}"
     assert proc.stdout.split() == ["1024", "True", "True"]
+
+
+def test_every_op_releases_the_gil():
+    """With a switch interval of 1000 s the calling thread never hands the GIL over on its own, so
+    a helper thread (sleeping in small steps) can only count while an op runs in C++ without the
+    GIL. Each op is called until the helper has counted during a call (at most 200 calls); an op
+    that held the GIL would leave the count unchanged every time."""
+    code = """
+        import sys, threading, time
+        import numpy as np, pycnn
+        from robust_cases import make_calls, run
+        calls = make_calls(seed=1, n=8, size=48)
+        for call in calls.values():
+            run(call)  # warm: plan caches, thread pool
+        count, done = [0], []
+
+        def helper():
+            while not done:
+                time.sleep(0.0002)
+                count[0] += 1
+
+        t = threading.Thread(target=helper)
+        t.start()
+        time.sleep(0.01)
+        sys.setswitchinterval(1000.0)
+        needed = {}
+        for name, call in calls.items():
+            for i in range(1, 201):
+                before = count[0]
+                run(call)
+                if count[0] != before:
+                    needed[name] = i
+                    break
+            else:
+                needed[name] = None
+        sys.setswitchinterval(0.005)
+        done.append(1)
+        t.join()
+        print(sorted(name for name, i in needed.items() if i is None))
+    """
+    proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"ops that never let another thread run: {proc.stdout}"
