@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -11,10 +12,15 @@ namespace {
 std::atomic<int> g_threads{0};  // 0: not set, follow OpenMP
 }
 
+// More threads than this gain nothing on any machine, and libgomp keeps per-thread team data on
+// the starting thread's stack: a team of ~100k threads overflows it (SIGSEGV). The cap also keeps
+// `num_threads() * k` work-splitting products far from int overflow.
+constexpr int kMaxThreads = 1024;
+
 int num_threads() {
   const int omp = omp_get_max_threads();
   const int own = g_threads.load(std::memory_order_relaxed);
-  return own > 0 && own < omp ? own : omp;
+  return std::min(own > 0 && own < omp ? own : omp, kMaxThreads);
 }
 
 void set_num_threads(int n) {

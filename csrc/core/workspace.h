@@ -2,6 +2,8 @@
 // one slice per thread, freed when the call returns (also on exceptions).
 #pragma once
 
+#include <initializer_list>
+#include <stdexcept>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -37,6 +39,16 @@ class Workspace {
 };
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// a * b * ... for buffer sizes derived from strides, dilations and paddings (each < 2**31, so
+// their products can pass 2**63): std::length_error instead of a wrapped, too-small size.
+inline int64_t checked_product(std::initializer_list<int64_t> factors) {
+  int64_t r = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(r, f, &r))
+      throw std::length_error("pycnn: buffer size overflows 64 bits (stride, dilation or padding too large)");
+  return r;
+}
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 }  // namespace pycnn

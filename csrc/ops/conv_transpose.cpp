@@ -64,8 +64,9 @@ struct Canvas {
     const int64_t col_reach = (p.kw - 1) * p.dilation_w / p.stride_w;
     ch = p.h + row_reach;
     cw = p.w + col_reach;
-    plane = ch * cw + col_reach;
+    plane = checked_product({ch, cw}) + col_reach;
     phases = p.stride_h * p.stride_w;
+    checked_product({p.n, phases, p.o, plane});  // the canvas: [n][g][phase][o / g][plane]
     taps.resize((size_t)phases);
     shift.resize((size_t)(p.kh * p.kw));
     for (int64_t kh = 0; kh < p.kh; ++kh)

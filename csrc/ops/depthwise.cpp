@@ -92,8 +92,9 @@ struct NchwPlane {
   NchwPlane(const DepthwiseConv2dParams& p, int64_t band, int64_t mr, int64_t nr) {
     const int64_t s = p.stride_w, d = p.dilation_w;
     phase_width = round_up(p.ow, nr) + (p.kw - 1) * d / s + 1;
-    plane_row = s * phase_width;
-    rows = (round_up(band, mr) - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+    plane_row = checked_product({s, phase_width});
+    rows = checked_product({round_up(band, mr) - 1, p.stride_h}) + (p.kh - 1) * p.dilation_h + 1;
+    checked_product({rows, plane_row});
     tap.resize((size_t)p.kw);
     for (int64_t kw = 0; kw < p.kw; ++kw) tap[(size_t)kw] = (kw * d % s) * phase_width + kw * d / s;
   }

@@ -244,19 +244,93 @@ void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
   }
 }
 
+// Drops the taps of one dimension that no window can place inside the input: leading taps left
+// of the input for every output (they shorten the window and the padding before it), and
+// trailing taps right of it for every output. A window far larger than the input ("same" with
+// kernel_size or dilation in the millions) then costs what the input costs, not what the window
+// spans. Results are unchanged: padded cells never win a max and are never summed; avg divisors
+// come from the table built with the original geometry.
+void trim_window(int64_t& k, int64_t d, int64_t s, int64_t& before, int64_t& after, int64_t out, int64_t size) {
+  const int64_t left_of_all = before - (out - 1) * s;  // tap t is left of every window's input if t*d < this
+  if (left_of_all > 0) {
+    const int64_t drop = std::min((left_of_all + d - 1) / d, before / d);  // padding stays >= 0
+    if (drop < k) {
+      k -= drop;
+      before -= drop * d;
+    }
+  }
+  k = std::max<int64_t>(1, std::min(k, (size + before + d - 1) / d));  // tap t >= this: right of every window's input
+  after = std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - before - size);
+}
+
 template <class T>
-void run_pool2d(const Pool2dParams& p, const T* x, T* y) {
-  check(p);
-  if (p.n == 0 || p.c == 0) return;
+void run_pool2d(const Pool2dParams& params, const T* x, T* y) {
+  check(params);
+  if (params.n == 0 || params.c == 0) return;
   const PoolKernels<T>& kn = pool_kernels_for<T>(active_kernels());
   Workspace<T> scale;
-  if (p.kind == PoolKind::Avg) {
-    scale.reset((size_t)(p.oh * p.ow), 1);
-    avg_scale_table(p, scale.data());
+  if (params.kind == PoolKind::Avg) {
+    scale.reset((size_t)(params.oh * params.ow), 1);
+    avg_scale_table(params, scale.data());
   }
+  Pool2dParams p = params;
+  trim_window(p.kh, p.dilation_h, p.stride_h, p.pad_top, p.pad_bottom, p.oh, p.h);
+  trim_window(p.kw, p.dilation_w, p.stride_w, p.pad_left, p.pad_right, p.ow, p.w);
   if (p.layout == Layout::NHWC) pool2d_nhwc(p, kn, x, y, scale.data());
   else if (fused_nchw_fits(kn, p.kw, p.stride_w, p.dilation_w)) pool2d_nchw_fused(p, kn, x, y, scale.data());
   else pool2d_nchw(p, kn, x, y, scale.data());
+}
+
+// Global averages of planes above kSumBlock cells sum blocks of kSumBlock cells with the
+// microkernels (block sums of T) and add the block sums in double: one T accumulator per lane
+// over a plane of 2**30 cells lost 2% of the mean in float32.
+// (NHWC sums each channel's block row by row, one accumulator per channel: shorter blocks.)
+constexpr int64_t kSumBlock = 8192, kSumRowsBlock = 512;
+
+template <class T>
+void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t n, int64_t c, int64_t size,
+                               const T* x, T* y) {
+  const double inv = 1.0 / (double)size;
+  const int64_t blocks = ceil_div(size, kSumBlock);
+  const double elements = (double)n * c * size;
+  if (layout == Layout::NCHW) {
+    const int64_t planes = n * c;
+    const int threads = pool_threads(elements, planes);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      FlushDenormals ftz;
+      double total = 0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t i0 = b * kSumBlock, len = std::min(kSumBlock, size - i0);
+        T part;
+        kn.avg_planes(x + plane * size + i0, 1, len, T(1), &part);
+        total += (double)part;
+      }
+      y[plane] = (T)(total * inv);
+    }
+    return;
+  }
+  // NHWC: per image, blocks of kSumRowsBlock pixels summed over all channels at once.
+  const int64_t row_blocks = ceil_div(size, kSumRowsBlock);
+  const int threads = pool_threads(elements, n);
+  Workspace<T> parts((size_t)c, threads);
+  Workspace<double> totals((size_t)c, threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    FlushDenormals ftz;
+    T* part = parts.slice(omp_get_thread_num());
+    double* total = totals.slice(omp_get_thread_num());
+#pragma omp for schedule(static)
+    for (int64_t image = 0; image < n; ++image) {
+      std::fill(total, total + c, 0.0);
+      for (int64_t b = 0; b < row_blocks; ++b) {
+        const int64_t i0 = b * kSumRowsBlock, len = std::min(kSumRowsBlock, size - i0);
+        kn.avg_rows(x + (image * size + i0) * c, c, len, c, T(1), part);
+        for (int64_t ch = 0; ch < c; ++ch) total[ch] += (double)part[ch];
+      }
+      for (int64_t ch = 0; ch < c; ++ch) y[image * c + ch] = (T)(total[ch] * inv);
+    }
+  }
 }
 
 template <class T>
@@ -269,6 +343,10 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
   const int64_t size = h * w;
   const T scale = (T)(1.0 / (double)size);
   const double elements = (double)n * c * size;
+  if (!is_max && size > kSumBlock) {
+    global_avg_pool2d_blocked(kn, layout, n, c, size, x, y);
+    return;
+  }
   if (layout == Layout::NCHW) {
     const PoolPlanesUkernel<T> reduce_planes = is_max ? kn.max_planes : kn.avg_planes;
     const int64_t planes = n * c;

@@ -43,7 +43,8 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads one op may use, n >= 1 (also sets OpenMP's default for this thread)."""
+    """Threads one op may use, n >= 1 (also sets OpenMP's default for this thread); ops use at
+    most 1024 threads."""
     from ._args import integer
 
     _core.set_num_threads(integer(n, "n"))

@@ -125,7 +125,8 @@ def as_array(value, name: str) -> np.ndarray:
         if a is None:
             try:
                 a = np.asarray(value)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RuntimeError, BufferError) as exc:
+                # RuntimeError: e.g. a torch tensor that requires grad refuses __array__
                 raise TypeError(f"{name} must be array-like: {exc}") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(

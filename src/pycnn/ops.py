@@ -68,9 +68,18 @@ class _Inputs:
                 None if self.bias is None else _contiguous(self.bias, d))
 
 
-def _geometry_tuple(g):
-    return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.stride[0], g.stride[1],
-            g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0], g.groups)
+def _effective(stride, dilation, kernel, positions):
+    """(stride, dilation) with the ones that cannot matter set to 1: a stride over a single
+    position (one output row of a convolution, one input row of a transposed one) and the
+    dilation of a one-tap kernel. The answer is the same; the C++ core then never sizes
+    buffers by a meaningless stride of 2**31 - 1 (it raised MemoryError)."""
+    return (1 if positions == 1 else stride), (1 if kernel == 1 else dilation)
+
+
+def _geometry_tuple(g, transposed=False):
+    (sh, dh), (sw, dw) = (_effective(g.stride[i], g.dilation[i], k, pos) for i, k, pos in (
+        (0, g.kh, g.h if transposed else g.oh), (1, g.kw, g.w if transposed else g.ow)))
+    return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, sh, sw, dh, dw, g.pad[0][0], g.pad[1][0], g.groups)
 
 
 class _Conv2dPlan:
@@ -155,8 +164,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 # ---------------------------------------------------------------------------------------------
 
 def _depthwise_geometry_tuple(g):
-    return (g.n, g.c, g.h, g.w, g.o // g.c, g.kh, g.kw, g.oh, g.ow, g.stride[0], g.stride[1],
-            g.dilation[0], g.dilation[1], g.pad[0][0], g.pad[1][0])
+    return _geometry_tuple(g)[:4] + (g.o // g.c,) + _geometry_tuple(g)[5:15]
 
 
 def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, activation=None,
@@ -240,7 +248,8 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
-        _core.conv_transpose2d(*a.arrays(), y4, _geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param)
+        _core.conv_transpose2d(*a.arrays(), y4, _geometry_tuple(g, transposed=True), _LAYOUT_CODE[a.layout],
+                               act, act_param)
     return y
 
 

@@ -84,8 +84,12 @@ inline typename V::reg activate(typename V::reg v, int activation, typename V::T
       reg t = V::select_positive(V::sub(V::set1(T(0.0625)), a), series, big);
       return V::select_positive(v, t, V::select_positive(V::sub(V::zero(), v), V::sub(V::zero(), t), v));
     }
-    case 6:  // silu = v * sigmoid(v)
-      return V::div(v, V::add(one, vexp<V>(V::sub(V::zero(), v))));
+    case 6: {  // silu = v * sigmoid(v); sigmoid is exactly 0 where exp(-v) saturates, so that
+      // silu(-inf) is NaN (as v * sigmoid(v) in PyTorch) and silu(v < -hi) is -0, not v / exp(hi).
+      using C = ExpConstants<V>;
+      const reg s = V::div(one, V::add(one, vexp<V>(V::sub(V::zero(), v))));
+      return V::mul(v, V::select_positive(V::add(v, V::set1(C::hi)), s, V::zero()));
+    }
     case 7:  // elu = v > 0 ? v : alpha * (exp(v) - 1)
       return V::select_positive(v, v, V::mul(V::set1(param), V::sub(vexp<V>(v), one)));
     default:
