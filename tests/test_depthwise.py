@@ -280,6 +280,22 @@ def test_nan_propagates_like_reference(layout, isa, rng, assert_conv_close):
             assert_conv_close(result, expected, np.nan_to_num(scale), 9, err_msg=f"{where} {act} isa={isa}")
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference's inf * 0
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_corner_tap_meets_the_padding(layout, bad, isa, rng, assert_conv_close):
+    """A corner tap that lands in the zero padding still contributes w * 0 (NaN for a NaN or
+    infinite weight), in both layouts, as the reference and PyTorch compute it."""
+    case = dict(n=1, c=17, m=2, h=7, w=9, kh=3, kw=3, stride=1, padding=1, dilation=1, bias=False,
+                activation=None)
+    x, w, b, params = make_problem(rng, case, layout, np.float64)
+    w[(5, 0, 0, 0) if layout == "NCHW" else (0, 0, 2, 1)] = bad  # channel 5 = c 2, m 1; tap (0, 0)
+    result = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+    expected, scale = depthwise_truth(x, w, b, **params)
+    assert np.isnan(expected).any()  # at least the outputs whose corner tap is padding
+    assert_conv_close(result, expected, np.nan_to_num(scale), 9, err_msg=f"isa={isa}")
+
+
 def test_noncontiguous_and_torch_like_inputs(rng, check_depthwise):
     x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
     w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)

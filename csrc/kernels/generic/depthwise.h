@@ -52,7 +52,7 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
 
 // NHWC tile: output pixels [ow, ow + count) (count <= MR) x the channel block [c0, c0 + nc).
 // Full: nc == NV*W (plain loads); otherwise NV == 1 and nc < W (masked loads).
-// Checked: some tap of some pixel may fall outside [0, in_w) and is skipped.
+// Checked: some tap of some pixel may fall outside [0, in_w); it adds w * 0 (padding).
 template <class V, size_t MR, size_t NV, bool Full, bool Checked>
 inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, size_t count,
                                 int64_t c0, size_t nc) {
@@ -65,9 +65,20 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
   const int64_t first = ow * a.stride - a.pad_left;
   for (int64_t kh = 0; kh < a.kh; ++kh) {
     const T* row = a.rows[kh];
-    if (!row) continue;
-    row += c0;
     const T* wk = a.w + kh * a.kw * a.w_stride + c0;
+    if (!row) {
+      // A padding row still contributes w * 0: zero for finite weights, NaN for non-finite
+      // ones, exactly as a zero-padded convolution (and the NCHW kernel) computes it.
+      for (int64_t kw = 0; kw < a.kw; ++kw)
+#pragma GCC unroll 8
+        for (size_t v = 0; v < NV; ++v) {
+          const reg pad = V::mul(V::load(wk + kw * a.w_stride + v * W), V::zero());
+#pragma GCC unroll 16
+          for (size_t i = 0; i < MR; ++i) acc[i][v] = V::add(acc[i][v], pad);
+        }
+      continue;
+    }
+    row += c0;
     for (int64_t kw = 0; kw < a.kw; ++kw) {
       reg wv[NV];
 #pragma GCC unroll 8
@@ -76,7 +87,11 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
 #pragma GCC unroll 16
       for (size_t i = 0; i < MR; ++i) {
         const int64_t iw = iw0 + (int64_t)i * a.stride;
-        if (Checked && (i >= count || iw < 0 || iw >= a.in_w)) continue;
+        if (Checked && (i >= count || iw < 0 || iw >= a.in_w)) {
+#pragma GCC unroll 8
+          for (size_t v = 0; v < NV; ++v) acc[i][v] = V::add(acc[i][v], V::mul(wv[v], V::zero()));
+          continue;
+        }
         const T* src = row + iw * ps;
 #pragma GCC unroll 8
         for (size_t v = 0; v < NV; ++v) {
