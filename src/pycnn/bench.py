@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 import pycnn
-from pycnn import ops, reference
+from pycnn import _args, ops, reference
 
 # ---------------------------------------------------------------------------------------------
 # Cases
@@ -59,7 +59,7 @@ class ConvLayer:
 
     @property
     def out_size(self) -> int:
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        return _args.conv_output_size(self.size, self.kernel, self.stride, 1, self.padding, self.padding)
 
     def gflop(self, batch: int | None = None) -> float:
         n = self.batch if batch is None else batch
@@ -184,7 +184,7 @@ class DepthwiseLayer:
 
     @property
     def out_size(self) -> int:
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        return _args.conv_output_size(self.size, self.kernel, self.stride, 1, self.padding, self.padding)
 
     def flops(self, n: int) -> float:
         cm, p = self.c * self.m, self.out_size**2
@@ -204,7 +204,8 @@ class TransposeLayer:
 
     @property
     def out_size(self) -> int:
-        return (self.size - 1) * self.stride - 2 * self.padding + self.kernel
+        return _args.conv_transpose_output_size(self.size, self.kernel, self.stride, 1,
+                                                (self.padding, self.padding), None)[1]
 
     def flops(self, n: int) -> float:
         return 2.0 * n * self.c * self.o * self.kernel**2 * self.size**2
@@ -344,7 +345,7 @@ class PoolLayer:
     def out_size(self) -> int:
         if self.kind == "global_avg":
             return 1
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        return _args.conv_output_size(self.size, self.kernel, self.stride, 1, self.padding, self.padding)
 
 
 # ResNet's stem max pool, VGG's 2x2 max pool, an average-pool stem and ResNet's global average.
