@@ -42,3 +42,30 @@ def explicit_padding(padding, h, w, kh, kw, stride, dilation):
     if isinstance(padding[0], int):
         return (padding[0],) * 2, (padding[1],) * 2
     return tuple(map(tuple, padding))
+
+
+def draw_window(draw, st, max_kernel: int):
+    """Kernel, stride, dilation and padding of a forward convolution, drawn with Hypothesis
+    (`draw`, `st` = hypothesis.strategies), and the smallest input (hmin, wmin) the padded
+    kernel fits in ('same' always fits): (kh, kw, stride, dilation, padding, hmin, wmin)."""
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = sh if sh == sw and draw(st.booleans()) else (sh, sw)
+    dilation = dh if dh == dw and draw(st.booleans()) else (dh, dw)
+    kind = draw(st.sampled_from(["int", "pair", "sides", "valid", "same"]))
+    p = st.integers(0, 3)
+    if kind == "int":
+        padding = draw(p)
+        sides = ((padding, padding), (padding, padding))
+    elif kind == "pair":
+        padding = (draw(p), draw(p))
+        sides = ((padding[0],) * 2, (padding[1],) * 2)
+    elif kind == "sides":
+        sides = padding = ((draw(p), draw(p)), (draw(p), draw(p)))
+    else:
+        padding = kind
+        sides = ((0, 0), (0, 0))
+    hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
+    wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
+    return kh, kw, stride, dilation, padding, hmin, wmin

@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import explicit_padding
+from helpers import draw_window, explicit_padding
 
 ALGORITHMS = ["direct", "im2col", "auto"]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -147,27 +147,7 @@ def conv_problems(draw):
     groups = draw(st.integers(1, 3))
     c = groups * draw(st.integers(1, 4))
     o = groups * draw(st.integers(1, 4))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride = sh if sh == sw and draw(st.booleans()) else (sh, sw)
-    dilation = dh if dh == dw and draw(st.booleans()) else (dh, dw)
-    kind = draw(st.sampled_from(["int", "pair", "sides", "valid", "same"]))
-    p = st.integers(0, 3)
-    if kind == "int":
-        padding = draw(p)
-        sides = ((padding, padding), (padding, padding))
-    elif kind == "pair":
-        padding = (draw(p), draw(p))
-        sides = ((padding[0],) * 2, (padding[1],) * 2)
-    elif kind == "sides":
-        sides = padding = ((draw(p), draw(p)), (draw(p), draw(p)))
-    else:
-        padding = kind
-        sides = ((0, 0), (0, 0))
-    # The smallest image the kernel fits in ('same' always fits).
-    hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
-    wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
+    kh, kw, stride, dilation, padding, hmin, wmin = draw_window(draw, st, max_kernel=4)
     h = draw(st.integers(hmin, hmin + 8))
     w = draw(st.integers(wmin, wmin + 8))
     return dict(

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import explicit_padding, reference_truth
+from helpers import draw_window, explicit_padding, reference_truth
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -137,26 +137,7 @@ def test_activations(activation, isa, rng, check_depthwise):
 
 @st.composite
 def depthwise_problems(draw):
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride = sh if sh == sw and draw(st.booleans()) else (sh, sw)
-    dilation = dh if dh == dw and draw(st.booleans()) else (dh, dw)
-    kind = draw(st.sampled_from(["int", "pair", "sides", "valid", "same"]))
-    p = st.integers(0, 3)
-    if kind == "int":
-        padding = draw(p)
-        sides = ((padding, padding), (padding, padding))
-    elif kind == "pair":
-        padding = (draw(p), draw(p))
-        sides = ((padding[0],) * 2, (padding[1],) * 2)
-    elif kind == "sides":
-        sides = padding = ((draw(p), draw(p)), (draw(p), draw(p)))
-    else:
-        padding = kind
-        sides = ((0, 0), (0, 0))
-    hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
-    wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
+    kh, kw, stride, dilation, padding, hmin, wmin = draw_window(draw, st, max_kernel=5)
     return dict(
         n=draw(st.integers(1, 2)), c=draw(st.sampled_from([1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33])),
         m=draw(st.integers(1, 3)), h=draw(st.integers(hmin, hmin + 9)), w=draw(st.integers(wmin, wmin + 20)),
