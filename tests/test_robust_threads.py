@@ -173,8 +173,9 @@ def test_absurd_thread_counts_are_capped_not_a_crash(n):
 def test_every_op_releases_the_gil():
     """With a switch interval of 1000 s the calling thread never hands the GIL over on its own, so
     a helper thread (sleeping in small steps) can only count while an op runs in C++ without the
-    GIL. Each op is called until the helper has counted during a call (at most 200 calls); an op
-    that held the GIL would leave the count unchanged every time."""
+    GIL. Each op is called until the helper has counted during a call (at most 1000 calls); an op
+    that held the GIL would leave the count unchanged every time. The ops run on one OpenMP
+    thread so that the helper has a free core even on a 2-core machine under load."""
     code = """
         import sys, threading, time
         import numpy as np, pycnn
@@ -195,7 +196,7 @@ def test_every_op_releases_the_gil():
         sys.setswitchinterval(1000.0)
         needed = {}
         for name, call in calls.items():
-            for i in range(1, 201):
+            for i in range(1, 1001):
                 before = count[0]
                 run(call)
                 if count[0] != before:
@@ -208,6 +209,6 @@ def test_every_op_releases_the_gil():
         t.join()
         print(sorted(name for name, i in needed.items() if i is None))
     """
-    proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=300)
+    proc = run_python(code, env={"OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", f"ops that never let another thread run: {proc.stdout}"
