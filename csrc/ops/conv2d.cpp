@@ -17,6 +17,7 @@
 #include "core/dispatch.h"
 #include "core/threading.h"
 #include "core/workspace.h"
+#include "ops/common.h"
 #include "ops/pack.h"
 #include "ops/tiles.h"
 #include "pycnn/conv.h"
@@ -30,23 +31,6 @@ struct Blocking {
   static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
 };
-
-template <class T>
-Epilogue<T> make_epilogue(const Conv2dParams& p) {
-  Epilogue<T> e;
-  e.activation = (int)p.activation;
-  e.param = (T)p.activation_param;
-  return e;
-}
-
-void check(const Conv2dParams& p) {
-  const int64_t dims[] = {p.n, p.c, p.h, p.w, p.o, p.kh, p.kw, p.oh, p.ow, p.stride_h,
-                          p.stride_w, p.dilation_h, p.dilation_w, p.groups};
-  for (int64_t d : dims)
-    if (d < 1) throw std::invalid_argument("conv2d: sizes, strides, dilations and groups must be >= 1");
-  if (p.pad_top < 0 || p.pad_left < 0) throw std::invalid_argument("conv2d: negative padding");
-  if (p.c % p.groups || p.o % p.groups) throw std::invalid_argument("conv2d: groups must divide C and O");
-}
 
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NCHW: Y[Og x P] = W[Og x K] * B[K x P], k = (c, kh, kw), P = OH*OW.
@@ -477,7 +461,7 @@ bool nchw_reorders_pay(const Conv2dParams& p) {
 
 template <class T>
 void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-  check(p);
+  check_conv_params(p, "conv2d");
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
   if (p.layout == Layout::NCHW) {

@@ -25,6 +25,7 @@
 #include "core/dispatch.h"
 #include "core/threading.h"
 #include "core/workspace.h"
+#include "ops/common.h"
 #include "ops/pack.h"
 #include "ops/tiles.h"
 #include "pycnn/conv_transpose.h"
@@ -37,16 +38,6 @@ struct TransposeBlocking {
   static constexpr int64_t kc = 1024 / sizeof(T);      // reduction block: one micropanel in L1
   static constexpr int64_t pack_bytes = 256 * 1024;    // packed weights of one item
 };
-
-void check(const ConvTranspose2dParams& p) {
-  const int64_t dims[] = {p.n, p.c, p.h, p.w, p.o, p.kh, p.kw, p.oh, p.ow, p.stride_h,
-                          p.stride_w, p.dilation_h, p.dilation_w, p.groups};
-  for (int64_t d : dims)
-    if (d < 1) throw std::invalid_argument("conv_transpose2d: sizes, strides, dilations and groups must be >= 1");
-  if (p.pad_top < 0 || p.pad_left < 0) throw std::invalid_argument("conv_transpose2d: negative padding");
-  if (p.c % p.groups || p.o % p.groups)
-    throw std::invalid_argument("conv_transpose2d: groups must divide C and O");
-}
 
 // The canvas geometry and the taps of each stride phase.
 struct Canvas {
@@ -132,9 +123,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   // B: each image's input pixels on the canvas pitch in NR-column panels, packed once for all
   // the items (phases, channel blocks) that read them: b[kk*NR + j] = x[c][ih][iw], zero for iw >= W.
   Workspace<T> packed_x((size_t)(p.n * G * bpanels * Cg * NR), 1);
-  Epilogue<T> base;
-  base.activation = (int)p.activation;
-  base.param = (T)p.activation_param;
+  Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
   const int64_t rows_out = p.n * p.o * p.oh;
 
@@ -254,9 +243,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   // that read them: a[cell*Cg + kk] = x[ih][iw][g*Cg + kk] for cell = ih*CW + iw, zero for iw >= W.
   Workspace<T> packed_x((size_t)(p.n * G * cells * Cg), 1);
   Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
-  Epilogue<T> base;
-  base.activation = (int)p.activation;
-  base.param = (T)p.activation_param;
+  Epilogue<T> base = make_epilogue<T>(p);
   base.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
   const int64_t rows_out = p.n * p.oh;
@@ -325,7 +312,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 
 template <class T>
 void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-  check(p);
+  check_conv_params(p, "conv_transpose2d");
   const KernelTable& table = active_kernels();
   const ConvKernels<T>& kn = kernels_for<T>(table);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);

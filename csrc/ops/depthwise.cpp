@@ -24,6 +24,7 @@
 #include "core/dispatch.h"
 #include "core/threading.h"
 #include "core/workspace.h"
+#include "ops/common.h"
 #include "ops/pack.h"
 #include "ops/tiles.h"
 #include "pycnn/depthwise.h"
@@ -279,10 +280,8 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   pack_depthwise_nhwc_weights(p, w, w_stride, packed_w.data());
   Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, threads);
   Workspace<const T*> row_ptrs((size_t)(2 * p.kh), threads);
-  Epilogue<T> e;
+  Epilogue<T> e = make_epilogue<T>(p);
   e.bias_col = bias;
-  e.activation = (int)p.activation;
-  e.param = (T)p.activation_param;
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -413,9 +412,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   // The depthwise step runs without bias or activation: those follow the pointwise step.
   DepthwiseConv2dParams dp = p;
   dp.activation = Activation::None;
-  Epilogue<T> base;
-  base.activation = (int)p.activation;
-  base.param = (T)p.activation_param;
+  Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
@@ -468,9 +465,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   Workspace<T> mids((size_t)plan.mid_size, plan.threads);
   Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, plan.threads);
   Workspace<const T*> row_ptrs((size_t)p.kh, plan.threads);
-  Epilogue<T> base;
-  base.activation = (int)p.activation;
-  base.param = (T)p.activation_param;
+  Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
