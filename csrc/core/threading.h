@@ -19,6 +19,19 @@ inline int threads_for(double flops, int64_t items) {
   return t;
 }
 
+// Runs body() once on each of `threads` threads of one parallel region, or directly on the
+// calling thread when threads == 1: small problems then pay no team start-up (~1 us), and the
+// `omp for` loops inside body, orphaned, run all their iterations on this thread.
+template <class Body>
+void parallel_region(int threads, const Body& body) {
+  if (threads <= 1) {
+    body();
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  body();
+}
+
 // Flush-to-zero and denormals-are-zero for the lifetime of the guard, then the caller's
 // MXCSR back: denormal weights would otherwise slow FMAs down ~100x, and the caller's
 // thread must not see the mode change.

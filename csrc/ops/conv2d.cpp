@@ -104,8 +104,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* tile_buf = tiles.slice(omp_get_thread_num());
 #pragma omp for schedule(static)
@@ -135,7 +134,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         }
       }
     }
-  }
+  });
 }
 
 // NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
@@ -223,8 +222,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
@@ -257,7 +255,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         }
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,8 +285,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* panel = panels.slice(omp_get_thread_num());
     DirectNchwArgs<T> args;
@@ -330,7 +327,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         }
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,8 +353,9 @@ void transpose_image_to_nhwc(const T* src, int64_t channels, int64_t pixels, T* 
 
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
-                      const T* bias, T* y) {
+                      const T* bias, T* y, const T* w_hwio_given) {
   const bool nchw = p.layout == Layout::NCHW;
+  const bool reorder_weights = nchw && !w_hwio_given;
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, taps = p.kh * p.kw, K = Cg * taps;
   const int64_t HW = p.h * p.w, P = p.oh * p.ow;
   const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
@@ -370,21 +368,22 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
   // NCHW: NHWC copies of the input and HWIO weights, and a tile to transpose from.
   Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
-  Workspace<T> w_hwio(nchw ? (size_t)(K * p.o) : 0, 1);
+  Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
   Workspace<T> tiles(nchw ? (size_t)(MR * NR) : 0, threads);
   const T* xs = nchw ? x_nhwc.data() : x;
-  HwioPanels<T> weights(nchw ? w_hwio.data() : w, K, p.o, G, NR);
+  HwioPanels<T> weights(!nchw ? w : reorder_weights ? w_hwio.data() : w_hwio_given, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     if (nchw) {
 #pragma omp for schedule(static) nowait
       for (int64_t n = 0; n < p.n; ++n)
         transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
+    }
+    if (reorder_weights) {
 #pragma omp for schedule(static)
       for (int64_t o = 0; o < p.o; ++o)  // OIHW row o -> HWIO column o
         for (int64_t c = 0; c < Cg; ++c)
@@ -447,29 +446,32 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         }
       }
     }
-  }
+  });
 }
 
-// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input, weights and
-// output, each element touched a few times) must stay small next to the multiply-adds.
+// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input, weights
+// unless given as HWIO, and output; each element touched a few times) must stay small next to
+// the multiply-adds.
 bool nchw_reorders_pay(const Conv2dParams& p) {
-  const double reorder = (double)p.n * p.c * p.h * p.w + (double)p.o * (p.c / p.groups) * p.kh * p.kw +
-                         (double)p.n * p.o * p.oh * p.ow;
+  const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
+  const double reorder = (double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow;
   const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
   return reorder * 64.0 < fmas;
 }
 
 template <class T>
-void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, const T* w_hwio) {
   check_conv_params(p, "conv2d");
+  if (p.weight_hwio_given && !w_hwio) throw std::invalid_argument("conv2d: weight_hwio_given without HWIO weights");
+  if (p.layout != Layout::NCHW || !p.weight_hwio_given) w_hwio = nullptr;
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
   if (p.layout == Layout::NCHW) {
-    if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y);
+    if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
-    if (algo == ConvAlgorithm::Direct) conv_direct_nhwc(p, kn, x, w, bias, y);
+    if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(p, kn, x, w, bias, y, nullptr);
     else conv_gemm_nhwc(p, kn, x, w, bias, y);
   }
 }
@@ -493,22 +495,25 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
                 "few pixels per pass");
   if (p.layout == Layout::NCHW && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Im2col,
-                "im2col: weights large next to the work, so the GEMM reads them in place; direct "
-                "rejected: reordering them to HWIO would cost too much");
+                "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
+                "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
+                "too much");
   if (p.layout == Layout::NCHW)
     return pick(ConvAlgorithm::Direct,
-                "direct: input reordered to NHWC once, then row panels feed pixel x channel tiles "
+                "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed pixel x channel tiles "
                 "with aligned loads; im2col rejected: its image packing costs more than the reorder");
   return pick(ConvAlgorithm::Direct,
               "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
               "rejected: packing the image would cost more than it saves");
 }
 
-void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y) {
-  run_conv2d(p, x, w, b, y);
+void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y,
+            const float* w_hwio) {
+  run_conv2d(p, x, w, b, y, w_hwio);
 }
-void conv2d(const Conv2dParams& p, const double* x, const double* w, const double* b, double* y) {
-  run_conv2d(p, x, w, b, y);
+void conv2d(const Conv2dParams& p, const double* x, const double* w, const double* b, double* y,
+            const double* w_hwio) {
+  run_conv2d(p, x, w, b, y, w_hwio);
 }
 
 }  // namespace pycnn

@@ -127,8 +127,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const bool epilogue_needed = bias || p.activation != Activation::None;
   const int64_t rows_out = p.n * p.o * p.oh;
 
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
+  parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
 #pragma omp for schedule(dynamic)
     for (int64_t ngp = 0; ngp < p.n * G * bpanels; ++ngp) {
@@ -215,7 +214,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
         kd.epilogue(yrow, (size_t)p.ow, 1, (size_t)p.ow, e);
       }
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,8 +247,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const bool epilogue_needed = bias || p.activation != Activation::None;
   const int64_t rows_out = p.n * p.oh;
 
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
+  parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
     T* bbuf = b_bufs.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
@@ -307,7 +305,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
       if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
     }
-  }
+  });
 }
 
 template <class T>

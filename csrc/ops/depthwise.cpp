@@ -193,8 +193,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   const int threads = threads_for(2.0 * p.n * CM * P * p.kh * p.kw, items);
   Workspace<T> planes((size_t)plane.size(), threads);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* buf = planes.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
@@ -205,7 +204,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
       depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
                           y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
     }
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,8 +283,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   e.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
     const T** rows = row_ptrs.slice(tid);
@@ -307,7 +305,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
       a.epilogue = epilogue_needed ? &ec : nullptr;
       kd.nhwc(a);
     }
-  }
+  });
 }
 
 template <class T>
@@ -415,8 +413,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
+  parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
@@ -446,7 +443,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
         }
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -468,8 +465,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
+  parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
 #pragma omp single
     pack_column_panels(pw, CM, O, O, NR, packed_pw.data());
@@ -514,7 +510,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
         }
       }
     }
-  }
+  });
 }
 
 template <class T>

@@ -132,8 +132,7 @@ void pool2d_nchw(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
   const int threads = pool_threads((double)p.n * p.c * (p.h * p.w + p.oh * p.ow * p.kw), items);
   Workspace<T> buffers((size_t)(row_block * width), threads);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormalsForSums ftz(!is_max);
     T* buffer = buffers.slice(omp_get_thread_num());
     for (int64_t r = 0; r < row_block; ++r) {
@@ -156,7 +155,7 @@ void pool2d_nchw(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
         reduce_windows(buffer + (o - oh0) * width, p.ow, p.kw, p.stride_w, p.dilation_w,
                        scale ? scale + o * p.ow : nullptr, yp + o * p.ow);
     }
-  }
+  });
 }
 
 // Fused NCHW (see PoolNchwArgs): no buffer. Items are (plane, block of output rows); within an
@@ -173,8 +172,7 @@ void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T*
   const int64_t rows_per_block = ceil_div(p.oh, row_blocks);
   const int64_t items = planes * row_blocks;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormalsForSums ftz(!is_max);
     PoolNchwArgs<T> args;
     args.row_stride = p.dilation_h * p.w;
@@ -209,7 +207,7 @@ void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T*
         o = end;
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -218,8 +216,7 @@ void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
   const int64_t items = p.n * p.oh;
   const int threads = pool_threads((double)p.n * p.c * p.oh * p.ow * p.kh * p.kw, items);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormalsForSums ftz(p.kind == PoolKind::Avg);
     PoolNhwcArgs<T> args;
     args.row_stride = p.dilation_h * p.w * p.c;
@@ -241,7 +238,7 @@ void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
       args.y = y + (image * p.oh + o) * p.ow * p.c;
       pool_pixels(args);
     }
-  }
+  });
 }
 
 // Drops the taps of one dimension that no window can place inside the input: leading taps left
@@ -296,7 +293,8 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
   if (layout == Layout::NCHW) {
     const int64_t planes = n * c;
     const int threads = pool_threads(elements, planes);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    parallel_region(threads, [&] {
+#pragma omp for schedule(static)
     for (int64_t plane = 0; plane < planes; ++plane) {
       FlushDenormals ftz;
       double total = 0;
@@ -308,6 +306,7 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
       }
       y[plane] = (T)(total * inv);
     }
+    });
     return;
   }
   // NHWC: per image, blocks of kSumRowsBlock pixels summed over all channels at once.
@@ -315,8 +314,7 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
   const int threads = pool_threads(elements, n);
   Workspace<T> parts((size_t)c, threads);
   Workspace<double> totals((size_t)c, threads);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* part = parts.slice(omp_get_thread_num());
     double* total = totals.slice(omp_get_thread_num());
@@ -330,7 +328,7 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
       }
       for (int64_t ch = 0; ch < c; ++ch) y[image * c + ch] = (T)(total[ch] * inv);
     }
-  }
+  });
 }
 
 template <class T>
@@ -353,15 +351,14 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
     const int threads = pool_threads(elements, planes);
     const int64_t chunks = std::min<int64_t>(planes, (int64_t)threads * 4);
     const int64_t per_chunk = ceil_div(planes, chunks);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
+    parallel_region(threads, [&] {
       FlushDenormalsForSums ftz(!is_max);
 #pragma omp for schedule(static)
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t p0 = chunk * per_chunk, p1 = std::min(planes, p0 + per_chunk);
         if (p0 < p1) reduce_planes(x + p0 * size, p1 - p0, size, scale, y + p0);
       }
-    }
+    });
   } else {
     const PoolRowsUkernel<T> reduce_rows = is_max ? kn.max_rows : kn.avg_rows;
     // Channel chunks of whole 64-channel blocks when images alone cannot feed the team.
@@ -369,15 +366,14 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
     const int64_t chunk_c = n >= want ? c : std::max<int64_t>(64, round_up(ceil_div(c, ceil_div(want, n)), 64));
     const int64_t chunks = ceil_div(c, chunk_c);
     const int threads = pool_threads(elements, n * chunks);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
+    parallel_region(threads, [&] {
       FlushDenormalsForSums ftz(!is_max);
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < n * chunks; ++item) {
         const int64_t image = item / chunks, c0 = (item % chunks) * chunk_c;
         reduce_rows(x + image * size * c + c0, c, size, std::min(chunk_c, c - c0), scale, y + image * c + c0);
       }
-    }
+    });
   }
 }
 
@@ -396,7 +392,8 @@ void run_depth_max_pool2d(Layout layout, int64_t n, int64_t c, int64_t h, int64_
     const int64_t slices = planes >= want ? 1 : std::min(ceil_div(size, 1024), ceil_div(want, planes));
     const int64_t per_slice = ceil_div(size, slices);
     const int threads = pool_threads(elements, planes * slices);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    parallel_region(threads, [&] {
+#pragma omp for schedule(static)
     for (int64_t item = 0; item < planes * slices; ++item) {
       const int64_t plane = item / slices, i0 = (item % slices) * per_slice;
       const int64_t image = plane / groups, g = plane % groups;
@@ -404,6 +401,7 @@ void run_depth_max_pool2d(Layout layout, int64_t n, int64_t c, int64_t h, int64_
         kn.max_rows(x + (image * c + g * k) * size + i0, size, k, std::min(per_slice, size - i0), T(1),
                     y + plane * size + i0);
     }
+    });
   } else {
     // Channels are innermost and C = groups * k, so output j of the flattened tensor is the max
     // of x[j*k .. j*k + k): one long row of 1-D windows with stride k.
@@ -411,11 +409,13 @@ void run_depth_max_pool2d(Layout layout, int64_t n, int64_t c, int64_t h, int64_
     const int threads = pool_threads(elements, total);
     const int64_t chunks = std::min<int64_t>(total, (int64_t)threads * 4);
     const int64_t per_chunk = ceil_div(total, chunks);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    parallel_region(threads, [&] {
+#pragma omp for schedule(static)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const int64_t j0 = chunk * per_chunk, j1 = std::min(total, j0 + per_chunk);
       if (j0 < j1) kn.max_window(x + j0 * k, j1 - j0, k, k, 1, nullptr, y + j0);
     }
+    });
   }
 }
 

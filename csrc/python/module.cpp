@@ -9,6 +9,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "pycnn/conv.h"
 #include "pycnn/pool.h"
@@ -39,19 +40,21 @@ T* mutable_data_of(py::array& a, const char* name, int64_t expected_size) {
 
 template <class T>
 void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::array& w,
-                  const py::object& bias, py::array& y) {
+                  const py::object& bias, py::array& y, const py::object& w_hwio) {
+  const int64_t weight_size = p.o * (p.c / p.groups) * p.kh * p.kw;
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
-  const T* wd = data_of<T>(w, "weight", p.o * (p.c / p.groups) * p.kh * p.kw);
+  const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
+  const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", weight_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
-  pycnn::conv2d(p, xd, wd, bd, yd);
+  pycnn::conv2d(p, xd, wd, bd, yd, hwio);
 }
 
 // (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
 // groups) as computed by pycnn._args.conv2d_geometry.
 pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int activation,
-                                  double activation_param, int algorithm) {
+                                  double activation_param, int algorithm, bool weight_hwio_given) {
   if (geometry.size() != 16) throw std::invalid_argument("conv2d: geometry must have 16 entries");
   pycnn::Conv2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -61,17 +64,40 @@ pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int act
   p.activation = (pycnn::Activation)activation;
   p.activation_param = activation_param;
   p.algorithm = (pycnn::ConvAlgorithm)algorithm;
+  p.weight_hwio_given = weight_hwio_given;
   return p;
 }
 
-// One conv2d's resolved parameters, built once by pycnn.ops and reused by calls of that shape.
+// One conv2d's resolved parameters, built once by pycnn.ops and reused by calls of that shape:
+// a call converts its arrays to the plan's dtype (no copy when they already are), allocates
+// the result unless given `out`, and runs. Kept in C++ so a repeated small call costs little.
 struct Conv2dPlan {
   pycnn::Conv2dParams params;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
 
-  void run(const py::array& x, const py::array& w, const py::object& bias, py::array& y) const {
-    if (x.dtype().is(py::dtype::of<float>())) conv2d_typed<float>(params, x, w, bias, y);
-    else if (x.dtype().is(py::dtype::of<double>())) conv2d_typed<double>(params, x, w, bias, y);
-    else throw std::invalid_argument("conv2d: x must be float32 or float64");
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
+                      const py::handle& w_hwio) const {
+    using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+    auto as_array = [](const py::handle& h) {
+      if (Array::check_(h) && (py::reinterpret_borrow<py::array>(h).flags() & py::array::c_style))
+        return py::reinterpret_borrow<Array>(h);  // already right: no conversion call
+      Array a = Array::ensure(h);
+      if (!a) throw py::error_already_set();
+      return a;
+    };
+    const Array xa = as_array(x), wa = as_array(w);
+    const py::object ba = bias.is_none() ? py::object(py::none()) : py::object(as_array(bias));
+    const py::object ha = w_hwio.is_none() ? py::object(py::none()) : py::object(as_array(w_hwio));
+    py::array y = out.is_none() ? py::array(Array(result_shape)) : out.cast<py::array>();
+    conv2d_typed<T>(params, xa, wa, ba, y, ha);
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
+                const py::handle& w_hwio) const {
+    return float64 ? run_typed<double>(x, w, bias, out, w_hwio) : run_typed<float>(x, w, bias, out, w_hwio);
   }
 
   std::string explain() const {
@@ -237,14 +263,17 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pycnn C++ core (use pycnn.ops; these entry points assume validated arguments)";
 
   py::class_<Conv2dPlan>(m, "Conv2dPlan")
-      .def(py::init([](const py::tuple& geometry, int layout, int activation, double param,
-                       int algorithm) {
-             return Conv2dPlan{conv2d_params(geometry, layout, activation, param, algorithm)};
+      .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, int algorithm,
+                       bool weight_hwio_given, bool float64, std::vector<py::ssize_t> result_shape) {
+             return Conv2dPlan{conv2d_params(geometry, layout, activation, param, algorithm, weight_hwio_given),
+                               float64, std::move(result_shape)};
            }),
-           py::arg("geometry"), py::arg("layout"), py::arg("activation"),
-           py::arg("activation_param"), py::arg("algorithm"))
-      .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
-           py::arg("out"))
+           py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
+           py::arg("algorithm"), py::arg("weight_hwio_given") = false, py::arg("float64") = false,
+           py::arg("result_shape") = std::vector<py::ssize_t>{})
+      .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
+           py::arg("out") = py::none(), py::arg("weight_hwio") = py::none())
+      .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
       .def("explain", &Conv2dPlan::explain);
   m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
         py::arg("count_include_pad"));

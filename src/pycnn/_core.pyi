@@ -11,6 +11,7 @@ class Conv2dPlan:
         activation: int,
         activation_param: float,
         algorithm: int,
+        weight_hwio_given: bool = False,
     ) -> None: ...
     def __call__(
         self,
@@ -18,6 +19,7 @@ class Conv2dPlan:
         weight: NDArray[np.floating],
         bias: NDArray[np.floating] | None,
         out: NDArray[np.floating],
+        weight_hwio: NDArray[np.floating] | None = None,
     ) -> None: ...
     def explain(self) -> str: ...
 

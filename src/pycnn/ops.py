@@ -12,6 +12,8 @@ from . import _args, _core
 
 __all__ = [
     "conv2d",
+    "pack_conv2d_weight",
+    "PackedConv2dWeight",
     "explain_conv2d",
     "depthwise_conv2d",
     "separable_conv2d",
@@ -82,26 +84,94 @@ def _geometry_tuple(g, transposed=False):
     return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, sh, sw, dh, dw, g.pad[0][0], g.pad[1][0], g.groups)
 
 
-class _Conv2dPlan:
-    """A validated conv2d call shape: result dtype and shape, and the C++ plan that runs it."""
+class PackedConv2dWeight:
+    """conv2d weights prepared once for repeated calls; made by `pack_conv2d_weight`.
 
-    __slots__ = ("dtype", "result_shape", "core")
+    `conv2d` takes it in place of `weight` when `data_format` and `groups` match the ones it was
+    packed for. It holds a private read-only copy (later changes to the array it was made from
+    do not reach it) and, for NCHW, the same weights reordered to (KH, KW, C/groups, O), the
+    form the direct kernels read, so no call reorders them.
+    """
 
-    def __init__(self, dtype, result_shape, core):
-        self.dtype, self.result_shape, self.core = dtype, result_shape, core
+    __slots__ = ("weight", "data_format", "groups", "_hwio")
 
-    def __call__(self, x, w, b, out=None):
-        dtype = self.dtype
-        y = np.empty(self.result_shape, dtype) if out is None else out
-        self.core(_contiguous(x, dtype), _contiguous(w, dtype),
-                  None if b is None else _contiguous(b, dtype), y)
-        return y
+    def __init__(self, weight, data_format, groups, hwio):
+        self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
+
+    @property
+    def shape(self):
+        return self.weight.shape
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def __repr__(self):
+        return (f"PackedConv2dWeight(shape={self.shape}, dtype={self.dtype}, "
+                f"data_format={self.data_format!r}, groups={self.groups})")
 
 
-# Plans of recent call shapes, so that a repeated call skips argument normalisation. The key
-# tells 1, 1.0, True and np.int64(1) apart (_args.typed_key): they must not share a plan.
+def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
+    """Prepare conv2d weights once, for repeated `conv2d(x, packed, ...)` calls.
+
+    weight: NCHW (O, C/groups, KH, KW), NHWC (KH, KW, C/groups, O), as for conv2d.
+    dtype: float32 or float64; by default float64 for float64 weights, else float32. A call whose
+    result dtype differs (float64 x with float32 weights) converts the weights on every call.
+    """
+    layout = _args.data_format(data_format)
+    w = _args.as_array(weight, "weight")
+    if w.ndim != 4:
+        raise ValueError(
+            f"weight must be 4-D ({'O, C/groups, KH, KW' if layout == 'NCHW' else 'KH, KW, C/groups, O'}); "
+            f"got shape {w.shape}")
+    if 0 in w.shape:
+        raise ValueError(f"weight must have no zero-sized dimension; got shape {w.shape}")
+    groups = _args.integer(groups, "groups")
+    o = w.shape[0] if layout == "NCHW" else w.shape[3]
+    if o % groups:
+        raise ValueError(f"groups={groups} must divide the output channels {o} of weight")
+    if dtype is None:
+        dtype = _args.result_dtype(w)
+    elif np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
+    packed = np.array(w, dtype=dtype, order="C", copy=True)
+    packed.flags.writeable = False
+    hwio = None
+    if layout == "NCHW":
+        hwio = np.ascontiguousarray(packed.transpose(2, 3, 1, 0))
+        hwio.flags.writeable = False
+    return PackedConv2dWeight(packed, layout, groups, hwio)
+
+
+# C++ plans (_core.Conv2dPlan) of recent call shapes, so that a repeated call skips argument
+# normalisation. The key tells 1, 1.0, True and np.int64(1) apart: they must not share a plan.
 _PLANS: dict = {}
 _MAX_PLANS = 256
+_FLAT_KEY_TYPES = frozenset((int, str, type(None)))
+_DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
+
+
+def _plan_key(x, weight, bias, options, types):
+    """The cache key of a conv2d call, or None when the call cannot be cached. `types` are the
+    types of `options`: with them in the key, 1, 1.0 and True never share a plan."""
+    if type(x) is not np.ndarray or not (bias is None or type(bias) is np.ndarray):
+        return None
+    tw = type(weight)
+    if tw is np.ndarray:
+        wkey = weight.shape, weight.dtype.num
+    elif tw is PackedConv2dWeight:  # its data_format and groups were checked when the plan was made
+        wkey = tw, weight.weight.shape, weight.weight.dtype.num, weight.data_format, weight.groups
+    else:
+        return None
+    if types != _DEFAULT_OPTION_TYPES and not _FLAT_KEY_TYPES.issuperset(types):
+        options = _args.typed_key(options)  # tuples (padding=(1, 1.0)), floats, bools, NumPy scalars
+    return x.shape, x.dtype.num, wkey, None if bias is None else (bias.shape, bias.dtype.num), options, types
+
+
+def _run_plan(plan, x, weight, bias, out=None):
+    if type(weight) is PackedConv2dWeight:
+        return plan(x, weight.weight, bias, out, weight._hwio if plan.uses_hwio else None)
+    return plan(x, weight, bias, out)
 
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activation=None,
@@ -110,53 +180,67 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
 
     NCHW: x (N, C, H, W), weight (O, C/groups, KH, KW) as in PyTorch.
     NHWC: x (N, H, W, C), weight (KH, KW, C/groups, O) as in Keras.
+    weight may also be a PackedConv2dWeight (pack_conv2d_weight) for the same data_format/groups.
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
     algorithm: "auto", "direct" or "im2col" (see explain_conv2d).
     """
     key = None
-    if out is None and type(x) is np.ndarray and type(weight) is np.ndarray and (
-            bias is None or type(bias) is np.ndarray):
-        key = (x.shape, x.dtype.num, weight.shape, weight.dtype.num,
-               None if bias is None else (bias.shape, bias.dtype.num),
-               _args.typed_key((stride, padding, dilation, groups, activation, data_format, algorithm)))
-        try:
-            plan = _PLANS.get(key)
-        except TypeError:  # an unhashable argument: no plan reuse
-            key = plan = None
-        if plan is not None:
-            return plan(x, weight, bias)
+    if out is None:
+        key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
+                        (type(stride), type(padding), type(dilation), type(groups), type(activation),
+                         type(data_format), type(algorithm)))
+        if key is not None:
+            try:
+                plan = _PLANS.get(key)
+            except TypeError:  # an unhashable argument: no plan reuse
+                key = plan = None
+            if plan is not None:
+                if type(weight) is np.ndarray:
+                    return plan(x, weight, bias)
+                return _run_plan(plan, x, weight, bias)
 
     try:
         algo = _ALGORITHMS[algorithm]
     except (KeyError, TypeError):
         raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col'; got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
-    a = _Inputs(data_format, x, bias, weight=weight)
+    packed = weight if type(weight) is PackedConv2dWeight else None
+    a = _Inputs(data_format, x, bias, weight=weight if packed is None else packed.weight)
+    if packed is not None and packed.data_format != a.layout:
+        raise ValueError(f"weight was packed for data_format {packed.data_format!r}; "
+                         f"this call has data_format {a.layout!r}")
     g = _args.conv2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
                               dilation=dilation, groups=groups, layout=a.layout)
+    if packed is not None and packed.groups != g.groups:
+        raise ValueError(f"weight was packed for groups={packed.groups}; this call has groups={g.groups}")
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n == 0:
         return y
-    plan = _Conv2dPlan(a.dtype, y.shape,
-                       _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo))
+    uses_hwio = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
+    plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, uses_hwio,
+                            a.dtype == np.float64, y.shape)
     if key is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
-    return plan(a.x4, a.weights[0], a.bias, y)
+    _run_plan(plan, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
+    return y
 
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                    data_format="NCHW") -> str:
-    """Which algorithm `algorithm="auto"` picks for these shapes, and why."""
+    """Which algorithm `algorithm="auto"` picks for these shapes, and why. weight_shape may be a
+    PackedConv2dWeight: packed NCHW weights make the reorder to NHWC cheaper."""
     layout = _args.data_format(data_format)
     x_shape = tuple(x_shape)
     if len(x_shape) == 3:
         x_shape = (1,) + x_shape
-    g = _args.conv2d_geometry(x_shape, tuple(weight_shape), stride=stride, padding_spec=padding,
-                              dilation=dilation, groups=groups, layout=layout)
-    return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0).explain()
+    packed = type(weight_shape) is PackedConv2dWeight
+    g = _args.conv2d_geometry(x_shape, tuple(weight_shape.shape if packed else weight_shape), stride=stride,
+                              padding_spec=padding, dilation=dilation, groups=groups, layout=layout)
+    uses_hwio = packed and weight_shape._hwio is not None and layout == "NCHW"
+    return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, uses_hwio).explain()
 
 
 # ---------------------------------------------------------------------------------------------

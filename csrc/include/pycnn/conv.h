@@ -33,12 +33,19 @@ struct Conv2dParams {
   Activation activation = Activation::None;
   double activation_param = 0.0;        // leaky_relu slope, elu alpha
   ConvAlgorithm algorithm = ConvAlgorithm::Auto;
+  // NCHW only: the caller also passes the weights reordered to HWIO (weight_hwio below), made
+  // once ahead of time, so no call pays for the reorder (and `Auto` does not count it).
+  bool weight_hwio_given = false;
 };
 
 // y = activation(conv(x, weight) + bias). bias may be null. Releases nothing, allocates workspace
 // once per call outside its parallel region. Throws std::invalid_argument on inconsistent params.
-void conv2d(const Conv2dParams& p, const float* x, const float* weight, const float* bias, float* y);
-void conv2d(const Conv2dParams& p, const double* x, const double* weight, const double* bias, double* y);
+// weight_hwio: with p.weight_hwio_given (NCHW), the same weights as (KH, KW, C/g, O); required then,
+// ignored otherwise.
+void conv2d(const Conv2dParams& p, const float* x, const float* weight, const float* bias, float* y,
+            const float* weight_hwio = nullptr);
+void conv2d(const Conv2dParams& p, const double* x, const double* weight, const double* bias, double* y,
+            const double* weight_hwio = nullptr);
 
 // The algorithm `Auto` resolves to for these parameters, and why (one line per rejected choice).
 ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why = nullptr);

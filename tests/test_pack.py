@@ -1,0 +1,157 @@
+"""pack_conv2d_weight and conv2d's cached call plans.
+
+A packed weight must give exactly what the plain weight gives (same kernels, same order of
+operations) on every ISA, algorithm, layout, dtype and group count, and be refused with a
+clear message when the call does not match what it was packed for. The plan cache behind
+repeated calls must never let a call skip a validation that an uncached call would do.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pycnn.ops as ops
+from pycnn.ops import PackedConv2dWeight, pack_conv2d_weight
+
+ALGORITHMS = ["auto", "direct", "im2col"]
+
+
+def _case(rng, layout, groups, dtype, c=8, o=12, size=11, k=3):
+    x = rng.standard_normal((2, c, size, size + 2)).astype(dtype)
+    w = rng.standard_normal((o, c // groups, k, k)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    if layout == "NHWC":
+        x, w = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy()
+    return x, w, b
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_weight_gives_the_plain_weight_result(isa, rng, conv_truth, assert_conv_close, algorithm, groups,
+                                                     layout, dtype):
+    x, w, b = _case(rng, layout, groups, dtype)
+    kw = dict(stride=(1, 2), padding=1, groups=groups, activation="relu", data_format=layout, algorithm=algorithm)
+    packed = pack_conv2d_weight(w, groups=groups, data_format=layout)
+    plain = ops.conv2d(x, w, b, **kw)
+    for _ in range(2):  # the second call runs the cached plan
+        y = ops.conv2d(x, packed, b, **kw)
+        assert y.dtype == dtype and y.shape == plain.shape
+        np.testing.assert_array_equal(y, plain)
+    expected, scale = conv_truth(x, w, b, **{k: v for k, v in kw.items() if k != "algorithm"})
+    assert_conv_close(y, expected, scale, k=w.size // (w.shape[0] if layout == "NCHW" else w.shape[3]))
+
+
+def test_packed_nchw_direct_reads_its_prepared_weights(rng, conv_truth, assert_conv_close):
+    # A layer whose NCHW direct path reorders to NHWC: with packed weights the call must use the
+    # HWIO copy made at pack time (the original is gone from reach: packing copies).
+    x = rng.standard_normal((1, 16, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    packed = pack_conv2d_weight(w)
+    expected = ops.conv2d(x, w, padding=1, algorithm="direct")
+    w[...] = 0  # later changes to the source array never reach the packed copy
+    np.testing.assert_array_equal(ops.conv2d(x, packed, padding=1, algorithm="direct"), expected)
+    np.testing.assert_array_equal(ops.conv2d(x, packed, padding=1), ops.conv2d(x, packed, padding=1))
+
+
+def test_packed_attributes_and_read_only_copy(rng):
+    w = rng.standard_normal((3, 3, 4, 6))
+    packed = pack_conv2d_weight(w, groups=2, data_format="channels_last")
+    assert isinstance(packed, PackedConv2dWeight)
+    assert packed.shape == (3, 3, 4, 6) and packed.dtype == np.float64
+    assert packed.data_format == "NHWC" and packed.groups == 2
+    assert repr(packed) == "PackedConv2dWeight(shape=(3, 3, 4, 6), dtype=float64, data_format='NHWC', groups=2)"
+    assert not np.shares_memory(packed.weight, w)
+    with pytest.raises(ValueError, match="read-only"):
+        packed.weight[0, 0, 0, 0] = 1.0
+    assert pack_conv2d_weight(w, data_format="NHWC", dtype=np.float32).dtype == np.float32
+    assert pack_conv2d_weight(w.astype(np.int32), data_format="NHWC").dtype == np.float32
+
+
+def test_packed_float32_weight_with_float64_input(rng, conv_truth, assert_conv_close):
+    # The dtype rule is the plain one (float64 if any input is float64): the packed float32
+    # weights are converted for such a call, and the result is float64.
+    x = rng.standard_normal((1, 4, 9, 9))
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    y = ops.conv2d(x, pack_conv2d_weight(w), padding="same")
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, ops.conv2d(x, w, padding="same"))
+
+
+def test_explain_conv2d_counts_packed_weights(rng):
+    # One output row, many weights: reordering OIHW weights per call does not pay, reordering
+    # only the (small) input and output does.
+    x_shape, w = (1, 128, 3, 32), np.zeros((256, 128, 3, 3), np.float32)
+    assert ops.explain_conv2d(x_shape, w.shape).startswith("im2col")
+    assert ops.explain_conv2d(x_shape, pack_conv2d_weight(w)).startswith("direct")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda w: pack_conv2d_weight(w[0]), ValueError, r"weight must be 4-D"),
+    (lambda w: pack_conv2d_weight(w, groups=5), ValueError, r"groups=5 must divide the output channels 8"),
+    (lambda w: pack_conv2d_weight(w, groups=0), ValueError, r"groups"),
+    (lambda w: pack_conv2d_weight(w[:0]), ValueError, r"weight must have no zero-sized dimension"),
+    (lambda w: pack_conv2d_weight(w, dtype=np.float16), TypeError, r"dtype must be float32 or float64"),
+    (lambda w: pack_conv2d_weight(w.astype(np.complex64)), TypeError, r"weight must be a real"),
+    (lambda w: pack_conv2d_weight(None), TypeError, r"weight must be an array"),
+    (lambda w: pack_conv2d_weight(w, data_format="NCWH"), ValueError, r"data_format must be one of"),
+])
+def test_pack_conv2d_weight_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call(np.ones((8, 4, 3, 3), np.float32))
+
+
+def test_conv2d_refuses_a_weight_packed_for_another_call(rng):
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    packed = pack_conv2d_weight(rng.standard_normal((8, 4, 3, 3)), data_format="NCHW")
+    with pytest.raises(ValueError, match=r"weight was packed for data_format 'NCHW'; this call has data_format 'NHWC'"):
+        ops.conv2d(x.transpose(0, 2, 3, 1), packed, data_format="NHWC")
+    grouped = pack_conv2d_weight(rng.standard_normal((8, 2, 3, 3)), groups=2)
+    ops.conv2d(x, grouped, groups=2)
+    with pytest.raises(ValueError, match=r"weight was packed for groups=2; this call has groups=1"):
+        ops.conv2d(rng.standard_normal((1, 2, 8, 8)).astype(np.float32), grouped)
+    with pytest.raises(ValueError, match=r"weight has 4 input channels per group but x has 6 channels"):
+        ops.conv2d(rng.standard_normal((1, 6, 8, 8)).astype(np.float32), packed)
+
+
+@pytest.mark.parametrize("first, then, error, message", [
+    (dict(stride=1), dict(stride=1.0), TypeError, "stride"),
+    (dict(stride=1), dict(stride=True), TypeError, "stride"),
+    (dict(padding=(1, 1)), dict(padding=(1, 1.0)), TypeError, "padding"),
+    (dict(groups=1), dict(groups=1.0), TypeError, "groups"),
+    (dict(dilation=(2, 2)), dict(dilation=(2, True)), TypeError, "dilation"),
+])
+def test_a_cached_plan_never_skips_validation(rng, first, then, error, message):
+    x = rng.standard_normal((1, 2, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    for weight in (w, pack_conv2d_weight(w)):
+        ops.conv2d(x, weight, **first)
+        ops.conv2d(x, weight, **first)  # now cached
+        with pytest.raises(error, match=message):
+            ops.conv2d(x, weight, **then)
+
+
+def test_numpy_integer_options_share_the_answer(rng):
+    x = rng.standard_normal((1, 2, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    expected = ops.conv2d(x, w, stride=2, padding=1)
+    np.testing.assert_array_equal(ops.conv2d(x, w, stride=np.int64(2), padding=np.int32(1)), expected)
+    np.testing.assert_array_equal(ops.conv2d(x, w, stride=(2, 2), padding=[1, 1]), expected)
+
+
+def test_cached_calls_convert_inputs_like_uncached_ones(rng):
+    # A repeated call shape with a non-contiguous, read-only or integer input still converts it.
+    x = rng.standard_normal((1, 3, 10, 10))
+    w = rng.standard_normal((4, 3, 3, 3))
+    expected = ops.conv2d(x, w)
+    ops.conv2d(x, w)
+    strided = np.asfortranarray(x)
+    np.testing.assert_array_equal(ops.conv2d(strided, w), expected)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(ops.conv2d(frozen, w), expected)
+    xi = (x * 4).astype(np.int64)
+    yi = ops.conv2d(xi, w)
+    assert yi.dtype == np.float64
+    np.testing.assert_array_equal(yi, ops.conv2d(xi.astype(np.float64), w))
