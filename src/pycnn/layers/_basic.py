@@ -231,7 +231,8 @@ class ZeroPadding2D(Layer):
 
 class _Merge(Layer):
     def _check_list(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+        """inputs: the arrays (made a list by __call__), or their shapes (a list of tuples)."""
+        if not isinstance(inputs, list) or len(inputs) < 2:
             raise ValueError(f"{self._describe()} must be called on a list of at least 2 inputs")
 
 
