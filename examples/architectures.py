@@ -9,8 +9,9 @@ Batch 1 at each network's usual input (224x224 for VGG-16, ResNet-34 and MobileN
 are drawn with a fixed seed; BatchNormalization statistics are random too, so that folding
 them into the convolutions is exercised. VGG-16 and ResNet-34 are compared on their logits
 (no softmax), so that a difference is not hidden by a saturated softmax. Times are medians of
---repeat calls after two warm-up calls, PyTorch in eval mode under inference_mode with the same
-thread count and memory layout (channels_last tensors for --layout channels_last).
+--repeat calls after two warm-up calls, pycnn's and PyTorch's calls taking turns (a shared
+machine's load then falls on both alike); PyTorch in eval mode under inference_mode with the
+same thread count and memory layout (channels_last tensors for --layout channels_last).
 """
 from __future__ import annotations
 
@@ -70,15 +71,20 @@ def _all_layers(layer, seen=None):
             yield from _all_layers(sub, seen)
 
 
-def median_seconds(fn, repeat):
-    fn()
-    fn()  # warm-up: weights prepared once, plans cached, caches warm
-    times = []
+def median_seconds(functions, repeat):
+    """Median seconds per call of each function. They are called in turn (a, b, a, b, ...) so
+    that the load of a shared machine falls on all of them alike; two warm-up rounds first
+    (weights prepared once, plans cached, caches warm)."""
+    for _ in range(2):
+        for fn in functions:
+            fn()
+    times = [[] for _ in functions]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, samples in zip(functions, times):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+    return [statistics.median(samples) for samples in times]
 
 
 def load_torch():
@@ -98,18 +104,23 @@ def run(name, data_format, repeat, show_summary, torch, twins, rng):
         model.summary()
     x = rng.standard_normal((1,) + model.input_shape[1:]).astype(np.float32)
     y = model(x)
-    row = {"arch": name, "layout": data_format, "pycnn": 1.0 / median_seconds(lambda: model(x), repeat)}
-    if torch is not None:
-        _, twin_kwargs, _ = ARCHITECTURES[name]
-        twin = twins.copy_weights(model, twins.TWINS[name](**twin_kwargs), data_format)
-        xt = twins.to_torch_input(x, data_format)
-        if data_format == "channels_last":
-            twin = twin.to(memory_format=torch.channels_last)
+    row = {"arch": name, "layout": data_format}
+    if torch is None:
+        (row["pycnn"],) = (1.0 / t for t in median_seconds([lambda: model(x)], repeat))
+        return row
+    _, twin_kwargs, _ = ARCHITECTURES[name]
+    twin = twins.copy_weights(model, twins.TWINS[name](**twin_kwargs), data_format)
+    xt = twins.to_torch_input(x, data_format)
+    if data_format == "channels_last":
+        twin = twin.to(memory_format=torch.channels_last)
+
+    def torch_forward():
         with torch.inference_mode():
-            y_torch = twins.from_torch_output(twin(xt), data_format)
-            row["torch"] = 1.0 / median_seconds(lambda: twin(xt), repeat)
-        row["max_abs_diff"] = float(np.abs(y - y_torch).max())
-        row["max_abs_output"] = float(np.abs(y_torch).max())
+            return twin(xt)
+
+    row["max_abs_diff"] = float(np.abs(y - twins.from_torch_output(torch_forward(), data_format)).max())
+    row["max_abs_output"] = float(np.abs(y).max())
+    row["pycnn"], row["torch"] = (1.0 / t for t in median_seconds([lambda: model(x), torch_forward], repeat))
     return row
 
 

@@ -234,3 +234,4 @@ def test_copy_weights_refuses_a_different_network(twins):
         twins.copy_weights(A.mnist_convnet(), twins.lenet5())
     with pytest.raises(ValueError, match="pycnn has 5 weighted layers, the twin 6"):
         twins.copy_weights(A.mnist_convnet(), twins.cats_vs_dogs_convnet())
+

@@ -464,3 +464,30 @@ def test_other_initializers():
     np.testing.assert_array_equal(custom.get_weights()[0], np.full((3, 2), 0.5))
     with pytest.raises(ValueError, match="the initializer returned shape"):
         build(L.Dense(2, kernel_initializer=lambda shape, dtype: np.zeros(3)), (3,))
+
+
+# ------------------------------------------------------------------------------ packed kernels
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_conv2d_and_dense_pack_their_kernels_once(data_format, rng, monkeypatch):
+    """Conv2D and Dense hand ops.conv2d weights packed by ops.pack_conv2d_weight, made once per
+    weight version (again after set_weights), in the op layout of the data format."""
+    from pycnn import ops
+
+    packs, weights_seen = [], []
+    pack, conv2d = ops.pack_conv2d_weight, ops.conv2d
+    monkeypatch.setattr(ops, "pack_conv2d_weight", lambda w, **kw: (packs.append((np.shape(w), kw)), pack(w, **kw))[1])
+    monkeypatch.setattr(ops, "conv2d", lambda x, w, *a, **kw: (weights_seen.append(type(w)), conv2d(x, w, *a, **kw))[1])
+    conv, dense = L.Conv2D(6, 3, groups=2, data_format=data_format), L.Dense(5)
+    x = image(rng, 2, 7, 7, 4, data_format)
+    for _ in range(3):
+        dense(conv(x).reshape(2, -1))
+    expected_conv = (3, 3, 2, 6) if data_format == "channels_last" else (6, 2, 3, 3)
+    layout = "NHWC" if data_format == "channels_last" else "NCHW"
+    assert packs == [(expected_conv, dict(groups=2, data_format=layout, dtype=np.float32)),
+                     ((1, 1, 6 * 5 * 5, 5), dict(data_format="NHWC", dtype=np.float32))]
+    assert weights_seen == [ops.PackedConv2dWeight] * 6
+    randomize(conv, rng)
+    y = conv(x)
+    assert len(packs) == 3
+    assert_matches_reference(y, reference_forward(conv, x))
