@@ -94,3 +94,18 @@ def test_architectures_example_runs(torch_flag, capsys):
     row = [line for line in out.splitlines() if line.startswith("lenet5")][-1]
     assert "pycnn" in row and "img/s" in row
     assert ("max |diff|" in row) == (not torch_flag)
+
+
+def test_readme_layer_api_examples_run(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Layer API"):readme.index("## Examples")]
+    blocks = [block.split("```")[0] for block in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["probabilities"].shape == (100, 10)
+    assert "Total params: 93,322" in capsys.readouterr().out
+    unit = namespace["ResidualUnit"](8)
+    y = unit(np.ones((2, 5, 5, 8), np.float32))
+    assert y.shape == (2, 5, 5, 8) and unit.count_params() == 2 * (9 * 8 * 8 + 4 * 8)
