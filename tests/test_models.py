@@ -395,3 +395,19 @@ def test_shared_layer_with_different_shapes_shows_multiple():
     model.summary(print_fn=lines.append)
     assert "re_lu (ReLU)" in lines[0] and "multiple" in lines[0]
     assert model.output_shape == (None, 4, 4, 2)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_an_empty_batch_runs_through_every_layer_kind(data_format):
+    df = dict(data_format=data_format)
+    axis = -1 if data_format == "channels_last" else 1
+    shape = (9, 9, 3) if data_format == "channels_last" else (3, 9, 9)
+    model = L.Sequential([
+        L.Input(shape=shape), L.ZeroPadding2D(1, **df), L.Conv2D(4, 3, use_bias=False, **df),
+        L.BatchNormalization(axis=axis), L.ReLU(), L.DepthwiseConv2D(3, padding="same", **df),
+        L.SeparableConv2D(5, 3, **df), L.Conv2DTranspose(3, 2, strides=2, **df), L.AveragePooling2D(2, **df),
+        L.MaxPooling2D(2, padding="same", **df), L.BatchNormalization(axis=axis), L.Activation("tanh"),
+        L.Flatten(), L.Dense(6), L.Dropout(0.5), L.Activation("softmax")])
+    empty = np.zeros((0,) + shape, np.float32)
+    for y in (model(empty), model.predict(empty), unfused(model, empty)):
+        assert y.shape == (0, 6) and y.dtype == np.float32

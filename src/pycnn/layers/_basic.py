@@ -204,7 +204,7 @@ class Flatten(Layer):
     def call(self, inputs):
         if self.data_format == "channels_first" and inputs.ndim >= 3:
             inputs = np.moveaxis(inputs, 1, -1)
-        return inputs.reshape(inputs.shape[0], -1)
+        return inputs.reshape(inputs.shape[0], math.prod(inputs.shape[1:]))  # -1 fails for an empty batch
 
 
 class ZeroPadding2D(Layer):
