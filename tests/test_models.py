@@ -138,6 +138,12 @@ def test_sequential_add_builds_the_new_layer():
         model.add("conv")
     with pytest.raises(ValueError, match="'conv2d' is there already"):
         model.add(model.layers[0])
+    with pytest.raises(ValueError, match=r"layer 'conv2d_1' \(Conv2D\) height: kernel extent 7 .* larger than the "
+                                         r"padded input 5"):
+        model.add(L.Conv2D(2, 7))
+    assert len(model.layers) == 2 and model.output_shape == (None, 5, 5, 8)  # as before the failed add
+    model.add(L.Flatten())
+    assert model.output_shape == (None, 200)
 
 
 def test_model_call_equals_predict(rng):

@@ -252,9 +252,9 @@ def _zeros(shape, dtype):
     return np.zeros((1,) + tuple(shape[1:]), dtype)
 
 
-def _batchless(shape):
+def _unknown_batch(shape):
     if isinstance(shape, list):
-        return [_batchless(s) for s in shape]
+        return [_unknown_batch(s) for s in shape]
     return (None,) + tuple(shape[1:])
 
 
@@ -263,7 +263,7 @@ def _outputs_shape(outputs):
         return [_outputs_shape(o) for o in outputs]
     if isinstance(outputs, SymbolicTensor):
         return outputs.shape
-    return _batchless(np.shape(outputs))
+    return _unknown_batch(np.shape(outputs))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -212,6 +212,9 @@ class ZeroPadding2D(Layer):
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(padding, str):
+            raise ValueError(f"{self._describe()}: padding must be an int, (ph, pw) or ((top, bottom), "
+                             f"(left, right)); got {padding!r}")
         self.padding = _args.padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
         self.data_format = keras_data_format(data_format)
         self._build_from_declared_shape()

@@ -211,7 +211,12 @@ class Sequential(Model):
         shape = self._input_shape if self._input_shape is not None else self._built_input_shape
         if shape is not None:
             self.built = False
-            self._build_for(shape)
+            try:
+                self._build_for(shape)
+            except BaseException:
+                self._layers.pop()  # a layer that does not fit leaves the model as it was
+                self._build_for(shape)
+                raise
 
     def compute_output_shape(self, input_shape):
         outputs = _symbolic(input_shape, self._dtype)
