@@ -3,7 +3,8 @@
     import pycnn.ops as ops
     y = ops.conv2d(x, w, b, stride=1, padding="same", activation="relu")
 
-`pycnn.ops` holds the kernels, `pycnn.reference` their pure-NumPy twins.
+`pycnn.ops` holds the kernels, `pycnn.reference` their pure-NumPy twins; `pycnn.layers` is a
+Keras-style layer API over them and `pycnn.applications` builds classic architectures with it.
 """
 __version__ = "0.1.0"
 

@@ -97,9 +97,9 @@ class Model(Layer):
             macs = layer.macs()
             rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}",
                          "?" if macs is None else f"{macs:,}"))
-        widths = [max(len(r[i]) for r in rows + [header]) + 3 for i in range(4)]
-        widths = [max(w, minimum) for w, minimum in zip(widths, (29, 26, 12, 14))]
-        widths[-1] -= 3
+        # each column as wide as its widest entry plus a 3-space gap, and at least Keras's width
+        widths = [max(minimum, max(len(r[i]) for r in rows + [header]) + gap)
+                  for i, (minimum, gap) in enumerate(((29, 3), (26, 3), (12, 3), (11, 0)))]
         line = sum(widths)
 
         def row(fields):
