@@ -339,6 +339,16 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // each finished tile is written back transposed. That keeps every microkernel load aligned and
 // contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
 
+// OIHW weights -> HWIO (dst[(t*Cg + c)*O + o] = w[(o*Cg + c)*taps + t]). An orphaned `omp for`:
+// shared by the team when called inside a parallel region, all of it otherwise.
+template <class T>
+void reorder_oihw_to_hwio(const T* w, int64_t o_count, int64_t cg, int64_t taps, T* dst) {
+#pragma omp for schedule(static)
+  for (int64_t o = 0; o < o_count; ++o)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t t = 0; t < taps; ++t) dst[(t * cg + c) * o_count + o] = w[(o * cg + c) * taps + t];
+}
+
 // src (C, HW) -> dst (HW, C) for one image.
 template <class T>
 void transpose_image_to_nhwc(const T* src, int64_t channels, int64_t pixels, T* dst) {
@@ -383,12 +393,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
       for (int64_t n = 0; n < p.n; ++n)
         transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
     }
-    if (reorder_weights) {
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < p.o; ++o)  // OIHW row o -> HWIO column o
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t t = 0; t < taps; ++t) w_hwio.data()[(t * Cg + c) * p.o + o] = w[(o * Cg + c) * taps + t];
-    }
+    if (reorder_weights) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
@@ -459,6 +464,40 @@ bool nchw_reorders_pay(const Conv2dParams& p) {
   return reorder * 64.0 < fmas;
 }
 
+// Whether an NCHW im2col convolution should run on the NHWC GEMM (conv_gemm_nchw_via_nhwc): a
+// 1x1 kernel's NCHW GEMM reads the input in place, anything else gathers it tap by tap.
+bool gemm_nchw_via_nhwc(const Conv2dParams& p) {
+  return p.kh * p.kw > 1 && nchw_reorders_pay(p);
+}
+
+// im2col + GEMM for NCHW data on the NHWC GEMM: the input goes to NHWC (and the OIHW weights to
+// HWIO, unless given), the GEMM then packs contiguous channel runs instead of gathering one
+// pixel run per (channel, tap) row, and the NHWC result comes back to NCHW. Used when the
+// reorders are small next to the work (late ResNet/VGG stages: small images, long reductions),
+// where the NCHW packing would cost about as much as the multiply-adds.
+template <class T>
+void conv_gemm_nchw_via_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                             const T* bias, T* y, const T* w_hwio_given) {
+  const int64_t Cg = p.c / p.groups, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
+  Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * p.o), 1);
+  Workspace<T> w_hwio(w_hwio_given ? 0 : (size_t)(Cg * taps * p.o), 1);
+  const double moves = (double)p.n * (HW * p.c + P * p.o) + (w_hwio_given ? 0.0 : (double)Cg * taps * p.o);
+  parallel_region(threads_for(moves, std::max<int64_t>(p.n, p.o)), [&] {
+#pragma omp for schedule(static) nowait
+    for (int64_t n = 0; n < p.n; ++n)
+      transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
+    if (!w_hwio_given) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
+  });
+  Conv2dParams q = p;
+  q.layout = Layout::NHWC;
+  conv_gemm_nhwc(q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w_hwio.data(), bias, y_nhwc.data());
+  parallel_region(threads_for((double)p.n * P * p.o, p.n), [&] {
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < p.n; ++n)  // (P, O) -> (O, P)
+      transpose_image_to_nhwc(y_nhwc.data() + n * P * p.o, P, p.o, y + n * p.o * P);
+  });
+}
+
 template <class T>
 void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, const T* w_hwio) {
   check_conv_params(p, "conv2d");
@@ -469,6 +508,7 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (p.layout == Layout::NCHW) {
     if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
+    else if (gemm_nchw_via_nhwc(p)) conv_gemm_nchw_via_nhwc(p, kn, x, w, bias, y, w_hwio);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
     if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(p, kn, x, w, bias, y, nullptr);
@@ -484,6 +524,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return a;
   };
   const int64_t K = p.c / p.groups * p.kh * p.kw;
+  if (p.layout == Layout::NCHW && p.ow < 24 && K > 512 && gemm_nchw_via_nhwc(p))
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
+                "weight block in cache (NCHW: input and result reordered, the GEMM runs on NHWC); "
+                "direct rejected: its weight panel would stream from L2 for a few pixels per pass");
   if (p.layout == Layout::NCHW && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
