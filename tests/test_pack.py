@@ -73,6 +73,7 @@ def test_packed_attributes_and_read_only_copy(rng):
     assert packed.data_format == "NHWC" and packed.groups == 2
     assert repr(packed) == "PackedConv2dWeight(shape=(3, 3, 4, 6), dtype=float64, data_format='NHWC', groups=2)"
     assert not np.shares_memory(packed.weight, w)
+    assert packed.weight.ctypes.data % 64 == 0 and packed.weight.flags.c_contiguous
     with pytest.raises(ValueError, match="read-only"):
         packed.weight[0, 0, 0, 0] = 1.0
     assert pack_conv2d_weight(w, data_format="NHWC", dtype=np.float32).dtype == np.float32
