@@ -121,7 +121,10 @@ def test_explain_names_the_choice():
     assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("direct")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), padding=1,
                                     data_format="NHWC").startswith("direct")
-    assert pycnn.ops.explain_conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=1).startswith("im2col")
+    why = pycnn.ops.explain_conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    assert why.startswith("im2col") and "the GEMM runs on NHWC" in why
+    assert "NHWC" not in pycnn.ops.explain_conv2d((1, 14, 14, 256), (3, 3, 256, 256), padding=1,
+                                                  data_format="NHWC").split(";")[0]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)

@@ -93,11 +93,19 @@ struct Tiled {
 // op can pick the one that wastes the least work on its M and N (see pick_tile in ops/).
 constexpr int kTileShapes = 3;
 
+// Transpose of one block, in registers: dst[j*ldd + i] = src[i*lds + j] for i < rows,
+// j < cols, both at most the kernel's block size (the vector width W). Reads and writes
+// nothing else (masked at the edges). Used by the NCHW <-> NHWC reorders of the conv ops.
+template <class T>
+using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, size_t rows, size_t cols);
+
 template <class T>
 struct ConvKernels {
   Tiled<GemmUkernel<T>> gemm[kTileShapes];
   Tiled<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
   Tiled<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
+  size_t transpose_block;
+  TransposeUkernel<T> transpose;
 };
 
 // A register-only FMA loop for measuring the peak: `iterations` rounds of

@@ -339,16 +339,51 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // each finished tile is written back transposed. That keeps every microkernel load aligned and
 // contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
 
-// src (C, HW) -> dst (HW, C) for one image.
+// The reorders below are orphaned `omp for` loops: shared by the team when called inside a
+// parallel region, run whole otherwise. Each iteration writes its own runs of 16 destination
+// elements (a cache line in float32) and reads 16 source rows, whose lines stay in L1 while
+// the loop walks along them.
+
+// OIHW weights -> HWIO: dst[(t*Cg + c)*O + o] = w[(o*Cg + c)*taps + t].
 template <class T>
-void transpose_image_to_nhwc(const T* src, int64_t channels, int64_t pixels, T* dst) {
-  constexpr int64_t B = 16;  // cache blocks of 16 channels x 16 pixels
-  for (int64_t c0 = 0; c0 < channels; c0 += B)
-    for (int64_t q0 = 0; q0 < pixels; q0 += B) {
-      const int64_t c1 = std::min(channels, c0 + B), q1 = std::min(pixels, q0 + B);
-      for (int64_t q = q0; q < q1; ++q)
-        for (int64_t c = c0; c < c1; ++c) dst[q * channels + c] = src[c * pixels + q];
+void reorder_oihw_to_hwio(const T* w, int64_t o_count, int64_t cg, int64_t taps, T* dst) {
+  constexpr int64_t B = 16;
+  const int64_t k_count = cg * taps;
+#pragma omp for schedule(static)
+  for (int64_t o0 = 0; o0 < o_count; o0 += B) {
+    const int64_t o1 = std::min(o_count, o0 + B);
+    for (int64_t k = 0; k < k_count; ++k) {
+      T* d = dst + ((k % taps) * cg + k / taps) * o_count;
+      for (int64_t o = o0; o < o1; ++o) d[o] = w[o * k_count + k];
     }
+  }
+}
+
+// dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds) transposed, by the
+// ISA's register blocks: strips of rows, so the strip's source lines stay in L1.
+template <class T>
+void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                      int64_t ldd) {
+  const int64_t B = (int64_t)kn.transpose_block;
+  for (int64_t r0 = 0; r0 < rows; r0 += B)
+    for (int64_t c0 = 0; c0 < cols; c0 += B)
+      kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
+                   (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
+}
+
+// dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
+// (HW, C) and back. Iterations are (matrix, 256 source columns): whole destination rows each.
+template <class T>
+void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
+                        T* dst) {
+  constexpr int64_t kColumnsPerItem = 256;
+  const int64_t chunks = ceil_div(cols, kColumnsPerItem);
+#pragma omp for schedule(static)
+  for (int64_t item = 0; item < count * chunks; ++item) {
+    const int64_t m = item / chunks, c0 = item % chunks * kColumnsPerItem;
+    transpose_blocks(kn, src + m * rows * cols + c0, cols, rows, std::min(kColumnsPerItem, cols - c0),
+                     dst + m * rows * cols + c0 * rows, rows);
+  }
 }
 
 template <class T>
@@ -366,10 +401,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
-  // NCHW: NHWC copies of the input and HWIO weights, and a tile to transpose from.
+  // NCHW: NHWC copies of the input and HWIO weights, and an output row to transpose from.
   Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
   Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
-  Workspace<T> tiles(nchw ? (size_t)(MR * NR) : 0, threads);
+  Workspace<T> tiles(nchw ? (size_t)(round_up(p.ow, MR) * NR) : 0, threads);
   const T* xs = nchw ? x_nhwc.data() : x;
   HwioPanels<T> weights(!nchw ? w : reorder_weights ? w_hwio.data() : w_hwio_given, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
@@ -378,21 +413,12 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (nchw) {
-#pragma omp for schedule(static) nowait
-      for (int64_t n = 0; n < p.n; ++n)
-        transpose_image_to_nhwc(x + n * p.c * HW, p.c, HW, x_nhwc.data() + n * HW * p.c);
-    }
-    if (reorder_weights) {
-#pragma omp for schedule(static)
-      for (int64_t o = 0; o < p.o; ++o)  // OIHW row o -> HWIO column o
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t t = 0; t < taps; ++t) w_hwio.data()[(t * Cg + c) * p.o + o] = w[(o * Cg + c) * taps + t];
-    }
+    if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
+    if (reorder_weights) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
-    T* tile = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;
+    T* row = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;  // NCHW: one panel's output row
     DirectNhwcArgs<T> args;
     args.panel_kh = panel_kh;
     args.channels = Cg;
@@ -434,16 +460,11 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
           args.panel = panel + i0 * p.stride_w * Cg;
           args.mr = (size_t)std::min(MR, p.ow - i0);
-          args.y = nchw ? tile : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
+          args.y = nchw ? row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           direct.run(args);
-          if (nchw) {  // tile (pixel, channel) -> y (channel, pixel)
-            T* out = y + (n * p.o + o0) * P + oh * p.ow + i0;
-            for (size_t j = 0; j < args.nr; ++j, out += P) {
-              const T* src = tile + j;
-              for (size_t i = 0; i < args.mr; ++i) out[i] = src[i * NR];
-            }
-          }
         }
+        if (nchw)  // row (pixel, channel) -> y (channel, pixel)
+          transpose_blocks(kn, row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     }
   });
@@ -459,6 +480,35 @@ bool nchw_reorders_pay(const Conv2dParams& p) {
   return reorder * 64.0 < fmas;
 }
 
+// Whether an NCHW im2col convolution should run on the NHWC GEMM (conv_gemm_nchw_via_nhwc): a
+// 1x1 kernel's NCHW GEMM reads the input in place, anything else gathers it tap by tap.
+bool gemm_nchw_via_nhwc(const Conv2dParams& p) {
+  return p.kh * p.kw > 1 && nchw_reorders_pay(p);
+}
+
+// im2col + GEMM for NCHW data on the NHWC GEMM: the input goes to NHWC (and the OIHW weights to
+// HWIO, unless given), the GEMM then packs contiguous channel runs instead of gathering one
+// pixel run per (channel, tap) row, and the NHWC result comes back to NCHW. Used when the
+// reorders are small next to the work (late ResNet/VGG stages: small images, long reductions),
+// where the NCHW packing would cost about as much as the multiply-adds.
+template <class T>
+void conv_gemm_nchw_via_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                             const T* bias, T* y, const T* w_hwio_given) {
+  const int64_t Cg = p.c / p.groups, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
+  Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * p.o), 1);
+  Workspace<T> w_hwio(w_hwio_given ? 0 : (size_t)(Cg * taps * p.o), 1);
+  const double moves = (double)p.n * (HW * p.c + P * p.o) + (w_hwio_given ? 0.0 : (double)Cg * taps * p.o);
+  parallel_region(threads_for(moves, p.n * HW / 64), [&] {
+    transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
+    if (!w_hwio_given) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
+  });
+  Conv2dParams q = p;
+  q.layout = Layout::NHWC;
+  conv_gemm_nhwc(q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w_hwio.data(), bias, y_nhwc.data());
+  parallel_region(threads_for((double)p.n * P * p.o, p.n * p.o / 64),
+                  [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, p.o, y); });
+}
+
 template <class T>
 void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, const T* w_hwio) {
   check_conv_params(p, "conv2d");
@@ -469,6 +519,7 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (p.layout == Layout::NCHW) {
     if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
+    else if (gemm_nchw_via_nhwc(p)) conv_gemm_nchw_via_nhwc(p, kn, x, w, bias, y, w_hwio);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
     if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(p, kn, x, w, bias, y, nullptr);
@@ -484,6 +535,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return a;
   };
   const int64_t K = p.c / p.groups * p.kh * p.kw;
+  if (p.layout == Layout::NCHW && p.ow < 24 && K > 512 && gemm_nchw_via_nhwc(p))
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
+                "weight block in cache (NCHW: input and result reordered, the GEMM runs on NHWC); "
+                "direct rejected: its weight panel would stream from L2 for a few pixels per pass");
   if (p.layout == Layout::NCHW && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "

@@ -142,8 +142,10 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
         out_elems = n * layer.o * layer.out_size**2
         case = Case("conv2d", layer.name + ("" if batch is None or batch == layer.batch else f" b{n}"),
                     layer.gflop(n) * 1e9, "GFLOP/s", 4.0 * (x.size + w.size + out_elems))
-        case.pycnn["NCHW"] = lambda x=x, w=w, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
-        case.pycnn["NHWC"] = lambda x=xn, w=wn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
+        # Weights packed once, as pycnn.layers uses them (and as ONNX Runtime prepacks its own).
+        pw, pwn = ops.pack_conv2d_weight(w), ops.pack_conv2d_weight(wn, data_format="NHWC")
+        case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
+        case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
@@ -423,16 +425,24 @@ CASE_GROUPS: dict[str, Callable] = {
 # ---------------------------------------------------------------------------------------------
 
 
-def median_time(fn, min_time: float, min_repeats: int = 3, max_repeats: int = 2000) -> float:
-    """Median wall time of fn() after one warm-up call, over >= min_repeats runs and >= min_time s."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_repeats and (len(times) < min_repeats or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
+def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
+                 max_repeats: int = 2000) -> dict:
+    """label -> median wall time of fns[label]() after one warm-up call each. The functions take
+    turns in `rounds` rounds (each runs >= min_time / rounds s and >= min_repeats times per
+    round), so drift on a shared machine hits every implementation alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    samples = {label: [] for label in fns}
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            done = 0
+            while done < max_repeats and (done < min_repeats or time.perf_counter() - start < min_time / rounds):
+                t0 = time.perf_counter()
+                fn()
+                samples[label].append(time.perf_counter() - t0)
+                done += 1
+    return {label: statistics.median(ts) for label, ts in samples.items()}
 
 
 @dataclass
@@ -449,18 +459,31 @@ class Result:
 
 
 def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
-    min_time = 0.05 if quick else 0.3
-    times = {}
-    # Interleave implementations so that drift on a shared machine hits them alike.
-    for label in layouts:
-        times[f"pycnn {label}"] = median_time(case.pycnn[label], min_time)
-    for label, fn in case.peers.items():
-        times[label] = median_time(fn, min_time)
-    for label, fn in case.baselines.items():
-        times[label] = median_time(fn, min_time)
+    fns = {f"pycnn {label}": case.pycnn[label] for label in layouts}
+    fns.update(case.peers)
+    fns.update(case.baselines)
+    times = median_times(fns, 0.05 if quick else 0.5, rounds=1 if quick else 5)
     if reference_too and case.reference is not None:
-        times["reference"] = median_time(case.reference, 0.0, min_repeats=1 if quick else 3, max_repeats=3)
+        times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
+                                  max_repeats=3))
     return Result(case, times)
+
+
+def call_overhead(peers) -> dict:
+    """Microseconds per call of a tiny convolution (1x1x8x8 input, 3x3 kernel), where the call
+    path, not arithmetic, is the cost: pycnn, and torch when installed."""
+    x = np.ones((1, 1, 8, 8), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    fns = {"pycnn": lambda: ops.conv2d(x, w)}
+    torch = _torch() if "torch" in peers else None
+    if torch is not None:
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+        def run():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(tx, tw)
+        fns["torch"] = run
+    return {label: t * 1e6 for label, t in median_times(fns, 0.2, rounds=3, max_repeats=100000).items()}
 
 
 def print_group(results: list[Result], layouts, roofs: dict) -> None:
@@ -554,6 +577,10 @@ def main(argv=None) -> int:
     print(f"measured roofs: FMA peak {roofs['gflops']:.0f} GFLOP/s, copy bandwidth {roofs['gbs']:.1f} GB/s;"
           f" peers: {', '.join(installed) or 'none'}")
 
+    overhead = call_overhead(peers)
+    print("call overhead, tiny conv2d (1x1x8x8, 3x3): "
+          + ", ".join(f"{label} {us:.1f} us" for label, us in overhead.items()))
+
     results = []
     for group in args.ops.split(","):
         if group not in CASE_GROUPS:
@@ -566,7 +593,7 @@ def main(argv=None) -> int:
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": cfg, "threads": threads, "roofs": roofs,
+            json.dump({"config": cfg, "threads": threads, "roofs": roofs, "call_overhead_us": overhead,
                        "results": [{"group": r.case.group, "layer": r.case.name, "unit": r.case.unit,
                                     "work": r.case.work, "seconds": r.times} for r in results]},
                       f, indent=2)

@@ -134,13 +134,21 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
         dtype = _args.result_dtype(w)
     elif np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
-    packed = np.array(w, dtype=dtype, order="C", copy=True)
-    packed.flags.writeable = False
-    hwio = None
-    if layout == "NCHW":
-        hwio = np.ascontiguousarray(packed.transpose(2, 3, 1, 0))
-        hwio.flags.writeable = False
+    packed = _aligned_copy(w, dtype)
+    hwio = _aligned_copy(packed.transpose(2, 3, 1, 0), dtype) if layout == "NCHW" else None
     return PackedConv2dWeight(packed, layout, groups, hwio)
+
+
+def _aligned_copy(a, dtype):
+    """A read-only C-contiguous copy of `a` starting on a 64-byte boundary, so that the
+    microkernels' full-vector weight loads never straddle two cache lines."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(a.size + 64 // itemsize, dtype)
+    start = (-raw.ctypes.data % 64) // itemsize
+    out = raw[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    out.flags.writeable = False
+    return out
 
 
 # C++ plans (_core.Conv2dPlan) of recent call shapes, so that a repeated call skips argument

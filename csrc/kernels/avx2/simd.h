@@ -19,6 +19,25 @@ struct VecF {
   using T = float;
   using reg = __m256;
   static constexpr size_t W = 8;
+  // Transpose step (kernels/generic/transpose.h): for each 2H-lane group, a takes the first H
+  // lanes of a then of b, and b the last H lanes of a then of b.
+  template <size_t H>
+  static void transpose_pair(reg& a, reg& b) {
+    reg lo, hi;
+    if constexpr (H == 4) {
+      lo = _mm256_permute2f128_ps(a, b, 0x20);
+      hi = _mm256_permute2f128_ps(a, b, 0x31);
+    } else if constexpr (H == 2) {
+      lo = _mm256_shuffle_ps(a, b, 0x44);
+      hi = _mm256_shuffle_ps(a, b, 0xEE);
+    } else {
+      static_assert(H == 1);
+      lo = _mm256_blend_ps(a, _mm256_moveldup_ps(b), 0xAA);
+      hi = _mm256_blend_ps(_mm256_movehdup_ps(a), b, 0xAA);
+    }
+    a = lo;
+    b = hi;
+  }
   static reg zero() { return _mm256_setzero_ps(); }
   static reg set1(T v) { return _mm256_set1_ps(v); }
   static reg load(const T* p) { return _mm256_loadu_ps(p); }
@@ -104,6 +123,22 @@ struct VecD {
   using T = double;
   using reg = __m256d;
   static constexpr size_t W = 4;
+  // Transpose step (kernels/generic/transpose.h): for each 2H-lane group, a takes the first H
+  // lanes of a then of b, and b the last H lanes of a then of b.
+  template <size_t H>
+  static void transpose_pair(reg& a, reg& b) {
+    reg lo, hi;
+    if constexpr (H == 2) {
+      lo = _mm256_permute2f128_pd(a, b, 0x20);
+      hi = _mm256_permute2f128_pd(a, b, 0x31);
+    } else {
+      static_assert(H == 1);
+      lo = _mm256_unpacklo_pd(a, b);
+      hi = _mm256_unpackhi_pd(a, b);
+    }
+    a = lo;
+    b = hi;
+  }
   static reg zero() { return _mm256_setzero_pd(); }
   static reg set1(T v) { return _mm256_set1_pd(v); }
   static reg load(const T* p) { return _mm256_loadu_pd(p); }

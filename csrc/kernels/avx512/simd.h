@@ -11,6 +11,28 @@ struct VecF {
   using T = float;
   using reg = __m512;
   static constexpr size_t W = 16;
+  // Transpose step (kernels/generic/transpose.h): for each 2H-lane group, a takes the first H
+  // lanes of a then of b, and b the last H lanes of a then of b.
+  template <size_t H>
+  static void transpose_pair(reg& a, reg& b) {
+    reg lo, hi;
+    if constexpr (H == 8) {
+      lo = _mm512_shuffle_f32x4(a, b, 0x44);
+      hi = _mm512_shuffle_f32x4(a, b, 0xEE);
+    } else if constexpr (H == 4) {
+      lo = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27), b);
+      hi = _mm512_permutex2var_ps(a, _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31), b);
+    } else if constexpr (H == 2) {
+      lo = _mm512_shuffle_ps(a, b, 0x44);
+      hi = _mm512_shuffle_ps(a, b, 0xEE);
+    } else {
+      static_assert(H == 1);
+      lo = _mm512_mask_blend_ps(0xAAAA, a, _mm512_moveldup_ps(b));
+      hi = _mm512_mask_blend_ps(0xAAAA, _mm512_movehdup_ps(a), b);
+    }
+    a = lo;
+    b = hi;
+  }
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(T v) { return _mm512_set1_ps(v); }
   static reg load(const T* p) { return _mm512_loadu_ps(p); }
@@ -95,6 +117,25 @@ struct VecD {
   using T = double;
   using reg = __m512d;
   static constexpr size_t W = 8;
+  // Transpose step (kernels/generic/transpose.h): for each 2H-lane group, a takes the first H
+  // lanes of a then of b, and b the last H lanes of a then of b.
+  template <size_t H>
+  static void transpose_pair(reg& a, reg& b) {
+    reg lo, hi;
+    if constexpr (H == 4) {
+      lo = _mm512_shuffle_f64x2(a, b, 0x44);
+      hi = _mm512_shuffle_f64x2(a, b, 0xEE);
+    } else if constexpr (H == 2) {
+      lo = _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), b);
+      hi = _mm512_permutex2var_pd(a, _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15), b);
+    } else {
+      static_assert(H == 1);
+      lo = _mm512_unpacklo_pd(a, b);
+      hi = _mm512_unpackhi_pd(a, b);
+    }
+    a = lo;
+    b = hi;
+  }
   static reg zero() { return _mm512_setzero_pd(); }
   static reg set1(T v) { return _mm512_set1_pd(v); }
   static reg load(const T* p) { return _mm512_loadu_pd(p); }

@@ -174,6 +174,8 @@ constexpr ConvKernels<typename V::T> make_conv_kernels() {
       {{S0::MR, S0::NV * V::W, direct_nhwc_ukernel<V, S0::MR, S0::NV>},
        {S1::MR, S1::NV * V::W, direct_nhwc_ukernel<V, S1::MR, S1::NV>},
        {S2::MR, S2::NV * V::W, direct_nhwc_ukernel<V, S2::MR, S2::NV>}},
+      V::W,
+      transpose_ukernel<V>,
   };
 }
 

@@ -5,6 +5,7 @@
 #define PYCNN_ISA_NS scalar
 #include "generic/activation.h"
 #include "generic/peak.h"
+#include "generic/transpose.h"
 #include "generic/conv.h"
 #include "generic/pool.h"
 #include "generic/depthwise.h"
