@@ -67,14 +67,14 @@ class _Convolution(Layer):
         """The layer's output, with `batch_norm` folded into the weights and `activation` (of a
         following layer; the layer's own activation is then linear) fused into the kernel."""
         activation = self._activation if activation is None else activation
-        key = (self._weights_version, batch_norm,
-               None if batch_norm is None else batch_norm._weights_version, activation.key())
-        runner = self._prepared.get(key)
-        if runner is None:
-            if len(self._prepared) >= 4 or any(k[0] != key[0] for k in self._prepared):
-                self._prepared.clear()  # old weight versions: their prepared forms are garbage
-            runner = self._prepared[key] = self._prepare(batch_norm, activation)
-        y = runner(x)
+        # one prepared form per way of running (alone, or with a given BN and activation), remade
+        # when the weights behind it change
+        mode = (batch_norm, activation.key())
+        versions = (self._weights_version, None if batch_norm is None else batch_norm._weights_version)
+        entry = self._prepared.get(mode)
+        if entry is None or entry[0] != versions:
+            entry = self._prepared[mode] = (versions, self._prepare(batch_norm, activation))
+        y = entry[1](x)
         return y if activation.after is None else activation.apply(y)
 
     def call(self, inputs):
