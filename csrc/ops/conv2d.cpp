@@ -7,6 +7,11 @@
 //  - direct: per output row, the input rows it reads are copied once into a zero-padded panel
 //    (split by stride phase in NCHW, so every tap is a contiguous vector load), and the
 //    microkernel sweeps output-channel x output-column (NCHW) or pixel x channel (NHWC) tiles.
+//
+// Threads: one parallel region per call; its work items (output rows, or pixel tiles x channel
+// chunks) are handed out dynamically. Every item is computed the same way whichever thread
+// takes it, so results do not depend on the schedule; dynamic hand-out measured 5-15% faster
+// than a static split on a 2-core VM, where the second thread starts late or runs slower.
 #include <omp.h>
 
 #include <algorithm>
@@ -107,7 +112,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* tile_buf = tiles.slice(omp_get_thread_num());
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t mc = item % mchunks;
       const int64_t pt = (item / mchunks) % ptiles;
@@ -227,7 +232,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* tile_buf = tiles.slice(omp_get_thread_num());
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t nc = item % nchunks;
       const int64_t pt = (item / nchunks) % ptiles;
@@ -295,7 +300,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.channels = Cg;
     args.ldw = K;
     args.ldy = p.oh * p.ow;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       for (int64_t c = 0; c < Cg; ++c) {
@@ -427,7 +432,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
     args.ldy = nchw ? NR : p.o;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       for (int64_t kh = 0; kh < p.kh; ++kh) {
