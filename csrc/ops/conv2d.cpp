@@ -198,9 +198,15 @@ void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, 
   }
 }
 
-template <class T>
+struct NoWork {
+  void operator()() const {}
+};
+
+// `before` and `after` run inside the GEMM's parallel region, on its whole team, around the GEMM
+// (orphaned `omp for` loops whose barriers order them): a caller's reorders share the region.
+template <class T, class Before = NoWork, class After = NoWork>
 void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
-                    const T* bias, T* y) {
+                    const T* bias, T* y, const Before& before = {}, const After& after = {}) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
   const auto& gemm = pick_tile(kn.gemm, P, Og);
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
@@ -229,6 +235,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
+    before();
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* tile_buf = tiles.slice(omp_get_thread_num());
@@ -260,6 +267,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
         }
       }
     }
+    after();
   });
 }
 
@@ -502,16 +510,15 @@ void conv_gemm_nchw_via_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, co
   const int64_t Cg = p.c / p.groups, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
   Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * p.o), 1);
   Workspace<T> w_hwio(w_hwio_given ? 0 : (size_t)(Cg * taps * p.o), 1);
-  const double moves = (double)p.n * (HW * p.c + P * p.o) + (w_hwio_given ? 0.0 : (double)Cg * taps * p.o);
-  parallel_region(threads_for(moves, p.n * HW / 64), [&] {
-    transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
-    if (!w_hwio_given) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
-  });
   Conv2dParams q = p;
   q.layout = Layout::NHWC;
-  conv_gemm_nhwc(q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w_hwio.data(), bias, y_nhwc.data());
-  parallel_region(threads_for((double)p.n * P * p.o, p.n * p.o / 64),
-                  [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, p.o, y); });
+  conv_gemm_nhwc(
+      q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w_hwio.data(), bias, y_nhwc.data(),
+      [&] {
+        transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
+        if (!w_hwio_given) reorder_oihw_to_hwio(w, p.o, Cg, taps, w_hwio.data());
+      },
+      [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, p.o, y); });
 }
 
 template <class T>
