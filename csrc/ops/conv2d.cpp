@@ -35,6 +35,10 @@ template <class T>
 struct Blocking {
   static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
+  // With at most one register tile of pixels (a Dense layer on one image: a GEMV) the weights
+  // are all the traffic: short K blocks let each block sweep the panels along whole weight rows,
+  // instead of walking one panel down K at a stride of O.
+  static constexpr int64_t kc_few_pixels = 128 / sizeof(T);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -211,10 +215,13 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const auto& gemm = pick_tile(kn.gemm, P, Og);
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t npanels = ceil_div(Og, NR);
-  const int64_t KC = std::min(K, Blocking<T>::kc);
+  const bool few_pixels = P <= MR;
+  const int64_t KC = std::min(K, few_pixels ? Blocking<T>::kc_few_pixels : Blocking<T>::kc);
   const double flops = 2.0 * p.n * P * p.o * K;
 
-  const int want = num_threads() * 3;
+  // Items: a few per thread; with few pixels (weight streaming), one per thread, so each
+  // reads the longest contiguous runs of every weight row.
+  const int want = num_threads() * (few_pixels ? 1 : 3);
   int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
   int64_t ptiles = ceil_div(P, tile);
   if (p.n * G * ptiles < want) {
@@ -542,34 +549,43 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
 }  // namespace
 
 ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
-  auto pick = [&](ConvAlgorithm a, const char* reason) {
+  auto pick = [&](ConvAlgorithm a, const std::string& reason) {
     if (why) *why = reason;
     return a;
   };
   const int64_t K = p.c / p.groups * p.kh * p.kw;
-  if (p.layout == Layout::NCHW && p.ow < 24 && K > 512 && gemm_nchw_via_nhwc(p))
-    return pick(ConvAlgorithm::Im2col,
-                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
-                "weight block in cache (NCHW: input and result reordered, the GEMM runs on NHWC); "
-                "direct rejected: its weight panel would stream from L2 for a few pixels per pass");
-  if (p.layout == Layout::NCHW && p.kh == 1 && p.kw == 1)
+  const bool nchw = p.layout == Layout::NCHW;
+  // NCHW im2col with more than one tap runs on the NHWC GEMM when the reorders pay.
+  const std::string via = nchw && gemm_nchw_via_nhwc(p)
+                              ? " (NCHW: input and result reordered, the GEMM runs on NHWC)" : "";
+  // The direct kernel streams a K x NR weight panel (NR = 64 float32 lanes on AVX-512) for each
+  // tile of a few pixels: past these lengths the panel (192 KiB; 384 KiB in NCHW, whose GEMM
+  // route pays for two more reorders) no longer stays in L2 next to the input rows, while the
+  // GEMM blocks K. Measured on ResNet/VGG layers: direct 53-76 GFLOP/s, im2col 157-223 at K >= 2304.
+  const int64_t direct_max_k = nchw ? 1536 : 768;
+  if (nchw && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
                 "it would reorder the input for no tap reuse");
   if (p.ow < 24 && K > 512)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
-                "weight block in cache; direct rejected: its weight panel would stream from L2 for a "
+                "weight block in cache" + via + "; direct rejected: its weight panel would stream from L2 for a "
                 "few pixels per pass");
-  if (p.layout == Layout::NCHW && !nchw_reorders_pay(p))
+  if (K > direct_max_k && (!nchw || gemm_nchw_via_nhwc(p)))
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + "); the GEMM blocks it" + via +
+                    "; direct rejected: its weight panel would stream from L2 or L3 for every few pixels");
+  if (nchw && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Im2col,
                 "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
                 "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
                 "too much");
-  if (p.layout == Layout::NCHW)
+  if (nchw)
     return pick(ConvAlgorithm::Direct,
-                "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed pixel x channel tiles "
-                "with aligned loads; im2col rejected: its image packing costs more than the reorder");
+                "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed "
+                "pixel x channel tiles with aligned loads; im2col rejected: its image packing costs more "
+                "than the reorder");
   return pick(ConvAlgorithm::Direct,
               "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
               "rejected: packing the image would cost more than it saves");
