@@ -232,6 +232,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   int64_t nchunks = 1;
   if (p.n * G * ptiles < want) nchunks = std::min(npanels, ceil_div(want, p.n * G * ptiles));
   const int64_t nper = ceil_div(npanels, nchunks);
+  nchunks = ceil_div(npanels, nper);  // no empty chunks
   const int64_t items = p.n * G * ptiles * nchunks;
   const int threads = threads_for(flops, items);
 
