@@ -94,8 +94,9 @@ def test_explain_conv2d_counts_packed_weights(rng):
     # One output row, many weights: reordering OIHW weights per call does not pay, reordering
     # only the (small) input and output does.
     x_shape, w = (1, 128, 3, 32), np.zeros((256, 128, 3, 3), np.float32)
-    assert ops.explain_conv2d(x_shape, w.shape).startswith("im2col")
-    assert ops.explain_conv2d(x_shape, pack_conv2d_weight(w)).startswith("direct")
+    assert ops.explain_conv2d(x_shape, w.shape).startswith("direct (NCHW in place)")
+    assert ops.explain_conv2d(x_shape, pack_conv2d_weight(w)).startswith("direct: input reordered to NHWC")
+    assert ops.explain_conv2d(x_shape, w.shape, stride=2).startswith("im2col")
 
 
 @pytest.mark.parametrize("call, error, message", [

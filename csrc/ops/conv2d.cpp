@@ -577,6 +577,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + "); the GEMM blocks it" + via +
                     "; direct rejected: its weight panel would stream from L2 or L3 for every few pixels");
+  if (nchw && !nchw_reorders_pay(p) && p.stride_w == 1)
+    return pick(ConvAlgorithm::Direct,
+                "direct (NCHW in place): little work next to the data, so nothing is reordered; output "
+                "rows are vectors over columns, weights read in place; im2col rejected: packing the "
+                "image costs more than it saves at stride 1");
   if (nchw && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Im2col,
                 "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
