@@ -439,7 +439,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     T* panel = panels.slice(omp_get_thread_num());
-    T* row = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;  // NCHW: one panel's output row
+    T* out_row = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;  // NCHW: one panel's output row
     DirectNhwcArgs<T> args;
     args.panel_kh = panel_kh;
     args.channels = Cg;
@@ -451,26 +451,34 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
-      for (int64_t kh = 0; kh < p.kh; ++kh) {
-        T* dst = panel + kh * panel_kh;
-        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-        if (ih < 0 || ih >= p.h) {
-          std::fill(dst, dst + panel_kh, T(0));
-          continue;
+      // With one group and all KH taps inside the image, the kernel reads the input rows in
+      // place (row stride dilation_h*W*C) wherever a tile's columns are inside them too; the
+      // padded panel is built only if some tile reaches into the padding.
+      const int64_t ih0 = oh * p.stride_h - p.pad_top;
+      const bool rows_inside = G == 1 && ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h;
+      // Panel columns [qa, qb) of every kernel row: column q holds input column q - pad_left, or
+      // zeros (padding). With one group a row's columns are one contiguous run of the input.
+      auto fill_panel = [&](int64_t qa, int64_t qb) {
+        for (int64_t kh = 0; kh < p.kh; ++kh) {
+          T* dst = panel + kh * panel_kh;
+          const int64_t ih = ih0 + kh * p.dilation_h;
+          if (ih < 0 || ih >= p.h) {
+            std::fill(dst + qa * Cg, dst + qb * Cg, T(0));
+            continue;
+          }
+          const T* in = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+          const int64_t lo = std::clamp(p.pad_left, qa, qb), hi = std::clamp(p.pad_left + p.w, lo, qb);
+          std::fill(dst + qa * Cg, dst + lo * Cg, T(0));
+          if (G == 1) {
+            std::memcpy(dst + lo * Cg, in + (lo - p.pad_left) * p.c, (size_t)((hi - lo) * Cg) * sizeof(T));
+          } else {
+            for (int64_t q = lo; q < hi; ++q)
+              std::memcpy(dst + q * Cg, in + (q - p.pad_left) * p.c, (size_t)Cg * sizeof(T));
+          }
+          std::fill(dst + hi * Cg, dst + qb * Cg, T(0));
         }
-        const T* row = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
-        // Panel columns [lo, hi) hold input columns [lo - pad_left, hi - pad_left); the rest is
-        // zero padding. With one group those columns are one contiguous run of the input row.
-        const int64_t lo = std::min(columns, p.pad_left), hi = std::max(lo, std::min(columns, p.pad_left + p.w));
-        std::fill(dst, dst + lo * Cg, T(0));
-        if (G == 1) {
-          std::memcpy(dst + lo * Cg, row + (lo - p.pad_left) * p.c, (size_t)((hi - lo) * Cg) * sizeof(T));
-        } else {
-          for (int64_t q = lo; q < hi; ++q)
-            std::memcpy(dst + q * Cg, row + (q - p.pad_left) * p.c, (size_t)Cg * sizeof(T));
-        }
-        std::fill(dst + hi * Cg, dst + columns * Cg, T(0));
-      }
+      };
+      if (!rows_inside) fill_panel(0, columns);
       for (int64_t np = 0; np < npanels; ++np) {
         const int64_t o0 = g * Og + np * NR;
         Epilogue<T> e = base;
@@ -479,13 +487,22 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
         for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
-          args.panel = panel + i0 * p.stride_w * Cg;
+          // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
+          const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
+          if (rows_inside && q0 >= p.pad_left && q_last < p.pad_left + p.w) {
+            args.panel = xs + ((n * p.h + ih0) * p.w + q0 - p.pad_left) * p.c;
+            args.panel_kh = p.dilation_h * p.w * p.c;
+          } else {
+            if (rows_inside) fill_panel(q0, q_last + 1);  // an edge tile of an in-place row
+            args.panel = panel + q0 * Cg;
+            args.panel_kh = panel_kh;
+          }
           args.mr = (size_t)std::min(MR, p.ow - i0);
-          args.y = nchw ? row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
+          args.y = nchw ? out_row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
           direct.run(args);
         }
-        if (nchw)  // row (pixel, channel) -> y (channel, pixel)
-          transpose_blocks(kn, row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
+        if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)
+          transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     }
   });
