@@ -55,20 +55,11 @@ def build(name, data_format="channels_last", input_hwc=None, **overrides):
 
 def randomize_batch_norm(model, rng):
     """Random gamma, beta and moving statistics for every BatchNormalization in the model."""
-    for layer in _all_layers(model):
+    for layer in model.submodules:
         if isinstance(layer, layers.BatchNormalization):
             c = layer.moving_mean.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
                                rng.uniform(0.5, 1.5, c)])
-
-
-def _all_layers(layer, seen=None):
-    seen = set() if seen is None else seen
-    if id(layer) not in seen:
-        seen.add(id(layer))
-        yield layer
-        for sub in layer.layers:
-            yield from _all_layers(sub, seen)
 
 
 def median_seconds(functions, repeat):

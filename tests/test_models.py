@@ -29,17 +29,20 @@ def mnist_convnet():
 
 
 def random_batch_norms(model, rng):
-    for layer in walk(model):
+    for layer in model.submodules:
         if isinstance(layer, L.BatchNormalization):
             c = layer.moving_mean.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 1.5, c)])
 
 
-def walk(layer):
-    yield layer
-    for sub in layer.layers:
-        yield from walk(sub)
+def test_submodules_lists_every_nested_layer_once():
+    shared = L.Dense(4)
+    block = L.Sequential([L.Dense(4), shared])
+    model = L.Sequential([block, shared, L.Dense(2)])
+    subs = model.submodules
+    assert subs[0] is block and subs.count(shared) == 1 and model not in subs
+    assert [type(s).__name__ for s in subs] == ["Sequential", "Dense", "Dense", "Dense"]
 
 
 def unfused(model, x):

@@ -355,6 +355,11 @@ class Layer:
                     found.append(item)
         return found
 
+    @property
+    def submodules(self) -> list:
+        """Every layer below this one, depth first, each once (Keras's `submodules`)."""
+        return list(self._walk())[1:]
+
     def _walk(self, seen=None):
         """This layer and every layer below it, depth first, each once."""
         seen = set() if seen is None else seen

@@ -104,6 +104,13 @@ class _SpatialConvolution(_Convolution):
         return dict(stride=self.strides, padding=self.padding, dilation=self.dilation_rate,
                     data_format=self._layout)
 
+    def _output_channels(self, channels):
+        return self.filters
+
+    def compute_output_shape(self, input_shape):
+        n, channels, spatial = image_shape(input_shape, self, self.data_format)
+        return make_shape(n, self._output_channels(channels), self._output_spatial(spatial), self.data_format)
+
 
 def _positive(value, name):
     return _args.integer(value, name)
@@ -134,10 +141,6 @@ class Conv2D(_SpatialConvolution):
                                       self.kernel_initializer)
         self._add_bias(self.filters)
         super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        n, _, spatial = image_shape(input_shape, self, self.data_format)
-        return make_shape(n, self.filters, self._output_spatial(spatial), self.data_format)
 
     def _own_macs(self):
         spatial = image_shape(self._output_shape, self, self.data_format)[2]
@@ -189,10 +192,8 @@ class DepthwiseConv2D(_SpatialConvolution):
         self._add_bias(channels * self.depth_multiplier)
         super().build(input_shape)
 
-    def compute_output_shape(self, input_shape):
-        n, channels, spatial = image_shape(input_shape, self, self.data_format)
-        return make_shape(n, None if channels is None else channels * self.depth_multiplier,
-                          self._output_spatial(spatial), self.data_format)
+    def _output_channels(self, channels):
+        return None if channels is None else channels * self.depth_multiplier
 
     def _own_macs(self):
         _, channels, spatial = image_shape(self._output_shape, self, self.data_format)
@@ -241,10 +242,6 @@ class SeparableConv2D(_SpatialConvolution):
                                                 self.pointwise_initializer)
         self._add_bias(self.filters)
         super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        n, _, spatial = image_shape(input_shape, self, self.data_format)
-        return make_shape(n, self.filters, self._output_spatial(spatial), self.data_format)
 
     def _own_macs(self):
         spatial = image_shape(self._output_shape, self, self.data_format)[2]
