@@ -425,16 +425,27 @@ CASE_GROUPS: dict[str, Callable] = {
 # ---------------------------------------------------------------------------------------------
 
 
+# Before each block of calls: a pause for the thread pools of the implementation timed before
+# (OpenMP teams of pycnn and PyTorch, ONNX Runtime's pool) to stop spinning, so that they do not
+# take the next one's cores.
+SETTLE_SECONDS = 0.03
+
+
 def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
-                 max_repeats: int = 2000) -> dict:
+                 max_repeats: int = 2000, settle: bool = True) -> dict:
     """label -> median wall time of fns[label]() after one warm-up call each. The functions take
     turns in `rounds` rounds (each runs >= min_time / rounds s and >= min_repeats times per
-    round), so drift on a shared machine hits every implementation alike."""
+    round; the order rotates every round), so drift on a shared machine hits every
+    implementation alike. `settle`: pause, then one untimed call, before each block."""
     for fn in fns.values():
         fn()
     samples = {label: [] for label in fns}
-    for _ in range(rounds):
-        for label, fn in fns.items():
+    order = list(fns.items())
+    for r in range(rounds):
+        for label, fn in order[r % len(order):] + order[:r % len(order)]:
+            if settle:
+                time.sleep(SETTLE_SECONDS)
+                fn()
             start = time.perf_counter()
             done = 0
             while done < max_repeats and (done < min_repeats or time.perf_counter() - start < min_time / rounds):
@@ -465,7 +476,7 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
     times = median_times(fns, 0.05 if quick else 0.5, rounds=1 if quick else 5)
     if reference_too and case.reference is not None:
         times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
-                                  max_repeats=3))
+                                  max_repeats=3, settle=False))
     return Result(case, times)
 
 
