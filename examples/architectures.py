@@ -62,16 +62,19 @@ def randomize_batch_norm(model, rng):
                                rng.uniform(0.5, 1.5, c)])
 
 
-def median_seconds(functions, repeat):
+def median_seconds(functions, repeat, settle=0.03):
     """Median seconds per call of each function. They are called in turn (a, b, a, b, ...) so
     that the load of a shared machine falls on all of them alike; two warm-up rounds first
-    (weights prepared once, plans cached, caches warm)."""
+    (weights prepared once, plans cached, caches warm). Each timed call starts `settle` seconds
+    after the previous one, once the other framework's OpenMP threads have stopped spinning
+    (they would otherwise take this call's cores)."""
     for _ in range(2):
         for fn in functions:
             fn()
     times = [[] for _ in functions]
     for _ in range(repeat):
         for fn, samples in zip(functions, times):
+            time.sleep(settle)
             start = time.perf_counter()
             fn()
             samples.append(time.perf_counter() - start)
