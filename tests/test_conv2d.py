@@ -103,6 +103,8 @@ WIDE_CASES = [
           padding=((2, 0), (1, 1)), activation="elu", bias=False),
     _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),
     _case("narrow-long-k", c=96, h=9, w=9, o=40, k=3, padding=1, activation="sigmoid"),
+    # many output channels on few pixels: the GEMM splits channels before pixels
+    _case("small-image-many-channels", c=64, h=5, w=6, o=160, k=3, padding=1, activation="relu"),
 ]
 
 

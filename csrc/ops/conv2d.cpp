@@ -224,13 +224,27 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int want = num_threads() * (few_pixels ? 1 : 3);
   int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
   int64_t ptiles = ceil_div(P, tile);
-  if (p.n * G * ptiles < want) {
-    ptiles = std::min(ceil_div(P, MR), ceil_div(want, p.n * G));
+  int64_t nchunks = 1;
+  auto split_pixels = [&] {
+    if (p.n * G * ptiles * nchunks >= want) return;
+    ptiles = std::min(ceil_div(P, MR), ceil_div(want, p.n * G * nchunks));
     tile = round_up(ceil_div(P, ptiles), MR);
     ptiles = ceil_div(P, tile);
+  };
+  auto split_channels = [&] {
+    if (p.n * G * ptiles * nchunks < want) nchunks = std::min(npanels, ceil_div(want, p.n * G * ptiles));
+  };
+  // Every pixel tile streams all the weights (K x O/g); every channel chunk packs its pixels
+  // again. When the weights outweigh the image patches (K x P) twice over -- late ResNet/VGG
+  // stages, whose weights arrive from DRAM in a network -- split the channels first: measured
+  // 75 -> 126 GFLOP/s on 3x3 512 @7 with weights out of cache, no change where P is larger.
+  if (Og >= 2 * p.n * P) {
+    split_channels();
+    split_pixels();
+  } else {
+    split_pixels();
+    split_channels();
   }
-  int64_t nchunks = 1;
-  if (p.n * G * ptiles < want) nchunks = std::min(npanels, ceil_div(want, p.n * G * ptiles));
   const int64_t nper = ceil_div(npanels, nchunks);
   nchunks = ceil_div(npanels, nper);  // no empty chunks
   const int64_t items = p.n * G * ptiles * nchunks;

@@ -13,6 +13,8 @@ same weights give the same outputs as torchvision's layers.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .layers import (AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dense,
                      DepthwiseConv2D, Flatten, GlobalAveragePooling2D, Input, Layer, MaxPooling2D, ReLU,
                      SeparableConv2D, Sequential)
@@ -73,7 +75,13 @@ class ResidualUnit(Layer):
 
     def call(self, inputs):
         shortcut = inputs if self.shortcut is None else self.shortcut(inputs)
-        return self.activation(self.main(inputs) + shortcut)
+        y = self.main(inputs)
+        if isinstance(y, np.ndarray) and y is not inputs and y.dtype == np.result_type(y, shortcut):
+            # y is this call's own new array: add the shortcut and apply the ReLU in place,
+            # sparing two temporaries per unit
+            np.add(y, shortcut, out=y)
+            return np.maximum(y, y.dtype.type(0), out=y)
+        return self.activation(y + shortcut)
 
 
 class InceptionModule(Layer):
