@@ -151,6 +151,37 @@ def test_forked_child_that_does_not_call_pycnn_does_not_hang():
     assert proc.stdout.split() == ["1000.0", "0", "(4,", "16,", "32,", "32)"]
 
 
+def test_calls_from_inside_an_openmp_parallel_region_do_all_their_work():
+    """A C++ framework calling pycnn from its own OpenMP loop (the same libgomp): each call must
+    run all of its loops itself; a small call's work-sharing loops once bound to the caller's
+    team and split one call's work across the caller's threads."""
+    code = """
+        import ctypes, numpy as np, pycnn.ops as ops
+        gomp = ctypes.CDLL("libgomp.so.1")  # the runtime pycnn's core is linked with
+        rng = np.random.default_rng(0)
+        cases = [  # a call small enough for one thread, and one that asks for a team
+            (rng.standard_normal((1, 4, 12, 12)).astype(np.float32), rng.standard_normal((8, 4, 3, 3)).astype(np.float32)),
+            (rng.standard_normal((1, 32, 40, 40)).astype(np.float32), rng.standard_normal((32, 32, 3, 3)).astype(np.float32)),
+        ]
+        expected = [ops.conv2d(x, w, padding=1) for x, w in cases]
+        results, errors = [], []
+
+        @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        def body(_):
+            try:
+                for (x, w), e in zip(cases, expected):
+                    results.append(bool(np.array_equal(ops.conv2d(x, w, padding=1), e)))
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        gomp.GOMP_parallel(body, None, 2, 0)
+        print(len(results), all(results), errors)
+    """
+    proc = run_python(code, env={"OMP_NUM_THREADS": "2"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["4", "True", "[]"]
+
+
 @pytest.mark.parametrize("n", [100_000, 2**31 - 1])
 def test_absurd_thread_counts_are_capped_not_a_crash(n):
     """set_num_threads(100000) made the next large op start 100000 OpenMP threads (SIGSEGV in

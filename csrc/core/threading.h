@@ -1,6 +1,7 @@
 // Threads and the per-thread floating-point environment of pycnn's parallel regions.
 #pragma once
 
+#include <omp.h>
 #include <xmmintrin.h>
 
 #include <cstdint>
@@ -21,10 +22,13 @@ inline int threads_for(double flops, int64_t items) {
 
 // Runs body() once on each of `threads` threads of one parallel region, or directly on the
 // calling thread when threads == 1: small problems then pay no team start-up (~1 us), and the
-// `omp for` loops inside body, orphaned, run all their iterations on this thread.
+// `omp for` loops inside body, orphaned, run all their iterations on this thread. Inside a
+// caller's active parallel region (a C++ framework calling from its own OpenMP loop) those
+// loops would bind to the caller's team and split one call's work across its threads, so
+// there the call opens its own (single-thread) region.
 template <class Body>
 void parallel_region(int threads, const Body& body) {
-  if (threads <= 1) {
+  if (threads <= 1 && !omp_in_parallel()) {
     body();
     return;
   }
