@@ -118,6 +118,20 @@ def test_matches_reference_wide(case, algorithm, isa, rng, check_conv2d):
                          err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
 
 
+@pytest.mark.parametrize("pixels", [1, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_shaped_call_with_megabytes_of_weights(pixels, dtype, isa, rng, check_conv2d, restore_threads):
+    # A Dense layer on one image (pointwise, a few pixels, weights past 4 MiB) is split along the
+    # reduction across threads and the partial sums are added before bias and activation.
+    pycnn.set_num_threads(2)
+    x = rng.standard_normal((1, 1, pixels, 2048)).astype(dtype)
+    w = (rng.standard_normal((1, 1, 2048, 1100)) / 45).astype(dtype)
+    b = rng.standard_normal(1100).astype(dtype)
+    y = check_conv2d(x, w, b, activation="relu", data_format="NHWC")  # against the float64 truth
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format="NHWC")
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, activation="relu", data_format="NHWC"), y)
+
+
 def test_explain_names_the_choice():
     assert pycnn.ops.explain_conv2d((1, 256, 56, 56), (64, 256, 1, 1)).startswith("im2col")
     assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("direct")

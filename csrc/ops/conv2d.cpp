@@ -202,6 +202,61 @@ void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, 
   }
 }
 
+// A pointwise GEMV-shaped call (a Dense layer on one image: at most one register tile of
+// pixels, weights of megabytes) split along K: each thread streams its own run of whole weight
+// rows -- the longest contiguous reads there are -- into a partial result, and the partials are
+// summed before the epilogue. Splitting the output channels instead makes each thread read every
+// row in pieces.
+template <class T>
+void conv_gemv_split_k(const Conv2dParams& p, const ConvKernels<T>& kn, const Tiled<GemmUkernel<T>>& gemm,
+                       const T* x, const T* w, const T* bias, T* y, int threads) {
+  const int64_t K = p.c, O = p.o, P = p.oh * p.ow, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
+  const int64_t KC = Blocking<T>::kc_few_pixels;
+  const int64_t per_thread = round_up(ceil_div(K, threads), KC);
+  HwioPanels<T> weights(w, K, O, 1, NR);
+  Workspace<T> partials((size_t)(P * O), threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  const EpilogueUkernel<T> finish = depthwise_kernels_for<T>(active_kernels()).epilogue;
+  constexpr int64_t kColumns = 256;  // output columns per item of the sum
+  parallel_region(threads, [&] {
+    FlushDenormals ftz;
+#pragma omp single
+    weights.pack_tail(0);
+    const int t = omp_get_thread_num();
+    T* part = partials.slice(t);
+    const int64_t k_begin = std::min(K, t * per_thread), k_end = std::min(K, k_begin + per_thread);
+    if (k_begin == k_end) std::fill(part, part + P * O, T(0));
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += KC) {
+      const int64_t kc = std::min(KC, k_end - k0);
+      for (int64_t np = 0; np < npanels; ++np) {
+        int64_t ldb;
+        const T* b = weights.panel(0, np, k0, &ldb);
+        gemm.run((size_t)kc, x + k0, (size_t)K, b, (size_t)ldb, part + np * NR, (size_t)O, (size_t)P,
+                 (size_t)std::min(NR, O - np * NR), k0 > k_begin, nullptr);
+      }
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t j0 = 0; j0 < O; j0 += kColumns) {
+      const int64_t cols = std::min(kColumns, O - j0);
+      for (int64_t i = 0; i < P; ++i) {
+        T* out = y + i * O + j0;
+        std::copy(partials.slice(0) + i * O + j0, partials.slice(0) + i * O + j0 + cols, out);
+        for (int u = 1; u < threads; ++u) {
+          const T* src = partials.slice(u) + i * O + j0;
+          for (int64_t j = 0; j < cols; ++j) out[j] += src[j];
+        }
+      }
+      if (epilogue_needed) {
+        Epilogue<T> e = base;
+        e.bias_col = bias ? bias + j0 : nullptr;
+        finish(y + j0, (size_t)O, (size_t)P, (size_t)cols, e);
+      }
+    }
+  });
+}
+
 struct NoWork {
   void operator()() const {}
 };
@@ -218,6 +273,13 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const bool few_pixels = P <= MR;
   const int64_t KC = std::min(K, few_pixels ? Blocking<T>::kc_few_pixels : Blocking<T>::kc);
   const double flops = 2.0 * p.n * P * p.o * K;
+  const bool pointwise = p.kh == 1 && p.kw == 1 && p.stride_w == 1 && p.pad_left == 0 && p.ow == p.w &&
+                         p.stride_h == 1 && p.pad_top == 0 && p.oh == p.h;
+  constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
+  if (few_pixels && pointwise && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
+    const int split = threads_for(flops, num_threads());
+    if (split > 1) return conv_gemv_split_k(p, kn, gemm, x, w, bias, y, split);
+  }
 
   // Items: a few per thread; with few pixels (weight streaming), one per thread, so each
   // reads the longest contiguous runs of every weight row.
