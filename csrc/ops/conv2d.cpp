@@ -456,18 +456,6 @@ void reorder_oihw_to_hwio(const T* w, int64_t o_count, int64_t cg, int64_t taps,
   }
 }
 
-// dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds) transposed, by the
-// ISA's register blocks: strips of rows, so the strip's source lines stay in L1.
-template <class T>
-void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
-                      int64_t ldd) {
-  const int64_t B = (int64_t)kn.transpose_block;
-  for (int64_t r0 = 0; r0 < rows; r0 += B)
-    for (int64_t c0 = 0; c0 < cols; c0 += B)
-      kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
-                   (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
-}
-
 // dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
 // (HW, C) and back. Iterations are (matrix, 256 source columns): whole destination rows each.
 template <class T>

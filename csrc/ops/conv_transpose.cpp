@@ -150,18 +150,13 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
     }
     // For output channel o, the (input channel x tap) matrix w[c][o][:] (row stride Og*KK) is
-    // transposed by register blocks into the taps' rows (row stride tap_stride).
-    const int64_t B = (int64_t)kn.transpose_block;
+    // transposed into the taps' rows (row stride tap_stride).
 #pragma omp for schedule(static)
     for (int64_t gp = 0; gp < G * mpanels_all; ++gp) {
       const int64_t g = gp / mpanels_all, mp = gp % mpanels_all, rows = std::min(MR, Og - mp * MR);
       T* dst = packed_w.data() + g * KK * tap_stride + mp * MR * Cg;
       for (int64_t i = 0; i < rows; ++i)
-        for (int64_t kk0 = 0; kk0 < Cg; kk0 += B)
-          for (int64_t t0 = 0; t0 < KK; t0 += B)
-            kn.transpose(w + ((g * Cg + kk0) * Og + mp * MR + i) * KK + t0, (size_t)(Og * KK),
-                         dst + t0 * tap_stride + i * Cg + kk0, (size_t)tap_stride, (size_t)std::min(B, Cg - kk0),
-                         (size_t)std::min(B, KK - t0));
+        transpose_blocks(kn, w + ((g * Cg) * Og + mp * MR + i) * KK, Og * KK, Cg, KK, dst + i * Cg, tap_stride);
     }
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {

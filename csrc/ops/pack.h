@@ -2,8 +2,11 @@
 // (contracts in kernels/microkernels.h). Shared by every op that feeds those kernels.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+
+#include "kernels/microkernels.h"
 
 namespace pycnn {
 
@@ -54,6 +57,18 @@ inline void copy_padded(const T* row, int64_t size, int64_t start, int64_t step,
     for (int64_t t = lo; t < hi; ++t) dst[t] = row[start + t * step];
   }
   for (int64_t t = hi; t < count; ++t) dst[t] = T(0);
+}
+
+// dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds) transposed, by the
+// ISA's register blocks: strips of rows, so the strip's source lines stay in L1.
+template <class T>
+void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                      int64_t ldd) {
+  const int64_t B = (int64_t)kn.transpose_block;
+  for (int64_t r0 = 0; r0 < rows; r0 += B)
+    for (int64_t c0 = 0; c0 < cols; c0 += B)
+      kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
+                   (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
 }
 
 }  // namespace pycnn
