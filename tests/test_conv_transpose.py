@@ -97,6 +97,13 @@ CASES = [
     _case("c300-o20-k-blocks", c=300, o=20, h=4, w=5, k=3, stride=2, padding=1),
     _case("c20-o70-4x4", n=2, c=20, o=70, h=9, w=9, k=4, stride=2, padding=1, activation="relu"),
     _case("tall-image-row-tiles", c=40, o=33, h=60, w=37, k=3, stride=2, padding=1),
+    # Phase reductions (taps x C/groups) past 768 take the per-tap GEMMs, shorter ones the direct
+    # phase correlations (in NCHW only with >= 32 output channels per group): both, with groups;
+    # a dilation coprime to the stride (phase dilation 3).
+    _case("groups2-long-phase-k-gemm", c=400, o=6, h=5, w=6, k=4, stride=2, padding=1, groups=2, activation="relu"),
+    _case("groups2-og32-direct-nchw-too", c=6, o=64, h=5, w=6, k=3, stride=2, padding=1, groups=2,
+          output_padding=1, activation="relu"),
+    _case("dil3-s2-phase-dilation", c=4, o=5, h=6, w=7, k=3, stride=2, dilation=3, padding=2, output_padding=1),
 ]
 
 

@@ -432,6 +432,16 @@ def test_huge_dilation_with_same_padding(op):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_transposed_huge_dilation_refused_by_either_algorithm():
+    """32 output channels in NHWC would take the direct phase correlations, whose input panel
+    spans the dilated taps: such dilations go to the per-tap GEMMs, which refuse the size,
+    instead of a multi-gigabyte panel (MemoryError before)."""
+    x = np.ones((1, 5, 5, 4), np.float32)
+    w = np.ones((3, 3, 32, 4), np.float32)
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC")
+
+
 @pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
 def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped

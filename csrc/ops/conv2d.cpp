@@ -146,37 +146,6 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   });
 }
 
-// NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
-// panels are read in place (row stride O); a group's last, partial panel is copied once per call
-// into a zero-padded K x NR panel so that full-width loads never leave the array.
-template <class T>
-class HwioPanels {
- public:
-  HwioPanels(const T* w, int64_t K, int64_t O, int64_t groups, int64_t NR)
-      : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
-        tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
-
-  // Copies group g's partial panel (call once per group, any thread).
-  void pack_tail(int64_t g) {
-    if (Og_ % NR_)
-      pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
-  }
-  // Panel np of group g from k row k0, and its row stride.
-  const T* panel(int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
-    if (np < full_) {
-      *ld = O_;
-      return w_ + k0 * O_ + g * Og_ + np * NR_;
-    }
-    *ld = NR_;
-    return tails_.data() + (g * K_ + k0) * NR_;
-  }
-
- private:
-  const T* w_;
-  int64_t K_, O_, Og_, NR_, full_;
-  Workspace<T> tails_;
-};
-
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
 
@@ -456,21 +425,6 @@ void reorder_oihw_to_hwio(const T* w, int64_t o_count, int64_t cg, int64_t taps,
   }
 }
 
-// dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
-// (HW, C) and back. Iterations are (matrix, 256 source columns): whole destination rows each.
-template <class T>
-void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
-                        T* dst) {
-  constexpr int64_t kColumnsPerItem = 256;
-  const int64_t chunks = ceil_div(cols, kColumnsPerItem);
-#pragma omp for schedule(static)
-  for (int64_t item = 0; item < count * chunks; ++item) {
-    const int64_t m = item / chunks, c0 = item % chunks * kColumnsPerItem;
-    transpose_blocks(kn, src + m * rows * cols + c0, cols, rows, std::min(kColumnsPerItem, cols - c0),
-                     dst + m * rows * cols + c0 * rows, rows);
-  }
-}
-
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y, const T* w_hwio_given) {
@@ -520,27 +474,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
       // padded panel is built only if some tile reaches into the padding.
       const int64_t ih0 = oh * p.stride_h - p.pad_top;
       const bool rows_inside = G == 1 && ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h;
-      // Panel columns [qa, qb) of every kernel row: column q holds input column q - pad_left, or
-      // zeros (padding). With one group a row's columns are one contiguous run of the input.
+      // Panel column q holds input column q - pad_left, or zeros (padding).
       auto fill_panel = [&](int64_t qa, int64_t qb) {
-        for (int64_t kh = 0; kh < p.kh; ++kh) {
-          T* dst = panel + kh * panel_kh;
-          const int64_t ih = ih0 + kh * p.dilation_h;
-          if (ih < 0 || ih >= p.h) {
-            std::fill(dst + qa * Cg, dst + qb * Cg, T(0));
-            continue;
-          }
-          const T* in = xs + ((n * p.h + ih) * p.w) * p.c + g * Cg;
-          const int64_t lo = std::clamp(p.pad_left, qa, qb), hi = std::clamp(p.pad_left + p.w, lo, qb);
-          std::fill(dst + qa * Cg, dst + lo * Cg, T(0));
-          if (G == 1) {
-            std::memcpy(dst + lo * Cg, in + (lo - p.pad_left) * p.c, (size_t)((hi - lo) * Cg) * sizeof(T));
-          } else {
-            for (int64_t q = lo; q < hi; ++q)
-              std::memcpy(dst + q * Cg, in + (q - p.pad_left) * p.c, (size_t)Cg * sizeof(T));
-          }
-          std::fill(dst + hi * Cg, dst + qb * Cg, T(0));
-        }
+        fill_nhwc_panel(xs + n * p.h * p.w * p.c, p.h, p.w, p.c, g * Cg, Cg, p.kh, ih0, p.dilation_h, -p.pad_left,
+                        qa, qb, panel, panel_kh);
       };
       if (!rows_inside) fill_panel(0, columns);
       for (int64_t np = 0; np < npanels; ++np) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/workspace.h"
 #include "kernels/microkernels.h"
 
 namespace pycnn {
@@ -69,6 +70,80 @@ void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64
     for (int64_t c0 = 0; c0 < cols; c0 += B)
       kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
                    (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
+}
+
+// Columns [qa, qb) of a direct NHWC input panel (kernels/microkernels.h: DirectNhwcArgs) with
+// `rows` kernel rows: row r holds input row first_row + r*row_step of `image` (h x w x c), column
+// q holds input column q + col_origin, channels [c0, c0 + cg); zeros outside the image. With all
+// channels (one group) a row's columns are one contiguous run of the input.
+template <class T>
+void fill_nhwc_panel(const T* image, int64_t h, int64_t w, int64_t c, int64_t c0, int64_t cg, int64_t rows,
+                     int64_t first_row, int64_t row_step, int64_t col_origin, int64_t qa, int64_t qb, T* panel,
+                     int64_t panel_kh) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* dst = panel + r * panel_kh;
+    const int64_t ih = first_row + r * row_step;
+    if (ih < 0 || ih >= h) {
+      std::fill(dst + qa * cg, dst + qb * cg, T(0));
+      continue;
+    }
+    const T* in = image + ih * w * c + c0;
+    const int64_t lo = std::clamp(-col_origin, qa, qb), hi = std::clamp(w - col_origin, lo, qb);
+    std::fill(dst + qa * cg, dst + lo * cg, T(0));
+    if (cg == c) {
+      std::memcpy(dst + lo * cg, in + (lo + col_origin) * c, (size_t)((hi - lo) * cg) * sizeof(T));
+    } else {
+      for (int64_t q = lo; q < hi; ++q) std::memcpy(dst + q * cg, in + (q + col_origin) * c, (size_t)cg * sizeof(T));
+    }
+    std::fill(dst + hi * cg, dst + qb * cg, T(0));
+  }
+}
+
+// NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
+// panels are read in place (row stride O); a group's last, partial panel is copied once per call
+// into a zero-padded K x NR panel so that full-width loads never leave the array.
+template <class T>
+class HwioPanels {
+ public:
+  HwioPanels(const T* w, int64_t K, int64_t O, int64_t groups, int64_t NR)
+      : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
+        tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
+
+  // Copies group g's partial panel (call once per group, any thread).
+  void pack_tail(int64_t g) {
+    if (Og_ % NR_)
+      pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
+  }
+  // Panel np of group g from k row k0, and its row stride.
+  const T* panel(int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
+    if (np < full_) {
+      *ld = O_;
+      return w_ + k0 * O_ + g * Og_ + np * NR_;
+    }
+    *ld = NR_;
+    return tails_.data() + (g * K_ + k0) * NR_;
+  }
+
+ private:
+  const T* w_;
+  int64_t K_, O_, Og_, NR_, full_;
+  Workspace<T> tails_;
+};
+
+// dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
+// (HW, C) and back. Iterations are (matrix, 256 source columns): whole destination rows each.
+// An orphaned `omp for`: shared by the team inside a parallel region, run whole outside one.
+template <class T>
+void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
+                        T* dst) {
+  constexpr int64_t kColumnsPerItem = 256;
+  const int64_t chunks = ceil_div(cols, kColumnsPerItem);
+#pragma omp for schedule(static)
+  for (int64_t item = 0; item < count * chunks; ++item) {
+    const int64_t m = item / chunks, c0 = item % chunks * kColumnsPerItem;
+    transpose_blocks(kn, src + m * rows * cols + c0, cols, rows, std::min(kColumnsPerItem, cols - c0),
+                     dst + m * rows * cols + c0 * rows, rows);
+  }
 }
 
 }  // namespace pycnn

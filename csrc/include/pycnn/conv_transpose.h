@@ -27,9 +27,10 @@ struct ConvTranspose2dParams {
 };
 
 // y = activation(conv_transpose(x, weight) + bias); bias (O values) may be null.
-// Work is the real multiply-adds (no zero insertion): one packed GEMM per tap, accumulated in
-// place into a stride-phase-split canvas of the full result, then one gather into the output
-// with bias and activation. Throws std::invalid_argument on inconsistent params.
+// Work is the real multiply-adds (no zero insertion), split by stride phase: each phase either
+// as a direct stride-1 correlation written straight into the output, or (long reductions) as one
+// packed GEMM per tap accumulated into a canvas, then gathered into the output. Bias and
+// activation are fused. Throws std::invalid_argument on inconsistent params.
 void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* weight,
                       const float* bias, float* y);
 void conv_transpose2d(const ConvTranspose2dParams& p, const double* x, const double* weight,
