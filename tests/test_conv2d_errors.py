@@ -176,6 +176,34 @@ def test_bad_input_raises_naming_the_argument(make, exc, pattern):
         pycnn.ops.conv2d(x, weight, bias, **call)
 
 
+OUT_CASES = [c for c in CASES if c.id.startswith("out-")]
+
+
+@pytest.mark.parametrize("make, exc, pattern", OUT_CASES)
+def test_bad_out_raises_after_the_plan_is_cached(make, exc, pattern):
+    """A repeated call reuses the cached plan, out= included: out is still checked each time."""
+    call = make()
+    x, weight, bias = call.pop("x"), call.pop("weight"), call.pop("bias")
+    out = call.pop("out")
+    pycnn.ops.conv2d(x.copy(), weight.copy(), None if bias is None else bias.copy(), **call)  # caches the plan
+    with pytest.raises(exc, match=pattern):
+        pycnn.ops.conv2d(x, weight, bias, out=out, **call)
+
+
+def test_out_through_the_cached_plan_is_written_and_returned():
+    for weight in (W, pycnn.ops.pack_conv2d_weight(W)):
+        expected = pycnn.ops.conv2d(X, weight, B)
+        for _ in range(2):  # the first call makes the plan, the second reuses it
+            out = np.full(RESULT_SHAPE, np.nan, np.float32)
+            assert pycnn.ops.conv2d(X, weight, B, out=out) is out
+            np.testing.assert_array_equal(out, expected)
+        # The cached plan with a wrong out: refused, and the buffer is left alone.
+        bad = np.full(RESULT_SHAPE[:3] + (RESULT_SHAPE[3] + 1,), 3.0, np.float32)
+        with pytest.raises(ValueError, match=r"out must have shape"):
+            pycnn.ops.conv2d(X, weight, B, out=bad)
+        np.testing.assert_array_equal(bad, 3.0)
+
+
 def test_out_is_untouched_when_arguments_are_bad():
     out = np.full(RESULT_SHAPE, 3.0, np.float32)
     with pytest.raises(ValueError):

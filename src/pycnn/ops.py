@@ -151,8 +151,9 @@ def _aligned_copy(a, dtype):
     return out
 
 
-# C++ plans (_core.Conv2dPlan) of recent call shapes, so that a repeated call skips argument
-# normalisation. The key tells 1, 1.0, True and np.int64(1) apart: they must not share a plan.
+# C++ plans (_core.Conv2dPlan) of recent call shapes, with their result's shape and dtype (to
+# check out=), so that a repeated call skips argument normalisation. The key tells 1, 1.0, True
+# and np.int64(1) apart: they must not share a plan.
 _PLANS: dict = {}
 _MAX_PLANS = 256
 _FLAT_KEY_TYPES = frozenset((int, str, type(None)))
@@ -192,20 +193,24 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
     algorithm: "auto", "direct" or "im2col" (see explain_conv2d).
     """
-    key = None
-    if out is None:
-        key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
-                        (type(stride), type(padding), type(dilation), type(groups), type(activation),
-                         type(data_format), type(algorithm)))
-        if key is not None:
-            try:
-                plan = _PLANS.get(key)
-            except TypeError:  # an unhashable argument: no plan reuse
-                key = plan = None
-            if plan is not None:
+    key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
+                    (type(stride), type(padding), type(dilation), type(groups), type(activation),
+                     type(data_format), type(algorithm)))
+    if key is not None:
+        try:
+            entry = _PLANS.get(key)
+        except TypeError:  # an unhashable argument: no plan reuse
+            key = entry = None
+        if entry is not None:
+            plan = entry[0]
+            if out is None:
                 if type(weight) is np.ndarray:
                     return plan(x, weight, bias)
                 return _run_plan(plan, x, weight, bias)
+            # out= is validated as on the first call: shape, dtype, layout, no overlap.
+            inputs = {"x": x, "weight": weight if type(weight) is np.ndarray else weight.weight, "bias": bias}
+            _run_plan(plan, x, weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
+            return out
 
     try:
         algo = _ALGORITHMS[algorithm]
@@ -231,7 +236,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     if key is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
-        _PLANS[key] = plan
+        _PLANS[key] = (plan, y.shape, y.dtype)
     _run_plan(plan, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
