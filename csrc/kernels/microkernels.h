@@ -89,9 +89,11 @@ struct Tiled {
   Fn run;
 };
 
-// Each family comes in kTileShapes register-tile shapes (all filling the register file) so an
-// op can pick the one that wastes the least work on its M and N (see pick_tile in ops/).
-constexpr int kTileShapes = 3;
+// Each family comes in kTileShapes register-tile shapes so an op can pick the one that wastes
+// the least work on its M and N (see pick_tile in ops/): three that fill the register file, and
+// one a single vector wide for N of one vector (16 output channels on AVX-512, where a two-vector
+// tile would compute half zeros).
+constexpr int kTileShapes = 4;
 
 // Transpose of one block, in registers: dst[j*ldd + i] = src[i*lds + j] for i < rows,
 // j < cols, both at most the kernel's block size (the vector width W). Reads and writes

@@ -66,7 +66,7 @@ class ConvLayer:
         return 2.0 * n * self.o * self.c * self.kernel**2 * self.out_size**2 / 1e9
 
 
-# The standard conv2d layers (ResNet/VGG stems and blocks, and MNIST-size layers).
+# The standard conv2d layers (ResNet/VGG stems and blocks, and MNIST/LeNet-size layers).
 CONV_LAYERS = [
     ConvLayer("7x7/2 3->64 @224", 3, 64, 224, 7, 2, 3),
     ConvLayer("3x3 64->64 @56", 64, 64, 56, 3, 1, 1),
@@ -77,6 +77,7 @@ CONV_LAYERS = [
     ConvLayer("3x3 64->64 @56 b8", 64, 64, 56, 3, 1, 1, batch=8),
     ConvLayer("3x3 1->32 @28", 1, 32, 28, 3, 1, 0),
     ConvLayer("3x3 32->64 @13", 32, 64, 13, 3, 1, 0),
+    ConvLayer("5x5 6->16 @14 LeNet", 6, 16, 14, 5, 1, 0),
 ]
 
 

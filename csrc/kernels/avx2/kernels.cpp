@@ -16,8 +16,8 @@ namespace pycnn::avx2 {
 const KernelTable& kernel_table() {
   static constexpr KernelTable table{
       "avx2",
-      make_conv_kernels<VecF, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
-      make_conv_kernels<VecD, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>>(),
+      make_conv_kernels<VecF, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>, Shape<12, 1>>(),
+      make_conv_kernels<VecD, Shape<3, 4>, Shape<4, 3>, Shape<6, 2>, Shape<12, 1>>(),
       PeakKernel{12 * VecF::W * 2, fma_peak_loop<VecF, 12>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),

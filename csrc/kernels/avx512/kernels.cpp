@@ -16,8 +16,8 @@ namespace pycnn::avx512 {
 const KernelTable& kernel_table() {
   static constexpr KernelTable table{
       "avx512",
-      make_conv_kernels<VecF, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
-      make_conv_kernels<VecD, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>>(),
+      make_conv_kernels<VecF, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>, Shape<12, 1>>(),
+      make_conv_kernels<VecD, Shape<6, 4>, Shape<8, 3>, Shape<12, 2>, Shape<12, 1>>(),
       PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),

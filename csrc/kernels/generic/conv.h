@@ -161,19 +161,22 @@ struct Shape {
   static constexpr size_t MR = MR_, NV = NV_;
 };
 
-template <class V, class S0, class S1, class S2>
+template <class V, class S0, class S1, class S2, class S3>
 constexpr ConvKernels<typename V::T> make_conv_kernels() {
   using T = typename V::T;
   return ConvKernels<T>{
       {{S0::MR, S0::NV * V::W, gemm_ukernel<V, S0::MR, S0::NV>},
        {S1::MR, S1::NV * V::W, gemm_ukernel<V, S1::MR, S1::NV>},
-       {S2::MR, S2::NV * V::W, gemm_ukernel<V, S2::MR, S2::NV>}},
+       {S2::MR, S2::NV * V::W, gemm_ukernel<V, S2::MR, S2::NV>},
+       {S3::MR, S3::NV * V::W, gemm_ukernel<V, S3::MR, S3::NV>}},
       {{S0::MR, S0::NV * V::W, direct_nchw_ukernel<V, S0::MR, S0::NV>},
        {S1::MR, S1::NV * V::W, direct_nchw_ukernel<V, S1::MR, S1::NV>},
-       {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>}},
+       {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>},
+       {S3::MR, S3::NV * V::W, direct_nchw_ukernel<V, S3::MR, S3::NV>}},
       {{S0::MR, S0::NV * V::W, direct_nhwc_ukernel<V, S0::MR, S0::NV>},
        {S1::MR, S1::NV * V::W, direct_nhwc_ukernel<V, S1::MR, S1::NV>},
-       {S2::MR, S2::NV * V::W, direct_nhwc_ukernel<V, S2::MR, S2::NV>}},
+       {S2::MR, S2::NV * V::W, direct_nhwc_ukernel<V, S2::MR, S2::NV>},
+       {S3::MR, S3::NV * V::W, direct_nhwc_ukernel<V, S3::MR, S3::NV>}},
       V::W,
       transpose_ukernel<V>,
   };

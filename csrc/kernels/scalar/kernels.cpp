@@ -16,8 +16,8 @@ namespace pycnn::scalar {
 const KernelTable& kernel_table() {
   static constexpr KernelTable table{
       "scalar",
-      make_conv_kernels<VecF, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
-      make_conv_kernels<VecD, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>>(),
+      make_conv_kernels<VecF, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>, Shape<12, 1>>(),
+      make_conv_kernels<VecD, Shape<4, 4>, Shape<2, 8>, Shape<8, 2>, Shape<12, 1>>(),
       PeakKernel{8 * VecF::W * 2, fma_peak_loop<VecF, 8>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),
