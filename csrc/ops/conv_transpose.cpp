@@ -19,13 +19,15 @@
 //    cropped by the padding (cells past the full result, from output_padding, are zero) and
 //    finished with bias and activation.
 //
+// Both NHWC forms (and NCHW direct) read the weights as per-phase K x NR panels packed once per
+// call (PhaseWeights): the direct kernel a whole phase's, each tap's GEMM its C/g rows.
+//
 // Loops schedule dynamically (coarse items; a thread that loses its core on a shared machine
 // hands its remaining items to the others).
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -74,6 +76,90 @@ struct Canvas {
         shift[(size_t)(kh * p.kw + kw)] = (r / p.stride_h) * cw + q / p.stride_w;
       }
   }
+};
+
+struct PhaseTaps {
+  std::vector<int64_t> k;  // the phase's taps, flipped: largest input offset first
+  int64_t reach = 0;       // that offset (a0)
+  int64_t step = 1;        // d'
+};
+
+std::vector<PhaseTaps> phase_taps(int64_t kernel, int64_t stride, int64_t dilation) {
+  std::vector<PhaseTaps> phases((size_t)stride);
+  int64_t a = stride, b = dilation;
+  while (b) std::swap(a %= b, b);  // a = gcd(stride, dilation)
+  for (int64_t k = kernel - 1; k >= 0; --k) phases[(size_t)(k * dilation % stride)].k.push_back(k);
+  for (PhaseTaps& ph : phases) {
+    ph.step = dilation / a;
+    if (!ph.k.empty()) ph.reach = ph.k[0] * dilation / stride;
+  }
+  return phases;
+}
+
+// Weights of stride phase (r, q) as a K x O/g matrix per group, k = (flipped row tap, flipped
+// column tap, c), in K x NR panels of output channels ([phase][group][panel][k][NR], the last
+// panel zero-padded): the operand the direct NHWC microkernel reads (ldw = NR), and, one tap's
+// C/g rows of it, that tap's B operand in the per-tap NHWC GEMMs. Packed once per call.
+template <class T>
+class PhaseWeights {
+ public:
+  PhaseWeights(const ConvTranspose2dParams& p, const std::vector<PhaseTaps>& rows, const std::vector<PhaseTaps>& cols,
+               int64_t NR)
+      : p_(p), cg_(p.c / p.groups), og_(p.o / p.groups), nr_(NR), npanels_(ceil_div(og_, NR)),
+        offset_((size_t)(p.stride_h * p.stride_w + 1), 0), k_((size_t)(p.stride_h * p.stride_w)),
+        tap_phase_((size_t)(p.kh * p.kw)), tap_row_((size_t)(p.kh * p.kw)) {
+    const int64_t sw = p.stride_w;
+    for (int64_t r = 0; r < p.stride_h; ++r)
+      for (int64_t q = 0; q < sw; ++q) {
+        const PhaseTaps &pr = rows[(size_t)r], &pq = cols[(size_t)q];
+        const int64_t ph = r * sw + q;
+        k_[(size_t)ph] = (int64_t)(pr.k.size() * pq.k.size()) * cg_;
+        offset_[(size_t)ph + 1] = offset_[(size_t)ph] + p.groups * npanels_ * k_[(size_t)ph] * NR;
+        for (size_t m = 0; m < pr.k.size(); ++m)
+          for (size_t n = 0; n < pq.k.size(); ++n) {
+            const int64_t t = pr.k[m] * p.kw + pq.k[n];
+            tap_phase_[(size_t)t] = ph;
+            tap_row_[(size_t)t] = (int64_t)(m * pq.k.size() + n);  // the tap's block of C/g rows in its phase
+          }
+      }
+    packed_.reset((size_t)offset_.back(), 1);
+  }
+
+  // An orphaned `omp for`: each (tap, group, panel) block transposed into place.
+  void pack(const ConvKernels<T>& kn, const T* w) {
+    const int64_t G = p_.groups, KK = p_.kh * p_.kw;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < KK * G * npanels_; ++item) {
+      const int64_t np = item % npanels_, g = (item / npanels_) % G, t = item / npanels_ / G;
+      const int64_t o0 = np * nr_, nr = std::min(nr_, og_ - o0);
+      T* dst = panel(tap_phase_[(size_t)t], g, np) + tap_row_[(size_t)t] * cg_ * nr_;
+      if (p_.layout == Layout::NCHW) {  // (C, O/g, KH, KW)
+        for (int64_t c = 0; c < cg_; ++c)
+          for (int64_t j = 0; j < nr; ++j) dst[c * nr_ + j] = w[((g * cg_ + c) * og_ + o0 + j) * KK + t];
+      } else {  // (KH, KW, O/g, C)
+        transpose_blocks(kn, w + (t * og_ + o0) * p_.c + g * cg_, p_.c, nr, cg_, dst, nr_);
+      }
+      if (nr < nr_)
+        for (int64_t c = 0; c < cg_; ++c) std::fill(dst + c * nr_ + nr, dst + (c + 1) * nr_, T(0));
+    }
+  }
+
+  // Panel np (K x NR, row stride NR) of group g of phase ph.
+  const T* phase_panel(int64_t ph, int64_t g, int64_t np) const { return panel(ph, g, np); }
+  // Tap t's C/g rows of it, from row k0.
+  const T* tap_panel(int64_t t, int64_t g, int64_t np, int64_t k0) const {
+    return panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + k0) * nr_;
+  }
+
+ private:
+  T* panel(int64_t ph, int64_t g, int64_t np) const {
+    return packed_.data() + offset_[(size_t)ph] + (g * npanels_ + np) * k_[(size_t)ph] * nr_;
+  }
+
+  const ConvTranspose2dParams& p_;
+  int64_t cg_, og_, nr_, npanels_;
+  std::vector<int64_t> offset_, k_, tap_phase_, tap_row_;
+  Workspace<T> packed_;
 };
 
 // How the work is cut: items of (image, group, phase, block of `ob` output channels).
@@ -231,21 +317,19 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
   const Canvas cv(p);
   const int64_t cells = p.h * cv.cw;  // input pixels on the canvas pitch
-  const auto& probe = pick_tile(kn.gemm, cells, Og);
-  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)probe.nr));
-  const auto& tile = pick_tile(kn.gemm, cells, plan.ob);
+  // Blocks of whole NR panels (or all of O/g), the panels PhaseWeights holds.
+  const auto& tile = pick_tile(kn.gemm, cells, Og);
+  const TransposePlan plan = plan_transpose<T>(p, cv, std::min<int64_t>(Og, (int64_t)tile.nr));
   const auto gemm = tile.run;
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
-  const int64_t npanels_max = ceil_div(plan.ob, NR);
-  int64_t max_taps = 1;
-  for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
+  PhaseWeights<T> weights(p, phase_taps(p.kh, p.stride_h, p.dilation_h), phase_taps(p.kw, p.stride_w, p.dilation_w),
+                          NR);
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
   // A: each image's input pixels on the canvas pitch, row-major, packed once for all the items
   // that read them: a[cell*Cg + kk] = x[ih][iw][g*Cg + kk] for cell = ih*CW + iw, zero for iw >= W.
   Workspace<T> packed_x((size_t)(p.n * G * cells * Cg), 1);
-  Workspace<T> b_bufs((size_t)(max_taps * npanels_max * NR * Cg), plan.threads);
   Epilogue<T> base = make_epilogue<T>(p);
   base.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -253,7 +337,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 
   parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
-    T* bbuf = b_bufs.slice(omp_get_thread_num());
+    weights.pack(kn, w);
 #pragma omp for schedule(dynamic)
     for (int64_t ngr = 0; ngr < p.n * G * p.h; ++ngr) {
       const int64_t ih = ngr % p.h, g = (ngr / p.h) % G, n = ngr / p.h / G;
@@ -271,10 +355,6 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       for (int64_t q = 0; q < cv.plane; ++q) std::fill(cbase + q * Og, cbase + q * Og + obn, T(0));
       const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
       if (taps.empty()) continue;
-      // B: per tap, b[kk*NR + j] = w[(t*Og + o)*C + g*Cg + kk] (weight (KH, KW, O/g, C)).
-      for (size_t ti = 0; ti < taps.size(); ++ti)
-        pack_row_panels(w + (taps[ti] * Og + o0) * p.c + g * Cg, obn, Cg, p.c, NR,
-                        bbuf + (int64_t)ti * npanels * NR * Cg);
       const T* x_rows = packed_x.data() + (n * G + g) * cells * Cg;
       for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
         const int64_t kc = std::min(KC, Cg - k0);
@@ -283,9 +363,12 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
           const size_t mr = (size_t)std::min(MR, cells - i0);
           for (size_t ti = 0; ti < taps.size(); ++ti) {
             T* c = cbase + (i0 + cv.shift[(size_t)taps[ti]]) * Og;
-            for (int64_t np = 0; np < npanels; ++np)
-              gemm((size_t)kc, apanel, (size_t)Cg, bbuf + (((int64_t)ti * npanels + np) * Cg + k0) * NR, (size_t)NR,
-                   c + np * NR, (size_t)Og, mr, (size_t)std::min(NR, obn - np * NR), true, nullptr);
+            for (int64_t np = 0; np < npanels; ++np) {
+              // Blocks start on panel boundaries (ob is a multiple of NR, or all of O/g).
+              const T* b = weights.tap_panel(taps[ti], g, o0 / NR + np, k0);
+              gemm((size_t)kc, apanel, (size_t)Cg, b, (size_t)NR, c + np * NR, (size_t)Og, mr,
+                   (size_t)std::min(NR, obn - np * NR), true, nullptr);
+            }
           }
         }
       }
@@ -326,24 +409,6 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 // outside the input are zeros, so output_padding cells and phases without taps come out as the
 // bias alone.
 
-struct PhaseTaps {
-  std::vector<int64_t> k;  // the phase's taps, flipped: largest input offset first
-  int64_t reach = 0;       // that offset (a0)
-  int64_t step = 1;        // d'
-};
-
-std::vector<PhaseTaps> phase_taps(int64_t kernel, int64_t stride, int64_t dilation) {
-  std::vector<PhaseTaps> phases((size_t)stride);
-  int64_t a = stride, b = dilation;
-  while (b) std::swap(a %= b, b);  // a = gcd(stride, dilation)
-  for (int64_t k = kernel - 1; k >= 0; --k) phases[(size_t)(k * dilation % stride)].k.push_back(k);
-  for (PhaseTaps& ph : phases) {
-    ph.step = dilation / a;
-    if (!ph.k.empty()) ph.reach = ph.k[0] * dilation / stride;
-  }
-  return phases;
-}
-
 template <class T>
 void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                            const T* bias, T* y) {
@@ -354,27 +419,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
   const auto& direct = pick_tile(kn.direct_nhwc, ceil_div(p.ow, sw), Og);
   const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr, npanels = ceil_div(Og, NR);
 
-  // Weights of phase (r, q): a K x O matrix, k = (flipped row tap, flipped column tap, c), the
-  // HWIO form the microkernel reads; phases one after another.
-  std::vector<int64_t> offset((size_t)(sh * sw + 1), 0), tap_phase((size_t)KK), tap_row((size_t)KK);
-  for (int64_t r = 0; r < sh; ++r)
-    for (int64_t q = 0; q < sw; ++q) {
-      const PhaseTaps &pr = rows[(size_t)r], &pq = cols[(size_t)q];
-      const int64_t ph = r * sw + q;
-      offset[(size_t)ph + 1] = offset[(size_t)ph] + (int64_t)(pr.k.size() * pq.k.size()) * Cg * p.o;
-      for (size_t m = 0; m < pr.k.size(); ++m)
-        for (size_t n = 0; n < pq.k.size(); ++n) {
-          const int64_t t = pr.k[m] * p.kw + pq.k[n];
-          tap_phase[(size_t)t] = ph;
-          tap_row[(size_t)t] = (int64_t)(m * pq.k.size() + n);  // the tap's block of Cg rows in its phase
-        }
-    }
-  Workspace<T> packed_w((size_t)offset.back(), 1);
-  std::vector<std::unique_ptr<HwioPanels<T>>> panels_of;
-  for (int64_t ph = 0; ph < sh * sw; ++ph) {
-    const int64_t K = (offset[(size_t)ph + 1] - offset[(size_t)ph]) / p.o;
-    panels_of.push_back(std::make_unique<HwioPanels<T>>(packed_w.data() + offset[(size_t)ph], K, p.o, G, NR));
-  }
+  PhaseWeights<T> weights(p, rows, cols, NR);
 
   // The widest phase row a thread computes, and its zero-padded input panel [tap row][column][c].
   int64_t max_taps_h = 0, max_columns = 1;
@@ -397,21 +442,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
-    // Tap t's (Og x Cg) block per group, transposed into its phase's rows.
-#pragma omp for schedule(static)
-    for (int64_t tg = 0; tg < KK * G; ++tg) {
-      const int64_t t = tg / G, g = tg % G, ph = tap_phase[(size_t)t];
-      T* dst = packed_w.data() + offset[(size_t)ph] + tap_row[(size_t)t] * Cg * p.o + g * Og;
-      if (nchw) {  // (C, O/g, KH, KW)
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t o = 0; o < Og; ++o) dst[c * p.o + o] = w[((g * Cg + c) * Og + o) * KK + t];
-      } else {  // (KH, KW, O/g, C)
-        transpose_blocks(kn, w + t * Og * p.c + g * Cg, p.c, Og, Cg, dst, p.o);
-      }
-    }
-#pragma omp for schedule(static)
-    for (int64_t pg = 0; pg < sh * sw * G; ++pg) panels_of[(size_t)(pg / G)]->pack_tail(pg % G);
-
+    weights.pack(kn, w);
     T* panel_base = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? rows_out.slice(omp_get_thread_num()) : nullptr;
     DirectNhwcArgs<T> args;
@@ -451,7 +482,8 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           args.kh = no_taps ? 0 : taps_h;
           args.kw = taps_w;
           args.dilation = pq.step;
-          args.w = panels_of[(size_t)(r * sw + q)]->panel(g, np, 0, &args.ldw);
+          args.w = weights.phase_panel(r * sw + q, g, np);
+          args.ldw = NR;
           for (int64_t i0 = 0; i0 < count; i0 += MR) {
             // Panel columns [i0, last] of the tile's MR pixels (all read, even past mr).
             const int64_t last = i0 + MR - 1 + (taps_w ? (taps_w - 1) * pq.step : 0);

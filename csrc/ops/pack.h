@@ -11,21 +11,6 @@
 
 namespace pycnn {
 
-// Rows of a row-major matrix (rows x k, row stride ld) into panels of `mr` rows:
-// dst[(panel*k + kk)*mr + i] = src[(panel*mr + i)*ld + kk], rows past the end zero.
-template <class T>
-void pack_row_panels(const T* src, int64_t rows, int64_t k, int64_t ld, int64_t mr, T* dst) {
-  for (int64_t r0 = 0; r0 < rows; r0 += mr) {
-    const int64_t n = rows - r0 < mr ? rows - r0 : mr;
-    for (int64_t kk = 0; kk < k; ++kk) {
-      T* d = dst + kk * mr;
-      for (int64_t i = 0; i < n; ++i) d[i] = src[(r0 + i) * ld + kk];
-      for (int64_t i = n; i < mr; ++i) d[i] = T(0);
-    }
-    dst += k * mr;
-  }
-}
-
 // Columns of a row-major matrix (k x cols, row stride ld) into panels of `nr` columns:
 // dst[(panel*k + kk)*nr + j] = src[kk*ld + panel*nr + j], columns past the end zero.
 template <class T>
