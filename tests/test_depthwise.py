@@ -104,6 +104,9 @@ CASES = [
     _case("c144-mobilenet-like", c=144, h=8, w=8, k=3, padding=1, activation="relu6"),
     # Wide rows: several NCHW column tiles and a partial one; taps that skip the padding.
     _case("w70-s2-k5", c=3, h=5, w=70, k=5, stride=2, padding=2),
+    # Stride 2 NCHW splits rows into even/odd columns with the ISA's deinterleave: an odd left
+    # padding (first column odd), vector pairs, and an odd element count at the end.
+    _case("w71-s2-pad1-odd-split", c=2, h=5, w=71, k=3, stride=2, padding=1),
     _case("w70-k7-dil3", c=2, h=9, w=70, k=7, dilation=3, padding=9, activation="tanh"),
     # One image, few channels, tall: bands of output rows / channel chunks feed the threads.
     _case("c1-tall-bands", c=1, h=131, w=17, k=3, padding=1, activation="relu"),

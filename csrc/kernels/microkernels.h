@@ -262,12 +262,19 @@ using DepthwiseNhwcUkernel = void (*)(const DepthwiseNhwcArgs<T>& args);
 template <class T>
 using EpilogueUkernel = void (*)(T* y, size_t ldy, size_t rows, size_t cols, const Epilogue<T>& e);
 
+// Stride-2 split of one row (the NCHW depthwise planes of stride-2 layers): even[i] = src[2i]
+// for 2i < n, odd[i] = src[2i + 1] for 2i + 1 < n. Reads src[0, n) and writes nothing else; no
+// alignment required.
+template <class T>
+using Deinterleave2Ukernel = void (*)(const T* src, size_t n, T* even, T* odd);
+
 template <class T>
 struct DepthwiseKernels {
   size_t nchw_mr, nchw_nr;
   DepthwiseNchwUkernel<T> nchw;
   DepthwiseNhwcUkernel<T> nhwc;
   EpilogueUkernel<T> epilogue;
+  Deinterleave2Ukernel<T> deinterleave2;
 };
 
 struct KernelTable {

@@ -13,7 +13,6 @@
 //    and activation in the store: NCHW feeds the band to the GEMM microkernel as its B operand
 //    in place; NHWC runs the direct NHWC microkernel as a 1x1 convolution on the band in place.
 //    The band is written once and read once, from cache.
-#include <emmintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -52,36 +51,18 @@ void check(const DepthwiseConv2dParams& p) {
 // NCHW: the zero-padded, stride-phase-split plane of one channel's band of input rows.
 
 // src[0, n) -> padded columns left, left + 1, ...: even padded columns to even[col / 2], odd to
-// odd[col / 2]. Stride 2 is the common strided depthwise layer, so its split uses SSE2 (the
-// x86-64 baseline) shuffles: 4 floats or 2 doubles per phase per step.
-inline void split_pairs(const float* src, float* even, float* odd) {
-  const __m128 a = _mm_loadu_ps(src), b = _mm_loadu_ps(src + 4);
-  _mm_storeu_ps(even, _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-  _mm_storeu_ps(odd, _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-}
-inline void split_pairs(const double* src, double* even, double* odd) {
-  const __m128d a = _mm_loadu_pd(src), b = _mm_loadu_pd(src + 2);
-  _mm_storeu_pd(even, _mm_unpacklo_pd(a, b));
-  _mm_storeu_pd(odd, _mm_unpackhi_pd(a, b));
-}
-
+// odd[col / 2], by the ISA's deinterleave microkernel (stride 2 is the common strided depthwise
+// layer: two vectors in, an even and an odd vector out).
 template <class T>
-void split_even_odd(const T* src, int64_t n, int64_t left, T* even, T* odd) {
-  constexpr int64_t step = 16 / sizeof(T);  // phase elements per SSE2 step
+void split_even_odd(const DepthwiseKernels<T>& kd, const T* src, int64_t n, int64_t left, T* even, T* odd) {
   int64_t iw = 0;
   if (left % 2 && n > 0) {  // the first column is odd: align to an even padded column
     odd[left / 2] = src[0];
     iw = 1;
   }
   // Padded column iw + left is even from here on, at q = (iw + left) / 2.
-  for (; iw + 2 * step <= n; iw += 2 * step) {
-    const int64_t q = (iw + left) / 2;
-    split_pairs(src + iw, even + q, odd + q);
-  }
-  for (; iw < n; ++iw) {
-    const int64_t col = iw + left;
-    (col % 2 ? odd : even)[col / 2] = src[iw];
-  }
+  const int64_t q = (iw + left) / 2;
+  if (n > iw) kd.deinterleave2(src + iw, (size_t)(n - iw), even + q, odd + q);
 }
 
 struct NchwPlane {
@@ -103,7 +84,7 @@ struct NchwPlane {
 
   // Rows for output rows [oh0, ...) of channel plane `src` (H x W) into `dst`.
   template <class T>
-  void fill(const DepthwiseConv2dParams& p, const T* src, int64_t oh0, T* dst) const {
+  void fill(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* src, int64_t oh0, T* dst) const {
     const int64_t s = p.stride_w;
     for (int64_t r = 0; r < rows; ++r) {
       T* row = dst + r * plane_row;
@@ -123,7 +104,7 @@ struct NchwPlane {
       std::fill(row, row + plane_row, T(0));
       const int64_t end = std::min(p.w, s * phase_width - p.pad_left);
       if (s == 2) {
-        split_even_odd(src + ih * p.w, end, p.pad_left, row, row + phase_width);
+        split_even_odd(kd, src + ih * p.w, end, p.pad_left, row, row + phase_width);
         continue;
       }
       int64_t phase = p.pad_left % s, q = p.pad_left / s;
@@ -200,7 +181,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
-      plane.fill(p, x + (n * p.c + c) * HW, oh0, buf);
+      plane.fill(p, kd, x + (n * p.c + c) * HW, oh0, buf);
       depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
                           y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
     }
@@ -423,7 +404,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = b * plan.band, rows = std::min(plan.band, p.oh - oh0), bp = rows * p.ow;
       for (int64_t c = 0; c < p.c; ++c) {
-        plane.fill(dp, x + (n * p.c + c) * HW, oh0, plane_buf);
+        plane.fill(dp, kd, x + (n * p.c + c) * HW, oh0, plane_buf);
         depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
                             mid + c * p.multiplier * bp, bp);
       }

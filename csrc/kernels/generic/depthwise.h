@@ -164,11 +164,29 @@ void epilogue_ukernel(typename V::T* y, size_t ldy, size_t rows, size_t cols,
   }
 }
 
+// Contract: microkernels.h (Deinterleave2Ukernel). Two vectors in, one of even and one of odd
+// lanes out, then the last elements one by one.
+template <class V>
+void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* even, typename V::T* odd) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  size_t i = 0;
+  for (; 2 * i + 2 * W <= n; i += W) {
+    const reg lo = V::load(src + 2 * i), hi = V::load(src + 2 * i + W);
+    V::store(even + i, V::even(lo, hi));
+    V::store(odd + i, V::odd(lo, hi));
+  }
+  for (; 2 * i < n; ++i) {
+    even[i] = src[2 * i];
+    if (2 * i + 1 < n) odd[i] = src[2 * i + 1];
+  }
+}
+
 template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_NV>
 constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
       NCHW_MR, NCHW_NV * V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
-      depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV>, epilogue_ukernel<V>};
+      depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
