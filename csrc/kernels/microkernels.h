@@ -64,7 +64,8 @@ using DirectNchwUkernel = void (*)(const DirectNchwArgs<T>& args);
 //          panel[kh*panel_kh + q*channels + c]; output pixel i, tap kw reads column
 //          i*stride + kw*dilation.
 //   w: weights for this channel block with k-row stride ldw: w[((kh*KW + kw)*C + c)*ldw + j]
-//      (HWIO in place, ldw = O, or a packed tail panel, ldw = NR). All NR columns readable;
+//      (HWIO in place, ldw = O, or a packed panel, ldw = NR: a tail panel, or conv_transpose2d's
+//      per-phase panels, whose kh x kw taps are the phase's, flipped). All NR columns readable;
 //      columns >= nr only feed accumulators that are never stored.
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per column (channel) in the epilogue.
 template <class T>

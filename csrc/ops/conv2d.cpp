@@ -405,7 +405,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // each finished tile is written back transposed. That keeps every microkernel load aligned and
 // contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
 
-// The reorders below are orphaned `omp for` loops: shared by the team when called inside a
+// The weight reorder below (and transpose_matrices, ops/pack.h) are orphaned `omp for` loops: shared by the team when called inside a
 // parallel region, run whole otherwise. Each iteration writes its own runs of 16 destination
 // elements (a cache line in float32) and reads 16 source rows, whose lines stay in L1 while
 // the loop walks along them.

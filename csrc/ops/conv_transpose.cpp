@@ -45,7 +45,7 @@ namespace {
 template <class T>
 struct TransposeBlocking {
   static constexpr int64_t kc = 1024 / sizeof(T);      // reduction block: one micropanel in L1
-  static constexpr int64_t pack_bytes = 256 * 1024;    // packed weights of one item
+  static constexpr int64_t pack_bytes = 256 * 1024;    // weights one item reads (its phase's taps x ob x Cg)
 };
 
 // The canvas geometry and the taps of each stride phase.
@@ -175,7 +175,7 @@ TransposePlan plan_transpose(const ConvTranspose2dParams& p, const Canvas& cv, i
   for (const auto& t : cv.taps) max_taps = std::max<int64_t>(max_taps, (int64_t)t.size());
   const int64_t budget = TransposeBlocking<T>::pack_bytes / (int64_t)sizeof(T);
   TransposePlan plan;
-  // Packed weights of one item (taps of its phase x ob x Cg) within the budget.
+  // The weights one item reads (taps of its phase x ob x Cg, packed once per call) within the budget.
   plan.ob = std::min(Og, std::max(min_block, round_up(std::max<int64_t>(1, budget / (max_taps * Cg)), min_block)));
   const int want = num_threads() * 2;
   while (p.n * G * cv.phases * ceil_div(Og, plan.ob) < want && plan.ob > min_block)
