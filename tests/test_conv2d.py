@@ -237,11 +237,12 @@ def test_output_channels_across_register_tiles(algorithm, layout, isa, rng, chec
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("o", [1, 4, 8, 16])
 def test_single_vector_tile(o, algorithm, layout, isa, rng, check_conv2d):
-    """Output channels that fit one vector take the single-vector tile (12 rows x W) on every
-    ISA (W = 16/8 float32/float64 on AVX-512, 8/4 on AVX2): rows of 12 + 12 + 5 pixels give full
-    and partial tiles, 1 and 4 channels partial vectors; an NCHW GEMM on an image of 3 x 5
-    pixels (N <= W) uses it with output channels as rows."""
-    for h, w in ((29, 29), (3, 5)):
+    """Output channels that fit one vector take the single-vector tile (12 rows x W pixels or
+    channels; W = 16/8 float32/float64 on AVX-512, 8/4 on AVX2, 1 scalar): rows of 12 + 12 + 5
+    pixels give full and partial tiles, and channel counts below W partial vectors. An NCHW GEMM
+    puts output channels on the tile's rows and pixels on its vector, so it takes the tile when
+    the image fits one vector: 3 x 5 pixels on AVX-512 float32, 1 x 1 on every ISA."""
+    for h, w in ((29, 29), (3, 5), (1, 1)):
         case = dict(n=2, c=7, h=h, w=w, o=o, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
                     bias=True, activation="relu")
         for dtype in DTYPES:

@@ -442,6 +442,23 @@ def test_transposed_huge_dilation_refused_by_either_algorithm():
         ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC")
 
 
+def test_transposed_huge_column_stride_on_the_direct_path():
+    """A reduction of 768 in NHWC takes the direct phase correlations. A column stride of 10**6
+    makes 10**6 column phases, one with a tap: the input panels were sized per phase (MemoryError
+    for 37 GB); now only phases with taps get one, and the rest are the bias alone."""
+    import pycnn.reference as ref
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 2, 768)).astype(np.float32)
+    w = rng.standard_normal((1, 1, 1, 768)).astype(np.float32)
+    bias = np.array([0.5], np.float32)
+    result = ops.conv_transpose2d(x, w, bias, stride=(1, 10**6), data_format="NHWC")
+    expected = ref.conv_transpose2d(x, w, bias, stride=(1, 10**6), data_format="NHWC")
+    assert result.shape == (1, 2, 10**6 + 1, 1) and result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+    assert np.all(result[:, :, 1:-1] == 0.5)  # columns between the two input columns: bias only
+
+
 @pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
 def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped

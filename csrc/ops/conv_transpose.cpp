@@ -421,12 +421,18 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   PhaseWeights<T> weights(p, rows, cols, NR);
 
-  // The widest phase row a thread computes, and its zero-padded input panel [tap row][column][c].
+  // The widest phase row a thread computes, and its zero-padded input panel [tap row][column][c],
+  // one per column phase with taps (at most kw of them, however large the stride): the panels
+  // are filled for the first channel panel and reused by the rest.
   int64_t max_taps_h = 0, max_columns = 1;
   for (const PhaseTaps& pr : rows) max_taps_h = std::max<int64_t>(max_taps_h, (int64_t)pr.k.size());
+  std::vector<int64_t> panel_slot((size_t)sw, -1);
+  int64_t slots = 0;
   for (int64_t q = 0; q < sw; ++q) {
     const int64_t count = ceil_div(p.ow, sw), taps_w = (int64_t)cols[(size_t)q].k.size();
-    max_columns = std::max(max_columns, round_up(count, MR) + (taps_w ? (taps_w - 1) * cols[(size_t)q].step : 0));
+    if (taps_w == 0) continue;
+    panel_slot[(size_t)q] = slots++;
+    max_columns = std::max(max_columns, round_up(count, MR) + (taps_w - 1) * cols[(size_t)q].step);
   }
   const int64_t panel_size = max_taps_h * max_columns * Cg;
 
@@ -434,7 +440,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
   const int threads = threads_for(2.0 * p.n * HW * Cg * p.o * KK, items);
   Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
   const T* xs = nchw ? x_nhwc.data() : x;
-  Workspace<T> panels((size_t)(sw * panel_size), threads);
+  Workspace<T> panels((size_t)(slots * panel_size), threads);
   Workspace<T> rows_out(nchw ? (size_t)(p.ow * NR) : 0, threads);  // NCHW: one panel's output row
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -471,8 +477,9 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           const int64_t iw0 = (ow0 + p.pad_left) / sw - pq.reach;  // input column of panel column 0
           const int64_t columns = round_up(count, MR) + (taps_w ? (taps_w - 1) * pq.step : 0);
           const int64_t panel_kh = columns * Cg;
-          T* panel = panel_base + q * panel_size;
           const bool no_taps = taps_h == 0 || taps_w == 0;
+          // Tapless phases read no panel: the microkernel stores the epilogue of zero sums.
+          T* panel = no_taps ? panel_base : panel_base + panel_slot[(size_t)q] * panel_size;
           // Panel column j holds input column iw0 + j, or zeros.
           auto fill_panel = [&](int64_t qa, int64_t qb) {
             fill_nhwc_panel(xs + n * p.h * p.w * p.c, p.h, p.w, p.c, g * Cg, Cg, taps_h, ih0, pr.step, iw0, qa, qb,
