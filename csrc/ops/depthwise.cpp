@@ -177,7 +177,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* buf = planes.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
@@ -269,7 +269,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     const int tid = omp_get_thread_num();
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_w.data(), w_stride);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t ch = item % chunks, oh = (item / chunks) % p.oh, n = item / chunks / p.oh;
       const int64_t c0 = ch * chunk;
