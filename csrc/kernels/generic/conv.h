@@ -9,10 +9,38 @@
 
 namespace pycnn::PYCNN_ISA_NS {
 
+// A full tile with bias and no activation, relu (Act 1) or relu6 (Act 2), unrolled from
+// registers: the same operations in the same order as the rolled epilogue in store_tile.
+template <class V, size_t MR, size_t NV, int Act>
+inline void store_full_tile_biased(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, bool accumulate,
+                                   const Epilogue<typename V::T>& e) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  reg col[NV];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) col[v] = e.bias_col ? V::load(e.bias_col + v * W) : V::zero();
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) {
+    const reg row = e.bias_row ? V::set1(e.bias_row[i]) : V::zero();
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      typename V::T* p = c + i * ldc + v * W;
+      reg x = accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v];
+      if (e.bias_row) x = V::add(x, row);
+      if (e.bias_col) x = V::add(x, col[v]);
+      if (Act >= 1) x = V::max(V::zero(), x);
+      if (Act == 2) x = V::min(V::set1(typename V::T(6)), x);
+      V::store(p, x);
+    }
+  }
+}
+
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
-// there when `accumulate`, then bias and activation when an epilogue is given. The common case
-// (a full tile, no epilogue) is unrolled from registers; everything else goes through a stack
-// copy of the tile and one rolled loop, so the epilogue's code exists once per kernel.
+// there when `accumulate`, then bias and activation when an epilogue is given. Full tiles
+// with no epilogue, or with bias and at most a relu/relu6 (most layers; with a short reduction,
+// as in MNIST-size layers, the store is a large part of the tile's time) are unrolled from
+// registers; everything else goes through a stack copy of the tile and one rolled loop, so
+// the costly activations' code exists once per kernel.
 template <class V, size_t MR, size_t NV>
 inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
                        size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
@@ -28,6 +56,14 @@ inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t 
         V::store(p, accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v]);
       }
     return;
+  }
+  if (mr == MR && nr == NR) {
+    switch (epilogue->activation) {
+      case 0: return store_full_tile_biased<V, MR, NV, 0>(acc, c, ldc, accumulate, *epilogue);
+      case 1: return store_full_tile_biased<V, MR, NV, 1>(acc, c, ldc, accumulate, *epilogue);
+      case 2: return store_full_tile_biased<V, MR, NV, 2>(acc, c, ldc, accumulate, *epilogue);
+      default: break;
+    }
   }
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
