@@ -82,10 +82,15 @@ struct NchwPlane {
   }
   int64_t size() const { return rows * plane_row; }
 
-  // Rows for output rows [oh0, ...) of channel plane `src` (H x W) into `dst`.
+  // Rows for output rows [oh0, ...) of channel plane `src` (H x W) into `dst`, which must hold
+  // zeros wherever no input column lands (zero_padding once per buffer): every input row lands
+  // on the same positions of its plane row, so only those are written, plus whole padding rows.
+  // A 56-wide row is 224 bytes, so per-row calls, not bytes, are the cost of the copy.
   template <class T>
   void fill(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* src, int64_t oh0, T* dst) const {
     const int64_t s = p.stride_w;
+    const int64_t left = std::min(p.pad_left, plane_row), n = std::min(p.w, plane_row - left);
+    const int64_t end = std::min(p.w, s * phase_width - p.pad_left);  // stride > 1: columns that land
     for (int64_t r = 0; r < rows; ++r) {
       T* row = dst + r * plane_row;
       const int64_t ih = oh0 * p.stride_h - p.pad_top + r;
@@ -93,27 +98,24 @@ struct NchwPlane {
         std::fill(row, row + plane_row, T(0));
         continue;
       }
-      if (s == 1) {  // zeros, the row, zeros: no index arithmetic per element
-        const int64_t left = std::min(p.pad_left, plane_row), n = std::min(p.w, plane_row - left);
-        std::fill(row, row + left, T(0));
-        std::memcpy(row + left, src + ih * p.w, (size_t)n * sizeof(T));
-        std::fill(row + left + n, row + plane_row, T(0));
-        continue;
-      }
-      // One pass over the input row: column iw is padded column iw + left = q*s + phase.
-      std::fill(row, row + plane_row, T(0));
-      const int64_t end = std::min(p.w, s * phase_width - p.pad_left);
-      if (s == 2) {
-        split_even_odd(kd, src + ih * p.w, end, p.pad_left, row, row + phase_width);
-        continue;
-      }
-      int64_t phase = p.pad_left % s, q = p.pad_left / s;
-      for (int64_t iw = 0; iw < end; ++iw) {
-        row[phase * phase_width + q] = src[ih * p.w + iw];
-        if (++phase == s) phase = 0, ++q;
+      const T* in = src + ih * p.w;
+      if (s == 1) {
+        std::memcpy(row + left, in, (size_t)n * sizeof(T));
+      } else if (s == 2) {
+        split_even_odd(kd, in, end, p.pad_left, row, row + phase_width);
+      } else {  // column iw is padded column iw + left = q*s + phase
+        int64_t phase = p.pad_left % s, q = p.pad_left / s;
+        for (int64_t iw = 0; iw < end; ++iw) {
+          row[phase * phase_width + q] = in[iw];
+          if (++phase == s) phase = 0, ++q;
+        }
       }
     }
   }
+
+  // What fill expects of a new buffer.
+  template <class T>
+  void zero_padding(T* dst) const { std::fill(dst, dst + size(), T(0)); }
 };
 
 // The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
@@ -177,6 +179,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* buf = planes.slice(omp_get_thread_num());
+    plane.zero_padding(buf);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
@@ -398,6 +401,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
+    plane.zero_padding(plane_buf);
     T* mid = mids.slice(tid);
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {

@@ -4,12 +4,64 @@
 // Depthwise convolution has no reduction over channels: every output value is KH*KW products,
 // so the kernels are load-bound. They keep an MR x NV tile of accumulators in registers and
 // load each weight vector (or broadcast) once per tap for the whole tile, so a tap costs
-// about one input load per FMA.
+// about one input load per FMA; the NCHW 3x3 kernel also shares each input row's loads among
+// the output rows that read it.
 #ifndef PYCNN_ISA_NS
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
 namespace pycnn::PYCNN_ISA_NS {
+
+// x, opaque to the optimiser: a value loaded for several FMAs must stay one load into a
+// register, which GCC otherwise re-reads as a memory operand of each FMA.
+template <class reg>
+inline reg in_register(reg x) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+v"(x));
+#endif
+  return x;
+}
+
+// 3x3 taps, row dilation 1, row stride SH: each padded input row of the tile is loaded once per
+// column tap and feeds every output row that reads it (up to 3 with SH = 1), with the nine
+// weights in registers: (MR-1)*SH + 3 input rows' loads instead of 9 per output row. Each
+// output's sum still runs kh-major, kw-minor, as in the generic loop, so both give the same bits.
+template <size_t MR, size_t SH>
+constexpr bool tile_row_reads(size_t r, size_t kh) {  // output row (r - kh) / SH reads padded row r at kh
+  return r >= kh && (r - kh) % SH == 0 && (r - kh) / SH < MR;
+}
+
+template <class V, size_t MR, size_t NV, size_t SH>
+inline void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename V::T>& a, typename V::reg (&acc)[MR][NV]) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr size_t W = V::W, IR = (MR - 1) * SH + 3;
+  reg wv[3][3];
+#pragma GCC unroll 3
+  for (size_t kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 3
+    for (size_t kw = 0; kw < 3; ++kw) wv[kh][kw] = V::set1(a.w[kh * 3 + kw]);
+  const int64_t tap[3] = {a.tap[0], a.tap[1], a.tap[2]};
+#pragma GCC unroll 32
+  for (size_t r = 0; r < IR; ++r) {
+    const T* row = a.plane + (int64_t)r * a.plane_row;
+#pragma GCC unroll 3
+    for (size_t kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) {
+        size_t uses = 0;
+#pragma GCC unroll 3
+        for (size_t kh = 0; kh < 3; ++kh) uses += tile_row_reads<MR, SH>(r, kh);
+        // A row read by one output row (SH = 2: odd rows, the first and the last) is a memory
+        // operand of its FMA; one read by several is loaded once.
+        const reg x = uses > 1 ? in_register(V::load(row + tap[kw] + v * W)) : V::load(row + tap[kw] + v * W);
+#pragma GCC unroll 3
+        for (size_t kh = 0; kh < 3; ++kh)
+          if (tile_row_reads<MR, SH>(r, kh))
+            acc[(r - kh) / SH][v] = V::fmadd(wv[kh][kw], x, acc[(r - kh) / SH][v]);
+      }
+  }
+}
 
 // NCHW: MR output rows x NR = NV*W output columns of one output channel.
 template <class V, size_t MR, size_t NV>
@@ -19,17 +71,23 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   constexpr size_t W = V::W;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
-  const int64_t row_step = a.stride_h * a.plane_row;
-  for (int64_t kh = 0; kh < a.kh; ++kh) {
-    const T* base = a.plane + kh * a.dilation_h * a.plane_row;
-    for (int64_t kw = 0; kw < a.kw; ++kw) {
-      const reg wv = V::set1(a.w[kh * a.kw + kw]);
-      const T* src = base + a.tap[kw];
+  if (a.kh == 3 && a.kw == 3 && a.dilation_h == 1 && a.stride_h == 1) {
+    depthwise_nchw_3x3_rows<V, MR, NV, 1>(a, acc);
+  } else if (a.kh == 3 && a.kw == 3 && a.dilation_h == 1 && a.stride_h == 2) {
+    depthwise_nchw_3x3_rows<V, MR, NV, 2>(a, acc);
+  } else {
+    const int64_t row_step = a.stride_h * a.plane_row;
+    for (int64_t kh = 0; kh < a.kh; ++kh) {
+      const T* base = a.plane + kh * a.dilation_h * a.plane_row;
+      for (int64_t kw = 0; kw < a.kw; ++kw) {
+        const reg wv = V::set1(a.w[kh * a.kw + kw]);
+        const T* src = base + a.tap[kw];
 #pragma GCC unroll 16
-      for (size_t i = 0; i < MR; ++i)
+        for (size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-        for (size_t v = 0; v < NV; ++v)
-          acc[i][v] = V::fmadd(wv, V::load(src + (int64_t)i * row_step + v * W), acc[i][v]);
+          for (size_t v = 0; v < NV; ++v)
+            acc[i][v] = V::fmadd(wv, V::load(src + (int64_t)i * row_step + v * W), acc[i][v]);
+      }
     }
   }
   const bool finish = a.bias || a.activation;
