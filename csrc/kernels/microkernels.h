@@ -90,6 +90,15 @@ struct Tiled {
   Fn run;
 };
 
+// The NHWC direct kernels also come one output pixel shorter (MR-1 rows; MR = 1: the same), so
+// that an output row whose width MR does not divide is cut into tiles of MR and MR-1 pixels
+// instead of ending in a mostly idle one (56 pixels: 6x6 + 4x5, not 9x6 + a 6-row tile for 2).
+template <class Fn>
+struct TiledRows {
+  size_t mr, nr;
+  Fn run, run_short;
+};
+
 // Each family comes in kTileShapes register-tile shapes so an op can pick the one that wastes
 // the least work on its M and N (see pick_tile in ops/): three that fill the register file, and
 // one a single vector wide for N of one vector (16 output channels on AVX-512, where a two-vector
@@ -106,7 +115,7 @@ template <class T>
 struct ConvKernels {
   Tiled<GemmUkernel<T>> gemm[kTileShapes];
   Tiled<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
-  Tiled<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
+  TiledRows<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
   size_t transpose_block;
   TransposeUkernel<T> transpose;
 };

@@ -435,6 +435,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
   const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr;
   const int64_t npanels = ceil_div(Og, NR);
+  const RowTiles row_tiles(p.ow, MR);
   const int64_t columns = (round_up(p.ow, MR) - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
   const int64_t panel_kh = columns * Cg;
 
@@ -487,7 +488,9 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         args.epilogue = epilogue_needed ? &e : nullptr;
         args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
-        for (int64_t i0 = 0; i0 < p.ow; i0 += MR) {
+        for (int64_t t = 0, i0 = 0; i0 < p.ow; ++t) {
+          const bool short_tile = t >= row_tiles.full;
+          const int64_t mr = short_tile ? MR - 1 : std::min(MR, p.ow - i0);
           // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
           const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
           if (rows_inside && q0 >= p.pad_left && q_last < p.pad_left + p.w) {
@@ -498,9 +501,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
             args.panel = panel + q0 * Cg;
             args.panel_kh = panel_kh;
           }
-          args.mr = (size_t)std::min(MR, p.ow - i0);
+          args.mr = (size_t)mr;
           args.y = nchw ? out_row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
-          direct.run(args);
+          (short_tile ? direct.run_short : direct.run)(args);
+          i0 += mr;
         }
         if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
@@ -578,10 +582,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
   const std::string via = nchw && gemm_nchw_via_nhwc(p)
                               ? " (NCHW: input and result reordered, the GEMM runs on NHWC)" : "";
   // The direct kernel streams a K x NR weight panel (NR = 64 float32 lanes on AVX-512) for each
-  // tile of a few pixels: past these lengths the panel (192 KiB; 384 KiB in NCHW, whose GEMM
-  // route pays for two more reorders) no longer stays in L2 next to the input rows, while the
-  // GEMM blocks K. Measured on ResNet/VGG layers: direct 53-76 GFLOP/s, im2col 157-223 at K >= 2304.
-  const int64_t direct_max_k = nchw ? 1536 : 768;
+  // tile of a few pixels: past this length the panel (384 KiB) no longer stays in L2 next to the
+  // input rows, while the GEMM blocks K. Measured on ResNet/VGG layers, 2 threads: direct 53-76
+  // GFLOP/s, im2col 157-223 at K >= 2304 (an Intel machine); on a Zen 5 (1 MiB L2), NHWC 3x3
+  // direct vs im2col: K = 864 423 vs 396, 1152 432 vs 383, 1728 428 vs 421, 2304 340 vs 407.
+  const int64_t direct_max_k = 1536;
   if (nchw && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "

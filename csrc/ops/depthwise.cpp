@@ -368,8 +368,8 @@ SeparablePlan<T> separable_plan(const SeparableConv2dParams& sp, const ConvKerne
 
 // The direct NHWC tile shape the plan chose.
 template <class T>
-const Tiled<DirectNhwcUkernel<T>>& tile_with(const Tiled<DirectNhwcUkernel<T>> (&shapes)[kTileShapes],
-                                             int64_t mr, int64_t nr) {
+const TiledRows<DirectNhwcUkernel<T>>& tile_with(const TiledRows<DirectNhwcUkernel<T>> (&shapes)[kTileShapes],
+                                                 int64_t mr, int64_t nr) {
   for (const auto& t : shapes)
     if ((int64_t)t.mr == mr && (int64_t)t.nr == nr) return t;
   return shapes[0];

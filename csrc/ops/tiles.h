@@ -29,4 +29,15 @@ const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
   return shapes[0];
 }
 
+// A row of `width` pixels in tiles of MR pixels (`full` of them), then of MR-1 (the rest), when
+// that covers it exactly with as many tiles as MR alone would need: 56 = 6x6 + 4x5. Otherwise
+// all tiles have MR pixels and the last one may be partial.
+struct RowTiles {
+  int64_t full;
+  RowTiles(int64_t width, int64_t mr) {
+    const int64_t tiles = ceil_div(width, mr);
+    full = mr > 1 && width % mr && width >= tiles * (mr - 1) ? width - tiles * (mr - 1) : tiles;
+  }
+};
+
 }  // namespace pycnn

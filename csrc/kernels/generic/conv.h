@@ -197,6 +197,12 @@ struct Shape {
   static constexpr size_t MR = MR_, NV = NV_;
 };
 
+template <class V, class S>
+constexpr TiledRows<DirectNhwcUkernel<typename V::T>> direct_nhwc_kernels() {
+  constexpr size_t short_mr = S::MR > 1 ? S::MR - 1 : 1;
+  return {S::MR, S::NV * V::W, direct_nhwc_ukernel<V, S::MR, S::NV>, direct_nhwc_ukernel<V, short_mr, S::NV>};
+}
+
 template <class V, class S0, class S1, class S2, class S3>
 constexpr ConvKernels<typename V::T> make_conv_kernels() {
   using T = typename V::T;
@@ -209,10 +215,8 @@ constexpr ConvKernels<typename V::T> make_conv_kernels() {
        {S1::MR, S1::NV * V::W, direct_nchw_ukernel<V, S1::MR, S1::NV>},
        {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>},
        {S3::MR, S3::NV * V::W, direct_nchw_ukernel<V, S3::MR, S3::NV>}},
-      {{S0::MR, S0::NV * V::W, direct_nhwc_ukernel<V, S0::MR, S0::NV>},
-       {S1::MR, S1::NV * V::W, direct_nhwc_ukernel<V, S1::MR, S1::NV>},
-       {S2::MR, S2::NV * V::W, direct_nhwc_ukernel<V, S2::MR, S2::NV>},
-       {S3::MR, S3::NV * V::W, direct_nhwc_ukernel<V, S3::MR, S3::NV>}},
+      {direct_nhwc_kernels<V, S0>(), direct_nhwc_kernels<V, S1>(), direct_nhwc_kernels<V, S2>(),
+       direct_nhwc_kernels<V, S3>()},
       V::W,
       transpose_ukernel<V>,
   };
