@@ -141,6 +141,11 @@ def test_explain_names_the_choice():
     assert why.startswith("im2col") and "the GEMM runs on NHWC" in why
     assert "NHWC" not in pycnn.ops.explain_conv2d((1, 14, 14, 256), (3, 3, 256, 256), padding=1,
                                                   data_format="NHWC").split(";")[0]
+    # A reduction of 1152: direct while the weights stay in L2 (576 KiB), the GEMM past that.
+    assert pycnn.ops.explain_conv2d((1, 112, 112, 128), (3, 3, 128, 128), padding=1,
+                                    data_format="NHWC").startswith("direct")
+    why = pycnn.ops.explain_conv2d((1, 56, 56, 128), (3, 3, 128, 256), stride=2, padding=1, data_format="NHWC")
+    assert why.startswith("im2col: a long reduction (C/groups*KH*KW = 1152, 1152 KiB of float32 weights")
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)

@@ -93,7 +93,7 @@ def test_packed_float32_weight_with_float64_input(rng, conv_truth, assert_conv_c
 def test_explain_conv2d_counts_packed_weights(rng):
     # One output row, many weights: reordering OIHW weights per call does not pay, reordering
     # only the (small) input and output does.
-    x_shape, w = (1, 128, 3, 32), np.zeros((256, 128, 3, 3), np.float32)
+    x_shape, w = (1, 128, 3, 32), np.zeros((128, 128, 3, 3), np.float32)
     assert ops.explain_conv2d(x_shape, w.shape).startswith("direct (NCHW in place)")
     assert ops.explain_conv2d(x_shape, pack_conv2d_weight(w)).startswith("direct: input reordered to NHWC")
     assert ops.explain_conv2d(x_shape, w.shape, stride=2).startswith("im2col")

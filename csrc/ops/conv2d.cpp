@@ -582,11 +582,14 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
   const std::string via = nchw && gemm_nchw_via_nhwc(p)
                               ? " (NCHW: input and result reordered, the GEMM runs on NHWC)" : "";
   // The direct kernel streams a K x NR weight panel (NR = 64 float32 lanes on AVX-512) for each
-  // tile of a few pixels: past this length the panel (384 KiB) no longer stays in L2 next to the
-  // input rows, while the GEMM blocks K. Measured on ResNet/VGG layers, 2 threads: direct 53-76
-  // GFLOP/s, im2col 157-223 at K >= 2304 (an Intel machine); on a Zen 5 (1 MiB L2), NHWC 3x3
-  // direct vs im2col: K = 864 423 vs 396, 1152 432 vs 383, 1728 428 vs 421, 2304 340 vs 407.
-  const int64_t direct_max_k = 1536;
+  // tile of a few pixels, and every panel of the group for each output row: past these sizes
+  // the panels no longer stay in L2 next to the input rows, while the GEMM blocks K. Measured on
+  // ResNet/VGG layers, 2 threads: direct 53-76 GFLOP/s, im2col 157-223 at K >= 2304 (an Intel
+  // machine); on a Zen 5 (1 MiB L2), NHWC 3x3 direct vs im2col: K = 864, 96 outputs 423 vs 396;
+  // K = 1152, 128 outputs 432 vs 383, but 256 outputs (1.1 MiB of weights) 353 vs 397;
+  // K = 1728 428 vs 421; K = 2304 340 vs 407.
+  const int64_t weights = K * (p.o / p.groups);
+  const bool direct_fits = K <= 768 || (K <= 1536 && weights <= 160 * 1024);  // <= 640 KiB float32
   if (nchw && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
@@ -596,10 +599,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
                 "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
                 "weight block in cache" + via + "; direct rejected: its weight panel would stream from L2 for a "
                 "few pixels per pass");
-  if (K > direct_max_k && (!nchw || gemm_nchw_via_nhwc(p)))
+  if (!direct_fits && (!nchw || gemm_nchw_via_nhwc(p)))
     return pick(ConvAlgorithm::Im2col,
-                "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + "); the GEMM blocks it" + via +
-                    "; direct rejected: its weight panel would stream from L2 or L3 for every few pixels");
+                "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + ", " +
+                    std::to_string(weights / 256) + " KiB of float32 weights per group); the GEMM blocks it" + via +
+                    "; direct rejected: its weight panels would stream from L2 or L3 for every few pixels");
   if (nchw && !nchw_reorders_pay(p) && p.stride_w == 1)
     return pick(ConvAlgorithm::Direct,
                 "direct (NCHW in place): little work next to the data, so nothing is reordered; output "
