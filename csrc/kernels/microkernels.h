@@ -90,13 +90,18 @@ struct Tiled {
   Fn run;
 };
 
-// The NHWC direct kernels also come one output pixel shorter (MR-1 rows; MR = 1: the same), so
-// that an output row whose width MR does not divide is cut into tiles of MR and MR-1 pixels
-// instead of ending in a mostly idle one (56 pixels: 6x6 + 4x5, not 9x6 + a 6-row tile for 2).
+// The NHWC direct kernels also come one and two output pixels shorter (MR-1 and MR-2 rows, at
+// least 1), so that an output row whose width MR does not divide is cut into balanced tiles
+// instead of ending in a mostly idle one (56 pixels: 6x6 + 4x5, not 9x6 + a 6-row tile for 2;
+// see RowTiles in ops/tiles.h).
 template <class Fn>
 struct TiledRows {
   size_t mr, nr;
-  Fn run, run_short;
+  Fn run;          // MR rows (or fewer: mr <= MR)
+  Fn run_less[2];  // exactly MR-1 and MR-2 rows
+  Fn for_rows(size_t rows) const {
+    return rows + 1 == mr ? run_less[0] : rows + 2 == mr ? run_less[1] : run;
+  }
 };
 
 // Each family comes in kTileShapes register-tile shapes so an op can pick the one that wastes

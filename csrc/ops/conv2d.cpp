@@ -489,8 +489,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
         for (int64_t t = 0, i0 = 0; i0 < p.ow; ++t) {
-          const bool short_tile = t >= row_tiles.full;
-          const int64_t mr = short_tile ? MR - 1 : std::min(MR, p.ow - i0);
+          const int64_t mr = row_tiles.size(t, i0, p.ow);
           // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
           const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
           if (rows_inside && q0 >= p.pad_left && q_last < p.pad_left + p.w) {
@@ -503,7 +502,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           }
           args.mr = (size_t)mr;
           args.y = nchw ? out_row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;
-          (short_tile ? direct.run_short : direct.run)(args);
+          direct.for_rows((size_t)mr)(args);
           i0 += mr;
         }
         if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)

@@ -491,7 +491,9 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           args.dilation = pq.step;
           args.w = weights.phase_panel(r * sw + q, g, np);
           args.ldw = NR;
-          for (int64_t i0 = 0; i0 < count; i0 += MR) {
+          const RowTiles row_tiles(count, MR);
+          for (int64_t t = 0, i0 = 0; i0 < count; ++t) {
+            const int64_t mr = row_tiles.size(t, i0, count);
             // Panel columns [i0, last] of the tile's MR pixels (all read, even past mr).
             const int64_t last = i0 + MR - 1 + (taps_w ? (taps_w - 1) * pq.step : 0);
             if (rows_inside && !no_taps && iw0 + i0 >= 0 && iw0 + last < p.w) {
@@ -502,10 +504,11 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
               args.panel = panel + i0 * Cg;
               args.panel_kh = panel_kh;
             }
-            args.mr = (size_t)std::min(MR, count - i0);
+            args.mr = (size_t)mr;
             const int64_t ow = ow0 + i0 * sw;
             args.y = nchw ? out_row + ow * NR : y + ((n * p.oh + oh) * p.ow + ow) * p.o + o0;
-            direct.run(args);
+            direct.for_rows((size_t)mr)(args);
+            i0 += mr;
           }
         }
         if (nchw)  // out_row (column, channel) -> y (channel, column)

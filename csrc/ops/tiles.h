@@ -29,14 +29,21 @@ const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
   return shapes[0];
 }
 
-// A row of `width` pixels in tiles of MR pixels (`full` of them), then of MR-1 (the rest), when
-// that covers it exactly with as many tiles as MR alone would need: 56 = 6x6 + 4x5. Otherwise
-// all tiles have MR pixels and the last one may be partial.
+// A row of `width` pixels in as many tiles as MR-pixel tiles would need, balanced: the first
+// `extra` of `base` + 1 pixels, the rest of `base` (56 at MR = 6: 6x6 + 4x5; 64 at MR = 12:
+// 4x11 + 2x10), when no tile is shorter than MR-2 (TiledRows has kernels for MR, MR-1 and
+// MR-2); otherwise MR-pixel tiles, the last one partial.
 struct RowTiles {
-  int64_t full;
+  int64_t base, extra;
   RowTiles(int64_t width, int64_t mr) {
     const int64_t tiles = ceil_div(width, mr);
-    full = mr > 1 && width % mr && width >= tiles * (mr - 1) ? width - tiles * (mr - 1) : tiles;
+    base = width / tiles;
+    extra = width % tiles;
+    if (base + 2 < mr) base = mr, extra = 0;
+  }
+  // Pixels of tile t, which starts at pixel i0.
+  int64_t size(int64_t t, int64_t i0, int64_t width) const {
+    return t < extra ? base + 1 : std::min(base, width - i0);
   }
 };
 

@@ -199,8 +199,9 @@ struct Shape {
 
 template <class V, class S>
 constexpr TiledRows<DirectNhwcUkernel<typename V::T>> direct_nhwc_kernels() {
-  constexpr size_t short_mr = S::MR > 1 ? S::MR - 1 : 1;
-  return {S::MR, S::NV * V::W, direct_nhwc_ukernel<V, S::MR, S::NV>, direct_nhwc_ukernel<V, short_mr, S::NV>};
+  constexpr size_t less1 = S::MR > 1 ? S::MR - 1 : 1, less2 = S::MR > 2 ? S::MR - 2 : 1;
+  return {S::MR, S::NV * V::W, direct_nhwc_ukernel<V, S::MR, S::NV>,
+          {direct_nhwc_ukernel<V, less1, S::NV>, direct_nhwc_ukernel<V, less2, S::NV>}};
 }
 
 template <class V, class S0, class S1, class S2, class S3>
