@@ -110,6 +110,9 @@ CASES = [
     _case("w70-k7-dil3", c=2, h=9, w=70, k=7, dilation=3, padding=9, activation="tanh"),
     # One image, few channels, tall: bands of output rows / channel chunks feed the threads.
     _case("c1-tall-bands", c=1, h=131, w=17, k=3, padding=1, activation="relu"),
+    # Stride 2, wide rows: NCHW planes over ~32 KiB go in bands of output rows, so one buffer
+    # holds rows that are data in one band and padding in the next.
+    _case("c2-s2-wide-bands", c=2, h=70, w=71, k=3, stride=2, padding=1, activation="relu"),
     _case("c200-short-chunks", c=200, h=2, w=5, k=3, padding=1),
     _case("c37-m3-short-chunks", c=37, m=3, h=2, w=6, k=3, stride=(1, 2), padding="same", activation="relu"),
     _case("big-padding", c=2, h=3, w=4, k=3, padding=4, activation="elu"),
