@@ -9,61 +9,59 @@
 
 namespace pycnn::PYCNN_ISA_NS {
 
-// A full tile with bias and no activation, relu (Act 1) or relu6 (Act 2), unrolled from
-// registers: the same operations in the same order as the rolled epilogue in store_tile.
+// Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
+// there when `accumulate`, then, with an epilogue, its bias and activation. With no activation,
+// relu or relu6 (Act 0, 1, 2: most layers; with a short reduction, as in MNIST-size layers, the
+// store is a large part of a tile's time) the tile is stored from registers, unrolled, the edge
+// vectors masked; the costlier activations go through a stack copy of the tile and one rolled
+// loop, so that their code exists once per kernel. Both apply the same operations in the same
+// order.
 template <class V, size_t MR, size_t NV, int Act>
-inline void store_full_tile_biased(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, bool accumulate,
-                                   const Epilogue<typename V::T>& e) {
+inline void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
+                                size_t nr, bool accumulate, const Epilogue<typename V::T>* e) {
+  using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W;
+  const T* bias_row = e ? e->bias_row : nullptr;
+  const T* bias_col = e ? e->bias_col : nullptr;
   reg col[NV];
 #pragma GCC unroll 8
-  for (size_t v = 0; v < NV; ++v) col[v] = e.bias_col ? V::load(e.bias_col + v * W) : V::zero();
+  for (size_t v = 0; v < NV; ++v) {
+    const size_t n = v * W < nr ? nr - v * W : 0;
+    col[v] = !bias_col || n == 0 ? V::zero() : n >= W ? V::load(bias_col + v * W) : V::load_partial(bias_col + v * W, n);
+  }
 #pragma GCC unroll 32
   for (size_t i = 0; i < MR; ++i) {
-    const reg row = e.bias_row ? V::set1(e.bias_row[i]) : V::zero();
+    if (i >= mr) break;
+    const reg row = bias_row ? V::set1(bias_row[i]) : V::zero();
 #pragma GCC unroll 8
     for (size_t v = 0; v < NV; ++v) {
-      typename V::T* p = c + i * ldc + v * W;
-      reg x = accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v];
-      if (e.bias_row) x = V::add(x, row);
-      if (e.bias_col) x = V::add(x, col[v]);
+      if (v * W >= nr) break;
+      const size_t n = nr - v * W;
+      T* p = c + i * ldc + v * W;
+      reg x = acc[i][v];
+      if (accumulate) x = V::add(n >= W ? V::load(p) : V::load_partial(p, n), x);
+      if (bias_row) x = V::add(x, row);
+      if (bias_col) x = V::add(x, col[v]);
       if (Act >= 1) x = V::max(V::zero(), x);
-      if (Act == 2) x = V::min(V::set1(typename V::T(6)), x);
-      V::store(p, x);
+      if (Act == 2) x = V::min(V::set1(T(6)), x);
+      if (n >= W) V::store(p, x);
+      else V::store_partial(p, x, n);
     }
   }
 }
 
-// Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
-// there when `accumulate`, then bias and activation when an epilogue is given. Full tiles
-// with no epilogue, or with bias and at most a relu/relu6 (most layers; with a short reduction,
-// as in MNIST-size layers, the store is a large part of the tile's time) are unrolled from
-// registers; everything else goes through a stack copy of the tile and one rolled loop, so
-// the costly activations' code exists once per kernel.
 template <class V, size_t MR, size_t NV>
 inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
                        size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W, NR = NV * W;
-  if (mr == MR && nr == NR && !epilogue) {
-#pragma GCC unroll 32
-    for (size_t i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-      for (size_t v = 0; v < NV; ++v) {
-        typename V::T* p = c + i * ldc + v * W;
-        V::store(p, accumulate ? V::add(V::load(p), acc[i][v]) : acc[i][v]);
-      }
-    return;
-  }
-  if (mr == MR && nr == NR) {
-    switch (epilogue->activation) {
-      case 0: return store_full_tile_biased<V, MR, NV, 0>(acc, c, ldc, accumulate, *epilogue);
-      case 1: return store_full_tile_biased<V, MR, NV, 1>(acc, c, ldc, accumulate, *epilogue);
-      case 2: return store_full_tile_biased<V, MR, NV, 2>(acc, c, ldc, accumulate, *epilogue);
-      default: break;
-    }
+  switch (epilogue ? epilogue->activation : 0) {
+    case 0: return store_tile_unrolled<V, MR, NV, 0>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    case 1: return store_tile_unrolled<V, MR, NV, 1>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    case 2: return store_tile_unrolled<V, MR, NV, 2>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    default: break;
   }
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
@@ -76,14 +74,12 @@ inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t 
       T* p = c + i * ldc + j;
       reg x = V::load(tile + i * NR + j);
       if (accumulate) x = V::add(cols == W ? V::load(p) : V::load_partial(p, cols), x);
-      if (epilogue) {
-        if (epilogue->bias_row) x = V::add(x, V::set1(epilogue->bias_row[i]));
-        if (epilogue->bias_col) {
-          const T* b = epilogue->bias_col + j;
-          x = V::add(x, cols == W ? V::load(b) : V::load_partial(b, cols));
-        }
-        x = activate<V>(x, epilogue->activation, epilogue->param);
+      if (epilogue->bias_row) x = V::add(x, V::set1(epilogue->bias_row[i]));
+      if (epilogue->bias_col) {
+        const T* b = epilogue->bias_col + j;
+        x = V::add(x, cols == W ? V::load(b) : V::load_partial(b, cols));
       }
+      x = activate<V>(x, epilogue->activation, epilogue->param);
       if (cols == W) V::store(p, x);
       else V::store_partial(p, x, cols);
     }

@@ -90,31 +90,15 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
       }
     }
   }
-  if (a.bias || a.activation) {  // the GEMM's store: unrolled for bias and relu/relu6, else rolled
-    Epilogue<T> e;
-    T row_bias[MR];
-    if (a.bias) {
-      for (size_t i = 0; i < MR; ++i) row_bias[i] = *a.bias;
-      e.bias_row = row_bias;
-    }
-    e.activation = a.activation;
-    e.param = a.activation_param;
-    store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, &e);
-    return;
+  Epilogue<T> e;
+  T row_bias[MR];
+  if (a.bias) {
+    for (size_t i = 0; i < MR; ++i) row_bias[i] = *a.bias;
+    e.bias_row = row_bias;
   }
-#pragma GCC unroll 16
-  for (size_t i = 0; i < MR; ++i) {
-    if (i >= a.rows) break;
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      if (v * W >= a.cols) break;
-      const reg x = acc[i][v];
-      T* p = a.y + (int64_t)i * a.ldy + v * W;
-      const size_t n = a.cols - v * W;
-      if (n >= W) V::store(p, x);
-      else V::store_partial(p, x, n);
-    }
-  }
+  e.activation = a.activation;
+  e.param = a.activation_param;
+  store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, a.bias || a.activation ? &e : nullptr);
 }
 
 // Stores an NHWC tile of output pixels [ow, ow + count) x channels [c0, c0 + nc), with the
