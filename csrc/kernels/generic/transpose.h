@@ -34,9 +34,17 @@ void transpose_ukernel(const typename V::T* src, size_t lds, typename V::T* dst,
     for (size_t j = 0; j < W; ++j) V::store(dst + j * ldd, r[j]);
     return;
   }
+  if (rows <= 4) {  // e.g. an RGB image's 3 channels: element by element beats a W-row network
+    for (size_t j = 0; j < cols; ++j)
+      for (size_t i = 0; i < rows; ++i) dst[j * ldd + i] = src[i * lds + j];
+    return;
+  }
+#pragma GCC unroll 16
   for (size_t i = 0; i < W; ++i) r[i] = i < rows ? V::load_partial(src + i * lds, cols) : V::zero();
   transpose_stages<V, W / 2>(r);
-  for (size_t j = 0; j < cols; ++j) V::store_partial(dst + j * ldd, r[j], rows);
+#pragma GCC unroll 16
+  for (size_t j = 0; j < W; ++j)
+    if (j < cols) V::store_partial(dst + j * ldd, r[j], rows);
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
