@@ -36,7 +36,7 @@ const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
 struct RowTiles {
   int64_t base, extra;
   RowTiles(int64_t width, int64_t mr) {
-    const int64_t tiles = ceil_div(width, mr);
+    const int64_t tiles = std::max<int64_t>(1, ceil_div(width, mr));
     base = width / tiles;
     extra = width % tiles;
     if (base + 2 < mr) base = mr, extra = 0;

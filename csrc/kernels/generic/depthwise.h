@@ -22,15 +22,17 @@ inline reg in_register(reg x) {
   return x;
 }
 
+// Whether output row (r - kh) / SH of an MR-row tile reads input row r with tap kh (row stride
+// SH); the same for pixels and column taps.
+template <size_t MR, size_t SH>
+constexpr bool tile_row_reads(size_t r, size_t kh) {
+  return r >= kh && (r - kh) % SH == 0 && (r - kh) / SH < MR;
+}
+
 // 3x3 taps, row dilation 1, row stride SH: each padded input row of the tile is loaded once per
 // column tap and feeds every output row that reads it (up to 3 with SH = 1), with the nine
 // weights in registers: (MR-1)*SH + 3 input rows' loads instead of 9 per output row. Each
 // output's sum still runs kh-major, kw-minor, as in the generic loop, so both give the same bits.
-template <size_t MR, size_t SH>
-constexpr bool tile_row_reads(size_t r, size_t kh) {  // output row (r - kh) / SH reads padded row r at kh
-  return r >= kh && (r - kh) % SH == 0 && (r - kh) / SH < MR;
-}
-
 template <class V, size_t MR, size_t NV, size_t SH>
 inline void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename V::T>& a, typename V::reg (&acc)[MR][NV]) {
   using T = typename V::T;
@@ -170,19 +172,20 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
   store_nhwc_tile<V, MR, NV>(a, acc, ow, count, c0, nc);
 }
 
-// 3x3 taps, dilation 1, stride S (1 in use), an interior tile (all MR pixels, every tap inside the image):
+// 3x3 taps, dilation 1, stride 1, an interior tile (all MR pixels, every tap inside the image):
 // each input pixel of a kernel row is loaded once and feeds every output pixel that reads it
-// (up to 3 with S = 1), with the row's weights in registers. Each output's sum runs kh-major,
-// kw-minor, as in depthwise_nhwc_tile, so both give the same bits.
-template <class V, size_t MR, size_t NV, bool Full, size_t S>
+// (up to 3), with the row's weights in registers. Each output's sum runs kh-major, kw-minor,
+// as in depthwise_nhwc_tile, so both give the same bits. (At stride 2 a third of the loads
+// are shared at MR = 4, which measured no faster than depthwise_nhwc_tile.)
+template <class V, size_t MR, size_t NV, bool Full>
 inline void depthwise_nhwc_3x3_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, int64_t c0, size_t nc) {
   using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t W = V::W, IC = (MR - 1) * S + 3;  // input pixels the tile reads per row
+  constexpr size_t W = V::W, IC = MR + 2;  // input pixels the tile reads per row
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
   const int64_t ps = a.pixel_stride;
-  const int64_t first = ow * (int64_t)S - a.pad_left;
+  const int64_t first = ow - a.pad_left;
   for (int64_t kh = 0; kh < 3; ++kh) {
     const T* row = a.rows[kh] + first * ps + c0;
     const T* wk = a.w + kh * 3 * a.w_stride + c0;
@@ -198,13 +201,12 @@ inline void depthwise_nhwc_3x3_tile(const DepthwiseNhwcArgs<typename V::T>& a, i
         const T* src = row + (int64_t)j * ps + v * W;
         size_t uses = 0;
 #pragma GCC unroll 3
-        for (size_t kw = 0; kw < 3; ++kw) uses += tile_row_reads<MR, S>(j, kw);
+        for (size_t kw = 0; kw < 3; ++kw) uses += tile_row_reads<MR, 1>(j, kw);
         const reg loaded = Full ? V::load(src) : V::load_partial(src, nc);
         const reg x = uses > 1 ? in_register(loaded) : loaded;
 #pragma GCC unroll 3
         for (size_t kw = 0; kw < 3; ++kw)
-          if (tile_row_reads<MR, S>(j, kw))
-            acc[(j - kw) / S][v] = V::fmadd(wv[kw][v], x, acc[(j - kw) / S][v]);
+          if (tile_row_reads<MR, 1>(j, kw)) acc[j - kw][v] = V::fmadd(wv[kw][v], x, acc[j - kw][v]);
       }
   }
   store_nhwc_tile<V, MR, NV>(a, acc, ow, MR, c0, nc);
@@ -223,15 +225,15 @@ inline void depthwise_nhwc_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int
     depthwise_nhwc_tile<V, MR, 1, false, Checked>(a, ow, count, c0, (size_t)(a.channels - c0));
 }
 
-// The same for an interior tile of a 3x3, dilation-1 kernel with stride S.
-template <class V, size_t MR, size_t NV, size_t S>
+// The same for an interior tile of a 3x3, dilation-1, stride-1 kernel.
+template <class V, size_t MR, size_t NV>
 inline void depthwise_nhwc_3x3_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow) {
   constexpr int64_t W = (int64_t)V::W;
   int64_t c0 = 0;
   for (; c0 + (int64_t)NV * W <= a.channels; c0 += (int64_t)NV * W)
-    depthwise_nhwc_3x3_tile<V, MR, NV, true, S>(a, ow, c0, NV * W);
-  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_3x3_tile<V, MR, 1, true, S>(a, ow, c0, W);
-  if (c0 < a.channels) depthwise_nhwc_3x3_tile<V, MR, 1, false, S>(a, ow, c0, (size_t)(a.channels - c0));
+    depthwise_nhwc_3x3_tile<V, MR, NV, true>(a, ow, c0, NV * W);
+  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_3x3_tile<V, MR, 1, true>(a, ow, c0, W);
+  if (c0 < a.channels) depthwise_nhwc_3x3_tile<V, MR, 1, false>(a, ow, c0, (size_t)(a.channels - c0));
 }
 
 // NHWC: one output row segment, MR-pixel tiles in order, each through all its channels (so the
@@ -239,15 +241,13 @@ inline void depthwise_nhwc_3x3_pixels(const DepthwiseNhwcArgs<typename V::T>& a,
 template <class V, size_t MR, size_t NV>
 void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   const int64_t reach = (a.kw - 1) * a.dilation;
-  const bool rows_inside = a.rows[0] && (a.kh < 2 || a.rows[1]) && (a.kh < 3 || a.rows[2]);
-  const bool k3 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && rows_inside;
+  const bool k3 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && a.stride == 1 && a.rows[0] && a.rows[1] && a.rows[2];
   for (int64_t ow = a.ow_begin; ow < a.ow_end; ow += (int64_t)MR) {
     const size_t count = (size_t)(a.ow_end - ow < (int64_t)MR ? a.ow_end - ow : (int64_t)MR);
     const int64_t lo = ow * a.stride - a.pad_left;
     const int64_t hi = (ow + (int64_t)count - 1) * a.stride - a.pad_left + reach;
     const bool interior = count == MR && lo >= 0 && hi < a.in_w;
-    // Stride 2 shares a third of the loads at MR = 4, which measured no faster.
-    if (interior && k3 && a.stride == 1) depthwise_nhwc_3x3_pixels<V, MR, NV, 1>(a, ow);
+    if (interior && k3) depthwise_nhwc_3x3_pixels<V, MR, NV>(a, ow);
     else if (interior) depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
     else depthwise_nhwc_pixels<V, MR, NV, true>(a, ow, count);
   }
