@@ -583,7 +583,7 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
   // The direct kernel streams a K x NR weight panel (NR = 64 float32 lanes on AVX-512) for each
   // tile of a few pixels, and every panel of the group for each output row: past these sizes
   // the panels no longer stay in L2 next to the input rows, while the GEMM blocks K. Measured on
-  // ResNet/VGG layers, 2 threads: direct 53-76 GFLOP/s, im2col 157-223 at K >= 2304 (an Intel
+  // ResNet/VGG layers, 2 threads: direct 53-76 GFLOP/s, im2col 157-223 at K >= 2304 (an earlier
   // machine); on a Zen 5 (1 MiB L2), NHWC 3x3 direct vs im2col: K = 864, 96 outputs 423 vs 396;
   // K = 1152, 128 outputs 432 vs 383, but 256 outputs (1.1 MiB of weights) 353 vs 397;
   // K = 1728 428 vs 421; K = 2304 340 vs 407.
