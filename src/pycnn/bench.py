@@ -430,6 +430,10 @@ CASE_GROUPS: dict[str, Callable] = {
 # (OpenMP teams of pycnn and PyTorch, ONNX Runtime's pool) to stop spinning, so that they do not
 # take the next one's cores.
 SETTLE_SECONDS = 0.03
+# After the NumPy reference: OpenBLAS's threads (NumPy's BLAS, its own pthread pool) keep
+# spinning for ~0.1-0.3 s after a call, and an OpenMP team started meanwhile ran 10-25x slower
+# here (a 1x1 256->64 @56 call: 0.5 -> 6-12 ms).
+REFERENCE_SETTLE_SECONDS = 0.4
 
 
 def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
@@ -478,6 +482,7 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
     if reference_too and case.reference is not None:
         times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
                                   max_repeats=3, settle=False))
+        time.sleep(REFERENCE_SETTLE_SECONDS)
     return Result(case, times)
 
 
