@@ -586,7 +586,9 @@ def main(argv=None) -> int:
     layouts = ["NCHW", "NHWC"] if args.layout == "both" else [args.layout]
 
     cfg = pycnn.show_config(print_out=False)
-    roofs = {"gflops": pycnn._core.fma_peak_gflops(threads, 0.1 if args.quick else 0.3),
+    # The roof is the best of a few short runs: one run on a shared machine can read 20% low
+    # (a --quick run once put 3x3 64->64 @56 at 101% of it).
+    roofs = {"gflops": max(pycnn._core.fma_peak_gflops(threads, 0.1) for _ in range(3 if args.quick else 5)),
              "gbs": pycnn._core.copy_bandwidth_gbs(threads)}
     installed = [p for p in ("torch", "onnxruntime") if p in peers and
                  (torch if p == "torch" else _onnxruntime()) is not None]
