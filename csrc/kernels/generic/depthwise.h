@@ -29,6 +29,13 @@ constexpr bool tile_row_reads(size_t r, size_t kh) {
   return r >= kh && (r - kh) % SH == 0 && (r - kh) / SH < MR;
 }
 
+// How many output rows of the tile read input row r (taps 0..2): a row read by one is a memory
+// operand of its FMA, a row read by several is loaded once into a register (in_register).
+template <size_t MR, size_t SH>
+constexpr size_t tile_row_uses(size_t r) {
+  return (size_t)tile_row_reads<MR, SH>(r, 0) + tile_row_reads<MR, SH>(r, 1) + tile_row_reads<MR, SH>(r, 2);
+}
+
 // 3x3 taps, row dilation 1, row stride SH: each padded input row of the tile is loaded once per
 // column tap and feeds every output row that reads it (up to 3 with SH = 1), with the nine
 // weights in registers: (MR-1)*SH + 3 input rows' loads instead of 9 per output row. Each
@@ -51,12 +58,9 @@ inline void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename V::T>& a, t
     for (size_t kw = 0; kw < 3; ++kw)
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) {
-        size_t uses = 0;
-#pragma GCC unroll 3
-        for (size_t kh = 0; kh < 3; ++kh) uses += tile_row_reads<MR, SH>(r, kh);
-        // A row read by one output row (SH = 2: odd rows, the first and the last) is a memory
-        // operand of its FMA; one read by several is loaded once.
-        const reg x = uses > 1 ? in_register(V::load(row + tap[kw] + v * W)) : V::load(row + tap[kw] + v * W);
+        // SH = 2: odd rows, the first and the last are read by one output row.
+        const reg loaded = V::load(row + tap[kw] + v * W);
+        const reg x = tile_row_uses<MR, SH>(r) > 1 ? in_register(loaded) : loaded;
 #pragma GCC unroll 3
         for (size_t kh = 0; kh < 3; ++kh)
           if (tile_row_reads<MR, SH>(r, kh))
@@ -73,9 +77,10 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   constexpr size_t W = V::W;
   reg acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
-  if (a.kh == 3 && a.kw == 3 && a.dilation_h == 1 && a.stride_h == 1) {
+  const bool k3 = a.kh == 3 && a.kw == 3 && a.dilation_h == 1;
+  if (k3 && a.stride_h == 1) {
     depthwise_nchw_3x3_rows<V, MR, NV, 1>(a, acc);
-  } else if (a.kh == 3 && a.kw == 3 && a.dilation_h == 1 && a.stride_h == 2) {
+  } else if (k3 && a.stride_h == 2) {
     depthwise_nchw_3x3_rows<V, MR, NV, 2>(a, acc);
   } else {
     const int64_t row_step = a.stride_h * a.plane_row;
@@ -199,11 +204,8 @@ inline void depthwise_nhwc_3x3_tile(const DepthwiseNhwcArgs<typename V::T>& a, i
 #pragma GCC unroll 8
       for (size_t v = 0; v < NV; ++v) {
         const T* src = row + (int64_t)j * ps + v * W;
-        size_t uses = 0;
-#pragma GCC unroll 3
-        for (size_t kw = 0; kw < 3; ++kw) uses += tile_row_reads<MR, 1>(j, kw);
         const reg loaded = Full ? V::load(src) : V::load_partial(src, nc);
-        const reg x = uses > 1 ? in_register(loaded) : loaded;
+        const reg x = tile_row_uses<MR, 1>(j) > 1 ? in_register(loaded) : loaded;
 #pragma GCC unroll 3
         for (size_t kw = 0; kw < 3; ++kw)
           if (tile_row_reads<MR, 1>(j, kw)) acc[j - kw][v] = V::fmadd(wv[kw][v], x, acc[j - kw][v]);
