@@ -103,6 +103,8 @@ WIDE_CASES = [
           padding=((2, 0), (1, 1)), activation="elu", bias=False),
     _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),
     _case("narrow-long-k", c=96, h=9, w=9, o=40, k=3, padding=1, activation="sigmoid"),
+    # an RGB batch: its 3 planes are interleaved into pixels a vector at a time, then the tail
+    _case("rgb-stem-7x7-s2", n=2, c=3, h=45, w=38, o=24, k=7, stride=2, padding=3, activation="relu"),
     # many output channels on few pixels: the GEMM splits channels before pixels
     _case("small-image-many-channels", c=64, h=5, w=6, o=160, k=3, padding=1, activation="relu"),
 ]

@@ -103,6 +103,12 @@ CASES = [
     _case("groups2-long-phase-k-gemm", c=400, o=6, h=5, w=6, k=4, stride=2, padding=1, groups=2, activation="relu"),
     _case("groups2-og32-direct-nchw-too", c=6, o=64, h=5, w=6, k=3, stride=2, padding=1, groups=2,
           output_padding=1, activation="relu"),
+    # NCHW with >= 64 output channels per group and a long phase reduction: the NHWC GEMMs, each
+    # input row transposed as it is packed and each gathered output row transposed back.
+    _case("og70-long-phase-k-nchw-on-nhwc-gemm", c=200, o=70, h=5, w=6, k=4, stride=2, padding=1,
+          output_padding=1, activation="relu6"),
+    _case("groups2-og64-nchw-on-nhwc-gemm", n=2, c=400, o=128, h=3, w=19, k=4, stride=2, padding=(2, 1),
+          groups=2, activation="sigmoid"),
     _case("dil3-s2-phase-dilation", c=4, o=5, h=6, w=7, k=3, stride=2, dilation=3, padding=2, output_padding=1),
 ]
 

@@ -18,6 +18,8 @@
 //    only its own canvas cells. After a barrier, the output rows are gathered from the phases,
 //    cropped by the padding (cells past the full result, from output_padding, are zero) and
 //    finished with bias and activation.
+//    NCHW data with 64 or more output channels per group runs the NHWC form, reordering each
+//    input row as it is packed and each output row as it is gathered.
 //
 // Both NHWC forms (and NCHW direct) read the weights as per-phase K x NR panels packed once per
 // call (PhaseWeights): the direct kernel a whole phase's, each tap's GEMM its C/g rows.
@@ -125,20 +127,36 @@ class PhaseWeights {
     packed_.reset((size_t)offset_.back(), 1);
   }
 
-  // An orphaned `omp for`: each (tap, group, panel) block transposed into place.
+  // An orphaned `omp for`. (KH, KW, O/g, C): each (tap, group, panel) block is one transpose
+  // into place. (C, O/g, KH, KW): per input channel, the panel's nr x KK block (contiguous) is
+  // transposed into a scratch row per tap, then copied to each tap's panel row; gathering one
+  // tap at a time would read the weights at a stride of KK elements, once per tap.
   void pack(const ConvKernels<T>& kn, const T* w) {
     const int64_t G = p_.groups, KK = p_.kh * p_.kw;
+    if (p_.layout == Layout::NCHW) {
+      constexpr int64_t kChannelsPerItem = 16;
+      const int64_t chunks = ceil_div(cg_, kChannelsPerItem);
+      std::vector<T> rows;  // KK x NR: the current channel's row of each tap, zero past nr
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < G * npanels_ * chunks; ++item) {
+        const int64_t chunk = item % chunks, np = (item / chunks) % npanels_, g = item / chunks / npanels_;
+        const int64_t o0 = np * nr_, nr = std::min(nr_, og_ - o0);
+        rows.assign((size_t)(KK * nr_), T(0));
+        for (int64_t c = chunk * kChannelsPerItem; c < std::min(cg_, (chunk + 1) * kChannelsPerItem); ++c) {
+          transpose_blocks(kn, w + ((g * cg_ + c) * og_ + o0) * KK, KK, nr, KK, rows.data(), nr_);
+          for (int64_t t = 0; t < KK; ++t)
+            std::memcpy(panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + c) * nr_,
+                        rows.data() + t * nr_, (size_t)nr_ * sizeof(T));
+        }
+      }
+      return;
+    }
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < KK * G * npanels_; ++item) {
       const int64_t np = item % npanels_, g = (item / npanels_) % G, t = item / npanels_ / G;
       const int64_t o0 = np * nr_, nr = std::min(nr_, og_ - o0);
       T* dst = panel(tap_phase_[(size_t)t], g, np) + tap_row_[(size_t)t] * cg_ * nr_;
-      if (p_.layout == Layout::NCHW) {  // (C, O/g, KH, KW)
-        for (int64_t c = 0; c < cg_; ++c)
-          for (int64_t j = 0; j < nr; ++j) dst[c * nr_ + j] = w[((g * cg_ + c) * og_ + o0 + j) * KK + t];
-      } else {  // (KH, KW, O/g, C)
-        transpose_blocks(kn, w + (t * og_ + o0) * p_.c + g * cg_, p_.c, nr, cg_, dst, nr_);
-      }
+      transpose_blocks(kn, w + (t * og_ + o0) * p_.c + g * cg_, p_.c, nr, cg_, dst, nr_);
       if (nr < nr_)
         for (int64_t c = 0; c < cg_; ++c) std::fill(dst + c * nr_ + nr, dst + (c + 1) * nr_, T(0));
     }
@@ -310,6 +328,12 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 // ---------------------------------------------------------------------------------------------
 // Per-tap GEMMs, NHWC: GEMM rows are input pixels on the canvas pitch, columns output channels.
 // Canvas: [n][g][phase][plane][Og].
+//
+// NCHW data takes this form too once a group has 64 output channels (nchw_takes_nhwc_gemms): each input row's channels are
+// transposed as they are packed, and each gathered output row (pixel x channel, finished with
+// bias and activation) is transposed into the channel planes. Those reorders touch each
+// element once, in cache; the NCHW form instead sweeps the input pixels in NR-column panels
+// whose rows are output channels, a poor fit for small images with many channels.
 
 template <class T>
 void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
@@ -334,6 +358,8 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   base.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
   const int64_t rows_out = p.n * p.oh;
+  const bool nchw = p.layout == Layout::NCHW;
+  Workspace<T> rows_nhwc(nchw ? (size_t)(p.ow * p.o) : 0, plan.threads);  // NCHW: one output row
 
   parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
@@ -341,9 +367,13 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 #pragma omp for schedule(dynamic)
     for (int64_t ngr = 0; ngr < p.n * G * p.h; ++ngr) {
       const int64_t ih = ngr % p.h, g = (ngr / p.h) % G, n = ngr / p.h / G;
-      const T* src = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
       T* dst = packed_x.data() + ((n * G + g) * cells + ih * cv.cw) * Cg;
-      for (int64_t iw = 0; iw < p.w; ++iw) std::memcpy(dst + iw * Cg, src + iw * p.c, (size_t)Cg * sizeof(T));
+      if (nchw) {
+        transpose_blocks(kn, x + (n * p.c + g * Cg) * p.h * p.w + ih * p.w, p.h * p.w, Cg, p.w, dst, Cg);
+      } else {
+        const T* src = x + ((n * p.h + ih) * p.w) * p.c + g * Cg;
+        for (int64_t iw = 0; iw < p.w; ++iw) std::memcpy(dst + iw * Cg, src + iw * p.c, (size_t)Cg * sizeof(T));
+      }
       std::fill(dst + p.w * Cg, dst + cv.cw * Cg, T(0));
     }
 #pragma omp for schedule(dynamic)
@@ -377,7 +407,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 #pragma omp for schedule(dynamic, 8)
     for (int64_t row = 0; row < rows_out; ++row) {
       const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
-      T* yrow = y + row * p.ow * p.o;
+      T* yrow = nchw ? rows_nhwc.slice(omp_get_thread_num()) : y + row * p.ow * p.o;
       const int64_t valid = fr < cv.full_h ? std::max<int64_t>(0, std::min(p.ow, cv.full_w - p.pad_left)) : 0;
       // Column fc = j*sw + q reads phase (fr % sh, q) at in-phase cell (fr / sh, j).
       const int64_t row_at = ((fr % p.stride_h) * p.stride_w * cv.plane + (fr / p.stride_h) * cv.cw) * Og;
@@ -391,6 +421,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
       std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
       if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
+      if (nchw) transpose_blocks(kn, yrow, p.o, p.ow, p.o, y + n * p.o * p.oh * p.ow + oh * p.ow, p.oh * p.ow);
     }
   });
 }
@@ -540,6 +571,13 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p) {
   return taps_h * taps_w * (p.c / p.groups) <= 768;
 }
 
+// NCHW data on the NHWC per-tap GEMMs (reordering each input row as it is packed and each output
+// row as it is gathered) once a group has a full AVX-512 panel of output channels. Measured, 2
+// threads, 4x4/2, NCHW form vs NHWC form: 256->128 @14 847 vs 689 us, 512->256 @7 971 vs 945;
+// with few output channels the NHWC tiles are mostly idle: 3x3 32->16 @64 214 vs 313,
+// 3x3/2 64->8 @64 213 vs 453, 4x4/2 256->24 @28 457 vs 562.
+bool nchw_takes_nhwc_gemms(const ConvTranspose2dParams& p) { return p.o / p.groups >= 64; }
+
 template <class T>
 void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   check_conv_params(p, "conv_transpose2d");
@@ -547,7 +585,7 @@ void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, 
   const ConvKernels<T>& kn = kernels_for<T>(table);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
   if (direct_transpose_pays(p)) conv_transpose_direct(p, kn, x, w, bias, y);
-  else if (p.layout == Layout::NCHW) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
+  else if (p.layout == Layout::NCHW && !nchw_takes_nhwc_gemms(p)) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
   else conv_transpose_nhwc(p, kn, kd, x, w, bias, y);
 }
 

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace pycnn::avx2 {
 
@@ -44,6 +45,28 @@ struct VecF {
   static void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg load_partial(const T* p, size_t n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
   static void store_partial(T* p, reg v, size_t n) { _mm256_maskstore_ps(p, lane_mask32(n), v); }
+  // dst[3*j + i] = lane j of row i, for the 3 rows a, b, c (3*W elements): an RGB image's planes
+  // to pixels. Output vector k, lane l holds element e = k*W + l: lane e / 3 of row e % 3.
+  static constexpr int interleave3_rows(int k, int row) {
+    int m = 0;
+    for (int l = 0; l < 8; ++l) m |= (8 * k + l) % 3 == row ? 1 << l : 0;
+    return m;
+  }
+  static constexpr bool kInterleave3 = true;
+  static void interleave3(reg a, reg b, reg c, T* dst) {
+    const __m256i idx0 = _mm256_setr_epi32(0, 0, 0, 1, 1, 1, 2, 2);
+    const __m256i idx1 = _mm256_setr_epi32(2, 3, 3, 3, 4, 4, 4, 5);
+    const __m256i idx2 = _mm256_setr_epi32(5, 5, 6, 6, 6, 7, 7, 7);
+    auto out = [&](const __m256i idx, auto k) {
+      const reg va = _mm256_permutevar8x32_ps(a, idx), vb = _mm256_permutevar8x32_ps(b, idx),
+                vc = _mm256_permutevar8x32_ps(c, idx);
+      return _mm256_blend_ps(_mm256_blend_ps(va, vb, interleave3_rows(decltype(k)::value, 1)), vc,
+                             interleave3_rows(decltype(k)::value, 2));
+    };
+    _mm256_storeu_ps(dst, out(idx0, std::integral_constant<int, 0>{}));
+    _mm256_storeu_ps(dst + 8, out(idx1, std::integral_constant<int, 1>{}));
+    _mm256_storeu_ps(dst + 16, out(idx2, std::integral_constant<int, 2>{}));
+  }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }

@@ -40,6 +40,26 @@ struct VecF {
   static __mmask16 mask(size_t n) { return (__mmask16)((1u << n) - 1u); }
   static reg load_partial(const T* p, size_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_partial(T* p, reg v, size_t n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  // dst[3*j + i] = lane j of row i, for the 3 rows a, b, c (3*W elements): an RGB image's planes
+  // to pixels. Output vector k, lane l holds element e = k*W + l: lane e / 3 of row e % 3.
+  static constexpr unsigned interleave3_rows(int k, int row) {
+    unsigned m = 0;
+    for (int l = 0; l < 16; ++l) m |= (16 * k + l) % 3 == row ? 1u << l : 0u;
+    return m;
+  }
+  static constexpr bool kInterleave3 = true;
+  static void interleave3(reg a, reg b, reg c, T* dst) {
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; ++k) {
+      alignas(64) int32_t lane[16];
+      for (int l = 0; l < 16; ++l) lane[l] = (16 * k + l) / 3;
+      const __m512i idx = _mm512_load_si512(lane);
+      reg v = _mm512_permutexvar_ps(idx, a);
+      v = _mm512_mask_permutexvar_ps(v, (__mmask16)interleave3_rows(k, 1), idx, b);
+      v = _mm512_mask_permutexvar_ps(v, (__mmask16)interleave3_rows(k, 2), idx, c);
+      _mm512_storeu_ps(dst + 16 * k, v);
+    }
+  }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }

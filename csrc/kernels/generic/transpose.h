@@ -4,6 +4,8 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
+#include <type_traits>
+
 namespace pycnn::PYCNN_ISA_NS {
 
 // Stages H = W/2, W/4, ..., 1: rows i and i + H swap their off-diagonal H x H blocks, which
@@ -17,6 +19,13 @@ inline void transpose_stages(typename V::reg (&r)[V::W]) {
     transpose_stages<V, H / 2>(r);
   }
 }
+
+// Vector traits that can interleave three rows into pixels (V::interleave3, flagged by
+// V::kInterleave3).
+template <class V, class = void>
+struct has_interleave3 : std::false_type {};
+template <class V>
+struct has_interleave3<V, std::void_t<decltype(V::kInterleave3)>> : std::true_type {};
 
 // dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (both <= W), in registers; nothing
 // outside those elements is read or written.
@@ -33,6 +42,12 @@ void transpose_ukernel(const typename V::T* src, size_t lds, typename V::T* dst,
 #pragma GCC unroll 16
     for (size_t j = 0; j < W; ++j) V::store(dst + j * ldd, r[j]);
     return;
+  }
+  if constexpr (has_interleave3<V>::value) {
+    if (rows == 3 && cols == W && ldd == 3) {  // an RGB image's planes to pixels
+      V::interleave3(V::load(src), V::load(src + lds), V::load(src + 2 * lds), dst);
+      return;
+    }
   }
   if (rows <= 4) {  // e.g. an RGB image's 3 channels: element by element beats a W-row network
     for (size_t j = 0; j < cols; ++j)
