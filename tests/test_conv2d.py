@@ -103,6 +103,11 @@ WIDE_CASES = [
           padding=((2, 0), (1, 1)), activation="elu", bias=False),
     _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),
     _case("narrow-long-k", c=96, h=9, w=9, o=40, k=3, padding=1, activation="sigmoid"),
+    # NCHW 1x1: B panels read from the input planes in place, a partial last panel packed; pixel
+    # tiles, two K blocks, groups; and with many outputs on wide planes, every panel packed
+    _case("pointwise-tiles-k-blocks", n=2, c=300, h=23, w=21, o=70, k=1, activation="relu"),
+    _case("pointwise-groups2", c=40, h=9, w=15, o=50, k=1, groups=2, bias=False),
+    _case("pointwise-many-outputs-wide-planes", c=8, h=33, w=33, o=200, k=1, activation="relu6"),
     # an RGB batch: its 3 planes are interleaved into pixels a vector at a time, then the tail
     _case("rgb-stem-7x7-s2", n=2, c=3, h=45, w=38, o=24, k=7, stride=2, padding=3, activation="relu"),
     # many output channels on few pixels: the GEMM splits channels before pixels
