@@ -103,6 +103,8 @@ WIDE_CASES = [
           padding=((2, 0), (1, 1)), activation="elu", bias=False),
     _case("wide-5x5-s(1,2)", c=20, h=19, w=45, o=37, k=5, stride=(1, 2), padding=2),
     _case("narrow-long-k", c=96, h=9, w=9, o=40, k=3, padding=1, activation="sigmoid"),
+    # weights past L2 (2.1 MiB float32) with the pixels split: one pixel tile per thread
+    _case("weights-past-l2", c=256, h=12, w=12, o=232, k=3, padding=1, activation="relu"),
     # NCHW 1x1: B panels read from the input planes in place, a partial last panel packed; pixel
     # tiles, two K blocks, groups; and with many outputs on wide planes, every panel packed
     _case("pointwise-tiles-k-blocks", n=2, c=300, h=23, w=21, o=70, k=1, activation="relu"),

@@ -269,8 +269,15 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   }
 
   // Items: a few per thread; with few pixels (weight streaming), one per thread, so each
-  // reads the longest contiguous runs of every weight row.
-  const int want = num_threads() * (few_pixels ? 1 : 3);
+  // reads the longest contiguous runs of every weight row. Every pixel tile streams all the
+  // group's weights, so once they are past L2 (and the pixels, not the channels, are split:
+  // below) also one per thread: measured, 2 threads, 3x3 256->256 @14 (2.3 MiB of weights)
+  // 605 -> 568 us, 3x3/2 256->512 @28 (4.5 MiB) 1225 -> 1131; at 1.1 MiB (3x3/2 128->256 @56)
+  // three items per thread stayed 1-3% ahead.
+  constexpr double kL2WeightBytes = 2 << 20;
+  const bool channels_first = Og >= 2 * p.n * P;
+  const bool weights_past_l2 = !channels_first && (double)K * Og * sizeof(T) > kL2WeightBytes;
+  const int want = num_threads() * (few_pixels || weights_past_l2 ? 1 : 3);
   int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
   int64_t ptiles = ceil_div(P, tile);
   int64_t nchunks = 1;
@@ -287,7 +294,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   // again. When the weights outweigh the image patches (K x P) twice over -- late ResNet/VGG
   // stages, whose weights arrive from DRAM in a network -- split the channels first: measured
   // 75 -> 126 GFLOP/s on 3x3 512 @7 with weights out of cache, no change where P is larger.
-  if (Og >= 2 * p.n * P) {
+  if (channels_first) {
     split_channels();
     split_pixels();
   } else {
