@@ -280,6 +280,11 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int want = num_threads() * (few_pixels || weights_past_l2 ? 1 : 3);
   int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
   int64_t ptiles = ceil_div(P, tile);
+  if (weights_past_l2 && p.n * G == 1) {  // equal pixel tiles, a whole number per thread (400: 2x200, not 384 + 16)
+    ptiles = round_up(ptiles, num_threads());
+    tile = round_up(ceil_div(P, ptiles), MR);
+    ptiles = ceil_div(P, tile);
+  }
   int64_t nchunks = 1;
   auto split_pixels = [&] {
     if (p.n * G * ptiles * nchunks >= want) return;
