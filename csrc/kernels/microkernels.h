@@ -25,8 +25,9 @@ struct Epilogue {
 //   a: row-major with row stride lda: a[i*lda + kk] for i < mr (mr >= 1). Rows >= mr are never read, so
 //      A can be a weight matrix in place (no packing) or a packed tile.
 //   b: k x NR panel with row stride ldb (b[kk*ldb + j], j < NR): a packed micropanel
-//      (ldb = NR) or a weight matrix in place. All NR columns must be readable; columns >= nr
-//      only feed accumulators that are never stored.
+//      (ldb = NR), a weight matrix in place, or NCHW input planes in place (a 1x1 kernel: ldb =
+//      H*W). All NR columns must be readable; columns >= nr only feed accumulators that are
+//      never stored.
 //   c: row-major with row stride ldc; only the mr x nr corner is read or written.
 //   accumulate: add to C instead of overwriting it. epilogue (may be null): applied after the
 //   sum, only on the last k block. k may be 0 (then C = 0 or C unchanged, then the epilogue).

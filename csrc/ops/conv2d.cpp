@@ -45,13 +45,13 @@ struct Blocking {
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NCHW: Y[Og x P] = W[Og x K] * B[K x P], k = (c, kh, kw), P = OH*OW.
 
-// B tile: pixels [p0, p0 + cols) x k rows [k0, k0 + kc) in panels of NR pixel columns.
 // A 1x1 kernel, stride 1, no padding: output pixel q reads input pixel q.
 inline bool is_pointwise(const Conv2dParams& p) {
   return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
          p.oh == p.h && p.ow == p.w;
 }
 
+// B tile: pixels [p0, p0 + cols) x k rows [k0, k0 + kc) in panels of NR pixel columns.
 template <class T>
 void pack_image_nchw(const Conv2dParams& p, const T* x_group, int64_t p0, int64_t cols, int64_t k0,
                      int64_t kc, int64_t nr, T* dst) {
