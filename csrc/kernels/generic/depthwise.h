@@ -281,9 +281,10 @@ void epilogue_ukernel(typename V::T* y, size_t ldy, size_t rows, size_t cols,
 }
 
 // Contract: microkernels.h (Deinterleave2Ukernel). Two vectors in, one of even and one of odd
-// lanes out; the last (fewer than 2W) elements the same way with masked loads and stores, which
-// measured 9-16% faster over 3x3/2 layers 144 @56 and 256 @28 than element by element (2
-// threads, alternating runs; a 112-wide row is memory-bound either way).
+// lanes out. A tail of more than W elements goes the same way with masked loads and stores,
+// a shorter one element by element: over whole 3x3/2 NCHW layers (2 threads, alternating
+// runs) masked tails took 144 @56 (24-element tails) 62 -> 53 us and 256 @28 (28) 54 -> 42,
+// but 96 @112 (16) 100 -> 104, which element by element keeps at 100.
 template <class V>
 void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* even, typename V::T* odd) {
   using reg = typename V::reg;
@@ -294,10 +295,15 @@ void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* ev
     V::store(even + i, V::even(lo, hi));
     V::store(odd + i, V::odd(lo, hi));
   }
-  if (2 * i < n) {
+  if (n - 2 * i > W) {
     const size_t rest = n - 2 * i, evens = (rest + 1) / 2, odds = rest / 2;
     V::store_partial(even + i, V::load_every2_partial(src + 2 * i, evens), evens);
-    if (odds) V::store_partial(odd + i, V::load_every2_partial(src + 2 * i + 1, odds), odds);
+    V::store_partial(odd + i, V::load_every2_partial(src + 2 * i + 1, odds), odds);
+    return;
+  }
+  for (; 2 * i < n; ++i) {
+    even[i] = src[2 * i];
+    if (2 * i + 1 < n) odd[i] = src[2 * i + 1];
   }
 }
 
