@@ -109,6 +109,9 @@ CASES = [
           output_padding=1, activation="relu6"),
     _case("groups2-og64-nchw-on-nhwc-gemm", n=2, c=400, o=128, h=3, w=19, k=4, stride=2, padding=(2, 1),
           groups=2, activation="sigmoid"),
+    # 5x5 (25 taps, packed from (C, O/g, KH, KW) in blocks of 16) on both NCHW panel routes
+    _case("k5-og40-direct-25-taps", c=6, o=40, h=5, w=4, k=5, stride=2, padding=2, output_padding=1),
+    _case("k5-og64-gemm-25-taps", c=200, o=64, h=4, w=3, k=5, stride=2, padding=1, activation="relu"),
     _case("dil3-s2-phase-dilation", c=4, o=5, h=6, w=7, k=3, stride=2, dilation=3, padding=2, output_padding=1),
 ]
 

@@ -124,30 +124,35 @@ class PhaseWeights {
             tap_row_[(size_t)t] = (int64_t)(m * pq.k.size() + n);  // the tap's block of C/g rows in its phase
           }
       }
+    if (nr_ > kMaxNR) throw std::logic_error("conv_transpose2d: weight panels wider than the pack's scratch");
     packed_.reset((size_t)offset_.back(), 1);
   }
 
   // An orphaned `omp for`. (KH, KW, O/g, C): each (tap, group, panel) block is one transpose
   // into place. (C, O/g, KH, KW): per input channel, the panel's nr x KK block (contiguous) is
-  // transposed into a scratch row per tap, then copied to each tap's panel row; gathering one
-  // tap at a time would read the weights at a stride of KK elements, once per tap.
+  // transposed, kTapBlock taps at a time, into a row per tap on the stack, each then copied to
+  // its tap's panel row; gathering one tap at a time would read the weights at a stride of KK
+  // elements, once per tap.
+  static constexpr int64_t kTapBlock = 16, kMaxNR = 64;
   void pack(const ConvKernels<T>& kn, const T* w) {
     const int64_t G = p_.groups, KK = p_.kh * p_.kw;
     if (p_.layout == Layout::NCHW) {
       constexpr int64_t kChannelsPerItem = 16;
       const int64_t chunks = ceil_div(cg_, kChannelsPerItem);
-      std::vector<T> rows;  // KK x NR: the current channel's row of each tap, zero past nr
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < G * npanels_ * chunks; ++item) {
         const int64_t chunk = item % chunks, np = (item / chunks) % npanels_, g = item / chunks / npanels_;
         const int64_t o0 = np * nr_, nr = std::min(nr_, og_ - o0);
-        rows.assign((size_t)(KK * nr_), T(0));
-        for (int64_t c = chunk * kChannelsPerItem; c < std::min(cg_, (chunk + 1) * kChannelsPerItem); ++c) {
-          transpose_blocks(kn, w + ((g * cg_ + c) * og_ + o0) * KK, KK, nr, KK, rows.data(), nr_);
-          for (int64_t t = 0; t < KK; ++t)
-            std::memcpy(panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + c) * nr_,
-                        rows.data() + t * nr_, (size_t)nr_ * sizeof(T));
-        }
+        alignas(64) T rows[kTapBlock * kMaxNR];  // rows[t*NR + j], zero for j >= nr
+        std::fill(rows, rows + kTapBlock * nr_, T(0));
+        for (int64_t c = chunk * kChannelsPerItem; c < std::min(cg_, (chunk + 1) * kChannelsPerItem); ++c)
+          for (int64_t t0 = 0; t0 < KK; t0 += kTapBlock) {
+            const int64_t taps = std::min(kTapBlock, KK - t0);
+            transpose_blocks(kn, w + ((g * cg_ + c) * og_ + o0) * KK + t0, KK, nr, taps, rows, nr_);
+            for (int64_t t = t0; t < t0 + taps; ++t)
+              std::memcpy(panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + c) * nr_,
+                          rows + (t - t0) * nr_, (size_t)nr_ * sizeof(T));
+          }
       }
       return;
     }
