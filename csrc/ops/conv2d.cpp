@@ -260,10 +260,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const bool few_pixels = P <= MR;
   const int64_t KC = std::min(K, few_pixels ? Blocking<T>::kc_few_pixels : Blocking<T>::kc);
   const double flops = 2.0 * p.n * P * p.o * K;
-  const bool pointwise = p.kh == 1 && p.kw == 1 && p.stride_w == 1 && p.pad_left == 0 && p.ow == p.w &&
-                         p.stride_h == 1 && p.pad_top == 0 && p.oh == p.h;
   constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
-  if (few_pixels && pointwise && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
+  if (few_pixels && is_pointwise(p) && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
     const int split = threads_for(flops, num_threads());
     if (split > 1) return conv_gemv_split_k(p, kn, gemm, x, w, bias, y, split);
   }
@@ -280,17 +278,16 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int want = num_threads() * (few_pixels || weights_past_l2 ? 1 : 3);
   int64_t tile = std::min(round_up(P, MR), round_up(Blocking<T>::image_tile, MR));
   int64_t ptiles = ceil_div(P, tile);
-  if (weights_past_l2 && p.n * G == 1) {  // equal pixel tiles, a whole number per thread (400: 2x200, not 384 + 16)
-    ptiles = round_up(ptiles, num_threads());
-    tile = round_up(ceil_div(P, ptiles), MR);
+  // About `count` equal pixel tiles, whole register tiles each.
+  auto cut_pixels = [&](int64_t count) {
+    tile = round_up(ceil_div(P, count), MR);
     ptiles = ceil_div(P, tile);
-  }
+  };
+  // With the weights past L2, a whole number per thread (400 pixels: 2x200, not 384 + 16).
+  if (weights_past_l2 && p.n * G == 1) cut_pixels(round_up(ptiles, num_threads()));
   int64_t nchunks = 1;
   auto split_pixels = [&] {
-    if (p.n * G * ptiles * nchunks >= want) return;
-    ptiles = std::min(ceil_div(P, MR), ceil_div(want, p.n * G * nchunks));
-    tile = round_up(ceil_div(P, ptiles), MR);
-    ptiles = ceil_div(P, tile);
+    if (p.n * G * ptiles * nchunks < want) cut_pixels(std::min(ceil_div(P, MR), ceil_div(want, p.n * G * nchunks)));
   };
   auto split_channels = [&] {
     if (p.n * G * ptiles * nchunks < want) nchunks = std::min(npanels, ceil_div(want, p.n * G * ptiles));

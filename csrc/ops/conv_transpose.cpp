@@ -334,11 +334,12 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 // Per-tap GEMMs, NHWC: GEMM rows are input pixels on the canvas pitch, columns output channels.
 // Canvas: [n][g][phase][plane][Og].
 //
-// NCHW data takes this form too once a group has 64 output channels (nchw_takes_nhwc_gemms): each input row's channels are
-// transposed as they are packed, and each gathered output row (pixel x channel, finished with
-// bias and activation) is transposed into the channel planes. Those reorders touch each
-// element once, in cache; the NCHW form instead sweeps the input pixels in NR-column panels
-// whose rows are output channels, a poor fit for small images with many channels.
+// NCHW data takes this form too once a group has 64 output channels (nchw_takes_nhwc_gemms):
+// each input row's channels are transposed as they are packed, and each gathered output row
+// (pixel x channel, finished with bias and activation) is transposed into the channel planes.
+// Those reorders touch each element once, in cache; the NCHW form instead sweeps the input
+// pixels in NR-column panels whose rows are output channels, a poor fit for small images with
+// many channels.
 
 template <class T>
 void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
