@@ -45,16 +45,34 @@ inline void copy_padded(const T* row, int64_t size, int64_t start, int64_t step,
   for (int64_t t = hi; t < count; ++t) dst[t] = T(0);
 }
 
+// The order in which transpose_blocks visits its blocks.
+//   SourceStrips: a strip of source rows at a time, so the strip's source lines stay in L1.
+//   DestinationStrips: a strip of destination rows at a time, each strip written left to right
+//     before the next, so few destination lines are open at once. For a source already in cache
+//     spread over destination rows far apart: an output row of pixel x channel tiles into its
+//     channel planes. Measured, one thread transposing every output row of a layer (64-channel
+//     rows into NCHW planes): 64 x 112 x 112 (3.2 MB) 117-202 -> 57-78 us, batch 8 of 64 x 56 x 56
+//     (6.4 MB) 380-630 -> 250-285; 64 x 56 x 56 (800 KB, in L2) 12.5-17.7 vs 13.7-15.3. A source
+//     that is large itself (transpose_matrices) measured mixed, so it keeps SourceStrips.
+enum class TransposeOrder { SourceStrips, DestinationStrips };
+
 // dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds) transposed, by the
-// ISA's register blocks: strips of rows, so the strip's source lines stay in L1.
+// ISA's register blocks.
 template <class T>
 void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
-                      int64_t ldd) {
+                      int64_t ldd, TransposeOrder order = TransposeOrder::SourceStrips) {
   const int64_t B = (int64_t)kn.transpose_block;
-  for (int64_t r0 = 0; r0 < rows; r0 += B)
+  auto block = [&](int64_t r0, int64_t c0) {
+    kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
+                 (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
+  };
+  if (order == TransposeOrder::SourceStrips) {
+    for (int64_t r0 = 0; r0 < rows; r0 += B)
+      for (int64_t c0 = 0; c0 < cols; c0 += B) block(r0, c0);
+  } else {
     for (int64_t c0 = 0; c0 < cols; c0 += B)
-      kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
-                   (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
+      for (int64_t r0 = 0; r0 < rows; r0 += B) block(r0, c0);
+  }
 }
 
 // Columns [qa, qb) of a direct NHWC input panel (kernels/microkernels.h: DirectNhwcArgs) with
