@@ -281,10 +281,12 @@ void epilogue_ukernel(typename V::T* y, size_t ldy, size_t rows, size_t cols,
 }
 
 // Contract: microkernels.h (Deinterleave2Ukernel). Two vectors in, one of even and one of odd
-// lanes out. A tail of more than W elements goes the same way with masked loads and stores,
-// a shorter one element by element: over whole 3x3/2 NCHW layers (2 threads, alternating
-// runs) masked tails took 144 @56 (24-element tails) 62 -> 53 us and 256 @28 (28) 54 -> 42,
-// but 96 @112 (16) 100 -> 104, which element by element keeps at 100.
+// lanes out. A tail of more than W/2 elements goes the same way from one pair of masked loads
+// (before: element by element up to W, two masked every-other-lane loads per phase above); a
+// shorter one element by element. One thread splitting rows, ns per row in L1 / streamed from
+// 4.8 MB, before -> after: AVX-512 112 wide (16-element tail) 6.8 / 9.8 -> 5.9 / 8.6, 56 wide
+// (24) 4.0 / 5.2 -> 3.1 / 4.6, 14 wide 3.4 / 3.6 -> 2.3 / 2.6; AVX2 28 wide 3.2 / 3.4 ->
+// 2.6 / 2.8; an 8-element tail measured 6.0 / 8.1 element by element vs 6.8 / 8.3 masked.
 template <class V>
 void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* even, typename V::T* odd) {
   using reg = typename V::reg;
@@ -295,10 +297,12 @@ void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* ev
     V::store(even + i, V::even(lo, hi));
     V::store(odd + i, V::odd(lo, hi));
   }
-  if (n - 2 * i > W) {
-    const size_t rest = n - 2 * i, evens = (rest + 1) / 2, odds = rest / 2;
-    V::store_partial(even + i, V::load_every2_partial(src + 2 * i, evens), evens);
-    V::store_partial(odd + i, V::load_every2_partial(src + 2 * i + 1, odds), odds);
+  const size_t rest = n - 2 * i;  // < 2W
+  if (rest > W / 2) {
+    const reg lo = V::load_partial(src + 2 * i, rest < W ? rest : W);
+    const reg hi = rest > W ? V::load_partial(src + 2 * i + W, rest - W) : V::zero();
+    V::store_partial(even + i, V::even(lo, hi), (rest + 1) / 2);
+    V::store_partial(odd + i, V::odd(lo, hi), rest / 2);
     return;
   }
   for (; 2 * i < n; ++i) {
