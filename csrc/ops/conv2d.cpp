@@ -533,8 +533,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           i0 += mr;
         }
         if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)
-          transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P,
-                           TransposeOrder::DestinationStrips);
+          transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     }
   });

@@ -427,9 +427,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
       std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
       if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
-      if (nchw)
-        transpose_blocks(kn, yrow, p.o, p.ow, p.o, y + n * p.o * p.oh * p.ow + oh * p.ow, p.oh * p.ow,
-                         TransposeOrder::DestinationStrips);
+      if (nchw) transpose_blocks(kn, yrow, p.o, p.ow, p.o, y + n * p.o * p.oh * p.ow + oh * p.ow, p.oh * p.ow);
     }
   });
 }
@@ -552,7 +550,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
         }
         if (nchw)  // out_row (column, channel) -> y (channel, column)
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * p.oh * p.ow + oh * p.ow,
-                           p.oh * p.ow, TransposeOrder::DestinationStrips);
+                           p.oh * p.ow);
       }
     }
   });

@@ -45,34 +45,22 @@ inline void copy_padded(const T* row, int64_t size, int64_t start, int64_t step,
   for (int64_t t = hi; t < count; ++t) dst[t] = T(0);
 }
 
-// The order in which transpose_blocks visits its blocks.
-//   SourceStrips: a strip of source rows at a time, so the strip's source lines stay in L1.
-//   DestinationStrips: a strip of destination rows at a time, each strip written left to right
-//     before the next, so few destination lines are open at once. For a source already in cache
-//     spread over destination rows far apart: an output row of pixel x channel tiles into its
-//     channel planes. Measured, one thread transposing every output row of a layer (64-channel
-//     rows into NCHW planes): 64 x 112 x 112 (3.2 MB) 117-202 -> 57-78 us, batch 8 of 64 x 56 x 56
-//     (6.4 MB) 380-630 -> 250-285; 64 x 56 x 56 (800 KB, in L2) 12.5-17.7 vs 13.7-15.3. A source
-//     that is large itself (transpose_matrices) measured mixed, so it keeps SourceStrips.
-enum class TransposeOrder { SourceStrips, DestinationStrips };
-
 // dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds) transposed, by the
-// ISA's register blocks.
+// ISA's register blocks, a strip of W destination rows at a time, each strip written left to
+// right before the next: the writes (read-for-ownership, then write-back) are what a transpose
+// waits on, so they stream, and the reads jump. One thread, float32 (AVX-512), us, strips of
+// source rows -> of destination rows: (C, HW) -> (HW, C) 512 x 196 42-45 -> 9.6, 256 x 196
+// 12-13.5 -> 3.8, 64 x 3136 x 8 images 168 -> 126; (HW, C) -> (C, HW) 12544 x 128 366 -> 136;
+// a layer's output rows (64-channel pixel rows in cache) into NCHW planes, 64 x 112 x 112
+// 117-202 -> 57-78, batch 8 of 64 x 56 x 56 380-630 -> 250-285. No shape measured slower.
 template <class T>
 void transpose_blocks(const ConvKernels<T>& kn, const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
-                      int64_t ldd, TransposeOrder order = TransposeOrder::SourceStrips) {
+                      int64_t ldd) {
   const int64_t B = (int64_t)kn.transpose_block;
-  auto block = [&](int64_t r0, int64_t c0) {
-    kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
-                 (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
-  };
-  if (order == TransposeOrder::SourceStrips) {
+  for (int64_t c0 = 0; c0 < cols; c0 += B)
     for (int64_t r0 = 0; r0 < rows; r0 += B)
-      for (int64_t c0 = 0; c0 < cols; c0 += B) block(r0, c0);
-  } else {
-    for (int64_t c0 = 0; c0 < cols; c0 += B)
-      for (int64_t r0 = 0; r0 < rows; r0 += B) block(r0, c0);
-  }
+      kn.transpose(src + r0 * lds + c0, (size_t)lds, dst + c0 * ldd + r0, (size_t)ldd,
+                   (size_t)std::min(B, rows - r0), (size_t)std::min(B, cols - c0));
 }
 
 // Columns [qa, qb) of a direct NHWC input panel (kernels/microkernels.h: DirectNhwcArgs) with
@@ -134,12 +122,13 @@ class HwioPanels {
 };
 
 // dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
-// (HW, C) and back. Iterations are (matrix, 256 source columns): whole destination rows each.
+// (HW, C) and back. Iterations are (matrix, 64 source columns): whole destination rows each,
+// and enough of them for the team on one small image (a 14x14 map has 196 columns).
 // An orphaned `omp for`: shared by the team inside a parallel region, run whole outside one.
 template <class T>
 void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
                         T* dst) {
-  constexpr int64_t kColumnsPerItem = 256;
+  constexpr int64_t kColumnsPerItem = 64;
   const int64_t chunks = ceil_div(cols, kColumnsPerItem);
 #pragma omp for schedule(static)
   for (int64_t item = 0; item < count * chunks; ++item) {
