@@ -4,6 +4,7 @@
 - `rng`: a seeded NumPy generator, different per test but the same on every run.
 - `conv_truth`, `assert_conv_close`: the float64 truth for a convolution and a tolerance that
   scales with the reduction length.
+- `restore_threads`: the thread count before the test (yielded), set back afterwards.
 
 Hypothesis profiles: "pycnn" (default, 60 examples, no deadline), "quick" and "thorough";
 pick one with HYPOTHESIS_PROFILE=<name>.
@@ -144,6 +145,13 @@ def check_conv2d():
         return result
 
     return check
+
+
+@pytest.fixture
+def restore_threads():
+    previous = pycnn.get_num_threads()
+    yield previous
+    pycnn.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -480,13 +480,6 @@ def test_infinities_propagate_like_reference(layout, algorithm, isa, rng, conv_t
 
 # ------------------------------------------------------------------------------ threads
 
-@pytest.fixture
-def restore_threads():
-    previous = pycnn.get_num_threads()
-    yield previous
-    pycnn.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_thread_counts_agree(layout, isa, rng, restore_threads, check_conv2d):
     case = dict(n=3, c=16, h=24, w=24, o=24, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,

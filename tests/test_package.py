@@ -52,13 +52,6 @@ def test_version():
 
 # ------------------------------------------------------------------------------ threads
 
-@pytest.fixture
-def restore_threads():
-    previous = pycnn.get_num_threads()
-    yield previous
-    pycnn.set_num_threads(previous)
-
-
 def test_get_num_threads_is_positive_int():
     n = pycnn.get_num_threads()
     assert isinstance(n, int) and n >= 1

@@ -97,6 +97,23 @@ def test_matches_reference(case, isa, rng, check_separable):
             check_separable(x, dw, pw, b, err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_uneven_bands_across_threads(layout, isa, rng, check_separable, restore_threads):
+    """One image whose bands of output rows do not divide among the threads (40 rows of a
+    64-channel, 112-wide map: 5 bands of 8 in NCHW): the last round of bands is cut into one
+    piece per thread (2 threads: 4 + 4 rows; 3 threads: 16 rows as 6 + 6 + 4). Every thread
+    count gives the reference's result, and the same result."""
+    case = dict(n=1, c=64, m=1, o=8, h=40, w=112, kh=3, kw=3, stride=1, padding=1, dilation=1, bias=True,
+                activation="relu")
+    x, dw, pw, b, params = make_problem(rng, case, layout, np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        pycnn.set_num_threads(threads)
+        results.append(check_separable(x, dw, pw, b, err_msg=f"isa={isa} threads={threads}", **params))
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
 def test_activations(activation, isa, rng, check_separable):
     case = dict(n=2, c=6, m=2, o=9, h=8, w=9, kh=3, kw=3, stride=1, padding=1, dilation=1, bias=True,
