@@ -34,7 +34,13 @@ namespace {
 // Cache blocking: KC x NC image tiles live in L2, an MR x KC (or KC x NR) weight panel in L1.
 template <class T>
 struct Blocking {
-  static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles
+  static constexpr int64_t kc = 1024 / sizeof(T);  // 256 floats, 128 doubles (NCHW GEMM)
+  // NHWC GEMM: K in equal blocks of at most this (768 floats: a 3x3 kernel row of 256 channels).
+  // Each block reloads and stores the output tiles (in L2) once more, and the A tile, the
+  // block's weight panel and the outputs still fit L2 together. Measured, NHWC, 2 threads, us,
+  // blocks of 256 -> 768: 3x3 256->256 @14 572 -> 534, 512 @7 679 -> 605, 3x3/2 128->256 @56
+  // 1146 -> 1049, @112 4489 -> 4304; blocks of 1024 (1024 + 128 for K = 1152) were slower again.
+  static constexpr int64_t kc_nhwc_max = 3072 / sizeof(T);
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
   // With at most one register tile of pixels (a Dense layer on one image: a GEMV) the weights
   // are all the traffic: short K blocks let each block sweep the panels along whole weight rows,
@@ -258,7 +264,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t npanels = ceil_div(Og, NR);
   const bool few_pixels = P <= MR;
-  const int64_t KC = std::min(K, few_pixels ? Blocking<T>::kc_few_pixels : Blocking<T>::kc);
+  const int64_t KC = few_pixels ? std::min(K, Blocking<T>::kc_few_pixels)
+                                : std::min(K, round_up(ceil_div(K, ceil_div(K, Blocking<T>::kc_nhwc_max)), 16));
   const double flops = 2.0 * p.n * P * p.o * K;
   constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
   if (few_pixels && is_pointwise(p) && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
