@@ -106,8 +106,9 @@ WIDE_CASES = [
     # weights past L2 (2.1 MiB float32) with the pixels split: one pixel tile per thread
     _case("weights-past-l2", c=256, h=12, w=12, o=232, k=3, padding=1, activation="relu"),
     # NCHW 1x1: B panels read from the input planes in place, a partial last panel packed; pixel
-    # tiles, two K blocks, groups; and with many outputs on wide planes, every panel packed
-    _case("pointwise-tiles-k-blocks", n=2, c=300, h=23, w=21, o=70, k=1, activation="relu"),
+    # tiles, K blocks (800 = 2 x 400 float32, 272 + 272 + 256 float64), groups; and with many
+    # outputs on wide planes, every panel packed
+    _case("pointwise-tiles-k-blocks", n=2, c=800, h=23, w=21, o=70, k=1, activation="relu"),
     _case("pointwise-groups2", c=40, h=9, w=15, o=50, k=1, groups=2, bias=False),
     _case("pointwise-many-outputs-wide-planes", c=8, h=33, w=33, o=200, k=1, activation="relu6"),
     # an RGB batch: its 3 planes are interleaved into pixels a vector at a time, then the tail
