@@ -31,7 +31,8 @@
 namespace pycnn {
 namespace {
 
-// Cache blocking: KC x NC image tiles live in L2, an MR x KC (or KC x NR) weight panel in L1.
+// Cache blocking: an image tile of KC x (up to image_tile pixels), the K block's weight panels
+// and the tile's outputs live in L2; each microkernel call streams one KC-long panel past L1.
 template <class T>
 struct Blocking {
   // K in equal blocks of at most kc (768 floats: a 3x3 kernel row of 256 channels). Each block
