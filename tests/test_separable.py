@@ -82,8 +82,9 @@ CASES = [
           activation="silu"),
     _case("same-s3-relu6", c=3, o=5, h=23, w=13, k=5, stride=3, padding="same", activation="relu6"),
     _case("batch3-1x1", n=3, c=33, o=31, h=7, w=5, k=1),
-    # Reductions longer than one GEMM k-block (C*M > 256 floats / 128 doubles) and many bands.
-    _case("cm300-k-blocks", c=150, m=2, o=29, h=9, w=11, k=3, padding=1, activation="relu"),
+    # Reductions longer than one GEMM k-block (C*M = 800: 2 x 400 floats, 272 + 272 + 256
+    # doubles) and many bands.
+    _case("cm800-k-blocks", c=400, m=2, o=29, h=9, w=11, k=3, padding=1, activation="relu"),
     _case("tall-many-bands", c=8, o=16, h=97, w=21, k=3, padding=1),
     _case("wide-o70", n=2, c=40, o=70, h=12, w=12, k=3, padding="same", activation="relu"),
 ]

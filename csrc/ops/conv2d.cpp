@@ -32,17 +32,10 @@ namespace pycnn {
 namespace {
 
 // Cache blocking: an image tile of KC x (up to image_tile pixels), the K block's weight panels
-// and the tile's outputs live in L2; each microkernel call streams one KC-long panel past L1.
+// and the tile's outputs live in L2 (KC: reduction_block, ops/common.h); each microkernel call
+// streams one KC-long panel past L1.
 template <class T>
 struct Blocking {
-  // K in equal blocks of at most kc (768 floats: a 3x3 kernel row of 256 channels). Each block
-  // reloads and stores the output tiles (in L2) once more, and the image tile, the block's
-  // weight panel and the outputs still fit L2 together. Measured, 2 threads, us, blocks of at
-  // most 256 -> 768: NHWC 3x3 256->256 @14 572 -> 534, 512 @7 679 -> 605, 3x3/2 128->256 @56
-  // 1146 -> 1049, @112 4489 -> 4304 (blocks of 1024, 1024 + 128 for K = 1152, slower again);
-  // NCHW 1x1 512->128 @28 272 -> 250, 1024->256 @14 306 -> 281, 512->2048 @7 311 -> 296.
-  static constexpr int64_t kc = 3072 / sizeof(T);
-  static int64_t k_block(int64_t K) { return std::min(K, round_up(ceil_div(K, ceil_div(K, kc)), 16)); }
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
   // With at most one register tile of pixels (a Dense layer on one image: a GEMV) the weights
   // are all the traffic: short K blocks let each block sweep the panels along whole weight rows,
@@ -104,7 +97,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const auto& gemm = pick_tile(kn.gemm, Og, P);
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t mpanels = ceil_div(Og, MR);
-  const int64_t KC = Blocking<T>::k_block(K);
+  const int64_t KC = reduction_block<T>(K);
   const double flops = 2.0 * p.n * P * p.o * K;
 
   // Work items: (image, group, pixel tile, output-channel chunk). Aim for a few items per
@@ -266,7 +259,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t npanels = ceil_div(Og, NR);
   const bool few_pixels = P <= MR;
-  const int64_t KC = few_pixels ? std::min(K, Blocking<T>::kc_few_pixels) : Blocking<T>::k_block(K);
+  const int64_t KC = few_pixels ? std::min(K, Blocking<T>::kc_few_pixels) : reduction_block<T>(K);
   const double flops = 2.0 * p.n * P * p.o * K;
   constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
   if (few_pixels && is_pointwise(p) && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {

@@ -307,7 +307,6 @@ void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const
 template <class T>
 struct SeparableBlocking {
   static constexpr int64_t band_bytes = 256 * 1024;  // depthwise band scratch, about L2/8
-  static constexpr int64_t kc = 1024 / sizeof(T);    // reduction block: one B micropanel in L1
 };
 
 // Output rows per band, a multiple of row_multiple: the band's depthwise result (C*M x band
@@ -407,7 +406,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   const auto gemm = pick_tile(kn.gemm, sp.o, plan.P).run;
   const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
-  const int64_t KC = std::min(CM, SeparableBlocking<T>::kc);
+  const int64_t KC = reduction_block<T>(CM);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
 
   Workspace<T> planes((size_t)plane.size(), plan.threads);
