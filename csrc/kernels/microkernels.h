@@ -112,7 +112,7 @@ struct TiledRows {
 constexpr int kTileShapes = 4;
 
 // Transpose of one block, in registers: dst[j*ldd + i] = src[i*lds + j] for i < rows,
-// j < cols, both at most the kernel's block size (the vector width W). Reads and writes
+// j < cols, both at most the kernel's block size (the vector width W, at most 16). Reads and writes
 // nothing else (masked at the edges). Used by the NCHW <-> NHWC reorders of the conv ops.
 template <class T>
 using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, size_t rows, size_t cols);
