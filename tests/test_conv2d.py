@@ -54,6 +54,8 @@ CASES = [
     _case("row-1x23", c=3, h=1, w=23, o=5, k=(1, 3), bias=False, activation="leaky_relu"),
     _case("batch2-1x1-s2", n=2, c=33, h=7, w=7, o=33, k=1, stride=2),
     _case("stem-7x7-s2-pad3", c=3, h=23, w=23, o=17, k=7, stride=2, padding=3, activation="relu"),
+    # LeNet's second layer: small enough for L1, so NCHW reorders to NHWC on AVX-512.
+    _case("lenet-5x5-c6-o16", c=6, h=14, w=14, o=16, k=5, activation="relu"),
     _case("per-side-dil(1,2)-elu", c=5, h=7, w=13, o=5, k=3, dilation=(1, 2), padding=((2, 0), (0, 3)),
           bias=False, activation="elu"),
     _case("groups3-same-s(1,2)-d(2,1)", n=2, c=9, h=13, w=13, o=3, k=3, stride=(1, 2), dilation=(2, 1),
@@ -156,6 +158,19 @@ def test_explain_names_the_choice():
                                     data_format="NHWC").startswith("direct")
     why = pycnn.ops.explain_conv2d((1, 56, 56, 128), (3, 3, 128, 256), stride=2, padding=1, data_format="NHWC")
     assert why.startswith("im2col: a long reduction (C/groups*KH*KW = 1152, 1152 KiB of float32 weights")
+
+
+def test_explain_small_nchw_layers(isa):
+    # Input, weights and output fit L1: NCHW reorders to NHWC when the in-place tiles would do at
+    # least twice the work (AVX-512: LeNet's 16 output channels in 12-channel tiles, 10 of 16
+    # lanes), and stays in place when they would not (3->32 @32, 32 columns) or the output is large.
+    lenet = pycnn.ops.explain_conv2d((1, 6, 14, 14), (16, 6, 5, 5))
+    if isa == "avx512":
+        assert lenet.startswith("direct: input reordered to NHWC")
+    else:  # narrower vectors: the in-place tiles waste less
+        assert lenet.startswith("direct (NCHW in place)")
+    assert pycnn.ops.explain_conv2d((1, 3, 32, 32), (32, 3, 3, 3), padding=1).startswith("direct (NCHW in place)")
+    assert pycnn.ops.explain_conv2d((1, 6, 20, 20), (32, 6, 3, 3)).startswith("direct (NCHW in place)")
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)

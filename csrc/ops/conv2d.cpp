@@ -553,14 +553,38 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   });
 }
 
-// Whether an NCHW direct convolution should reorder to NHWC: the transposes (input, weights
-// unless given as HWIO, and output; each element touched a few times) must stay small next to
-// the multiply-adds.
+// Whether an NCHW convolution should reorder to NHWC: the transposes (input, weights unless
+// given as HWIO, and output; each element touched a few times) must stay small next to the
+// multiply-adds.
 bool nchw_reorders_pay(const Conv2dParams& p) {
   const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
   const double reorder = (double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow;
   const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
   return reorder * 64.0 < fmas;
+}
+
+// The same for a direct convolution, which also reorders when input, weights and output fit L1
+// together (the transposes are then a few L1 passes) and the in-place NCHW tiles would do at
+// least twice the multiply-adds of the NHWC ones: they round a group's output channels up to
+// MR and each output row up to NR columns, where the NHWC tiles round only the channels.
+// LeNet's 5x5 6->16 @14 (12-channel tiles over 10 of 16 lanes, 2.4x), 2 threads, us: in place
+// 10.2, reordered 6.1; 3x3 16->16 @10 9.5 vs 5.2; 5x5 3->16 @10 6.8 vs 4.4. Larger outputs
+// lost by 10-100% (3x3 6->32 @20 10.8 vs 14.8, 32->16 @10 10.6 vs 11.6), and so did 8 output
+// channels, half of an AVX-512 NHWC tile. Below 16K multiply-adds (3x3 1->16 @7, 5x5 3->8 @7)
+// in place stays ~0.4 us faster.
+bool direct_nchw_reorders_pay(const Conv2dParams& p) {
+  if (nchw_reorders_pay(p)) return true;
+  const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
+  const double bytes = 4.0 * ((double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow);
+  const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
+  if (bytes > 32.0 * 1024 || fmas < 16384.0) return false;  // tiny: the reorders' fixed costs win
+  const ConvKernels<float>& kn = kernels_for<float>(active_kernels());
+  const int64_t og = p.o / p.groups;
+  const auto& in_place = pick_tile(kn.direct_nchw, og, p.ow);
+  const auto& nhwc = pick_tile(kn.direct_nhwc, p.ow, og);
+  const double in_place_work = (double)round_up(og, (int64_t)in_place.mr) * (double)round_up(p.ow, (int64_t)in_place.nr);
+  const double nhwc_work = (double)p.ow * (double)round_up(og, (int64_t)nhwc.nr);
+  return in_place_work >= 2.0 * nhwc_work;
 }
 
 // Whether an NCHW im2col convolution should run on the NHWC GEMM (conv_gemm_nchw_via_nhwc): a
@@ -599,7 +623,7 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
   if (p.layout == Layout::NCHW) {
-    if (algo == ConvAlgorithm::Direct && nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
+    if (algo == ConvAlgorithm::Direct && direct_nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
     else if (gemm_nchw_via_nhwc(p)) conv_gemm_nchw_via_nhwc(p, kn, x, w, bias, y, w_hwio);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
@@ -644,12 +668,12 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
                 "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + ", " +
                     std::to_string(weights / 256) + " KiB of float32 weights per group); the GEMM blocks it" + via +
                     "; direct rejected: its weight panels would stream from L2 or L3 for every few pixels");
-  if (nchw && !nchw_reorders_pay(p) && p.stride_w == 1)
+  if (nchw && !direct_nchw_reorders_pay(p) && p.stride_w == 1)
     return pick(ConvAlgorithm::Direct,
                 "direct (NCHW in place): little work next to the data, so nothing is reordered; output "
                 "rows are vectors over columns, weights read in place; im2col rejected: packing the "
                 "image costs more than it saves at stride 1");
-  if (nchw && !nchw_reorders_pay(p))
+  if (nchw && p.stride_w > 1 && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Im2col,
                 "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
                 "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
