@@ -116,6 +116,10 @@ CASES = [
     _case("c200-short-chunks", c=200, h=2, w=5, k=3, padding=1),
     _case("c37-m3-short-chunks", c=37, m=3, h=2, w=6, k=3, stride=(1, 2), padding="same", activation="relu"),
     _case("big-padding", c=2, h=3, w=4, k=3, padding=4, activation="elu"),
+    # NHWC 3x3, strides 1 and 2: a run of interior tiles in 12-pixel strips plus a 4-pixel rest,
+    # edge tiles on both sides and a partial one, a full channel vector and a masked tail.
+    _case("c21-w45-3x3-runs", c=21, h=5, w=45, k=3, padding=1, activation="relu"),
+    _case("c21-w69-s2-3x3-runs", c=21, h=5, w=69, k=3, stride=2, padding=1),
 ]
 
 

@@ -221,15 +221,16 @@ inline void depthwise_nhwc_3x3_tile(const DepthwiseNhwcArgs<typename V::T>& a, i
   store_nhwc_tile<V, MR, NV>(a, acc, ow, MR, c0, nc);
 }
 
-// 3x3, stride 1, dilation 1: the interior tiles [ow0, ow1) (MR pixels each, every tap inside
-// the image) of one channel vector, its 9 weight vectors held in registers across the tiles
-// (depthwise_nhwc_3x3_tile reloads them per tile and vector). Same sums in the same order.
-template <class V, size_t MR, bool Full>
+// 3x3, column stride S, dilation 1: the interior tiles [ow0, ow1) (MR pixels each, every tap
+// inside the image) of one channel vector, its 9 weight vectors held in registers across the
+// tiles; each input pixel of a kernel row is loaded once for the outputs that read it. Each
+// output's sum runs kh-major, kw-minor, as in depthwise_nhwc_tile, so both give the same bits.
+template <class V, size_t MR, size_t S, bool Full>
 inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1,
                                      int64_t c0, size_t nc) {
   using T = typename V::T;
   using reg = typename V::reg;
-  constexpr size_t IC = MR + 2;
+  constexpr size_t IC = (MR - 1) * S + 3;  // input pixels a tile reads per row
   reg wv[9];
 #pragma GCC unroll 9
   for (size_t t = 0; t < 9; ++t) wv[t] = V::load(a.w + (int64_t)t * a.w_stride + c0);  // lanes past channels: 0
@@ -237,17 +238,18 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   for (int64_t ow = ow0; ow < ow1; ow += (int64_t)MR) {
     reg acc[MR][1];
     zero_tile<V, MR, 1>(acc);
-    const int64_t first = ow - a.pad_left;
+    const int64_t first = ow * (int64_t)S - a.pad_left;
 #pragma GCC unroll 3
     for (size_t kh = 0; kh < 3; ++kh) {
       const T* row = a.rows[kh] + first * ps + c0;
 #pragma GCC unroll 32
       for (size_t j = 0; j < IC; ++j) {
         const reg loaded = Full ? V::load(row + (int64_t)j * ps) : V::load_partial(row + (int64_t)j * ps, nc);
-        const reg x = tile_row_uses<MR, 1>(j) > 1 ? in_register(loaded) : loaded;
+        const reg x = tile_row_uses<MR, S>(j) > 1 ? in_register(loaded) : loaded;
 #pragma GCC unroll 3
         for (size_t kw = 0; kw < 3; ++kw)
-          if (tile_row_reads<MR, 1>(j, kw)) acc[j - kw][0] = V::fmadd(wv[kh * 3 + kw], x, acc[j - kw][0]);
+          if (tile_row_reads<MR, S>(j, kw))
+            acc[(j - kw) / S][0] = V::fmadd(wv[kh * 3 + kw], x, acc[(j - kw) / S][0]);
       }
     }
     store_nhwc_tile<V, MR, 1>(a, acc, ow, MR, c0, nc);
@@ -255,19 +257,19 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
 }
 
 // Tiles of RUN_MR pixels, then of MR for the rest ((ow1 - ow0) is a multiple of MR).
-template <class V, size_t RUN_MR, size_t MR>
+template <class V, size_t RUN_MR, size_t MR, size_t S>
 inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1) {
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
   constexpr int64_t W = (int64_t)V::W;
   const int64_t split = ow0 + (ow1 - ow0) / (int64_t)RUN_MR * (int64_t)RUN_MR;
   for (int64_t c0 = 0; c0 < a.channels; c0 += W) {
     if (a.channels - c0 >= W) {
-      depthwise_nhwc_3x3_strip<V, RUN_MR, true>(a, ow0, split, c0, W);
-      depthwise_nhwc_3x3_strip<V, MR, true>(a, split, ow1, c0, W);
+      depthwise_nhwc_3x3_strip<V, RUN_MR, S, true>(a, ow0, split, c0, W);
+      depthwise_nhwc_3x3_strip<V, MR, S, true>(a, split, ow1, c0, W);
     } else {
       const size_t nc = (size_t)(a.channels - c0);
-      depthwise_nhwc_3x3_strip<V, RUN_MR, false>(a, ow0, split, c0, nc);
-      depthwise_nhwc_3x3_strip<V, MR, false>(a, split, ow1, c0, nc);
+      depthwise_nhwc_3x3_strip<V, RUN_MR, S, false>(a, ow0, split, c0, nc);
+      depthwise_nhwc_3x3_strip<V, MR, S, false>(a, split, ow1, c0, nc);
     }
   }
 }
@@ -298,16 +300,18 @@ inline void depthwise_nhwc_3x3_pixels(const DepthwiseNhwcArgs<typename V::T>& a,
 
 // NHWC: one output row segment, MR-pixel tiles in order, each through all its channels (so the
 // input and output stream through memory sequentially); interior tiles skip the bounds checks.
-// 3x3 stride-1 layers: the run of interior tiles goes one channel vector at a time in tiles of
-// RUN_MR pixels (AVX-512: 12), the vector's 9 weights in registers; full edge tiles and padding
-// rows take the 3x3 edge tile (they went through depthwise_nhwc_tile, 17% of 144 @56's tiles
-// and 29% of its time). One thread, us, 144 @56 124 -> 100, 576 @14 52 -> 46; AVX2 144 @56
-// 195 -> 134; 2 threads 144 @56 71 -> 59.
-template <class V, size_t MR, size_t NV, size_t RUN_MR = MR>
+// 3x3 layers, stride 1 or 2: the run of interior tiles goes one channel vector at a time in
+// tiles of RUN_MR / S2_RUN_MR pixels (AVX-512: 12), the vector's 9 weights in registers. At
+// stride 1, full edge tiles and padding rows take the 3x3 edge tile (they went through
+// depthwise_nhwc_tile, 17% of 144 @56's tiles and 29% of its time). One thread, us: 144 @56
+// 124 -> 100, 576 @14 52 -> 46, AVX2 144 @56 195 -> 134; stride 2 96 @112 138 -> 116, 144 @56
+// 59 -> 51. 2 threads: 144 @56 71 -> 59, stride 2 96 @112 82.5 -> 70.
+template <class V, size_t MR, size_t NV, size_t RUN_MR = MR, size_t S2_RUN_MR = MR>
 void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   const int64_t reach = (a.kw - 1) * a.dilation;
   const bool k3 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && a.stride == 1;
-  const bool k3_rows_inside = k3 && a.rows[0] && a.rows[1] && a.rows[2];
+  const bool k3s2 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && a.stride == 2;
+  const bool k3_rows_inside = (k3 || k3s2) && a.rows[0] && a.rows[1] && a.rows[2];
   auto inside = [&](int64_t ow) {  // a full tile at ow, every column it reads inside the image
     return a.ow_end - ow >= (int64_t)MR && ow * a.stride - a.pad_left >= 0 &&
            (ow + (int64_t)MR - 1) * a.stride - a.pad_left + reach < a.in_w;
@@ -318,7 +322,8 @@ void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
     if (k3_rows_inside && columns_inside) {  // the whole run of interior tiles, vector by vector
       int64_t end = ow + (int64_t)MR;
       while (inside(end)) end += (int64_t)MR;
-      depthwise_nhwc_3x3_run<V, RUN_MR, MR>(a, ow, end);
+      if (k3) depthwise_nhwc_3x3_run<V, RUN_MR, MR, 1>(a, ow, end);
+      else depthwise_nhwc_3x3_run<V, S2_RUN_MR, MR, 2>(a, ow, end);
       ow = end - (int64_t)MR;
       continue;
     }
@@ -388,11 +393,12 @@ void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* ev
   }
 }
 
-template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_NV, size_t RUN_MR = NHWC_MR>
+template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_NV, size_t RUN_MR = NHWC_MR,
+          size_t S2_RUN_MR = NHWC_MR>
 constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
       NCHW_MR, NCHW_NV * V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
-      depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
+      depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR, S2_RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
