@@ -484,7 +484,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data());
+    if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/false);  // pack's barrier
     weights.pack(kn, w);
     T* panel_base = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? rows_out.slice(omp_get_thread_num()) : nullptr;

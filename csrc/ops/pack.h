@@ -100,6 +100,7 @@ class HwioPanels {
       : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
         tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
 
+  bool has_tail() const { return Og_ % NR_ != 0; }
   // Copies group g's partial panel (call once per group, any thread).
   void pack_tail(int64_t g) {
     if (Og_ % NR_)
@@ -125,16 +126,24 @@ class HwioPanels {
 // (HW, C) and back. Iterations are (matrix, 64 source columns): whole destination rows each,
 // and enough of them for the team on one small image (a 14x14 map has 196 columns).
 // An orphaned `omp for`: shared by the team inside a parallel region, run whole outside one.
+// wait = false skips the barrier at its end, for a caller whose next loop ends in one before
+// anything reads dst.
 template <class T>
 void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
-                        T* dst) {
+                        T* dst, bool wait = true) {
   constexpr int64_t kColumnsPerItem = 64;
   const int64_t chunks = ceil_div(cols, kColumnsPerItem);
-#pragma omp for schedule(static)
-  for (int64_t item = 0; item < count * chunks; ++item) {
+  auto transpose_item = [&](int64_t item) {
     const int64_t m = item / chunks, c0 = item % chunks * kColumnsPerItem;
     transpose_blocks(kn, src + m * rows * cols + c0, cols, rows, std::min(kColumnsPerItem, cols - c0),
                      dst + m * rows * cols + c0 * rows, rows);
+  };
+  if (wait) {
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < count * chunks; ++item) transpose_item(item);
+  } else {
+#pragma omp for schedule(static) nowait
+    for (int64_t item = 0; item < count * chunks; ++item) transpose_item(item);
   }
 }
 
