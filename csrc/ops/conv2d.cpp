@@ -563,12 +563,17 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // Whether an NCHW convolution should reorder to NHWC: the transposes (input, weights unless
 // given as HWIO, and output; each element touched a few times) must stay small next to the
 // multiply-adds.
-bool nchw_reorders_pay(const Conv2dParams& p) {
-  const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
-  const double reorder = (double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow;
-  const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
-  return reorder * 64.0 < fmas;
-}
+struct NchwReorder {
+  double elements, fmas;
+  explicit NchwReorder(const Conv2dParams& p) {
+    const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
+    elements = (double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow;
+    fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
+  }
+  bool pays() const { return elements * 64.0 < fmas; }
+};
+
+bool nchw_reorders_pay(const Conv2dParams& p) { return NchwReorder(p).pays(); }
 
 // The same for a direct convolution, which also reorders when input, weights and output fit L1
 // together (the transposes are then a few L1 passes) and the in-place NCHW tiles would do at
@@ -580,11 +585,9 @@ bool nchw_reorders_pay(const Conv2dParams& p) {
 // channels, half of an AVX-512 NHWC tile. Below 16K multiply-adds (3x3 1->16 @7, 5x5 3->8 @7)
 // in place stays ~0.4 us faster.
 bool direct_nchw_reorders_pay(const Conv2dParams& p) {
-  if (nchw_reorders_pay(p)) return true;
-  const double weights = p.weight_hwio_given ? 0.0 : (double)p.o * (p.c / p.groups) * p.kh * p.kw;
-  const double bytes = 4.0 * ((double)p.n * p.c * p.h * p.w + weights + (double)p.n * p.o * p.oh * p.ow);
-  const double fmas = (double)p.n * p.oh * p.ow * p.o * (p.c / p.groups) * p.kh * p.kw;
-  if (bytes > 32.0 * 1024 || fmas < 16384.0) return false;  // tiny: the reorders' fixed costs win
+  const NchwReorder reorder(p);
+  if (reorder.pays()) return true;
+  if (reorder.elements * 4.0 > 32.0 * 1024 || reorder.fmas < 16384.0) return false;  // tiny: fixed costs win
   const ConvKernels<float>& kn = kernels_for<float>(active_kernels());
   const int64_t og = p.o / p.groups;
   const auto& in_place = pick_tile(kn.direct_nchw, og, p.ow);
