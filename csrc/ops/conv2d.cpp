@@ -688,6 +688,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
                 "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
                 "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
                 "too much");
+  if (nchw && !nchw_reorders_pay(p))
+    return pick(ConvAlgorithm::Direct,
+                "direct: input reordered to NHWC once (weights too, unless packed): a small layer, all in "
+                "L1, whose in-place NCHW tiles would do at least twice the multiply-adds of the NHWC "
+                "pixel x channel tiles; im2col rejected: its image packing costs more than the reorder");
   if (nchw)
     return pick(ConvAlgorithm::Direct,
                 "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed "
