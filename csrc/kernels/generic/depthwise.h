@@ -177,55 +177,12 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
   store_nhwc_tile<V, MR, NV>(a, acc, ow, count, c0, nc);
 }
 
-// 3x3 taps, dilation 1, stride 1, a full tile of MR pixels at an edge (some taps read padding
-// columns or rows): each input pixel of a kernel row is loaded once and feeds every output pixel
-// that reads it (up to 3), with the row's weights in registers; padding enters as zero vectors.
-// Each output's sum runs kh-major, kw-minor and adds w*0 for padding, as depthwise_nhwc_tile
-// does, so both give the same bits. (At stride 2 a third of the loads are shared at MR = 4,
-// which measured no faster than depthwise_nhwc_tile.)
-template <class V, size_t MR, size_t NV, bool Full>
-inline void depthwise_nhwc_3x3_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow, int64_t c0, size_t nc) {
-  using T = typename V::T;
-  using reg = typename V::reg;
-  constexpr size_t W = V::W, IC = MR + 2;  // input pixels the tile reads per row
-  reg acc[MR][NV];
-  zero_tile<V, MR, NV>(acc);
-  const int64_t ps = a.pixel_stride;
-  const int64_t first = ow - a.pad_left;
-  for (int64_t kh = 0; kh < 3; ++kh) {
-    const T* row = a.rows[kh];
-    const T* wk = a.w + kh * 3 * a.w_stride + c0;
-    reg wv[3][NV];
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw)
-#pragma GCC unroll 8
-      for (size_t v = 0; v < NV; ++v) wv[kw][v] = V::load(wk + (int64_t)kw * a.w_stride + v * W);
-#pragma GCC unroll 32
-    for (size_t j = 0; j < IC; ++j) {
-      const int64_t iw = first + (int64_t)j;
-      const bool inside = row && iw >= 0 && iw < a.in_w;
-#pragma GCC unroll 8
-      for (size_t v = 0; v < NV; ++v) {
-        reg loaded = V::zero();
-        if (inside) {
-          const T* src = row + iw * ps + c0 + (int64_t)(v * W);
-          loaded = Full ? V::load(src) : V::load_partial(src, nc);
-        }
-        const reg x = tile_row_uses<MR, 1>(j) > 1 ? in_register(loaded) : loaded;
-#pragma GCC unroll 3
-        for (size_t kw = 0; kw < 3; ++kw)
-          if (tile_row_reads<MR, 1>(j, kw)) acc[j - kw][v] = V::fmadd(wv[kw][v], x, acc[j - kw][v]);
-      }
-    }
-  }
-  store_nhwc_tile<V, MR, NV>(a, acc, ow, MR, c0, nc);
-}
-
-// 3x3, column stride S, dilation 1: the interior tiles [ow0, ow1) (MR pixels each, every tap
-// inside the image) of one channel vector, its 9 weight vectors held in registers across the
-// tiles; each input pixel of a kernel row is loaded once for the outputs that read it. Each
-// output's sum runs kh-major, kw-minor, as in depthwise_nhwc_tile, so both give the same bits.
-template <class V, size_t MR, size_t S, bool Full>
+// 3x3, column stride S, dilation 1: the full MR-pixel tiles [ow0, ow1) of one channel vector,
+// its 9 weight vectors held in registers across the tiles; each input pixel of a kernel row is
+// loaded once for the outputs that read it. Checked: some taps read padding (edge columns, or
+// rows that are null); those enter as zero vectors. Each output's sum runs kh-major, kw-minor
+// and adds w*0 for padding, as depthwise_nhwc_tile does, so both give the same bits.
+template <class V, size_t MR, size_t S, bool Full, bool Checked>
 inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1,
                                      int64_t c0, size_t nc) {
   using T = typename V::T;
@@ -241,10 +198,15 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
     const int64_t first = ow * (int64_t)S - a.pad_left;
 #pragma GCC unroll 3
     for (size_t kh = 0; kh < 3; ++kh) {
-      const T* row = a.rows[kh] + first * ps + c0;
+      const T* row = a.rows[kh];
 #pragma GCC unroll 32
       for (size_t j = 0; j < IC; ++j) {
-        const reg loaded = Full ? V::load(row + (int64_t)j * ps) : V::load_partial(row + (int64_t)j * ps, nc);
+        const int64_t iw = first + (int64_t)j;
+        reg loaded = V::zero();
+        if (!Checked || (row && iw >= 0 && iw < a.in_w)) {
+          const T* src = row + iw * ps + c0;
+          loaded = Full ? V::load(src) : V::load_partial(src, nc);
+        }
         const reg x = tile_row_uses<MR, S>(j) > 1 ? in_register(loaded) : loaded;
 #pragma GCC unroll 3
         for (size_t kw = 0; kw < 3; ++kw)
@@ -256,20 +218,21 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   }
 }
 
-// Tiles of RUN_MR pixels, then of MR for the rest ((ow1 - ow0) is a multiple of MR).
-template <class V, size_t RUN_MR, size_t MR, size_t S>
+// Full MR-pixel tiles [ow0, ow1) through every channel vector: an interior run (Checked false)
+// in tiles of RUN_MR pixels, then of MR for the rest; edge tiles (Checked) in tiles of MR.
+template <class V, size_t RUN_MR, size_t MR, size_t S, bool Checked>
 inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1) {
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
   constexpr int64_t W = (int64_t)V::W;
-  const int64_t split = ow0 + (ow1 - ow0) / (int64_t)RUN_MR * (int64_t)RUN_MR;
+  const int64_t split = Checked ? ow0 : ow0 + (ow1 - ow0) / (int64_t)RUN_MR * (int64_t)RUN_MR;
   for (int64_t c0 = 0; c0 < a.channels; c0 += W) {
     if (a.channels - c0 >= W) {
-      depthwise_nhwc_3x3_strip<V, RUN_MR, S, true>(a, ow0, split, c0, W);
-      depthwise_nhwc_3x3_strip<V, MR, S, true>(a, split, ow1, c0, W);
+      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false>(a, ow0, split, c0, W);
+      depthwise_nhwc_3x3_strip<V, MR, S, true, Checked>(a, split, ow1, c0, W);
     } else {
       const size_t nc = (size_t)(a.channels - c0);
-      depthwise_nhwc_3x3_strip<V, RUN_MR, S, false>(a, ow0, split, c0, nc);
-      depthwise_nhwc_3x3_strip<V, MR, S, false>(a, split, ow1, c0, nc);
+      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, ow0, split, c0, nc);
+      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, ow1, c0, nc);
     }
   }
 }
@@ -287,25 +250,14 @@ inline void depthwise_nhwc_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int
     depthwise_nhwc_tile<V, MR, 1, false, Checked>(a, ow, count, c0, (size_t)(a.channels - c0));
 }
 
-// The same for a full edge tile of a 3x3, dilation-1, stride-1 kernel.
-template <class V, size_t MR, size_t NV>
-inline void depthwise_nhwc_3x3_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow) {
-  constexpr int64_t W = (int64_t)V::W;
-  int64_t c0 = 0;
-  for (; c0 + (int64_t)NV * W <= a.channels; c0 += (int64_t)NV * W)
-    depthwise_nhwc_3x3_tile<V, MR, NV, true>(a, ow, c0, NV * W);
-  for (; c0 + W <= a.channels; c0 += W) depthwise_nhwc_3x3_tile<V, MR, 1, true>(a, ow, c0, W);
-  if (c0 < a.channels) depthwise_nhwc_3x3_tile<V, MR, 1, false>(a, ow, c0, (size_t)(a.channels - c0));
-}
-
 // NHWC: one output row segment, MR-pixel tiles in order, each through all its channels (so the
 // input and output stream through memory sequentially); interior tiles skip the bounds checks.
 // 3x3 layers, stride 1 or 2: the run of interior tiles goes one channel vector at a time in
-// tiles of RUN_MR / S2_RUN_MR pixels (AVX-512: 12), the vector's 9 weights in registers. At
-// stride 1, full edge tiles and padding rows take the 3x3 edge tile (they went through
-// depthwise_nhwc_tile, 17% of 144 @56's tiles and 29% of its time). One thread, us: 144 @56
-// 124 -> 100, 576 @14 52 -> 46, AVX2 144 @56 195 -> 134; stride 2 96 @112 138 -> 116, 144 @56
-// 59 -> 51. 2 threads: 144 @56 71 -> 59, stride 2 96 @112 82.5 -> 70.
+// tiles of RUN_MR / S2_RUN_MR pixels (AVX-512: 12), the vector's 9 weights in registers; full
+// edge tiles and padding rows take the checked strip, padding as zero vectors (through
+// depthwise_nhwc_tile they were 17% of 144 @56's tiles and 29% of its time). One thread, us:
+// 144 @56 124 -> 100, 576 @14 52 -> 43, AVX2 144 @56 195 -> 134; stride 2 96 @112 138 -> 116,
+// 144 @56 59 -> 51. 2 threads: 144 @56 71 -> 59, stride 2 96 @112 82.5 -> 70.
 template <class V, size_t MR, size_t NV, size_t RUN_MR = MR, size_t S2_RUN_MR = MR>
 void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   const int64_t reach = (a.kw - 1) * a.dilation;
@@ -322,13 +274,14 @@ void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
     if (k3_rows_inside && columns_inside) {  // the whole run of interior tiles, vector by vector
       int64_t end = ow + (int64_t)MR;
       while (inside(end)) end += (int64_t)MR;
-      if (k3) depthwise_nhwc_3x3_run<V, RUN_MR, MR, 1>(a, ow, end);
-      else depthwise_nhwc_3x3_run<V, S2_RUN_MR, MR, 2>(a, ow, end);
+      if (k3) depthwise_nhwc_3x3_run<V, RUN_MR, MR, 1, false>(a, ow, end);
+      else depthwise_nhwc_3x3_run<V, S2_RUN_MR, MR, 2, false>(a, ow, end);
       ow = end - (int64_t)MR;
       continue;
     }
-    if (k3 && count == MR) {
-      depthwise_nhwc_3x3_pixels<V, MR, NV>(a, ow);
+    if ((k3 || k3s2) && count == MR) {  // a full edge tile
+      if (k3) depthwise_nhwc_3x3_run<V, MR, MR, 1, true>(a, ow, ow + (int64_t)MR);
+      else depthwise_nhwc_3x3_run<V, MR, MR, 2, true>(a, ow, ow + (int64_t)MR);
     } else if (columns_inside) {
       depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
     } else {
