@@ -103,7 +103,7 @@ class HwioPanels {
   bool has_tail() const { return Og_ % NR_ != 0; }
   // Copies group g's partial panel (call once per group, any thread).
   void pack_tail(int64_t g) {
-    if (Og_ % NR_)
+    if (has_tail())
       pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
   }
   // Panel np of group g from k row k0, and its row stride.
