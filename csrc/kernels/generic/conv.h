@@ -9,6 +9,15 @@
 
 namespace pycnn::PYCNN_ISA_NS {
 
+// For helpers that take a kernel's accumulator tile by reference: out of line, the tile lives in
+// memory and every FMA becomes a load, an FMA and a store. GCC's inliner left such a helper out
+// of line once the translation unit grew (see depthwise_nchw_3x3_rows).
+#if defined(__GNUC__)
+#define PYCNN_TILE_INLINE inline __attribute__((always_inline))
+#else
+#define PYCNN_TILE_INLINE inline
+#endif
+
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
 // there when `accumulate`, then, with an epilogue, its bias and activation. With no activation,
 // relu or relu6 (Act 0, 1, 2: most layers; with a short reduction, as in MNIST-size layers, the
@@ -87,7 +96,7 @@ inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t 
 }
 
 template <class V, size_t MR, size_t NV>
-inline void zero_tile(typename V::reg (&acc)[MR][NV]) {
+PYCNN_TILE_INLINE void zero_tile(typename V::reg (&acc)[MR][NV]) {
 #pragma GCC unroll 32
   for (size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 8

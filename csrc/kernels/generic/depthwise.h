@@ -41,7 +41,7 @@ constexpr size_t tile_row_uses(size_t r) {
 // weights in registers: (MR-1)*SH + 3 input rows' loads instead of 9 per output row. Each
 // output's sum still runs kh-major, kw-minor, as in the generic loop, so both give the same bits.
 template <class V, size_t MR, size_t NV, size_t SH>
-inline void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename V::T>& a, typename V::reg (&acc)[MR][NV]) {
+PYCNN_TILE_INLINE void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename V::T>& a, typename V::reg (&acc)[MR][NV]) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W, IR = (MR - 1) * SH + 3;
