@@ -120,6 +120,12 @@ CASES = [
     # edge tiles on both sides and a partial one, a full channel vector and a masked tail.
     _case("c21-w45-3x3-runs", c=21, h=5, w=45, k=3, padding=1, activation="relu"),
     _case("c21-w69-s2-3x3-runs", c=21, h=5, w=69, k=3, stride=2, padding=1),
+    # NCHW 3x3 at column stride 2 reads the rows in place and splits them in registers: the
+    # last column's third tap from the shift-in load, right padding only, multipliers and the
+    # out-of-line epilogue (sigmoid), rows fewer than a tile.
+    _case("w66-s2-valid-3x3-shift-in", c=3, h=9, w=66, k=3, stride=2, padding="valid", activation="relu6"),
+    _case("w40-m2-s2-pad-right-only", c=4, m=2, h=11, w=40, k=3, stride=2, padding=((0, 1), (0, 1)),
+          activation="sigmoid"),
 ]
 
 
@@ -272,12 +278,13 @@ def test_nan_propagates_like_reference(layout, isa, rng, assert_conv_close):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the reference's inf * 0
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nonfinite_corner_tap_meets_the_padding(layout, bad, isa, rng, assert_conv_close):
+def test_nonfinite_corner_tap_meets_the_padding(layout, bad, stride, isa, rng, assert_conv_close):
     """A corner tap that lands in the zero padding still contributes w * 0 (NaN for a NaN or
     infinite weight), in both layouts, as the reference and PyTorch compute it."""
-    case = dict(n=1, c=17, m=2, h=7, w=9, kh=3, kw=3, stride=1, padding=1, dilation=1, bias=False,
+    case = dict(n=1, c=17, m=2, h=7, w=9, kh=3, kw=3, stride=stride, padding=1, dilation=1, bias=False,
                 activation=None)
     x, w, b, params = make_problem(rng, case, layout, np.float64)
     w[(5, 0, 0, 0) if layout == "NCHW" else (0, 0, 2, 1)] = bad  # channel 5 = c 2, m 1; tap (0, 0)

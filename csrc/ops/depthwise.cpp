@@ -117,17 +117,17 @@ struct NchwPlane {
   void zero_padding(T* dst) const { std::fill(dst, dst + size(), T(0)); }
 };
 
-// The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
-// channel c (the plane holds their input rows), written to y_channels[m*ldc + (oh - oh0)*ow + ow]
-// (ldc: elements per channel).
+// 3x3 layers at dilation 1 and column stride 2 read the input rows in place (nchw_3x3s2: the
+// column split in registers); the others read the padded plane. Alternating, us, one thread:
+// 3x3/2 96 @112 177 -> 145, 144 @56 81 -> 69, 576 @14 63 -> 41; two: 124 -> 84, 57 -> 40,
+// 40 -> 27. At stride 1 the plane copy is a memcpy per row and in place measured slower.
+bool nchw_in_place(const DepthwiseConv2dParams& p) {
+  return p.kh == 3 && p.kw == 3 && p.dilation_h == 1 && p.dilation_w == 1 && p.stride_h <= 2 && p.stride_w == 2;
+}
+
 template <class T>
-void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd,
-                         const NchwPlane& plane, const T* plane_data, const T* w, const T* bias,
-                         int64_t c, int64_t band, T* y_channels, int64_t ldc) {
-  const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
-  DepthwiseNchwArgs<T> a;
-  a.plane_row = plane.plane_row;
-  a.tap = plane.tap.data();
+DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
+  DepthwiseNchwArgs<T> a{};
   a.kh = p.kh;
   a.kw = p.kw;
   a.stride_h = p.stride_h;
@@ -135,17 +135,62 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
   a.ldy = p.ow;
   a.activation = (int)p.activation;
   a.activation_param = (T)p.activation_param;
+  a.in_w = p.w;
+  return a;
+}
+
+// Input rows a tile of MR output rows reads with the in-place kernel, at most.
+constexpr int64_t kMaxTileInputRows = 2 * 15 + 3;
+
+// Where one channel's input rows come from: its plane x_c (H x W) in place (nchw_in_place), with
+// zero_row (W zeros) for padding rows, or `plane`, the padded plane of a band's rows, in plane_data.
+template <class T>
+struct NchwInput {
+  const T* x_c = nullptr;
+  const T* zero_row = nullptr;
+  const NchwPlane* plane = nullptr;
+  const T* plane_data = nullptr;
+};
+
+// The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
+// channel c, written to y_channels[m*ldc + (oh - oh0)*ow + ow] (ldc: elements per channel).
+template <class T>
+void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const NchwInput<T>& in,
+                         const T* w, const T* bias, int64_t c, int64_t oh0, int64_t band, T* y_channels, int64_t ldc) {
+  const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
+  DepthwiseNchwArgs<T> a = nchw_args<T>(p);
+  const T* in_rows[kMaxTileInputRows];
+  const int64_t IR = (MR - 1) * p.stride_h + 3;
+  const NchwPlane* plane = in.plane;
+  if (plane) {
+    a.plane_row = plane->plane_row;
+    a.tap = plane->tap.data();
+  } else {
+    if (IR > kMaxTileInputRows) throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
+    a.in_rows = in_rows;
+  }
   for (int64_t m = 0; m < M; ++m) {
     const int64_t oc = c * M + m;
     a.w = w + oc * p.kh * p.kw;
     a.bias = bias ? bias + oc : nullptr;
     for (int64_t i0 = 0; i0 < band; i0 += MR) {
       a.rows = (size_t)std::min(MR, band - i0);
+      if (!plane) {
+        for (int64_t r = 0; r < IR; ++r) {
+          const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
+          in_rows[r] = ih >= 0 && ih < p.h ? in.x_c + ih * p.w : in.zero_row;
+        }
+      }
       for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
-        a.plane = plane_data + i0 * p.stride_h * plane.plane_row + j0;
         a.y = y_channels + m * ldc + i0 * p.ow + j0;
         a.cols = (size_t)std::min(NR, p.ow - j0);
-        kd.nchw(a);
+        if (plane) {
+          a.plane = in.plane_data + i0 * p.stride_h * plane->plane_row + j0;
+          kd.nchw(a);
+        } else {
+          a.col0 = j0 * p.stride_w - p.pad_left;
+          kd.nchw_3x3s2(a);
+        }
       }
     }
   }
@@ -161,7 +206,8 @@ int64_t nchw_band_rows(const DepthwiseConv2dParams& p, int64_t mr, int64_t nr, i
   int64_t band = p.oh;
   if (items_per_band < want) band = std::max<int64_t>(mr, round_up(ceil_div(p.oh, ceil_div(want, items_per_band)), mr));
   const int64_t budget = (int64_t)((p.stride_w > 1 ? 32 : 256) * 1024 / element_size);
-  while (band > mr && NchwPlane(p, band, mr, nr).size() > budget) band = std::max(mr, round_up(band / 2, mr));
+  while (!nchw_in_place(p) && band > mr && NchwPlane(p, band, mr, nr).size() > budget)
+    band = std::max(mr, round_up(band / 2, mr));
   return std::min(band, p.oh);
 }
 
@@ -172,22 +218,29 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   const int64_t CM = p.c * p.multiplier, HW = p.h * p.w, P = p.oh * p.ow;
   const int64_t band = nchw_band_rows(p, MR, NR, p.n * p.c, sizeof(T));
   const int64_t bands = ceil_div(p.oh, band);
+  const bool in_place = nchw_in_place(p);
   const NchwPlane plane(p, band, MR, NR);
   const int64_t items = p.n * p.c * bands;
   const int threads = threads_for(2.0 * p.n * CM * P * p.kh * p.kw, items);
-  Workspace<T> planes((size_t)plane.size(), threads);
+  Workspace<T> planes(in_place ? 0 : (size_t)plane.size(), threads);
+  std::vector<T> zero_row(in_place ? (size_t)p.w : 0, T(0));
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    T* buf = planes.slice(omp_get_thread_num());
-    plane.zero_padding(buf);
+    NchwInput<T> in;
+    in.zero_row = zero_row.data();
+    if (!in_place) {
+      in.plane = &plane;
+      in.plane_data = planes.slice(omp_get_thread_num());
+      plane.zero_padding(planes.slice(omp_get_thread_num()));
+    }
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
-      plane.fill(p, kd, x + (n * p.c + c) * HW, oh0, buf);
-      depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows,
-                          y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
+      in.x_c = x + (n * p.c + c) * HW;
+      if (!in_place) plane.fill(p, kd, in.x_c, oh0, planes.slice(omp_get_thread_num()));
+      depthwise_nchw_band(p, kd, in, w, bias, c, oh0, rows, y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
     }
   });
 }
@@ -407,9 +460,11 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
   const int64_t KC = reduction_block<T>(CM);
+  const bool in_place = nchw_in_place(p);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
 
-  Workspace<T> planes((size_t)plane.size(), plan.threads);
+  Workspace<T> planes(in_place ? 0 : (size_t)plane.size(), plan.threads);
+  std::vector<T> zero_row(in_place ? (size_t)p.w : 0, T(0));
   Workspace<T> mids((size_t)plan.mid_size, plan.threads);
   // The depthwise step runs without bias or activation: those follow the pointwise step.
   DepthwiseConv2dParams dp = p;
@@ -421,16 +476,22 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
-    plane.zero_padding(plane_buf);
+    NchwInput<T> in;
+    in.zero_row = zero_row.data();
+    if (!in_place) {
+      in.plane = &plane;
+      in.plane_data = plane_buf;
+      plane.zero_padding(plane_buf);
+    }
     T* mid = mids.slice(tid);
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], rows = plan.band_start[(size_t)b + 1] - oh0, bp = rows * p.ow;
       for (int64_t c = 0; c < p.c; ++c) {
-        plane.fill(dp, kd, x + (n * p.c + c) * HW, oh0, plane_buf);
-        depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows,
-                            mid + c * p.multiplier * bp, bp);
+        in.x_c = x + (n * p.c + c) * HW;
+        if (!in_place) plane.fill(dp, kd, in.x_c, oh0, plane_buf);
+        depthwise_nchw_band(dp, kd, in, dw, (const T*)nullptr, c, oh0, rows, mid + c * p.multiplier * bp, bp);
       }
       for (int64_t k0 = 0; k0 < CM; k0 += KC) {
         const int64_t kc = std::min(KC, CM - k0);

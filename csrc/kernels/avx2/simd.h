@@ -138,6 +138,15 @@ struct VecF {
     const __m256i m = _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
+  // A lane set computed once for many loads: lanes lo <= i < hi, clipped to [0, W) (may be empty).
+  using Lanes = __m256i;
+  static Lanes lane_range(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo > (int64_t)W ? (int64_t)W : lo;
+    hi = hi < 0 ? 0 : hi > (int64_t)W ? (int64_t)W : hi;
+    return _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
+  }
+  // Lanes in m from p[i] (nothing else is read), the others 0.
+  static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_ps(p, m); }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   static constexpr bool kFoldPairs = false;  // two-source permutes are too dear here: reduce per vector
 };
@@ -234,6 +243,13 @@ struct VecD {
     const __m256i m = _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
     return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
   }
+  using Lanes = __m256i;
+  static Lanes lane_range(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo > (int64_t)W ? (int64_t)W : lo;
+    hi = hi < 0 ? 0 : hi > (int64_t)W ? (int64_t)W : hi;
+    return _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
+  }
+  static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_pd(p, m); }
   static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
   static constexpr bool kFoldPairs = false;
 };

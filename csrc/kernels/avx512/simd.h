@@ -117,6 +117,15 @@ struct VecF {
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
     return _mm512_mask_loadu_ps(fill, (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
+  // A lane set computed once for many loads: lanes lo <= i < hi, clipped to [0, W) (may be empty).
+  using Lanes = __mmask16;
+  static Lanes lane_range(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > (int64_t)W ? (int64_t)W : hi;
+    return hi <= lo ? (Lanes)0 : (Lanes)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  }
+  // Lanes in m from p[i] (nothing else is read), the others 0.
+  static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_ps(m, p); }
   // Reducing W vectors to one vector of W per-vector results, a level at a time: lo/hi take, for
   // each block of h output lanes, lanes [0, h) / [h, 2h) of the matching 2h-lane block of (a, b),
   // so combine(lo, hi) halves every vector's partial results and packs two vectors into one.
@@ -210,6 +219,13 @@ struct VecD {
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
     return _mm512_mask_loadu_pd(fill, (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
   }
+  using Lanes = __mmask8;
+  static Lanes lane_range(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > (int64_t)W ? (int64_t)W : hi;
+    return hi <= lo ? (Lanes)0 : (Lanes)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  }
+  static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_pd(m, p); }
   static constexpr bool kFoldPairs = true;
   static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
     const int shift = h == 4 ? 2 : h == 2 ? 1 : 0;

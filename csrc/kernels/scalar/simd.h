@@ -42,6 +42,9 @@ struct VecScalar {
   static reg odd(reg, reg b) { return b; }
   static reg shift_in(reg cur, reg next, int64_t m) { return m ? next : cur; }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) { return lo <= 0 && hi > 0 ? *p : fill; }
+  using Lanes = bool;  // the one lane, or none
+  static Lanes lane_range(int64_t lo, int64_t hi) { return lo <= 0 && hi > 0; }
+  static reg load_masked(const T* p, Lanes m) { return m ? *p : 0; }
   static constexpr bool kFoldPairs = false;  // one lane: nothing to fold
 };
 
