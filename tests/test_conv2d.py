@@ -158,6 +158,9 @@ def test_explain_names_the_choice():
                                     data_format="NHWC").startswith("direct")
     why = pycnn.ops.explain_conv2d((1, 56, 56, 128), (3, 3, 128, 256), stride=2, padding=1, data_format="NHWC")
     assert why.startswith("im2col: a long reduction (C/groups*KH*KW = 1152, 1152 KiB of float32 weights")
+    # The arrays themselves may stand for their shapes.
+    x, w = np.zeros((2, 64, 56, 56), np.float32), np.zeros((64, 64, 3, 3), np.float32)
+    assert pycnn.ops.explain_conv2d(x, w, padding=1) == pycnn.ops.explain_conv2d(x.shape, w.shape, padding=1)
 
 
 def test_explain_small_nchw_layers(isa):

@@ -243,10 +243,13 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                    data_format="NCHW") -> str:
-    """Which algorithm `algorithm="auto"` picks for these shapes, and why. weight_shape may be a
-    PackedConv2dWeight: packed NCHW weights make the reorder to NHWC cheaper."""
+    """Which algorithm `algorithm="auto"` picks for these shapes, and why. Either shape may be
+    given as an array (its shape is used); weight_shape may be a PackedConv2dWeight: packed NCHW
+    weights make the reorder to NHWC cheaper."""
     layout = _args.data_format(data_format)
-    x_shape = tuple(x_shape)
+    x_shape = tuple(getattr(x_shape, "shape", x_shape))
+    if type(weight_shape) is not PackedConv2dWeight:
+        weight_shape = getattr(weight_shape, "shape", weight_shape)
     if len(x_shape) == 3:
         x_shape = (1,) + x_shape
     packed = type(weight_shape) is PackedConv2dWeight
