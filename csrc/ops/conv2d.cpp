@@ -484,8 +484,13 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
-  // NCHW: NHWC copies of the input and HWIO weights, and an output row to transpose from.
-  Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
+  // NCHW batches that divide evenly among the threads go an image at a time: each thread
+  // transposes its image into its own NHWC buffer and computes all of the image's rows while the
+  // buffer is in its L2, instead of the whole batch going to NHWC through L3 first.
+  const bool per_image = nchw && p.n > 1 && p.n % threads == 0;
+  // NCHW: NHWC copies of the input (the batch, or an image per thread) and HWIO weights, and an
+  // output row to transpose from.
+  Workspace<T> x_nhwc(nchw ? (size_t)((per_image ? 1 : p.n) * HW * p.c) : 0, per_image ? threads : 1);
   Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
   Workspace<T> tiles(nchw ? (size_t)(round_up(p.ow, MR) * NR) : 0, threads);
   const T* xs = nchw ? x_nhwc.data() : x;
@@ -499,7 +504,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     // One barrier after the reorders (the input's transpose runs into the weights'), and none
     // for the tail panels when there are none: each costs ~0.3 us on 2 threads, a tenth of a
     // LeNet-size layer.
-    if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/!reorder_weights);
+    if (nchw && !per_image) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/!reorder_weights);
     if (reorder_weights) reorder_oihw_to_hwio(kn, w, p.o, Cg, taps, w_hwio.data());
     if (weights.has_tail()) {
 #pragma omp for schedule(static)
@@ -515,9 +520,8 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
     args.ldy = nchw ? NR : p.o;
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+    // Output row oh of group g of image n, whose NHWC input is `image`.
+    auto output_row = [&](int64_t n, int64_t g, int64_t oh, const T* image) {
       // With one group and all KH taps inside the image, the kernel reads the input rows in
       // place (row stride dilation_h*W*C) wherever a tile's columns are inside them too; the
       // padded panel is built only if some tile reaches into the padding.
@@ -525,8 +529,8 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
       const bool rows_inside = G == 1 && ih0 >= 0 && ih0 + (p.kh - 1) * p.dilation_h < p.h;
       // Panel column q holds input column q - pad_left, or zeros (padding).
       auto fill_panel = [&](int64_t qa, int64_t qb) {
-        fill_nhwc_panel(xs + n * p.h * p.w * p.c, p.h, p.w, p.c, g * Cg, Cg, p.kh, ih0, p.dilation_h, -p.pad_left,
-                        qa, qb, panel, panel_kh);
+        fill_nhwc_panel(image, p.h, p.w, p.c, g * Cg, Cg, p.kh, ih0, p.dilation_h, -p.pad_left, qa, qb, panel,
+                        panel_kh);
       };
       if (!rows_inside) fill_panel(0, columns);
       for (int64_t np = 0; np < npanels; ++np) {
@@ -541,7 +545,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
           const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
           if (rows_inside && q0 >= p.pad_left && q_last < p.pad_left + p.w) {
-            args.panel = xs + ((n * p.h + ih0) * p.w + q0 - p.pad_left) * p.c;
+            args.panel = image + (ih0 * p.w + q0 - p.pad_left) * p.c;
             args.panel_kh = p.dilation_h * p.w * p.c;
           } else {
             if (rows_inside) fill_panel(q0, q_last + 1);  // an edge tile of an in-place row
@@ -555,6 +559,21 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         }
         if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
+      }
+    };
+    if (per_image) {
+      T* image = x_nhwc.slice(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < p.n; ++n) {
+        transpose_blocks(kn, x + n * p.c * HW, HW, p.c, HW, image, p.c);
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t oh = 0; oh < p.oh; ++oh) output_row(n, g, oh, image);
+      }
+    } else {
+#pragma omp for schedule(dynamic)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+        output_row(n, g, oh, xs + n * p.h * p.w * p.c);
       }
     }
   });
