@@ -475,8 +475,10 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * HW * Cg * p.o * KK, items);
-  Workspace<T> x_nhwc(nchw ? (size_t)(p.n * HW * p.c) : 0, 1);
-  const T* xs = nchw ? x_nhwc.data() : x;
+  // As in conv2d's direct form: NCHW batches that divide among the threads go an image at a
+  // time, each thread transposing its image into its own NHWC buffer.
+  const bool per_image = nchw && p.n > 1 && p.n % threads == 0;
+  Workspace<T> x_nhwc(nchw ? (size_t)((per_image ? 1 : p.n) * HW * p.c) : 0, per_image ? threads : 1);
   Workspace<T> panels((size_t)(slots * panel_size), threads);
   Workspace<T> rows_out(nchw ? (size_t)(p.ow * NR) : 0, threads);  // NCHW: one panel's output row
   const Epilogue<T> base = make_epilogue<T>(p);
@@ -484,7 +486,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (nchw) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/false);  // pack's barrier
+    if (nchw && !per_image) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/false);  // pack's barrier
     weights.pack(kn, w);
     T* panel_base = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? rows_out.slice(omp_get_thread_num()) : nullptr;
@@ -492,9 +494,8 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
     args.channels = Cg;
     args.stride = 1;
     args.ldy = sw * (nchw ? NR : p.o);
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+    // Output row oh of group g of image n, whose NHWC input is `image`.
+    auto output_row = [&](int64_t n, int64_t g, int64_t oh, const T* image) {
       const int64_t fr = oh + p.pad_top, r = fr % sh;
       const PhaseTaps& pr = rows[(size_t)r];
       const int64_t taps_h = (int64_t)pr.k.size();
@@ -519,8 +520,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           T* panel = no_taps ? panel_base : panel_base + panel_slot[(size_t)q] * panel_size;
           // Panel column j holds input column iw0 + j, or zeros.
           auto fill_panel = [&](int64_t qa, int64_t qb) {
-            fill_nhwc_panel(xs + n * p.h * p.w * p.c, p.h, p.w, p.c, g * Cg, Cg, taps_h, ih0, pr.step, iw0, qa, qb,
-                            panel, panel_kh);
+            fill_nhwc_panel(image, p.h, p.w, p.c, g * Cg, Cg, taps_h, ih0, pr.step, iw0, qa, qb, panel, panel_kh);
           };
           if (!rows_inside && !no_taps && np == 0) fill_panel(0, columns);
           args.kh = no_taps ? 0 : taps_h;
@@ -534,7 +534,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
             // Panel columns [i0, last] of the tile's MR pixels (all read, even past mr).
             const int64_t last = i0 + MR - 1 + (taps_w ? (taps_w - 1) * pq.step : 0);
             if (rows_inside && !no_taps && iw0 + i0 >= 0 && iw0 + last < p.w) {
-              args.panel = xs + ((n * p.h + ih0) * p.w + iw0 + i0) * p.c;
+              args.panel = image + (ih0 * p.w + iw0 + i0) * p.c;
               args.panel_kh = pr.step * p.w * p.c;
             } else {
               if (rows_inside && !no_taps) fill_panel(i0, last + 1);  // an edge tile of in-place rows
@@ -551,6 +551,22 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
         if (nchw)  // out_row (column, channel) -> y (channel, column)
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * p.oh * p.ow + oh * p.ow,
                            p.oh * p.ow);
+      }
+    };
+    if (per_image) {
+      T* image = x_nhwc.slice(omp_get_thread_num());
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < p.n; ++n) {
+        transpose_blocks(kn, x + n * p.c * HW, HW, p.c, HW, image, p.c);
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t oh = 0; oh < p.oh; ++oh) output_row(n, g, oh, image);
+      }
+    } else {
+      const T* xs = nchw ? x_nhwc.data() : x;
+#pragma omp for schedule(dynamic)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
+        output_row(n, g, oh, xs + n * p.h * p.w * p.c);
       }
     }
   });
