@@ -561,21 +561,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     };
-    if (per_image) {
-      T* image = x_nhwc.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic)
-      for (int64_t n = 0; n < p.n; ++n) {
-        transpose_blocks(kn, x + n * p.c * HW, HW, p.c, HW, image, p.c);
-        for (int64_t g = 0; g < G; ++g)
-          for (int64_t oh = 0; oh < p.oh; ++oh) output_row(n, g, oh, image);
-      }
-    } else {
-#pragma omp for schedule(dynamic)
-      for (int64_t item = 0; item < items; ++item) {
-        const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
-        output_row(n, g, oh, xs + n * p.h * p.w * p.c);
-      }
-    }
+    for_each_nhwc_row(kn, per_image, x, xs, x_nhwc.slice(omp_get_thread_num()), p.n, p.c, HW, G, p.oh, output_row);
   });
 }
 

@@ -147,4 +147,28 @@ void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, i
   }
 }
 
+// The parallel loop (an orphaned `omp for`, dynamic) over the output rows (n, g, oh) of a
+// convolution on the NHWC kernels, calling row(n, g, oh, image) with image n's NHWC input.
+// per_image (NCHW data): each thread transposes one image of x (c x hw each) at a time into its
+// own buffer image_buf (hw x c) and runs all of that image's rows while it is in its L2.
+// Otherwise x_nhwc holds the whole batch in NHWC and the rows go out one by one.
+template <class T, class Row>
+void for_each_nhwc_row(const ConvKernels<T>& kn, bool per_image, const T* x, const T* x_nhwc, T* image_buf,
+                       int64_t n, int64_t c, int64_t hw, int64_t groups, int64_t rows, const Row& row) {
+  if (per_image) {
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < n; ++i) {
+      transpose_blocks(kn, x + i * c * hw, hw, c, hw, image_buf, c);
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image_buf);
+    }
+  } else {
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < n * groups * rows; ++item) {
+      const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
+      row(i, g, r, x_nhwc + i * hw * c);
+    }
+  }
+}
+
 }  // namespace pycnn

@@ -36,6 +36,28 @@ constexpr size_t tile_row_uses(size_t r) {
   return (size_t)tile_row_reads<MR, SH>(r, 0) + tile_row_reads<MR, SH>(r, 1) + tile_row_reads<MR, SH>(r, 2);
 }
 
+// The channel's 3x3 weights, broadcast: wv[kh][kw] = w[kh*3 + kw].
+template <class V>
+PYCNN_TILE_INLINE void broadcast_3x3(const typename V::T* w, typename V::reg (&wv)[3][3]) {
+#pragma GCC unroll 3
+  for (size_t kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 3
+    for (size_t kw = 0; kw < 3; ++kw) wv[kh][kw] = V::set1(w[kh * 3 + kw]);
+}
+
+// The epilogue of an NCHW tile of one channel (MR rows of the channel's bias in row_bias), or
+// null when there is neither bias nor activation.
+template <class T, size_t MR>
+const Epilogue<T>* nchw_epilogue(const DepthwiseNchwArgs<T>& a, Epilogue<T>& e, T (&row_bias)[MR]) {
+  if (a.bias) {
+    for (size_t i = 0; i < MR; ++i) row_bias[i] = *a.bias;
+    e.bias_row = row_bias;
+  }
+  e.activation = a.activation;
+  e.param = a.activation_param;
+  return a.bias || a.activation ? &e : nullptr;
+}
+
 // 3x3 taps, row dilation 1, row stride SH: each padded input row of the tile is loaded once per
 // column tap and feeds every output row that reads it (up to 3 with SH = 1), with the nine
 // weights in registers: (MR-1)*SH + 3 input rows' loads instead of 9 per output row. Each
@@ -46,10 +68,7 @@ PYCNN_TILE_INLINE void depthwise_nchw_3x3_rows(const DepthwiseNchwArgs<typename 
   using reg = typename V::reg;
   constexpr size_t W = V::W, IR = (MR - 1) * SH + 3;
   reg wv[3][3];
-#pragma GCC unroll 3
-  for (size_t kh = 0; kh < 3; ++kh)
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw) wv[kh][kw] = V::set1(a.w[kh * 3 + kw]);
+  broadcast_3x3<V>(a.w, wv);
   const int64_t tap[3] = {a.tap[0], a.tap[1], a.tap[2]};
 #pragma GCC unroll 32
   for (size_t r = 0; r < IR; ++r) {
@@ -99,13 +118,7 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   }
   Epilogue<T> e;
   T row_bias[MR];
-  if (a.bias) {
-    for (size_t i = 0; i < MR; ++i) row_bias[i] = *a.bias;
-    e.bias_row = row_bias;
-  }
-  e.activation = a.activation;
-  e.param = a.activation_param;
-  store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, a.bias || a.activation ? &e : nullptr);
+  store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, nchw_epilogue(a, e, row_bias));
 }
 
 // NCHW 3x3, dilation 1, row stride SH (1 or 2), column stride 2, the input rows read in place:
@@ -125,19 +138,10 @@ void depthwise_nchw_3x3s2_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   using Lanes = typename V::Lanes;
   constexpr size_t W = V::W, IR = (MR - 1) * SH + 3;
   reg wv[3][3];
-#pragma GCC unroll 3
-  for (size_t kh = 0; kh < 3; ++kh)
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw) wv[kh][kw] = V::set1(a.w[kh * 3 + kw]);
+  broadcast_3x3<V>(a.w, wv);
   Epilogue<T> e;
   T row_bias[MR];
-  if (a.bias) {
-    for (size_t i = 0; i < MR; ++i) row_bias[i] = *a.bias;
-    e.bias_row = row_bias;
-  }
-  e.activation = a.activation;
-  e.param = a.activation_param;
-  const Epilogue<T>* ep = a.bias || a.activation ? &e : nullptr;
+  const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
 #pragma GCC unroll 1
   for (size_t v = 0; v * W < a.cols; ++v) {
     // Load k starts k vectors into the 2W columns from start = col0 + 2*v*W on.
