@@ -243,15 +243,15 @@ struct DepthwiseNchwArgs {
   const T* bias;
   int activation;  // pycnn::Activation
   T activation_param;
-  // The 3x3 column-stride-2 kernel (DepthwiseKernels::nchw_3x3s2: dilation 1, stride_h 1 or 2,
-  // stride_w 2) reads the input rows in place instead of plane, plane_row and tap:
+  // The in-place 3x3 kernel (DepthwiseKernels::nchw_3x3_in_place: dilation 1, strides 1 or 2)
+  // reads the input rows themselves instead of plane, plane_row and tap:
   //   in_rows: (MR-1)*stride_h + 3 rows of the channel; output row i, tap kh reads
   //            in_rows[i*stride_h + kh], a row of in_w zeros for a padding row.
   //   in_w: the row length; only columns [0, in_w) are read, any others add w*0.
   //   col0: the column tap kw = 0 of the tile's first output column reads (negative in left
-  //         padding); output column j, tap kw reads col0 + 2*j + kw.
+  //         padding); output column j, tap kw reads col0 + j*stride_w + kw.
   const T* const* in_rows;
-  int64_t in_w, col0;
+  int64_t in_w, col0, stride_w;
 };
 template <class T>
 using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);
@@ -296,8 +296,9 @@ using Deinterleave2Ukernel = void (*)(const T* src, size_t n, T* even, T* odd);
 template <class T>
 struct DepthwiseKernels {
   size_t nchw_mr, nchw_nr;
+  size_t nchw_in_place_nr;  // the in-place kernel's column step (a vector): it covers cols in these
   DepthwiseNchwUkernel<T> nchw;
-  DepthwiseNchwUkernel<T> nchw_3x3s2;  // the in-place 3x3 column-stride-2 form (same tile shape)
+  DepthwiseNchwUkernel<T> nchw_3x3_in_place;  // tiles of nchw_mr rows and up to nchw_nr columns
   DepthwiseNhwcUkernel<T> nhwc;
   EpilogueUkernel<T> epilogue;
   Deinterleave2Ukernel<T> deinterleave2;

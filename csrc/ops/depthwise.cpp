@@ -117,12 +117,19 @@ struct NchwPlane {
   void zero_padding(T* dst) const { std::fill(dst, dst + size(), T(0)); }
 };
 
-// 3x3 layers at dilation 1 and column stride 2 read the input rows in place (nchw_3x3s2: the
-// column split in registers); the others read the padded plane. Alternating, us, one thread:
-// 3x3/2 96 @112 177 -> 145, 144 @56 81 -> 69, 576 @14 63 -> 41; two: 124 -> 84, 57 -> 40,
-// 40 -> 27. At stride 1 the plane copy is a memcpy per row and in place measured slower.
-bool nchw_in_place(const DepthwiseConv2dParams& p) {
-  return p.kh == 3 && p.kw == 3 && p.dilation_h == 1 && p.dilation_w == 1 && p.stride_h <= 2 && p.stride_w == 2;
+// 3x3 layers at dilation 1 read the input rows in place (the nchw_3x3_in_place kernel: no plane
+// copy) at column stride 2, where the plane's column split was a pass over the input of its own,
+// and at stride 1 when the plane kernel's column tiles would cover at least 1.5x the columns of
+// the in-place kernel's vectors (narrow rows: on AVX-512 32-column tiles for 14 columns, where
+// vectors cover 16). Alternating, us, 2 threads / 1 thread: 3x3/2 96 @112 124 -> 84 / 177 -> 145,
+// 144 @56/2 57 -> 40 / 81 -> 69, 576 @14/2 40 -> 27 / 63 -> 41; stride 1: 576 @14 44 -> 31 /
+// 78 -> 50, 960 @7 82 -> 49 (1 thread). At 56 columns (64 either way) the plane kernel's 8x32
+// tiles stayed ahead: 144 @56 1 thread 108 vs 127.
+template <class T>
+bool nchw_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd) {
+  if (p.kh != 3 || p.kw != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.stride_h > 2 || p.stride_w > 2) return false;
+  if (p.stride_w == 2) return true;
+  return 2 * round_up(p.ow, (int64_t)kd.nchw_nr) >= 3 * round_up(p.ow, (int64_t)kd.nchw_in_place_nr);
 }
 
 template <class T>
@@ -136,6 +143,7 @@ DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
   a.activation = (int)p.activation;
   a.activation_param = (T)p.activation_param;
   a.in_w = p.w;
+  a.stride_w = p.stride_w;
   return a;
 }
 
@@ -189,7 +197,7 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
           kd.nchw(a);
         } else {
           a.col0 = j0 * p.stride_w - p.pad_left;
-          kd.nchw_3x3s2(a);
+          kd.nchw_3x3_in_place(a);
         }
       }
     }
@@ -201,12 +209,12 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
 // column stride, beyond ~L1: alternating A/B, 2 threads, 3x3/2 96 @112 (a 60 KiB plane) in
 // 32 KiB bands 143-170 -> 101-130 us, while stride 1 at 112 wide measured 0-30% slower so.
 int64_t nchw_band_rows(const DepthwiseConv2dParams& p, int64_t mr, int64_t nr, int64_t items_per_band,
-                       size_t element_size) {
+                       size_t element_size, bool in_place) {
   const int want = num_threads() * 4;
   int64_t band = p.oh;
   if (items_per_band < want) band = std::max<int64_t>(mr, round_up(ceil_div(p.oh, ceil_div(want, items_per_band)), mr));
   const int64_t budget = (int64_t)((p.stride_w > 1 ? 32 : 256) * 1024 / element_size);
-  while (!nchw_in_place(p) && band > mr && NchwPlane(p, band, mr, nr).size() > budget)
+  while (!in_place && band > mr && NchwPlane(p, band, mr, nr).size() > budget)
     band = std::max(mr, round_up(band / 2, mr));
   return std::min(band, p.oh);
 }
@@ -216,9 +224,9 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
                     const T* w, const T* bias, T* y) {
   const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr;
   const int64_t CM = p.c * p.multiplier, HW = p.h * p.w, P = p.oh * p.ow;
-  const int64_t band = nchw_band_rows(p, MR, NR, p.n * p.c, sizeof(T));
+  const bool in_place = nchw_in_place(p, kd);
+  const int64_t band = nchw_band_rows(p, MR, NR, p.n * p.c, sizeof(T), in_place);
   const int64_t bands = ceil_div(p.oh, band);
-  const bool in_place = nchw_in_place(p);
   const NchwPlane plane(p, band, MR, NR);
   const int64_t items = p.n * p.c * bands;
   const int threads = threads_for(2.0 * p.n * CM * P * p.kh * p.kw, items);
@@ -460,7 +468,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, P = plan.P, HW = p.h * p.w, mpanels = ceil_div(O, MR);
   const int64_t KC = reduction_block<T>(CM);
-  const bool in_place = nchw_in_place(p);
+  const bool in_place = nchw_in_place(p, kd);
   const NchwPlane plane(p, plan.band, (int64_t)kd.nchw_mr, (int64_t)kd.nchw_nr);
 
   Workspace<T> planes(in_place ? 0 : (size_t)plane.size(), plan.threads);

@@ -121,18 +121,19 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, nchw_epilogue(a, e, row_bias));
 }
 
-// NCHW 3x3, dilation 1, row stride SH (1 or 2), column stride 2, the input rows read in place:
-// MR output rows x the tile's columns, one vector at a time. The column split happens
-// in registers instead of in a padded plane: of two loads from column 2j - pad_left on, tap 0 is
-// the even lanes, tap 1 the odd lanes, and tap 2 the even lanes shifted in by one from a third
-// load (its lane 0 only). As in depthwise_nchw_3x3_rows, each input row is split once and feeds
-// every output row that reads it. Columns outside [0, in_w) enter as zero lanes of masked loads
-// (lane sets computed once per vector) and padding rows as rows of zeros, so each sum runs
-// kh-major, kw-minor and adds w*0 for padding: the same bits as the padded plane gives.
-// The plane's split was 41% of samples of 3x3/2 96 @112 (one thread): a pass over the input
-// apart from the arithmetic, bound by the input's reads from L3.
-template <class V, size_t MR, size_t SH>
-void depthwise_nchw_3x3s2_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
+// NCHW 3x3, dilation 1, row stride SH and column stride SW (1 or 2), the input rows read in
+// place: MR output rows x the tile's columns, one vector at a time. As in
+// depthwise_nchw_3x3_rows, each input row is loaded once per vector and feeds every output row
+// that reads it. Columns outside [0, in_w) enter as zero lanes of masked loads (lane sets
+// computed once per vector) and padding rows as rows of zeros, so each sum runs kh-major,
+// kw-minor and adds w*0 for padding: the same bits as the padded plane gives.
+// SW = 2: the column split happens in registers, not in a plane: of two loads from column
+// 2j - pad_left on, tap 0 is the even lanes, tap 1 the odd lanes, and tap 2 the even lanes
+// shifted in by one from a third load (its lane 0 only). The plane's split was 41% of samples
+// of 3x3/2 96 @112 (one thread): a pass over the input apart from the arithmetic, bound by the
+// input's reads from L3.
+template <class V, size_t MR, size_t SH, size_t SW>
+void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   using T = typename V::T;
   using reg = typename V::reg;
   using Lanes = typename V::Lanes;
@@ -144,24 +145,32 @@ void depthwise_nchw_3x3s2_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
 #pragma GCC unroll 1
   for (size_t v = 0; v * W < a.cols; ++v) {
-    // Load k starts k vectors into the 2W columns from start = col0 + 2*v*W on.
+    // Load k starts at start[k]: SW = 1, tap k of the vector's first column; SW = 2, k vectors
+    // into the 2W columns from col0 + 2*v*W on.
     int64_t start[3];
     Lanes lanes[3];
 #pragma GCC unroll 3
     for (size_t k = 0; k < 3; ++k) {
-      start[k] = a.col0 + (int64_t)((2 * v + k) * W);
+      start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : (2 * v + k) * W);
       const int64_t end = a.in_w - start[k];
-      lanes[k] = V::lane_range(-start[k], k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
+      lanes[k] = V::lane_range(-start[k], SW == 2 && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
     }
     reg acc[MR][1];
     zero_tile<V, MR, 1>(acc);
 #pragma GCC unroll 32
     for (size_t r = 0; r < IR; ++r) {
       const T* row = a.in_rows[r];
-      const reg lo = V::load_masked(row + start[0], lanes[0]);
-      const reg hi = V::load_masked(row + start[1], lanes[1]);
-      const reg even = V::even(lo, hi);
-      const reg x[3] = {even, V::odd(lo, hi), V::shift_in(even, V::load_masked(row + start[2], lanes[2]), 1)};
+      reg x[3];
+      if constexpr (SW == 1) {
+#pragma GCC unroll 3
+        for (size_t k = 0; k < 3; ++k) x[k] = V::load_masked(row + start[k], lanes[k]);
+      } else {
+        const reg lo = V::load_masked(row + start[0], lanes[0]);
+        const reg hi = V::load_masked(row + start[1], lanes[1]);
+        x[0] = V::even(lo, hi);
+        x[1] = V::odd(lo, hi);
+        x[2] = V::shift_in(x[0], V::load_masked(row + start[2], lanes[2]), 1);
+      }
 #pragma GCC unroll 3
       for (size_t kw = 0; kw < 3; ++kw) {
         const reg xk = tile_row_uses<MR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
@@ -183,9 +192,14 @@ void depthwise_nchw_3x3s2_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 }
 
 template <class V, size_t MR>
-void depthwise_nchw_3x3s2_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
-  if (a.stride_h == 1) depthwise_nchw_3x3s2_in_place<V, MR, 1>(a);
-  else depthwise_nchw_3x3s2_in_place<V, MR, 2>(a);
+void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
+  if (a.stride_w == 1) {
+    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1>(a);
+    else depthwise_nchw_3x3_in_place<V, MR, 2, 1>(a);
+  } else {
+    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 2>(a);
+    else depthwise_nchw_3x3_in_place<V, MR, 2, 2>(a);
+  }
 }
 
 // Stores an NHWC tile of output pixels [ow, ow + count) x channels [c0, c0 + nc), with the
@@ -430,7 +444,8 @@ template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_N
           size_t S2_RUN_MR = NHWC_MR>
 constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
-      NCHW_MR, NCHW_NV * V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>, depthwise_nchw_3x3s2_ukernel<V, NCHW_MR>,
+      NCHW_MR, NCHW_NV * V::W, V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
+      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_MR>,
       depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR, S2_RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
