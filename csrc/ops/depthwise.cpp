@@ -132,9 +132,10 @@ bool nchw_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd
   return 2 * round_up(p.ow, (int64_t)kd.nchw_nr) >= 3 * round_up(p.ow, (int64_t)kd.nchw_in_place_nr);
 }
 
+// The arguments every NCHW tile of the call shares.
 template <class T>
 DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
-  DepthwiseNchwArgs<T> a{};
+  DepthwiseNchwArgs<T> a;
   a.kh = p.kh;
   a.kw = p.kw;
   a.stride_h = p.stride_h;
@@ -147,58 +148,63 @@ DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
   return a;
 }
 
-// Input rows a tile of MR output rows reads with the in-place kernel, at most.
-constexpr int64_t kMaxTileInputRows = 2 * 15 + 3;
-
-// Where one channel's input rows come from: its plane x_c (H x W) in place (nchw_in_place), with
-// zero_row (W zeros) for padding rows, or `plane`, the padded plane of a band's rows, in plane_data.
-template <class T>
-struct NchwInput {
-  const T* x_c = nullptr;
-  const T* zero_row = nullptr;
-  const NchwPlane* plane = nullptr;
-  const T* plane_data = nullptr;
-};
-
 // The depthwise result of output rows [oh0, oh0 + band) for the M output channels of input
-// channel c, written to y_channels[m*ldc + (oh - oh0)*ow + ow] (ldc: elements per channel).
+// channel c (the plane holds their input rows), written to y_channels[m*ldc + (oh - oh0)*ow + ow]
+// (ldc: elements per channel).
 template <class T>
-void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const NchwInput<T>& in,
-                         const T* w, const T* bias, int64_t c, int64_t oh0, int64_t band, T* y_channels, int64_t ldc) {
+void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd,
+                         const NchwPlane& plane, const T* plane_data, const T* w, const T* bias,
+                         int64_t c, int64_t band, T* y_channels, int64_t ldc) {
   const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
   DepthwiseNchwArgs<T> a = nchw_args<T>(p);
-  const T* in_rows[kMaxTileInputRows];
-  const int64_t IR = (MR - 1) * p.stride_h + 3;
-  const NchwPlane* plane = in.plane;
-  if (plane) {
-    a.plane_row = plane->plane_row;
-    a.tap = plane->tap.data();
-  } else {
-    if (IR > kMaxTileInputRows) throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
-    a.in_rows = in_rows;
-  }
+  a.plane_row = plane.plane_row;
+  a.tap = plane.tap.data();
   for (int64_t m = 0; m < M; ++m) {
     const int64_t oc = c * M + m;
     a.w = w + oc * p.kh * p.kw;
     a.bias = bias ? bias + oc : nullptr;
     for (int64_t i0 = 0; i0 < band; i0 += MR) {
       a.rows = (size_t)std::min(MR, band - i0);
-      if (!plane) {
-        for (int64_t r = 0; r < IR; ++r) {
-          const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
-          in_rows[r] = ih >= 0 && ih < p.h ? in.x_c + ih * p.w : in.zero_row;
-        }
-      }
       for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
+        a.plane = plane_data + i0 * p.stride_h * plane.plane_row + j0;
         a.y = y_channels + m * ldc + i0 * p.ow + j0;
         a.cols = (size_t)std::min(NR, p.ow - j0);
-        if (plane) {
-          a.plane = in.plane_data + i0 * p.stride_h * plane->plane_row + j0;
-          kd.nchw(a);
-        } else {
-          a.col0 = j0 * p.stride_w - p.pad_left;
-          kd.nchw_3x3_in_place(a);
-        }
+        kd.nchw(a);
+      }
+    }
+  }
+}
+
+// Input rows a tile of MR output rows reads with the in-place kernel, at most.
+constexpr int64_t kMaxTileInputRows = 2 * 15 + 3;
+
+// The same from the channel's plane x_c (H x W) in place (nchw_in_place), with zero_row (W
+// zeros) for padding rows: output rows [oh0, oh0 + band).
+template <class T>
+void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x_c,
+                                  const T* zero_row, const T* w, const T* bias, int64_t c, int64_t oh0,
+                                  int64_t band, T* y_channels, int64_t ldc) {
+  const int64_t MR = (int64_t)kd.nchw_mr, NR = (int64_t)kd.nchw_nr, M = p.multiplier;
+  const int64_t IR = (MR - 1) * p.stride_h + 3;
+  if (IR > kMaxTileInputRows) throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
+  const T* in_rows[kMaxTileInputRows];
+  DepthwiseNchwArgs<T> a = nchw_args<T>(p);
+  a.in_rows = in_rows;
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t oc = c * M + m;
+    a.w = w + oc * p.kh * p.kw;
+    a.bias = bias ? bias + oc : nullptr;
+    for (int64_t i0 = 0; i0 < band; i0 += MR) {
+      a.rows = (size_t)std::min(MR, band - i0);
+      for (int64_t r = 0; r < IR; ++r) {
+        const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
+        in_rows[r] = ih >= 0 && ih < p.h ? x_c + ih * p.w : zero_row;
+      }
+      for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
+        a.col0 = j0 * p.stride_w - p.pad_left;
+        a.y = y_channels + m * ldc + i0 * p.ow + j0;
+        a.cols = (size_t)std::min(NR, p.ow - j0);
+        kd.nchw_3x3_in_place(a);
       }
     }
   }
@@ -235,20 +241,20 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    NchwInput<T> in;
-    in.zero_row = zero_row.data();
-    if (!in_place) {
-      in.plane = &plane;
-      in.plane_data = planes.slice(omp_get_thread_num());
-      plane.zero_padding(planes.slice(omp_get_thread_num()));
-    }
+    T* buf = planes.slice(omp_get_thread_num());
+    if (!in_place) plane.zero_padding(buf);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
-      in.x_c = x + (n * p.c + c) * HW;
-      if (!in_place) plane.fill(p, kd, in.x_c, oh0, planes.slice(omp_get_thread_num()));
-      depthwise_nchw_band(p, kd, in, w, bias, c, oh0, rows, y + (n * CM + c * p.multiplier) * P + oh0 * p.ow, P);
+      const T* x_c = x + (n * p.c + c) * HW;
+      T* y_c = y + (n * CM + c * p.multiplier) * P + oh0 * p.ow;
+      if (in_place) {
+        depthwise_nchw_band_in_place(p, kd, x_c, zero_row.data(), w, bias, c, oh0, rows, y_c, P);
+      } else {
+        plane.fill(p, kd, x_c, oh0, buf);
+        depthwise_nchw_band(p, kd, plane, buf, w, bias, c, rows, y_c, P);
+      }
     }
   });
 }
@@ -484,22 +490,21 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     FlushDenormals ftz;
     const int tid = omp_get_thread_num();
     T* plane_buf = planes.slice(tid);
-    NchwInput<T> in;
-    in.zero_row = zero_row.data();
-    if (!in_place) {
-      in.plane = &plane;
-      in.plane_data = plane_buf;
-      plane.zero_padding(plane_buf);
-    }
+    if (!in_place) plane.zero_padding(plane_buf);
     T* mid = mids.slice(tid);
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], rows = plan.band_start[(size_t)b + 1] - oh0, bp = rows * p.ow;
       for (int64_t c = 0; c < p.c; ++c) {
-        in.x_c = x + (n * p.c + c) * HW;
-        if (!in_place) plane.fill(dp, kd, in.x_c, oh0, plane_buf);
-        depthwise_nchw_band(dp, kd, in, dw, (const T*)nullptr, c, oh0, rows, mid + c * p.multiplier * bp, bp);
+        const T* x_c = x + (n * p.c + c) * HW;
+        T* mid_c = mid + c * p.multiplier * bp;
+        if (in_place) {
+          depthwise_nchw_band_in_place(dp, kd, x_c, zero_row.data(), dw, (const T*)nullptr, c, oh0, rows, mid_c, bp);
+        } else {
+          plane.fill(dp, kd, x_c, oh0, plane_buf);
+          depthwise_nchw_band(dp, kd, plane, plane_buf, dw, (const T*)nullptr, c, rows, mid_c, bp);
+        }
       }
       for (int64_t k0 = 0; k0 < CM; k0 += KC) {
         const int64_t kc = std::min(KC, CM - k0);
