@@ -13,7 +13,7 @@ namespace pycnn {
 // Threads for a problem of `flops` multiply-adds (or element operations) split into `items`
 // independent pieces: 1 below ~a few microseconds of work, so small problems skip the team.
 inline int threads_for(double flops, int64_t items) {
-  constexpr double kMinFlopsPerThread = 200000.0;
+  constexpr double kMinFlopsPerThread = 50000.0;
   int t = num_threads();
   if (flops < kMinFlopsPerThread * 2) t = 1;
   if (items < t) t = (int)(items < 1 ? 1 : items);

@@ -9,6 +9,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "pycnn/conv.h"
@@ -68,9 +69,32 @@ pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int act
   return p;
 }
 
-// One conv2d's resolved parameters, built once by pycnn.ops and reused by calls of that shape:
-// a call converts its arrays to the plan's dtype (no copy when they already are), allocates
-// the result unless given `out`, and runs. Kept in C++ so a repeated small call costs little.
+// Call plans: an op's resolved parameters, built once by pycnn.ops and reused by calls of that
+// shape. A call converts its arrays to the plan's dtype (no copy when they already are),
+// allocates the result unless given `out`, and runs. Kept in C++ so a repeated small call costs
+// little.
+template <class T>
+using PlanArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+PlanArray<T> plan_array(const py::handle& h) {
+  if (PlanArray<T>::check_(h) && (py::reinterpret_borrow<py::array>(h).flags() & py::array::c_style))
+    return py::reinterpret_borrow<PlanArray<T>>(h);  // already right: no conversion call
+  PlanArray<T> a = PlanArray<T>::ensure(h);
+  if (!a) throw py::error_already_set();
+  return a;
+}
+
+template <class T>
+py::object plan_optional(const py::handle& h) {
+  return h.is_none() ? py::object(py::none()) : py::object(plan_array<T>(h));
+}
+
+template <class T>
+py::array plan_result(const py::object& out, const std::vector<py::ssize_t>& shape) {
+  return out.is_none() ? py::array(PlanArray<T>(shape)) : out.cast<py::array>();
+}
+
 struct Conv2dPlan {
   pycnn::Conv2dParams params;
   bool float64 = false;
@@ -79,19 +103,9 @@ struct Conv2dPlan {
   template <class T>
   py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
                       const py::handle& w_hwio) const {
-    using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
-    auto as_array = [](const py::handle& h) {
-      if (Array::check_(h) && (py::reinterpret_borrow<py::array>(h).flags() & py::array::c_style))
-        return py::reinterpret_borrow<Array>(h);  // already right: no conversion call
-      Array a = Array::ensure(h);
-      if (!a) throw py::error_already_set();
-      return a;
-    };
-    const Array xa = as_array(x), wa = as_array(w);
-    const py::object ba = bias.is_none() ? py::object(py::none()) : py::object(as_array(bias));
-    const py::object ha = w_hwio.is_none() ? py::object(py::none()) : py::object(as_array(w_hwio));
-    py::array y = out.is_none() ? py::array(Array(result_shape)) : out.cast<py::array>();
-    conv2d_typed<T>(params, xa, wa, ba, y, ha);
+    const PlanArray<T> xa = plan_array<T>(x), wa = plan_array<T>(w);
+    py::array y = plan_result<T>(out, result_shape);
+    conv2d_typed<T>(params, xa, wa, plan_optional<T>(bias), y, plan_optional<T>(w_hwio));
     return y;
   }
 
@@ -190,13 +204,6 @@ void depthwise_typed(const pycnn::DepthwiseConv2dParams& p, const py::array& x, 
   pycnn::depthwise_conv2d(p, xd, wd, bd, yd);
 }
 
-void depthwise_conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
-                      py::tuple geometry, int layout, int activation, double activation_param) {
-  const pycnn::DepthwiseConv2dParams p = depthwise_params(geometry, layout, activation, activation_param);
-  if (x.dtype().is(py::dtype::of<float>())) depthwise_typed<float>(p, x, w, bias, y);
-  else if (x.dtype().is(py::dtype::of<double>())) depthwise_typed<double>(p, x, w, bias, y);
-  else throw std::invalid_argument("depthwise_conv2d: x must be float32 or float64");
-}
 
 template <class T>
 void separable_typed(const pycnn::SeparableConv2dParams& sp, const py::array& x, const py::array& dw,
@@ -212,16 +219,25 @@ void separable_typed(const pycnn::SeparableConv2dParams& sp, const py::array& x,
   pycnn::separable_conv2d(sp, xd, dwd, pwd, bd, yd);
 }
 
-void separable_conv2d(const py::array& x, const py::array& dw, const py::array& pw, const py::object& bias,
-                      py::array& y, py::tuple geometry, int64_t o, int layout, int activation,
-                      double activation_param) {
-  pycnn::SeparableConv2dParams sp;
-  sp.depthwise = depthwise_params(geometry, layout, activation, activation_param);
-  sp.o = o;
-  if (x.dtype().is(py::dtype::of<float>())) separable_typed<float>(sp, x, dw, pw, bias, y);
-  else if (x.dtype().is(py::dtype::of<double>())) separable_typed<double>(sp, x, dw, pw, bias, y);
-  else throw std::invalid_argument("separable_conv2d: x must be float32 or float64");
-}
+struct SeparablePlan {
+  pycnn::SeparableConv2dParams params;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
+
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::handle& dw, const py::handle& pw, const py::handle& bias,
+                      const py::object& out) const {
+    const PlanArray<T> xa = plan_array<T>(x), da = plan_array<T>(dw), pa = plan_array<T>(pw);
+    py::array y = plan_result<T>(out, result_shape);
+    separable_typed<T>(params, xa, da, pa, plan_optional<T>(bias), y);
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::handle& dw, const py::handle& pw, const py::handle& bias,
+                const py::object& out) const {
+    return float64 ? run_typed<double>(x, dw, pw, bias, out) : run_typed<float>(x, dw, pw, bias, out);
+  }
+};
 
 int64_t separable_scratch_bytes(py::tuple geometry, int64_t o, int layout, int element_size) {
   pycnn::SeparableConv2dParams sp;
@@ -241,9 +257,9 @@ void conv_transpose_typed(const pycnn::ConvTranspose2dParams& p, const py::array
   pycnn::conv_transpose2d(p, xd, wd, bd, yd);
 }
 
-void conv_transpose2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
-                      py::tuple geometry, int layout, int activation, double activation_param) {
-  // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+// geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
+pycnn::ConvTranspose2dParams conv_transpose_params(const py::tuple& geometry, int layout, int activation,
+                                                   double activation_param) {
   if (geometry.size() != 16) throw std::invalid_argument("conv_transpose2d: geometry must have 16 entries");
   pycnn::ConvTranspose2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -252,9 +268,47 @@ void conv_transpose2d(const py::array& x, const py::array& w, const py::object& 
   p.layout = (pycnn::Layout)layout;
   p.activation = (pycnn::Activation)activation;
   p.activation_param = activation_param;
-  if (x.dtype().is(py::dtype::of<float>())) conv_transpose_typed<float>(p, x, w, bias, y);
-  else if (x.dtype().is(py::dtype::of<double>())) conv_transpose_typed<double>(p, x, w, bias, y);
-  else throw std::invalid_argument("conv_transpose2d: x must be float32 or float64");
+  return p;
+}
+
+// The plan of an op on (x, weight, bias): depthwise_conv2d, conv_transpose2d.
+template <class Params, void (*RunFloat)(const Params&, const py::array&, const py::array&, const py::object&,
+                                         py::array&),
+          void (*RunDouble)(const Params&, const py::array&, const py::array&, const py::object&, py::array&)>
+struct WeightedPlan {
+  Params params;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
+
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out) const {
+    const PlanArray<T> xa = plan_array<T>(x), wa = plan_array<T>(w);
+    py::array y = plan_result<T>(out, result_shape);
+    (std::is_same_v<T, double> ? RunDouble : RunFloat)(params, xa, wa, plan_optional<T>(bias), y);
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out) const {
+    return float64 ? run_typed<double>(x, w, bias, out) : run_typed<float>(x, w, bias, out);
+  }
+};
+
+using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
+using ConvTranspose2dPlan =
+    WeightedPlan<pycnn::ConvTranspose2dParams, conv_transpose_typed<float>, conv_transpose_typed<double>>;
+
+template <class Plan>
+void bind_weighted_plan(py::module_& m, const char* name,
+                        decltype(Plan::params) (*make)(const py::tuple&, int, int, double)) {
+  py::class_<Plan>(m, name)
+      .def(py::init([make](const py::tuple& geometry, int layout, int activation, double param, bool float64,
+                           std::vector<py::ssize_t> result_shape) {
+             return Plan{make(geometry, layout, activation, param), float64, std::move(result_shape)};
+           }),
+           py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
+           py::arg("float64"), py::arg("result_shape"))
+      .def("__call__", &Plan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
+           py::arg("out") = py::none());
 }
 
 }  // namespace
@@ -275,21 +329,28 @@ PYBIND11_MODULE(_core, m) {
            py::arg("out") = py::none(), py::arg("weight_hwio") = py::none())
       .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
       .def("explain", &Conv2dPlan::explain);
+  bind_weighted_plan<DepthwisePlan>(m, "DepthwisePlan", depthwise_params);
+  bind_weighted_plan<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan", conv_transpose_params);
   m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
         py::arg("count_include_pad"));
   m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),
         py::arg("w"), py::arg("layout"), py::arg("kind"));
   m.def("depth_max_pool2d", &depth_max_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"),
         py::arg("h"), py::arg("w"), py::arg("pool_size"), py::arg("layout"));
-  m.def("depthwise_conv2d", &depthwise_conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
-  m.def("separable_conv2d", &separable_conv2d, py::arg("x"), py::arg("depthwise_weight"),
-        py::arg("pointwise_weight"), py::arg("bias"), py::arg("out"), py::arg("geometry"), py::arg("o"),
-        py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
+  py::class_<SeparablePlan>(m, "SeparablePlan")
+      .def(py::init([](const py::tuple& geometry, int64_t o, int layout, int activation, double param, bool float64,
+                       std::vector<py::ssize_t> result_shape) {
+             pycnn::SeparableConv2dParams sp;
+             sp.depthwise = depthwise_params(geometry, layout, activation, param);
+             sp.o = o;
+             return SeparablePlan{sp, float64, std::move(result_shape)};
+           }),
+           py::arg("geometry"), py::arg("o"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
+           py::arg("float64"), py::arg("result_shape"))
+      .def("__call__", &SeparablePlan::run, py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"),
+           py::arg("bias") = py::none(), py::arg("out") = py::none());
   m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),
         py::arg("layout"), py::arg("element_size"));
-  m.def("conv_transpose2d", &conv_transpose2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-        py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"));
 
   m.def("cpu_features", &pycnn::cpu_features);
   m.def("available_isas", [] {

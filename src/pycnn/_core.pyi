@@ -3,6 +3,8 @@ arguments that pycnn.ops has already validated and normalized."""
 import numpy as np
 from numpy.typing import NDArray
 
+_Array = NDArray[np.floating]
+
 class Conv2dPlan:
     def __init__(
         self,
@@ -12,30 +14,35 @@ class Conv2dPlan:
         activation_param: float,
         algorithm: int,
         weight_hwio_given: bool = False,
+        float64: bool = False,
+        result_shape: tuple[int, ...] = (),
     ) -> None: ...
-    def __call__(
-        self,
-        x: NDArray[np.floating],
-        weight: NDArray[np.floating],
-        bias: NDArray[np.floating] | None,
-        out: NDArray[np.floating],
-        weight_hwio: NDArray[np.floating] | None = None,
-    ) -> None: ...
+    def __call__(self, x: _Array, weight: _Array, bias: _Array | None = None, out: _Array | None = None,
+                 weight_hwio: _Array | None = None) -> _Array: ...
+    @property
+    def uses_hwio(self) -> bool: ...
     def explain(self) -> str: ...
 
-_Array = NDArray[np.floating]
+class DepthwisePlan:
+    def __init__(self, geometry: tuple[int, ...], layout: int, activation: int, activation_param: float,
+                 float64: bool, result_shape: tuple[int, ...]) -> None: ...
+    def __call__(self, x: _Array, weight: _Array, bias: _Array | None = None,
+                 out: _Array | None = None) -> _Array: ...
 
-def depthwise_conv2d(x: _Array, weight: _Array, bias: _Array | None, out: _Array,
-                     geometry: tuple[int, ...], layout: int, activation: int,
-                     activation_param: float) -> None: ...
-def separable_conv2d(x: _Array, depthwise_weight: _Array, pointwise_weight: _Array,
-                     bias: _Array | None, out: _Array, geometry: tuple[int, ...], o: int,
-                     layout: int, activation: int, activation_param: float) -> None: ...
+class SeparablePlan:
+    def __init__(self, geometry: tuple[int, ...], o: int, layout: int, activation: int, activation_param: float,
+                 float64: bool, result_shape: tuple[int, ...]) -> None: ...
+    def __call__(self, x: _Array, depthwise_weight: _Array, pointwise_weight: _Array, bias: _Array | None = None,
+                 out: _Array | None = None) -> _Array: ...
+
+class ConvTranspose2dPlan:
+    def __init__(self, geometry: tuple[int, ...], layout: int, activation: int, activation_param: float,
+                 float64: bool, result_shape: tuple[int, ...]) -> None: ...
+    def __call__(self, x: _Array, weight: _Array, bias: _Array | None = None,
+                 out: _Array | None = None) -> _Array: ...
+
 def separable_scratch_bytes(geometry: tuple[int, ...], o: int, layout: int,
                             element_size: int) -> int: ...
-def conv_transpose2d(x: _Array, weight: _Array, bias: _Array | None, out: _Array,
-                     geometry: tuple[int, ...], layout: int, activation: int,
-                     activation_param: float) -> None: ...
 def pool2d(x: _Array, out: _Array, geometry: tuple[int, ...], layout: int, kind: int,
            count_include_pad: bool) -> None: ...
 def global_pool2d(x: _Array, out: _Array, n: int, c: int, h: int, w: int, layout: int,

@@ -151,18 +151,23 @@ def _aligned_copy(a, dtype):
     return out
 
 
-# C++ plans (_core.Conv2dPlan) of recent call shapes, with their result's shape and dtype (to
-# check out=), so that a repeated call skips argument normalisation. The key tells 1, 1.0, True
-# and np.int64(1) apart: they must not share a plan.
+# C++ plans (_core.Conv2dPlan, DepthwisePlan, SeparablePlan, ConvTranspose2dPlan) of recent call
+# shapes, one cache per op, with their result's shape and dtype (to check out=), so that a
+# repeated call skips argument normalisation. The key tells 1, 1.0, True and np.int64(1) apart: they must not
+# share a plan.
 _PLANS: dict = {}
+_DEPTHWISE_PLANS: dict = {}
+_SEPARABLE_PLANS: dict = {}
+_TRANSPOSE_PLANS: dict = {}
 _MAX_PLANS = 256
 _FLAT_KEY_TYPES = frozenset((int, str, type(None)))
 _DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
 
 
-def _plan_key(x, weight, bias, options, types):
-    """The cache key of a conv2d call, or None when the call cannot be cached. `types` are the
-    types of `options`: with them in the key, 1, 1.0 and True never share a plan."""
+def _plan_key(x, weight, bias, options, types, default_types=_DEFAULT_OPTION_TYPES):
+    """The cache key of a call, or None when the call cannot be cached. `types` are the types of
+    `options`: with them in the key, 1, 1.0 and True never share a plan. A PackedConv2dWeight
+    (conv2d only) keys by what it was packed for."""
     if type(x) is not np.ndarray or not (bias is None or type(bias) is np.ndarray):
         return None
     tw = type(weight)
@@ -172,9 +177,36 @@ def _plan_key(x, weight, bias, options, types):
         wkey = tw, weight.weight.shape, weight.weight.dtype.num, weight.data_format, weight.groups
     else:
         return None
-    if types != _DEFAULT_OPTION_TYPES and not _FLAT_KEY_TYPES.issuperset(types):
+    if types != default_types and not _FLAT_KEY_TYPES.issuperset(types):
         options = _args.typed_key(options)  # tuples (padding=(1, 1.0)), floats, bools, NumPy scalars
     return x.shape, x.dtype.num, wkey, None if bias is None else (bias.shape, bias.dtype.num), options, types
+
+
+def _remember(plans, key, plan, y):
+    if key is not None:
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()
+        plans[key] = (plan, y.shape, y.dtype)
+
+
+def _lookup(plans, key):
+    """(the cached entry of key or None, key or None when it cannot be cached: unhashable)."""
+    if key is None:
+        return None, None
+    try:
+        return plans.get(key), key
+    except TypeError:  # an unhashable argument: no plan reuse
+        return None, None
+
+
+def _run_cached(entry, x, weight, bias, out):
+    """An (x, weight, bias) call through its cached plan entry."""
+    plan = entry[0]
+    if out is None:
+        return plan(x, weight, bias)
+    # out= is validated as on the first call: shape, dtype, layout, no overlap.
+    plan(x, weight, bias, _args.out_array(out, entry[1], entry[2], {"x": x, "weight": weight, "bias": bias}))
+    return out
 
 
 def _run_plan(plan, x, weight, bias, out=None):
@@ -201,7 +233,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
             entry = _PLANS.get(key)
         except TypeError:  # an unhashable argument: no plan reuse
             key = entry = None
-        if entry is not None:
+        if entry is not None:  # inline, not _run_cached: conv2d's tiny-call overhead is measured
             plan = entry[0]
             if out is None:
                 if type(weight) is np.ndarray:
@@ -233,10 +265,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     uses_hwio = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
     plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, uses_hwio,
                             a.dtype == np.float64, y.shape)
-    if key is not None:
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = (plan, y.shape, y.dtype)
+    _remember(_PLANS, key, plan, y)
     _run_plan(plan, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
@@ -263,6 +292,12 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 # Depthwise, separable and transposed convolution
 # ---------------------------------------------------------------------------------------------
 
+# The option types of a depthwise_conv2d / conv_transpose2d call with its defaults (their keys
+# skip the typed-key conversion).
+_DEPTHWISE_OPTION_TYPES = (int, int, int, type(None), str)
+_TRANSPOSE_OPTION_TYPES = (int, int, type(None), int, int, type(None), str)
+
+
 def _depthwise_geometry_tuple(g):
     return _geometry_tuple(g)[:4] + (g.o // g.c,) + _geometry_tuple(g)[5:15]
 
@@ -275,6 +310,12 @@ def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, a
     NHWC: x (N, H, W, C), weight (KH, KW, C, M) (Keras DepthwiseConv2D).
     Output channel c*M + m is input channel c filtered by multiplier m; bias has C*M values.
     """
+    key = None if type(weight) is not np.ndarray else _plan_key(
+        x, weight, bias, (stride, padding, dilation, activation, data_format),
+        (type(stride), type(padding), type(dilation), type(activation), type(data_format)), _DEPTHWISE_OPTION_TYPES)
+    entry, key = _lookup(_DEPTHWISE_PLANS, key)
+    if entry is not None:
+        return _run_cached(entry, x, weight, bias, out)
     act, act_param, _ = _args.activation(activation)
     a = _Inputs(data_format, x, bias, weight=weight)
     g = _args.depthwise_conv2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
@@ -282,8 +323,10 @@ def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, a
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
-        _core.depthwise_conv2d(*a.arrays(), y4, _depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout],
-                               act, act_param)
+        plan = _core.DepthwisePlan(_depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param,
+                                   a.dtype == np.float64, y.shape)
+        _remember(_DEPTHWISE_PLANS, key, plan, y)
+        plan(*a.arrays(), y4)
     return y
 
 
@@ -296,6 +339,21 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
     scratch and fed straight to the GEMM; it is never materialised whole (see
     separable_conv2d_scratch_bytes).
     """
+    key = None
+    if type(depthwise_weight) is np.ndarray and type(pointwise_weight) is np.ndarray:
+        key = _plan_key(x, depthwise_weight, bias, (stride, padding, dilation, activation, data_format),
+                        (type(stride), type(padding), type(dilation), type(activation), type(data_format)),
+                        _DEPTHWISE_OPTION_TYPES)
+        if key is not None:
+            key += (pointwise_weight.shape, pointwise_weight.dtype.num)
+    entry, key = _lookup(_SEPARABLE_PLANS, key)
+    if entry is not None:
+        plan = entry[0]
+        if out is None:
+            return plan(x, depthwise_weight, pointwise_weight, bias)
+        inputs = {"x": x, "depthwise_weight": depthwise_weight, "pointwise_weight": pointwise_weight, "bias": bias}
+        plan(x, depthwise_weight, pointwise_weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
+        return out
     act, act_param, _ = _args.activation(activation)
     a = _Inputs(data_format, x, bias, depthwise_weight=depthwise_weight, pointwise_weight=pointwise_weight)
     dg, pg = _args.separable_conv2d_geometry(a.x4.shape, a.weights[0].shape, a.weights[1].shape,
@@ -304,8 +362,10 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
     a.check_bias(pg.o)
     y, y4 = a.result(out, pg.n, pg.o, pg.oh, pg.ow)
     if dg.n:
-        _core.separable_conv2d(*a.arrays(), y4, _depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[a.layout],
-                               act, act_param)
+        plan = _core.SeparablePlan(_depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[a.layout], act, act_param,
+                                   a.dtype == np.float64, y.shape)
+        _remember(_SEPARABLE_PLANS, key, plan, y)
+        plan(*a.arrays(), y4)
     return y
 
 
@@ -340,6 +400,13 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     (an omitted output_padding gives out = in*stride for "same"). output_padding must be smaller
     than the stride or the dilation.
     """
+    key = None if type(weight) is not np.ndarray else _plan_key(
+        x, weight, bias, (stride, padding, output_padding, dilation, groups, activation, data_format),
+        (type(stride), type(padding), type(output_padding), type(dilation), type(groups), type(activation),
+         type(data_format)), _TRANSPOSE_OPTION_TYPES)
+    entry, key = _lookup(_TRANSPOSE_PLANS, key)
+    if entry is not None:
+        return _run_cached(entry, x, weight, bias, out)
     act, act_param, _ = _args.activation(activation)
     a = _Inputs(data_format, x, bias, weight=weight)
     g = _args.conv_transpose2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
@@ -348,8 +415,10 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
-        _core.conv_transpose2d(*a.arrays(), y4, _geometry_tuple(g, transposed=True), _LAYOUT_CODE[a.layout],
-                               act, act_param)
+        plan = _core.ConvTranspose2dPlan(_geometry_tuple(g, transposed=True), _LAYOUT_CODE[a.layout], act,
+                                         act_param, a.dtype == np.float64, y.shape)
+        _remember(_TRANSPOSE_PLANS, key, plan, y)
+        plan(*a.arrays(), y4)
     return y
 
 
