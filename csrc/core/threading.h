@@ -12,8 +12,14 @@ namespace pycnn {
 
 // Threads for a problem of `flops` multiply-adds (or element operations) split into `items`
 // independent pieces: 1 below ~a few microseconds of work, so small problems skip the team.
+// The team pays from ~200K flops: 2 threads against 1 (the threshold at 200K against 400K),
+// alternating, us: conv2d 3x3 1->32 @28 (389K flops) 7.1 -> 6.2, NHWC 6.8 -> 5.6, 2->16 @24
+// (332K) 6.8 -> 5.5, 1->20 @28 NHWC (243K) 7.0 -> 6.1, 5x5 1->6 @32 NHWC (235K) 9.1 -> 7.0;
+// depthwise 3x3 96 @14 (338K) 7.7 -> 5.6, conv_transpose 4x4/2 16->8 @8 NHWC (262K) 7.7 -> 6.3;
+// 100-200K equal within 0.2 us. (On a machine whose other core is busy, one thread is faster
+// at any size: README, Threads.)
 inline int threads_for(double flops, int64_t items) {
-  constexpr double kMinFlopsPerThread = 50000.0;
+  constexpr double kMinFlopsPerThread = 100000.0;
   int t = num_threads();
   if (flops < kMinFlopsPerThread * 2) t = 1;
   if (items < t) t = (int)(items < 1 ? 1 : items);
