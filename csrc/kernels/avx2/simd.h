@@ -135,7 +135,7 @@ struct VecF {
   }
   // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
-    const __m256i m = _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
+    const __m256i m = lanes_between(lo, hi);
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
   }
   // A lane set computed once for many loads: lanes lo <= i < hi, clipped to [0, W) (may be empty).
@@ -143,6 +143,10 @@ struct VecF {
   static Lanes lane_range(int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo > (int64_t)W ? (int64_t)W : lo;
     hi = hi < 0 ? 0 : hi > (int64_t)W ? (int64_t)W : hi;
+    return lanes_between(lo, hi);
+  }
+  // The mask of lanes lo <= i < hi (none when hi <= lo); 0 <= lo, hi <= W.
+  static __m256i lanes_between(int64_t lo, int64_t hi) {
     return _mm256_andnot_si256(lane_mask32((size_t)lo), lane_mask32((size_t)hi));
   }
   // Lanes in m from p[i] (nothing else is read), the others 0.
@@ -240,13 +244,17 @@ struct VecD {
     return _mm256_blendv_pd(from_cur, from_next, _mm256_castsi256_pd(_mm256_cmpgt_epi64(k, _mm256_set1_epi64x(3))));
   }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
-    const __m256i m = _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
+    const __m256i m = lanes_between(lo, hi);
     return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
   }
   using Lanes = __m256i;
   static Lanes lane_range(int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo > (int64_t)W ? (int64_t)W : lo;
     hi = hi < 0 ? 0 : hi > (int64_t)W ? (int64_t)W : hi;
+    return lanes_between(lo, hi);
+  }
+  // The mask of lanes lo <= i < hi (none when hi <= lo); 0 <= lo, hi <= W.
+  static __m256i lanes_between(int64_t lo, int64_t hi) {
     return _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
   }
   static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_pd(p, m); }

@@ -115,15 +115,17 @@ struct VecF {
   }
   // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
-    return _mm512_mask_loadu_ps(fill, (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+    return _mm512_mask_loadu_ps(fill, lanes_between(lo, hi), p);
   }
   // A lane set computed once for many loads: lanes lo <= i < hi, clipped to [0, W) (may be empty).
   using Lanes = __mmask16;
   static Lanes lane_range(int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo;
     hi = hi > (int64_t)W ? (int64_t)W : hi;
-    return hi <= lo ? (Lanes)0 : (Lanes)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+    return hi <= lo ? (Lanes)0 : lanes_between(lo, hi);
   }
+  // The mask of lanes lo <= i < hi; 0 <= lo <= hi <= W.
+  static __mmask16 lanes_between(int64_t lo, int64_t hi) { return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
   // Lanes in m from p[i] (nothing else is read), the others 0.
   static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_ps(m, p); }
   // Reducing W vectors to one vector of W per-vector results, a level at a time: lo/hi take, for
@@ -217,14 +219,16 @@ struct VecD {
     return _mm512_permutex2var_pd(cur, _mm512_add_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(m)), next);
   }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
-    return _mm512_mask_loadu_pd(fill, (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)), p);
+    return _mm512_mask_loadu_pd(fill, lanes_between(lo, hi), p);
   }
   using Lanes = __mmask8;
   static Lanes lane_range(int64_t lo, int64_t hi) {
     lo = lo < 0 ? 0 : lo;
     hi = hi > (int64_t)W ? (int64_t)W : hi;
-    return hi <= lo ? (Lanes)0 : (Lanes)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+    return hi <= lo ? (Lanes)0 : lanes_between(lo, hi);
   }
+  // The mask of lanes lo <= i < hi; 0 <= lo <= hi <= W.
+  static __mmask8 lanes_between(int64_t lo, int64_t hi) { return (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
   static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_pd(m, p); }
   static constexpr bool kFoldPairs = true;
   static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
