@@ -484,16 +484,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
-  // NCHW batches that divide evenly among the threads go an image at a time: each thread
-  // transposes its image into its own NHWC buffer and computes all of the image's rows while the
-  // buffer is in its L2, instead of the whole batch going to NHWC through L3 first.
-  const bool per_image = nchw && p.n > 1 && p.n % threads == 0;
-  // NCHW: NHWC copies of the input (the batch, or an image per thread) and HWIO weights, and an
-  // output row to transpose from.
-  Workspace<T> x_nhwc(nchw ? (size_t)((per_image ? 1 : p.n) * HW * p.c) : 0, per_image ? threads : 1);
+  // NCHW: the input as NHWC (ops/pack.h), HWIO weights, and an output row to transpose from.
+  NhwcInput<T> input(x, nchw, p.n, p.c, HW, threads);
   Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
   Workspace<T> tiles(nchw ? (size_t)(round_up(p.ow, MR) * NR) : 0, threads);
-  const T* xs = nchw ? x_nhwc.data() : x;
   HwioPanels<T> weights(!nchw ? w : reorder_weights ? w_hwio.data() : w_hwio_given, K, p.o, G, NR);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
@@ -504,7 +498,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     // One barrier after the reorders (the input's transpose runs into the weights'), and none
     // for the tail panels when there are none: each costs ~0.3 us on 2 threads, a tenth of a
     // LeNet-size layer.
-    if (nchw && !per_image) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/!reorder_weights);
+    input.transpose_batch(kn, /*wait=*/!reorder_weights);
     if (reorder_weights) reorder_oihw_to_hwio(kn, w, p.o, Cg, taps, w_hwio.data());
     if (weights.has_tail()) {
 #pragma omp for schedule(static)
@@ -561,7 +555,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     };
-    for_each_nhwc_row(kn, per_image, x, xs, x_nhwc.slice(omp_get_thread_num()), p.n, p.c, HW, G, p.oh, output_row);
+    input.for_each_row(kn, G, p.oh, output_row);
   });
 }
 

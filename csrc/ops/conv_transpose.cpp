@@ -475,10 +475,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * HW * Cg * p.o * KK, items);
-  // As in conv2d's direct form: NCHW batches that divide among the threads go an image at a
-  // time, each thread transposing its image into its own NHWC buffer.
-  const bool per_image = nchw && p.n > 1 && p.n % threads == 0;
-  Workspace<T> x_nhwc(nchw ? (size_t)((per_image ? 1 : p.n) * HW * p.c) : 0, per_image ? threads : 1);
+  NhwcInput<T> input(x, nchw, p.n, p.c, HW, threads);  // NCHW: the input as NHWC (ops/pack.h)
   Workspace<T> panels((size_t)(slots * panel_size), threads);
   Workspace<T> rows_out(nchw ? (size_t)(p.ow * NR) : 0, threads);  // NCHW: one panel's output row
   const Epilogue<T> base = make_epilogue<T>(p);
@@ -486,7 +483,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (nchw && !per_image) transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/false);  // pack's barrier
+    input.transpose_batch(kn, /*wait=*/false);  // the weight pack's barrier follows
     weights.pack(kn, w);
     T* panel_base = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? rows_out.slice(omp_get_thread_num()) : nullptr;
@@ -553,8 +550,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
                            p.oh * p.ow);
       }
     };
-    for_each_nhwc_row(kn, per_image, x, nchw ? x_nhwc.data() : x, x_nhwc.slice(omp_get_thread_num()), p.n, p.c, HW,
-                      G, p.oh, output_row);
+    input.for_each_row(kn, G, p.oh, output_row);
   });
 }
 

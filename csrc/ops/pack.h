@@ -2,6 +2,8 @@
 // (contracts in kernels/microkernels.h). Shared by every op that feeds those kernels.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -147,28 +149,50 @@ void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, i
   }
 }
 
-// The parallel loop (an orphaned `omp for`, dynamic) over the output rows (n, g, oh) of a
-// convolution on the NHWC kernels, calling row(n, g, oh, image) with image n's NHWC input.
-// per_image (NCHW data): each thread transposes one image of x (c x hw each) at a time into its
-// own buffer image_buf (hw x c) and runs all of that image's rows while it is in its L2.
-// Otherwise x_nhwc holds the whole batch in NHWC and the rows go out one by one.
-template <class T, class Row>
-void for_each_nhwc_row(const ConvKernels<T>& kn, bool per_image, const T* x, const T* x_nhwc, T* image_buf,
-                       int64_t n, int64_t c, int64_t hw, int64_t groups, int64_t rows, const Row& row) {
-  if (per_image) {
+// The input of a convolution on the NHWC kernels (direct conv2d and conv_transpose2d), row by
+// row. NHWC data is read in place. NCHW data is transposed: a batch that divides evenly among
+// the threads an image at a time, each thread into its own buffer, and all of the image's rows
+// run while it is in that thread's L2; any other batch whole, through L3, before the rows.
+template <class T>
+class NhwcInput {
+ public:
+  NhwcInput(const T* x, bool nchw, int64_t n, int64_t c, int64_t hw, int threads)
+      : x_(x), nchw_(nchw), per_image_(nchw && n > 1 && n % threads == 0), n_(n), c_(c), hw_(hw),
+        buffer_(nchw ? (size_t)((per_image_ ? 1 : n) * hw * c) : 0, per_image_ ? threads : 1) {}
+
+  // The whole batch's transpose when it has one: an orphaned `omp for` (transpose_matrices;
+  // wait = false leaves its barrier to the caller's next loop).
+  void transpose_batch(const ConvKernels<T>& kn, bool wait) {
+    if (nchw_ && !per_image_) transpose_matrices(kn, x_, n_, c_, hw_, buffer_.data(), wait);
+  }
+
+  // row(n, g, r, image) for every output row r < rows of every group and image, with image n's
+  // NHWC input: an orphaned `omp for` (dynamic), after transpose_batch's barrier.
+  template <class Row>
+  void for_each_row(const ConvKernels<T>& kn, int64_t groups, int64_t rows, const Row& row) {
+    if (per_image_) {
+      T* image = buffer_.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
-    for (int64_t i = 0; i < n; ++i) {
-      transpose_blocks(kn, x + i * c * hw, hw, c, hw, image_buf, c);
-      for (int64_t g = 0; g < groups; ++g)
-        for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image_buf);
-    }
-  } else {
+      for (int64_t i = 0; i < n_; ++i) {
+        transpose_blocks(kn, x_ + i * c_ * hw_, hw_, c_, hw_, image, c_);
+        for (int64_t g = 0; g < groups; ++g)
+          for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image);
+      }
+    } else {
+      const T* batch = nchw_ ? buffer_.data() : x_;
 #pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < n * groups * rows; ++item) {
-      const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
-      row(i, g, r, x_nhwc + i * hw * c);
+      for (int64_t item = 0; item < n_ * groups * rows; ++item) {
+        const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
+        row(i, g, r, batch + i * hw_ * c_);
+      }
     }
   }
-}
+
+ private:
+  const T* x_;
+  bool nchw_, per_image_;
+  int64_t n_, c_, hw_;
+  Workspace<T> buffer_;
+};
 
 }  // namespace pycnn
