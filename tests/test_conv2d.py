@@ -144,6 +144,20 @@ def test_dense_shaped_call_with_megabytes_of_weights(pixels, dtype, isa, rng, ch
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, activation="relu", data_format="NHWC"), y)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 1, 1, 70), (3, 2, 7, 33)], ids=["dense-batch5", "batch3-2x7"])
+def test_pointwise_nhwc_batch_is_one_gemm(shape, dtype, algorithm, isa, rng, check_conv2d):
+    # NHWC 1x1: the batch is folded into one image of N*H rows, so every image must come out
+    # (not just the first) and in its own place; narrow rows take the GEMM.
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((1, 1, shape[3], 37)).astype(dtype)
+    b = rng.standard_normal(37).astype(dtype)
+    check_conv2d(x, w, b, activation="relu", data_format="NHWC", algorithm=algorithm)
+    assert pycnn.ops.explain_conv2d(shape, w.shape, data_format="NHWC").startswith(
+        "im2col: a 1x1 kernel on narrow rows is one GEMM over the pixels of the whole batch")
+
+
 def test_explain_names_the_choice():
     assert pycnn.ops.explain_conv2d((1, 256, 56, 56), (64, 256, 1, 1)).startswith("im2col")
     assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("direct")

@@ -36,6 +36,18 @@ template <class T>
 using GemmUkernel = void (*)(size_t k, const T* a, size_t lda, const T* b, size_t ldb, T* c, size_t ldc,
                              size_t mr, size_t nr, bool accumulate, const Epilogue<T>* epilogue);
 
+// Indirect GEMM microkernel (im2col read in place): C[mr x nr] (+)= sum over s < segments of
+// A_s * B_s, each segment k long.
+//   a: segments*MR row pointers: A_s's row i is a[s*MR + i] + a_offset, k elements from there
+//      (an input pixel's channel run for one tap, or a zero run where the tap is padding). All MR
+//      pointers of a segment must be readable; rows >= mr (repeating a real row) feed
+//      accumulators that are never stored.
+//   b: the segments' B blocks one after another, k rows each, row stride ldb (as GemmUkernel).
+//   c, mr, nr, accumulate, epilogue: as GemmUkernel.
+template <class T>
+using IgemmUkernel = void (*)(size_t segments, size_t k, const T* const* a, size_t a_offset, const T* b, size_t ldb,
+                              T* c, size_t ldc, size_t mr, size_t nr, bool accumulate, const Epilogue<T>* epilogue);
+
 // Direct convolution, NCHW: one output row segment, MR output channels x NR output columns.
 //   panel: the zero-padded input rows this output row reads, split by stride phase: for output
 //          column j, tap t (of KH*KW) and channel c the input is panel[tap[t] + c*panel_c + j].
@@ -120,6 +132,7 @@ using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, 
 template <class T>
 struct ConvKernels {
   Tiled<GemmUkernel<T>> gemm[kTileShapes];
+  Tiled<IgemmUkernel<T>> igemm[kTileShapes];  // the same shapes as gemm
   Tiled<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
   TiledRows<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
   size_t transpose_block;

@@ -30,9 +30,10 @@ Epilogue<T> make_epilogue(const Params& p) {
 // 512->128 @28 272 -> 250, 1024->256 @14 306 -> 281; separable NCHW 728 @19 1386 -> 1307,
 // 512 @14 373 -> 354; float64 3x3 256->256 @14 1310 -> 1160.
 template <class T>
+constexpr int64_t kMaxReductionBlock = 3072 / (int64_t)sizeof(T);
+template <class T>
 int64_t reduction_block(int64_t K) {
-  constexpr int64_t kMax = 3072 / (int64_t)sizeof(T);
-  return std::min(K, round_up(ceil_div(K, ceil_div(K, kMax)), 16));
+  return std::min(K, round_up(ceil_div(K, ceil_div(K, kMaxReductionBlock<T>)), 16));
 }
 
 // Guards the C++ core against inconsistent parameters from a caller that bypasses pycnn.ops

@@ -2,9 +2,10 @@
 //
 // Two real algorithms, both on the register-blocked microkernels of the active ISA:
 //  - im2col+GEMM: per image and group, Y = W * im2col(X) (NCHW) or Y = im2col(X) * W (NHWC).
-//    The im2col matrix is never materialised: the image operand is packed straight from the
-//    input into cache-sized micropanel tiles (or, for a 1x1 kernel in NCHW, read in place), the
-//    weight operand is packed once per call.
+//    The im2col matrix is never materialised: in NCHW the image operand is packed straight from
+//    the input into cache-sized micropanel tiles (a 1x1 kernel's is read in place); in NHWC the
+//    microkernel reads its rows in place through row pointers (igemm). Weights are read in place,
+//    a partial last panel packed once per call.
 //  - direct: per output row, the input rows it reads are copied once into a zero-padded panel
 //    (split by stride phase in NCHW, so every tap is a contiguous vector load), and the
 //    microkernel sweeps output-channel x output-column (NCHW) or pixel x channel (NHWC) tiles.
@@ -32,9 +33,9 @@
 namespace pycnn {
 namespace {
 
-// Cache blocking: an image tile of KC x (up to image_tile pixels), the K block's weight panels
-// and the tile's outputs live in L2 (KC: reduction_block, ops/common.h); each microkernel call
-// streams one KC-long panel past L1.
+// Cache blocking: an image tile of KC x (up to image_tile pixels) -- packed in NCHW, the input
+// pixels it reads in NHWC --, the K block's weight panels and the tile's outputs live in L2 (KC:
+// reduction_block, ops/common.h); each microkernel call streams one KC-long panel past L1.
 template <class T>
 struct Blocking {
   static constexpr int64_t image_tile = 384;            // pixels per packed tile
@@ -169,27 +170,42 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 // ---------------------------------------------------------------------------------------------
 // im2col + GEMM, NHWC: Y[P x Og] = A[P x K] * W[K x Og], k = (kh, kw, c).
 
-// A tile: pixels [p0, p0 + rows) x k [k0, k0 + kc), row-major (dst[i*kc + kk]): each pixel's
-// taps are runs of contiguous channels, copied whole.
+// The im2col matrix A[P x K], k = (tap, c), is never formed: the igemm microkernel reads each
+// register tile's rows through pointers, row i of tap t at its pixel's channel run in the input
+// (or at a run of zeros where the tap falls in the padding). For pixels [p0, p0 + rows), in
+// register tiles of MR (the last one repeating its last pixel), and taps [t0, t0 + nt):
+// dst[(tile*nt + t - t0)*MR + i]. Packing A instead copied P x K elements per call: 3x3 256->256
+// @14 1.8 MB, ~4% of its time.
 template <class T>
-void pack_image_nhwc(const Conv2dParams& p, const T* x_image, int64_t c_offset, int64_t p0,
-                     int64_t rows, int64_t k0, int64_t kc, T* dst) {
-  const int64_t Cg = p.c / p.groups;
-  for (int64_t i = 0; i < rows; ++i, dst += kc) {
-    const int64_t q = p0 + i, oh = q / p.ow, ow = q % p.ow;
-    for (int64_t kk = 0; kk < kc;) {
-      const int64_t k = k0 + kk, tap = k / Cg, c = k % Cg;
-      const int64_t run = std::min(Cg - c, kc - kk);
-      const int64_t ih = oh * p.stride_h - p.pad_top + (tap / p.kw) * p.dilation_h;
-      const int64_t iw = ow * p.stride_w - p.pad_left + (tap % p.kw) * p.dilation_w;
-      if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w)
-        std::fill(dst + kk, dst + kk + run, T(0));
-      else
-        std::memcpy(dst + kk, x_image + (ih * p.w + iw) * p.c + c_offset + c, (size_t)run * sizeof(T));
-      kk += run;
+void im2col_row_pointers(const Conv2dParams& p, const T* x_image, int64_t c_offset, const T* zeros, int64_t p0,
+                         int64_t rows, int64_t MR, int64_t t0, int64_t nt, const T** dst) {
+  for (int64_t r0 = 0; r0 < rows; r0 += MR, dst += nt * MR) {
+    for (int64_t i = 0; i < MR; ++i) {
+      const int64_t q = p0 + std::min(r0 + i, rows - 1), oh = q / p.ow, ow = q % p.ow;
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + ((t0 + t) / p.kw) * p.dilation_h;
+        const int64_t iw = ow * p.stride_w - p.pad_left + ((t0 + t) % p.kw) * p.dilation_w;
+        const bool inside = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w;
+        dst[t * MR + i] = inside ? x_image + (ih * p.w + iw) * p.c + c_offset : zeros;
+      }
     }
   }
 }
+
+// The K blocks of the NHWC GEMM: whole taps, `taps_per_block` of them, when a tap's channels fit
+// in kc_max; otherwise one tap at a time in pieces of at most kc_max channels.
+struct TapBlocks {
+  int64_t taps_per_block, piece;
+  TapBlocks(int64_t taps, int64_t cg, int64_t kc_max) {
+    if (cg <= kc_max) {
+      taps_per_block = ceil_div(taps, ceil_div(taps, kc_max / cg));  // balanced: 9 taps by 4 -> 3, 3, 3
+      piece = cg;
+    } else {
+      taps_per_block = 1;
+      piece = ceil_div(cg, ceil_div(cg, kc_max));
+    }
+  }
+};
 
 // A pointwise GEMV-shaped call (a Dense layer on one image: at most one register tile of
 // pixels, weights of megabytes) split along K: each thread streams its own run of whole weight
@@ -260,7 +276,6 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t npanels = ceil_div(Og, NR);
   const bool few_pixels = P <= MR;
-  const int64_t KC = few_pixels ? std::min(K, Blocking<T>::kc_few_pixels) : reduction_block<T>(K);
   const double flops = 2.0 * p.n * P * p.o * K;
   constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
   if (few_pixels && is_pointwise(p) && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
@@ -311,7 +326,12 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int threads = threads_for(flops, items);
 
   HwioPanels<T> weights(w, K, p.o, G, NR);
-  Workspace<T> tiles((size_t)(KC * tile), threads);
+  const int64_t taps = p.kh * p.kw;
+  const TapBlocks blocks(taps, Cg, few_pixels ? Blocking<T>::kc_few_pixels : kMaxReductionBlock<T>);
+  const auto& igemm = kn.igemm[&gemm - kn.gemm];
+  Workspace<const T*> row_pointers((size_t)(tile * blocks.taps_per_block), threads);  // tile: whole MR tiles
+  Workspace<T> zeros((size_t)Cg, 1);
+  std::fill(zeros.data(), zeros.data() + Cg, T(0));
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
@@ -322,7 +342,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 #pragma omp for schedule(static)
       for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
     }
-    T* tile_buf = tiles.slice(omp_get_thread_num());
+    const T** a_rows = row_pointers.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t nc = item % nchunks;
@@ -331,23 +351,25 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
       const int64_t n = item / nchunks / ptiles / G;
       const int64_t p0 = pt * tile, rows = std::min(tile, P - p0);
       const int64_t np_end = std::min(npanels, (nc + 1) * nper);
-      const T* x_image = x + n * p.h * p.w * p.c;
-      for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        const int64_t kc = std::min(KC, K - k0);
-        const bool last = k0 + kc == K;
-        pack_image_nhwc(p, x_image, g * Cg, p0, rows, k0, kc, tile_buf);
-        for (int64_t np = nc * nper; np < np_end; ++np) {
-          int64_t ldb;
-          const T* b = weights.panel(g, np, k0, &ldb);
-          const int64_t o0 = g * Og + np * NR;
-          Epilogue<T> e = base;
-          e.bias_col = bias ? bias + o0 : nullptr;
-          const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
-          const size_t nr = (size_t)std::min(NR, Og - np * NR);
-          T* ycol = y + (n * P + p0) * p.o + o0;
-          for (int64_t i0 = 0; i0 < rows; i0 += MR)
-            gemm.run((size_t)kc, tile_buf + i0 * kc, (size_t)kc, b, (size_t)ldb, ycol + i0 * p.o, (size_t)p.o,
-                    (size_t)std::min(MR, rows - i0), nr, k0 > 0, ep);
+      for (int64_t t0 = 0; t0 < taps; t0 += blocks.taps_per_block) {
+        const int64_t segments = std::min(blocks.taps_per_block, taps - t0);
+        im2col_row_pointers(p, x + n * p.h * p.w * p.c, g * Cg, zeros.data(), p0, rows, MR, t0, segments, a_rows);
+        for (int64_t c0 = 0; c0 < Cg; c0 += blocks.piece) {
+          const int64_t kc = std::min(blocks.piece, Cg - c0);
+          const bool first = t0 == 0 && c0 == 0, last = t0 + segments == taps && c0 + kc == Cg;
+          for (int64_t np = nc * nper; np < np_end; ++np) {
+            int64_t ldb;
+            const T* b = weights.panel(g, np, t0 * Cg + c0, &ldb);
+            const int64_t o0 = g * Og + np * NR;
+            Epilogue<T> e = base;
+            e.bias_col = bias ? bias + o0 : nullptr;
+            const Epilogue<T>* ep = last && epilogue_needed ? &e : nullptr;
+            const size_t nr = (size_t)std::min(NR, Og - np * NR);
+            T* ycol = y + (n * P + p0) * p.o + o0;
+            for (int64_t i0 = 0; i0 < rows; i0 += MR)
+              igemm.run((size_t)segments, (size_t)kc, a_rows + i0 * segments, (size_t)c0, b, (size_t)ldb,
+                        ycol + i0 * p.o, (size_t)p.o, (size_t)std::min(MR, rows - i0), nr, !first, ep);
+          }
         }
       }
     }
@@ -637,8 +659,13 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
     else if (gemm_nchw_via_nhwc(p)) conv_gemm_nchw_via_nhwc(p, kn, x, w, bias, y, w_hwio);
     else conv_gemm_nchw(p, kn, x, w, bias, y);
   } else {
-    if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(p, kn, x, w, bias, y, nullptr);
-    else conv_gemm_nhwc(p, kn, x, w, bias, y);
+    // A pointwise NHWC batch is one image of N*H rows (the same pixel and output matrices), so
+    // its GEMM shares each weight panel among the images: a Dense layer on a batch is one GEMM,
+    // not N GEMVs.
+    Conv2dParams q = p;
+    if (is_pointwise(p)) q.h = q.oh = p.n * p.h, q.n = 1;
+    if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(q, kn, x, w, bias, y, nullptr);
+    else conv_gemm_nhwc(q, kn, x, w, bias, y);
   }
 }
 
@@ -667,6 +694,13 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return pick(ConvAlgorithm::Im2col,
                 "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
                 "it would reorder the input for no tap reuse");
+  // Measured, NHWC 1x1, 2 threads, us, direct vs im2col: 256->1024 @14 281 vs 256, batch 8 of
+  // 256->64 @14 120 vs 116, a Dense layer 512->1000 on a batch of 32 531 vs 88; at 28 columns and
+  // more, direct is ahead or level (64->64 @56 64 vs 69, 128->512 @28 246 vs 236).
+  if (!nchw && is_pointwise(p) && p.ow < 24)
+    return pick(ConvAlgorithm::Im2col,
+                "im2col: a 1x1 kernel on narrow rows is one GEMM over the pixels of the whole batch, read "
+                "in place; direct rejected: each output row of a few pixels would stream every weight panel");
   if (p.ow < 24 && K > 512)
     return pick(ConvAlgorithm::Im2col,
                 "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "

@@ -103,20 +103,12 @@ PYCNN_TILE_INLINE void zero_tile(typename V::reg (&acc)[MR][NV]) {
     for (size_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
 }
 
-// C[MR x NR] (+)= A[MR x k] * B[k x NR]: per k, NV vector loads of B and MR broadcasts
-// of A (one per row pointer) feed MR*NV FMAs.
+// acc += A[MR x k] * B[k x NR] with A's row i at rows[i]: per k, NV vector loads of B and MR
+// broadcasts of A feed MR*NV FMAs. Returns b past its k rows.
 template <class V, size_t MR, size_t NV>
-void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V::T* b,
-                  size_t ldb, typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
-                  const Epilogue<typename V::T>* epilogue) {
-  using T = typename V::T;
+PYCNN_TILE_INLINE const typename V::T* fma_rows(typename V::reg (&acc)[MR][NV], const typename V::T* const (&rows)[MR],
+                                                size_t k, const typename V::T* b, size_t ldb) {
   using reg = typename V::reg;
-  // Rows past mr repeat the last real row: their sums land in accumulators never stored.
-  const T* rows[MR];
-#pragma GCC unroll 32
-  for (size_t i = 0; i < MR; ++i) rows[i] = a + (i < mr ? i : mr - 1) * lda;
-  reg acc[MR][NV];
-  zero_tile<V, MR, NV>(acc);
   for (size_t kk = 0; kk < k; ++kk) {
     reg bv[NV];
 #pragma GCC unroll 8
@@ -128,6 +120,40 @@ void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V
       for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
     b += ldb;
+  }
+  return b;
+}
+
+// C[MR x NR] (+)= A[MR x k] * B[k x NR], A row-major.
+template <class V, size_t MR, size_t NV>
+void gemm_ukernel(size_t k, const typename V::T* a, size_t lda, const typename V::T* b,
+                  size_t ldb, typename V::T* c, size_t ldc, size_t mr, size_t nr, bool accumulate,
+                  const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
+  // Rows past mr repeat the last real row: their sums land in accumulators never stored.
+  const T* rows[MR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i) rows[i] = a + (i < mr ? i : mr - 1) * lda;
+  typename V::reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  fma_rows<V, MR, NV>(acc, rows, k, b, ldb);
+  store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
+}
+
+// Indirect GEMM: C[MR x NR] (+)= sum over segments s of A_s[MR x k] * B_s[k x NR], A_s's row i
+// at a[s*MR + i] + a_offset, B_s the next k rows of b.
+template <class V, size_t MR, size_t NV>
+void igemm_ukernel(size_t segments, size_t k, const typename V::T* const* a, size_t a_offset,
+                   const typename V::T* b, size_t ldb, typename V::T* c, size_t ldc, size_t mr, size_t nr,
+                   bool accumulate, const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
+  typename V::reg acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  for (size_t s = 0; s < segments; ++s, a += MR) {
+    const T* rows[MR];
+#pragma GCC unroll 32
+    for (size_t i = 0; i < MR; ++i) rows[i] = a[i] + a_offset;
+    b = fma_rows<V, MR, NV>(acc, rows, k, b, ldb);
   }
   store_tile<V, MR, NV>(acc, c, ldc, mr, nr, accumulate, epilogue);
 }
@@ -217,6 +243,10 @@ constexpr ConvKernels<typename V::T> make_conv_kernels() {
        {S1::MR, S1::NV * V::W, gemm_ukernel<V, S1::MR, S1::NV>},
        {S2::MR, S2::NV * V::W, gemm_ukernel<V, S2::MR, S2::NV>},
        {S3::MR, S3::NV * V::W, gemm_ukernel<V, S3::MR, S3::NV>}},
+      {{S0::MR, S0::NV * V::W, igemm_ukernel<V, S0::MR, S0::NV>},
+       {S1::MR, S1::NV * V::W, igemm_ukernel<V, S1::MR, S1::NV>},
+       {S2::MR, S2::NV * V::W, igemm_ukernel<V, S2::MR, S2::NV>},
+       {S3::MR, S3::NV * V::W, igemm_ukernel<V, S3::MR, S3::NV>}},
       {{S0::MR, S0::NV * V::W, direct_nchw_ukernel<V, S0::MR, S0::NV>},
        {S1::MR, S1::NV * V::W, direct_nchw_ukernel<V, S1::MR, S1::NV>},
        {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>},
