@@ -20,13 +20,14 @@ namespace pycnn::PYCNN_ISA_NS {
 
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
 // there when `accumulate`, then, with an epilogue, its bias and activation. With no activation,
-// relu or relu6 (Act 0, 1, 2: most layers; with a short reduction, as in MNIST-size layers, the
-// store is a large part of a tile's time) the tile is stored from registers, unrolled, the edge
-// vectors masked; the costlier activations go through a stack copy of the tile and one rolled
-// loop, so that their code exists once per kernel. Both apply the same operations in the same
-// order.
+// relu or relu6 (Act 0, 1, 2: most layers) the tile is stored from registers, unrolled, the edge
+// vectors masked, inside the kernel: with a short reduction, as in MNIST-size layers, the store
+// is a large part of a tile's time (out of line, GCC's choice for some shapes, the tile went
+// through memory: 3x3 1->32 @28 NHWC 6.2 -> 5.3 us inlined). The costlier activations go
+// through a stack copy of the tile and one rolled loop, out of line, so that their code exists
+// once per tile shape. Both apply the same operations in the same order.
 template <class V, size_t MR, size_t NV, int Act>
-inline void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
+PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
                                 size_t nr, bool accumulate, const Epilogue<typename V::T>* e) {
   using T = typename V::T;
   using reg = typename V::reg;
@@ -61,22 +62,11 @@ inline void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c
 }
 
 template <class V, size_t MR, size_t NV>
-inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
-                       size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+__attribute__((noinline)) void store_tile_rolled(const typename V::T* tile, typename V::T* c, size_t ldc, size_t mr,
+                                                 size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W, NR = NV * W;
-  switch (epilogue ? epilogue->activation : 0) {
-    case 0: return store_tile_unrolled<V, MR, NV, 0>(acc, c, ldc, mr, nr, accumulate, epilogue);
-    case 1: return store_tile_unrolled<V, MR, NV, 1>(acc, c, ldc, mr, nr, accumulate, epilogue);
-    case 2: return store_tile_unrolled<V, MR, NV, 2>(acc, c, ldc, mr, nr, accumulate, epilogue);
-    default: break;
-  }
-  alignas(64) T tile[MR * NR];
-#pragma GCC unroll 32
-  for (size_t i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) V::store(tile + i * NR + v * W, acc[i][v]);
   for (size_t i = 0; i < mr; ++i) {
     for (size_t j = 0; j < nr; j += W) {
       const size_t cols = nr - j < W ? nr - j : W;
@@ -93,6 +83,25 @@ inline void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t 
       else V::store_partial(p, x, cols);
     }
   }
+}
+
+template <class V, size_t MR, size_t NV>
+PYCNN_TILE_INLINE void store_tile(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
+                                  size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+  using T = typename V::T;
+  constexpr size_t W = V::W, NR = NV * W;
+  switch (epilogue ? epilogue->activation : 0) {
+    case 0: return store_tile_unrolled<V, MR, NV, 0>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    case 1: return store_tile_unrolled<V, MR, NV, 1>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    case 2: return store_tile_unrolled<V, MR, NV, 2>(acc, c, ldc, mr, nr, accumulate, epilogue);
+    default: break;
+  }
+  alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+  for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) V::store(tile + i * NR + v * W, acc[i][v]);
+  store_tile_rolled<V, MR, NV>(tile, c, ldc, mr, nr, accumulate, epilogue);
 }
 
 template <class V, size_t MR, size_t NV>
