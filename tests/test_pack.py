@@ -1,4 +1,4 @@
-"""pack_conv2d_weight and conv2d's cached call plans.
+"""pack_conv2d_weight, pack_conv_transpose2d_weight and conv2d's cached call plans.
 
 A packed weight must give exactly what the plain weight gives (same kernels, same order of
 operations) on every ISA, algorithm, layout, dtype and group count, and be refused with a
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import pycnn.ops as ops
-from pycnn.ops import PackedConv2dWeight, pack_conv2d_weight
+from pycnn import reference
+from pycnn.ops import (PackedConv2dWeight, PackedConvTranspose2dWeight, pack_conv2d_weight,
+                       pack_conv_transpose2d_weight)
 
 ALGORITHMS = ["auto", "direct", "im2col"]
 
@@ -167,3 +169,114 @@ def test_cached_calls_convert_inputs_like_uncached_ones(rng):
     yi = ops.conv2d(xi, w)
     assert yi.dtype == np.float64
     np.testing.assert_array_equal(yi, ops.conv2d(xi.astype(np.float64), w))
+
+
+# ---------------------------------------------------------------------------------------------
+# pack_conv_transpose2d_weight
+
+
+# (N, C, O, size, kernel, stride, dilation, groups): a direct-form layer, batched (an image per
+# thread) and alone (the whole batch reordered first, in NCHW, then a barrier: 64 outputs leave
+# no partial panel to pack); a long reduction on the per-tap GEMMs (NCHW takes them in NHWC from
+# 64 output channels per group); output channels that leave a partial weight panel (70: 64 + 6
+# on AVX-512); stride 3 with dilation 2 (uneven phases); a 5x5 kernel with stride 2, dilation 2
+# and groups; and NCHW with few outputs per group (its own GEMM form, which reads the plain
+# weights).
+TRANSPOSE_SHAPES = [(2, 16, 32, 9, 4, 2, 1, 1), (1, 21, 64, 5, 4, 2, 1, 1), (2, 256, 64, 5, 4, 2, 1, 1),
+                    (2, 8, 70, 7, 3, 3, 2, 1), (1, 12, 96, 6, 5, 2, 2, 2), (2, 6, 10, 9, 3, 2, 1, 2)]
+
+
+def _transpose_case(rng, layout, dtype, n, c, o, size, k, groups):
+    x = rng.standard_normal((n, c, size, size + 1)).astype(dtype)
+    w = rng.standard_normal((c, o // groups, k, k)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    if layout == "NHWC":
+        x, w = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy()
+    return x, w, b
+@pytest.mark.parametrize("shape", TRANSPOSE_SHAPES, ids=str)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_transpose_weight_gives_the_plain_weight_result(isa, rng, shape, layout, dtype):
+    n, c, o, size, k, stride, dilation, groups = shape
+    x, w, b = _transpose_case(rng, layout, dtype, n, c, o, size, k, groups)
+    kw = dict(stride=stride, dilation=dilation, groups=groups, padding=1, activation="relu", data_format=layout)
+    packed = pack_conv_transpose2d_weight(w, stride=stride, dilation=dilation, groups=groups, data_format=layout)
+    plain = ops.conv_transpose2d(x, w, b, **kw)
+    expected = reference.conv_transpose2d(x.astype(np.float64), w.astype(np.float64), b, **kw)
+    np.testing.assert_allclose(plain, expected, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
+    for _ in range(2):  # the second call runs the cached plan
+        y = ops.conv_transpose2d(x, packed, b, **kw)
+        assert y.dtype == dtype and y.shape == plain.shape
+        np.testing.assert_array_equal(y, plain)  # the same kernels, in the same order
+    out = np.empty_like(plain)
+    assert ops.conv_transpose2d(x, packed, b, out=out, **kw) is out
+    np.testing.assert_array_equal(out, plain)
+
+
+def test_packed_transpose_weight_attributes_and_private_copy(rng):
+    w = rng.standard_normal((3, 3, 4, 6))
+    packed = pack_conv_transpose2d_weight(w, stride=(2, 1), dilation=2, groups=3, data_format="channels_last")
+    assert isinstance(packed, PackedConvTranspose2dWeight)
+    assert packed.shape == (3, 3, 4, 6) and packed.dtype == np.float64
+    assert (packed.data_format, packed.groups, packed.stride, packed.dilation) == ("NHWC", 3, (2, 1), (2, 2))
+    assert repr(packed) == ("PackedConvTranspose2dWeight(shape=(3, 3, 4, 6), dtype=float64, data_format='NHWC', "
+                            "groups=3, stride=(2, 1), dilation=(2, 2))")
+    assert not np.shares_memory(packed.weight, w)
+    with pytest.raises(ValueError, match="read-only"):
+        packed.weight[0, 0, 0, 0] = 1.0
+    assert pack_conv_transpose2d_weight(w, data_format="NHWC", dtype=np.float32).dtype == np.float32
+    # Later changes to the source array never reach the packed copy.
+    x = rng.standard_normal((1, 5, 5, 6)).astype(np.float32)
+    w32 = rng.standard_normal((4, 4, 32, 6)).astype(np.float32)
+    packed = pack_conv_transpose2d_weight(w32, stride=2, data_format="NHWC")
+    expected = ops.conv_transpose2d(x, w32, stride=2, data_format="NHWC")
+    w32[...] = 0
+    np.testing.assert_array_equal(ops.conv_transpose2d(x, packed, stride=2, data_format="NHWC"), expected)
+
+
+def test_packed_transpose_weight_dtype_and_a_stride_that_cannot_matter(rng):
+    # float32 packed weights with a float64 input: converted for the call, the result float64.
+    x = rng.standard_normal((1, 8, 6, 6))
+    w = rng.standard_normal((8, 40, 4, 4)).astype(np.float32)
+    y = ops.conv_transpose2d(x, pack_conv_transpose2d_weight(w, stride=2), stride=2, padding=1)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, ops.conv_transpose2d(x, w, stride=2, padding=1))
+    # One input row: the core drops the row stride (one phase), the packed phases are not its own.
+    x1 = rng.standard_normal((1, 8, 1, 6)).astype(np.float32)
+    np.testing.assert_array_equal(ops.conv_transpose2d(x1, pack_conv_transpose2d_weight(w, stride=2), stride=2),
+                                  ops.conv_transpose2d(x1, w, stride=2))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda w: pack_conv_transpose2d_weight(w[0]), ValueError, r"weight must be 4-D"),
+    (lambda w: pack_conv_transpose2d_weight(w, groups=3), ValueError, r"groups=3 must divide the input channels 8"),
+    (lambda w: pack_conv_transpose2d_weight(w, stride=0), ValueError, r"stride"),
+    (lambda w: pack_conv_transpose2d_weight(w, dilation=(1, -1)), ValueError, r"dilation"),
+    (lambda w: pack_conv_transpose2d_weight(w[:0]), ValueError, r"weight must have no zero-sized dimension"),
+    (lambda w: pack_conv_transpose2d_weight(w, dtype=np.float16), TypeError, r"dtype must be float32 or float64"),
+    (lambda w: pack_conv_transpose2d_weight(None), TypeError, r"weight must be an array"),
+    (lambda w: pack_conv_transpose2d_weight(w, data_format="NCWH"), ValueError, r"data_format must be one of"),
+])
+def test_pack_conv_transpose2d_weight_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call(np.ones((8, 4, 3, 3), np.float32))
+
+
+def test_conv_transpose2d_refuses_a_weight_packed_for_another_call(rng):
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+    packed = pack_conv_transpose2d_weight(w, stride=2)
+    ops.conv_transpose2d(x, packed, stride=2)
+    for kw, message in (
+            (dict(stride=2, data_format="NHWC"), r"packed for data_format 'NCHW'; this call has data_format 'NHWC'"),
+            (dict(stride=1), r"weight was packed for stride=\(2, 2\); this call has stride=\(1, 1\)"),
+            (dict(stride=2, dilation=2), r"packed for dilation=\(1, 1\); this call has dilation=\(2, 2\)"),
+            (dict(stride=2, groups=2), r"packed for groups=1; this call has groups=2")):
+        xs = x.transpose(0, 2, 3, 1) if kw.get("data_format") == "NHWC" else x
+        with pytest.raises(ValueError, match=message):
+            ops.conv_transpose2d(xs, packed, **kw)
+    with pytest.raises(TypeError, match="weight is a PackedConv2dWeight .for conv2d.; conv_transpose2d takes"):
+        ops.conv_transpose2d(x, pack_conv2d_weight(w))
+    with pytest.raises(TypeError, match="weight is a PackedConvTranspose2dWeight .for conv_transpose2d.; conv2d"):
+        ops.conv2d(x, packed)

@@ -99,24 +99,30 @@ std::vector<PhaseTaps> phase_taps(int64_t kernel, int64_t stride, int64_t dilati
 }
 
 // Weights of stride phase (r, q) as a K x O/g matrix per group, k = (flipped row tap, flipped
-// column tap, c), in K x NR panels of output channels ([phase][group][panel][k][NR], the last
-// panel zero-padded): the operand the direct NHWC microkernel reads (ldw = NR), and, one tap's
-// C/g rows of it, that tap's B operand in the per-tap NHWC GEMMs. Packed once per call.
+// column tap, c): the operand the direct NHWC microkernel reads in K x NR panels of output
+// channels, and, one tap's C/g rows of it, that tap's B operand in the per-tap NHWC GEMMs.
+// Either packed once per call into [phase][group][panel][k][NR] (the last panel zero-padded),
+// or given as those matrices, [phase][group][k][O/g] (pack_conv_transpose2d_weight in
+// pycnn.ops makes them once): full panels are then read in place (row stride O/g) and only a
+// partial last panel is copied per call.
 template <class T>
 class PhaseWeights {
  public:
   PhaseWeights(const ConvTranspose2dParams& p, const std::vector<PhaseTaps>& rows, const std::vector<PhaseTaps>& cols,
-               int64_t NR)
-      : p_(p), cg_(p.c / p.groups), og_(p.o / p.groups), nr_(NR), npanels_(ceil_div(og_, NR)),
-        offset_((size_t)(p.stride_h * p.stride_w + 1), 0), k_((size_t)(p.stride_h * p.stride_w)),
+               int64_t NR, const T* given)
+      : p_(p), cg_(p.c / p.groups), og_(p.o / p.groups), nr_(NR), npanels_(ceil_div(og_, NR)), given_(given),
+        offset_((size_t)(p.stride_h * p.stride_w + 1), 0), given_offset_(offset_), k_((size_t)(p.stride_h * p.stride_w)),
         tap_phase_((size_t)(p.kh * p.kw)), tap_row_((size_t)(p.kh * p.kw)) {
     const int64_t sw = p.stride_w;
+    // Packed: every panel; given: only the partial last one.
+    const int64_t packed_panels = !given ? npanels_ : og_ % NR ? 1 : 0;
     for (int64_t r = 0; r < p.stride_h; ++r)
       for (int64_t q = 0; q < sw; ++q) {
         const PhaseTaps &pr = rows[(size_t)r], &pq = cols[(size_t)q];
         const int64_t ph = r * sw + q;
         k_[(size_t)ph] = (int64_t)(pr.k.size() * pq.k.size()) * cg_;
-        offset_[(size_t)ph + 1] = offset_[(size_t)ph] + p.groups * npanels_ * k_[(size_t)ph] * NR;
+        offset_[(size_t)ph + 1] = offset_[(size_t)ph] + p.groups * packed_panels * k_[(size_t)ph] * NR;
+        given_offset_[(size_t)ph + 1] = given_offset_[(size_t)ph] + p.groups * k_[(size_t)ph] * og_;
         for (size_t m = 0; m < pr.k.size(); ++m)
           for (size_t n = 0; n < pq.k.size(); ++n) {
             const int64_t t = pr.k[m] * p.kw + pq.k[n];
@@ -128,14 +134,26 @@ class PhaseWeights {
     packed_.reset((size_t)offset_.back(), 1);
   }
 
-  // An orphaned `omp for`. (KH, KW, O/g, C): each (tap, group, panel) block is one transpose
-  // into place. (C, O/g, KH, KW): per input channel, the panel's nr x KK block (contiguous) is
+  // An orphaned `omp for` (its barrier orders the callers' input reorders too). Given phase
+  // matrices: each (phase, group)'s partial last panel is copied. Otherwise, (KH, KW, O/g, C): each (tap, group, panel) block is one transpose into
+  // place. (C, O/g, KH, KW): per input channel, the panel's nr x KK block (contiguous) is
   // transposed, kTapBlock taps at a time, into a row per tap on the stack, each then copied to
   // its tap's panel row; gathering one tap at a time would read the weights at a stride of KK
   // elements, once per tap.
   static constexpr int64_t kTapBlock = 16, kMaxNR = 64;
   void pack(const ConvKernels<T>& kn, const T* w) {
     const int64_t G = p_.groups, KK = p_.kh * p_.kw;
+    if (given_) {
+      // No early return without a tail: callers count on the loop's closing barrier.
+      const int64_t phases = (int64_t)k_.size(), full = og_ / nr_, items = og_ % nr_ ? phases * G : 0;
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t ph = item / G, g = item % G;
+        pack_column_panels(given_ + given_offset_[(size_t)ph] + g * k_[(size_t)ph] * og_ + full * nr_,
+                           k_[(size_t)ph], og_ % nr_, og_, nr_, packed_.data() + offset_[(size_t)ph] + g * k_[(size_t)ph] * nr_);
+      }
+      return;
+    }
     if (p_.layout == Layout::NCHW) {
       constexpr int64_t kChannelsPerItem = 16;
       const int64_t chunks = ceil_div(cg_, kChannelsPerItem);
@@ -150,7 +168,7 @@ class PhaseWeights {
             const int64_t taps = std::min(kTapBlock, KK - t0);
             transpose_blocks(kn, w + ((g * cg_ + c) * og_ + o0) * KK + t0, KK, nr, taps, rows, nr_);
             for (int64_t t = t0; t < t0 + taps; ++t)
-              std::memcpy(panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + c) * nr_,
+              std::memcpy(packed_panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + c) * nr_,
                           rows + (t - t0) * nr_, (size_t)nr_ * sizeof(T));
           }
       }
@@ -160,28 +178,39 @@ class PhaseWeights {
     for (int64_t item = 0; item < KK * G * npanels_; ++item) {
       const int64_t np = item % npanels_, g = (item / npanels_) % G, t = item / npanels_ / G;
       const int64_t o0 = np * nr_, nr = std::min(nr_, og_ - o0);
-      T* dst = panel(tap_phase_[(size_t)t], g, np) + tap_row_[(size_t)t] * cg_ * nr_;
+      T* dst = packed_panel(tap_phase_[(size_t)t], g, np) + tap_row_[(size_t)t] * cg_ * nr_;
       transpose_blocks(kn, w + (t * og_ + o0) * p_.c + g * cg_, p_.c, nr, cg_, dst, nr_);
       if (nr < nr_)
         for (int64_t c = 0; c < cg_; ++c) std::fill(dst + c * nr_ + nr, dst + (c + 1) * nr_, T(0));
     }
   }
 
-  // Panel np (K x NR, row stride NR) of group g of phase ph.
-  const T* phase_panel(int64_t ph, int64_t g, int64_t np) const { return panel(ph, g, np); }
+  // Panel np (K x NR, row stride *ld) of group g of phase ph.
+  const T* phase_panel(int64_t ph, int64_t g, int64_t np, int64_t* ld) const {
+    if (given_ && np < og_ / nr_) {
+      *ld = og_;
+      return given_ + given_offset_[(size_t)ph] + g * k_[(size_t)ph] * og_ + np * nr_;
+    }
+    *ld = nr_;
+    return packed_panel(ph, g, given_ ? 0 : np);
+  }
   // Tap t's C/g rows of it, from row k0.
-  const T* tap_panel(int64_t t, int64_t g, int64_t np, int64_t k0) const {
-    return panel(tap_phase_[(size_t)t], g, np) + (tap_row_[(size_t)t] * cg_ + k0) * nr_;
+  const T* tap_panel(int64_t t, int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
+    const T* panel = phase_panel(tap_phase_[(size_t)t], g, np, ld);
+    return panel + (tap_row_[(size_t)t] * cg_ + k0) * *ld;
   }
 
  private:
-  T* panel(int64_t ph, int64_t g, int64_t np) const {
-    return packed_.data() + offset_[(size_t)ph] + (g * npanels_ + np) * k_[(size_t)ph] * nr_;
+  // Packed: panel np of group g; given: the partial last panel of group g (np = 0).
+  T* packed_panel(int64_t ph, int64_t g, int64_t np) const {
+    const int64_t panels = given_ ? 1 : npanels_;
+    return packed_.data() + offset_[(size_t)ph] + (g * panels + np) * k_[(size_t)ph] * nr_;
   }
 
   const ConvTranspose2dParams& p_;
   int64_t cg_, og_, nr_, npanels_;
-  std::vector<int64_t> offset_, k_, tap_phase_, tap_row_;
+  const T* given_;
+  std::vector<int64_t> offset_, given_offset_, k_, tap_phase_, tap_row_;
   Workspace<T> packed_;
 };
 
@@ -343,7 +372,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 
 template <class T>
 void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const DepthwiseKernels<T>& kd,
-                         const T* x, const T* w, const T* bias, T* y) {
+                         const T* x, const T* w, const T* w_phases, const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G;
   const Canvas cv(p);
   const int64_t cells = p.h * cv.cw;  // input pixels on the canvas pitch
@@ -354,7 +383,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   const int64_t MR = (int64_t)tile.mr, NR = (int64_t)tile.nr;
   const int64_t KC = std::min(Cg, TransposeBlocking<T>::kc);
   PhaseWeights<T> weights(p, phase_taps(p.kh, p.stride_h, p.dilation_h), phase_taps(p.kw, p.stride_w, p.dilation_w),
-                          NR);
+                          NR, w_phases);
 
   Workspace<T> canvas((size_t)(p.n * G * cv.phases * cv.plane * Og), 1);
   // A: each image's input pixels on the canvas pitch, row-major, packed once for all the items
@@ -401,8 +430,9 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
             T* c = cbase + (i0 + cv.shift[(size_t)taps[ti]]) * Og;
             for (int64_t np = 0; np < npanels; ++np) {
               // Blocks start on panel boundaries (ob is a multiple of NR, or all of O/g).
-              const T* b = weights.tap_panel(taps[ti], g, o0 / NR + np, k0);
-              gemm((size_t)kc, apanel, (size_t)Cg, b, (size_t)NR, c + np * NR, (size_t)Og, mr,
+              int64_t ldb;
+              const T* b = weights.tap_panel(taps[ti], g, o0 / NR + np, k0, &ldb);
+              gemm((size_t)kc, apanel, (size_t)Cg, b, (size_t)ldb, c + np * NR, (size_t)Og, mr,
                    (size_t)std::min(NR, obn - np * NR), true, nullptr);
             }
           }
@@ -448,7 +478,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 
 template <class T>
 void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
-                           const T* bias, T* y) {
+                           const T* w_phases, const T* bias, T* y) {
   const bool nchw = p.layout == Layout::NCHW;
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, KK = p.kh * p.kw, HW = p.h * p.w;
   const int64_t sh = p.stride_h, sw = p.stride_w;
@@ -456,7 +486,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
   const auto& direct = pick_tile(kn.direct_nhwc, ceil_div(p.ow, sw), Og);
   const int64_t MR = (int64_t)direct.mr, NR = (int64_t)direct.nr, npanels = ceil_div(Og, NR);
 
-  PhaseWeights<T> weights(p, rows, cols, NR);
+  PhaseWeights<T> weights(p, rows, cols, NR, w_phases);
 
   // The widest phase row a thread computes, and its zero-padded input panel [tap row][column][c],
   // one per column phase with taps (at most kw of them, however large the stride): the panels
@@ -523,8 +553,7 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           args.kh = no_taps ? 0 : taps_h;
           args.kw = taps_w;
           args.dilation = pq.step;
-          args.w = weights.phase_panel(r * sw + q, g, np);
-          args.ldw = NR;
+          args.w = weights.phase_panel(r * sw + q, g, np, &args.ldw);
           const RowTiles row_tiles(count, MR);
           for (int64_t t = 0, i0 = 0; i0 < count; ++t) {
             const int64_t mr = row_tiles.size(t, i0, count);
@@ -583,24 +612,26 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p) {
 bool nchw_takes_nhwc_gemms(const ConvTranspose2dParams& p) { return p.o / p.groups >= 64; }
 
 template <class T>
-void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                        const T* w_phases) {
   check_conv_params(p, "conv_transpose2d");
   const KernelTable& table = active_kernels();
   const ConvKernels<T>& kn = kernels_for<T>(table);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
-  if (direct_transpose_pays(p)) conv_transpose_direct(p, kn, x, w, bias, y);
+  if (direct_transpose_pays(p)) conv_transpose_direct(p, kn, x, w, w_phases, bias, y);
   else if (p.layout == Layout::NCHW && !nchw_takes_nhwc_gemms(p)) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
-  else conv_transpose_nhwc(p, kn, kd, x, w, bias, y);
+  else conv_transpose_nhwc(p, kn, kd, x, w, w_phases, bias, y);
 }
 
 }  // namespace
 
-void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* w, const float* b, float* y) {
-  run_conv_transpose(p, x, w, b, y);
+void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* w, const float* b, float* y,
+                      const float* w_phases) {
+  run_conv_transpose(p, x, w, b, y, w_phases);
 }
 void conv_transpose2d(const ConvTranspose2dParams& p, const double* x, const double* w, const double* b,
-                      double* y) {
-  run_conv_transpose(p, x, w, b, y);
+                      double* y, const double* w_phases) {
+  run_conv_transpose(p, x, w, b, y, w_phases);
 }
 
 }  // namespace pycnn

@@ -248,13 +248,15 @@ int64_t separable_scratch_bytes(py::tuple geometry, int64_t o, int layout, int e
 
 template <class T>
 void conv_transpose_typed(const pycnn::ConvTranspose2dParams& p, const py::array& x, const py::array& w,
-                          const py::object& bias, py::array& y) {
+                          const py::object& bias, py::array& y, const py::object& w_phases) {
+  const int64_t weight_size = p.c * (p.o / p.groups) * p.kh * p.kw;
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
-  const T* wd = data_of<T>(w, "weight", p.c * (p.o / p.groups) * p.kh * p.kw);
+  const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
+  const T* phases = w_phases.is_none() ? nullptr : data_of<T>(w_phases.cast<py::array>(), "weight_phases", weight_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
-  pycnn::conv_transpose2d(p, xd, wd, bd, yd);
+  pycnn::conv_transpose2d(p, xd, wd, bd, yd, phases);
 }
 
 // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
@@ -271,7 +273,7 @@ pycnn::ConvTranspose2dParams conv_transpose_params(const py::tuple& geometry, in
   return p;
 }
 
-// The plan of an op on (x, weight, bias): depthwise_conv2d, conv_transpose2d.
+// The plan of an op on (x, weight, bias): depthwise_conv2d.
 template <class Params, void (*RunFloat)(const Params&, const py::array&, const py::array&, const py::object&,
                                          py::array&),
           void (*RunDouble)(const Params&, const py::array&, const py::array&, const py::object&, py::array&)>
@@ -294,8 +296,29 @@ struct WeightedPlan {
 };
 
 using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
-using ConvTranspose2dPlan =
-    WeightedPlan<pycnn::ConvTranspose2dParams, conv_transpose_typed<float>, conv_transpose_typed<double>>;
+
+// conv_transpose2d's: (x, weight, bias) and, from a PackedConvTranspose2dWeight, the weights
+// split by stride phase.
+struct ConvTranspose2dPlan {
+  pycnn::ConvTranspose2dParams params;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
+  bool uses_phases = false;  // calls pass weight_phases
+
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
+                      const py::handle& w_phases) const {
+    const PlanArray<T> xa = plan_array<T>(x), wa = plan_array<T>(w);
+    py::array y = plan_result<T>(out, result_shape);
+    conv_transpose_typed<T>(params, xa, wa, plan_optional<T>(bias), y, plan_optional<T>(w_phases));
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
+                const py::handle& w_phases) const {
+    return float64 ? run_typed<double>(x, w, bias, out, w_phases) : run_typed<float>(x, w, bias, out, w_phases);
+  }
+};
 
 template <class Plan>
 void bind_weighted_plan(py::module_& m, const char* name,
@@ -330,7 +353,17 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
       .def("explain", &Conv2dPlan::explain);
   bind_weighted_plan<DepthwisePlan>(m, "DepthwisePlan", depthwise_params);
-  bind_weighted_plan<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan", conv_transpose_params);
+  py::class_<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan")
+      .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, bool float64,
+                       std::vector<py::ssize_t> result_shape, bool uses_phases) {
+             return ConvTranspose2dPlan{conv_transpose_params(geometry, layout, activation, param), float64,
+                                        std::move(result_shape), uses_phases};
+           }),
+           py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
+           py::arg("float64"), py::arg("result_shape"), py::arg("uses_phases") = false)
+      .def("__call__", &ConvTranspose2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
+           py::arg("out") = py::none(), py::arg("weight_phases") = py::none())
+      .def_property_readonly("uses_phases", [](const ConvTranspose2dPlan& plan) { return plan.uses_phases; });
   m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
         py::arg("count_include_pad"));
   m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),

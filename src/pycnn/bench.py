@@ -316,8 +316,11 @@ def transpose_cases(layers, *, batch, peers, threads) -> list[Case]:
         out_shape = (n, layer.o, layer.out_size, layer.out_size)
         case = Case("conv_transpose", layer.name + ("" if batch is None or batch == layer.batch else f" b{n}"),
                     layer.flops(n), "GFLOP/s", 4.0 * (x.size + w.size + np.prod(out_shape)))
-        case.pycnn["NCHW"] = lambda x=x, w=w, b=b, kw=kw: ops.conv_transpose2d(x, w, b, **kw)
-        case.pycnn["NHWC"] = lambda x=xn, w=wn, b=b, kw=kw: ops.conv_transpose2d(x, w, b, data_format="NHWC", **kw)
+        # Weights packed once, as for conv2d (and as pycnn.layers uses them).
+        pw = ops.pack_conv_transpose2d_weight(w, stride=layer.stride)
+        pwn = ops.pack_conv_transpose2d_weight(wn, stride=layer.stride, data_format="NHWC")
+        case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv_transpose2d(x, w, b, **kw)
+        case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv_transpose2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv_transpose2d(x, w, b, **kw)
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)

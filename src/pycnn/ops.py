@@ -19,6 +19,8 @@ __all__ = [
     "separable_conv2d",
     "separable_conv2d_scratch_bytes",
     "conv_transpose2d",
+    "pack_conv_transpose2d_weight",
+    "PackedConvTranspose2dWeight",
     "max_pool2d",
     "avg_pool2d",
     "global_avg_pool2d",
@@ -118,25 +120,35 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
     dtype: float32 or float64; by default float64 for float64 weights, else float32. A call whose
     result dtype differs (float64 x with float32 weights) converts the weights on every call.
     """
+    layout, groups, packed = _checked_copy(weight, groups, data_format, dtype, _CONV2D_WEIGHT_DIMS,
+                                           "output channels")
+    hwio = _aligned_copy(packed.transpose(2, 3, 1, 0), packed.dtype) if layout == "NCHW" else None
+    return PackedConv2dWeight(packed, layout, groups, hwio)
+
+
+def _checked_copy(weight, groups, data_format, dtype, dims, grouped):
+    """(layout, groups, an aligned read-only copy) of a weight to pack, after the checks every
+    pack function makes. dims: layout -> the weight's dimension names; `grouped`: what the
+    groups divide, the first dimension in NCHW and the last in NHWC."""
     layout = _args.data_format(data_format)
     w = _args.as_array(weight, "weight")
     if w.ndim != 4:
-        raise ValueError(
-            f"weight must be 4-D ({'O, C/groups, KH, KW' if layout == 'NCHW' else 'KH, KW, C/groups, O'}); "
-            f"got shape {w.shape}")
+        raise ValueError(f"weight must be 4-D ({dims[layout]}); got shape {w.shape}")
     if 0 in w.shape:
         raise ValueError(f"weight must have no zero-sized dimension; got shape {w.shape}")
     groups = _args.integer(groups, "groups")
-    o = w.shape[0] if layout == "NCHW" else w.shape[3]
-    if o % groups:
-        raise ValueError(f"groups={groups} must divide the output channels {o} of weight")
+    n = w.shape[0] if layout == "NCHW" else w.shape[3]
+    if n % groups:
+        raise ValueError(f"groups={groups} must divide the {grouped} {n} of weight")
     if dtype is None:
         dtype = _args.result_dtype(w)
     elif np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64; got {np.dtype(dtype)}")
-    packed = _aligned_copy(w, dtype)
-    hwio = _aligned_copy(packed.transpose(2, 3, 1, 0), dtype) if layout == "NCHW" else None
-    return PackedConv2dWeight(packed, layout, groups, hwio)
+    return layout, groups, _aligned_copy(w, dtype)
+
+
+_CONV2D_WEIGHT_DIMS = {"NCHW": "O, C/groups, KH, KW", "NHWC": "KH, KW, C/groups, O"}
+_TRANSPOSE_WEIGHT_DIMS = {"NCHW": "C, O/groups, KH, KW", "NHWC": "KH, KW, O/groups, C"}
 
 
 def _aligned_copy(a, dtype):
@@ -166,8 +178,8 @@ _DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
 
 def _plan_key(x, weight, bias, options, types, default_types=_DEFAULT_OPTION_TYPES):
     """The cache key of a call, or None when the call cannot be cached. `types` are the types of
-    `options`: with them in the key, 1, 1.0 and True never share a plan. A PackedConv2dWeight
-    (conv2d only) keys by what it was packed for."""
+    `options`: with them in the key, 1, 1.0 and True never share a plan. A packed weight keys by
+    what it was packed for."""
     if type(x) is not np.ndarray or not (bias is None or type(bias) is np.ndarray):
         return None
     tw = type(weight)
@@ -175,6 +187,9 @@ def _plan_key(x, weight, bias, options, types, default_types=_DEFAULT_OPTION_TYP
         wkey = weight.shape, weight.dtype.num
     elif tw is PackedConv2dWeight:  # its data_format and groups were checked when the plan was made
         wkey = tw, weight.weight.shape, weight.weight.dtype.num, weight.data_format, weight.groups
+    elif tw is PackedConvTranspose2dWeight:  # as above, and its stride and dilation
+        wkey = (tw, weight.weight.shape, weight.weight.dtype.num, weight.data_format, weight.groups, weight.stride,
+                weight.dilation)
     else:
         return None
     if types != default_types and not _FLAT_KEY_TYPES.issuperset(types):
@@ -199,14 +214,15 @@ def _lookup(plans, key):
         return None, None
 
 
-def _run_cached(entry, x, weight, bias, out):
-    """An (x, weight, bias) call through its cached plan entry. (separable_conv2d, with two
-    weights, has its own: a names-and-arrays form cost out= calls 0.3 us in building the dict.)"""
+def _run_cached(entry, x, weight, bias, out, *extra):
+    """An (x, weight, bias) call through its cached plan entry; `extra`: the plan's arguments
+    after out (conv_transpose2d's weight phases). (separable_conv2d, with two weights, has its
+    own: a names-and-arrays form cost out= calls 0.3 us in building the dict.)"""
     plan = entry[0]
     if out is None:
-        return plan(x, weight, bias)
+        return plan(x, weight, bias, None, *extra) if extra else plan(x, weight, bias)
     # out= is validated as on the first call: shape, dtype, layout, no overlap.
-    plan(x, weight, bias, _args.out_array(out, entry[1], entry[2], {"x": x, "weight": weight, "bias": bias}))
+    plan(x, weight, bias, _args.out_array(out, entry[1], entry[2], {"x": x, "weight": weight, "bias": bias}), *extra)
     return out
 
 
@@ -250,6 +266,9 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     except (KeyError, TypeError):
         raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col'; got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
+    if type(weight) is PackedConvTranspose2dWeight:
+        raise TypeError("weight is a PackedConvTranspose2dWeight (for conv_transpose2d); conv2d takes an array "
+                        "or a PackedConv2dWeight")
     packed = weight if type(weight) is PackedConv2dWeight else None
     a = _Inputs(data_format, x, bias, weight=weight if packed is None else packed.weight)
     if packed is not None and packed.data_format != a.layout:
@@ -395,6 +414,63 @@ def separable_conv2d_scratch_bytes(x_shape, depthwise_weight_shape, pointwise_we
                                                                _LAYOUT_CODE[layout], size))}
 
 
+class PackedConvTranspose2dWeight:
+    """conv_transpose2d weights prepared once for repeated calls; made by
+    `pack_conv_transpose2d_weight`.
+
+    `conv_transpose2d` takes it in place of `weight` when `data_format`, `groups`, `stride` and
+    `dilation` match the ones it was packed for. It holds a private read-only copy of the weights
+    and the same weights split by stride phase (per phase and group, a (taps x C/groups, O/groups)
+    matrix), the form the kernels read, so no call reorders them.
+    """
+
+    __slots__ = ("weight", "data_format", "groups", "stride", "dilation", "_phases")
+
+    def __init__(self, weight, data_format, groups, stride, dilation, phases):
+        self.weight, self.data_format, self.groups = weight, data_format, groups
+        self.stride, self.dilation, self._phases = stride, dilation, phases
+
+    @property
+    def shape(self):
+        return self.weight.shape
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def __repr__(self):
+        return (f"PackedConvTranspose2dWeight(shape={self.shape}, dtype={self.dtype}, "
+                f"data_format={self.data_format!r}, groups={self.groups}, stride={self.stride}, "
+                f"dilation={self.dilation})")
+
+
+def pack_conv_transpose2d_weight(weight, *, stride=1, dilation=1, groups=1, data_format="NCHW",
+                                 dtype=None) -> PackedConvTranspose2dWeight:
+    """Prepare conv_transpose2d weights once, for repeated `conv_transpose2d(x, packed, ...)` calls
+    with this stride, dilation and groups.
+
+    weight: NCHW (C, O/groups, KH, KW), NHWC (KH, KW, O/groups, C), as for conv_transpose2d.
+    dtype: float32 or float64; by default float64 for float64 weights, else float32.
+    """
+    layout, groups, packed = _checked_copy(weight, groups, data_format, dtype, _TRANSPOSE_WEIGHT_DIMS,
+                                           "input channels")
+    stride, dilation = _args.pair(stride, "stride"), _args.pair(dilation, "dilation")
+    # (C, O/g, KH, KW) -> for each phase (r, q), group and (row tap, column tap) in descending tap
+    # order, that tap's (C/g, O/g) block: the order of the C++ core's phase split.
+    w_c = packed if layout == "NCHW" else packed.transpose(3, 2, 0, 1)
+    cg, (kh, kw) = w_c.shape[0] // groups, w_c.shape[2:]
+    (sh, sw), (dh, dw) = stride, dilation
+    blocks = []
+    for r in range(sh):
+        rows = [k for k in range(kh - 1, -1, -1) if k * dh % sh == r]
+        for q in range(sw):
+            cols = [k for k in range(kw - 1, -1, -1) if k * dw % sw == q]
+            for g in range(groups):
+                blocks += [w_c[g * cg:(g + 1) * cg, :, i, j] for i in rows for j in cols]
+    phases = _aligned_copy(np.concatenate([b.reshape(-1) for b in blocks]), packed.dtype)
+    return PackedConvTranspose2dWeight(packed, layout, groups, stride, dilation, phases)
+
+
 def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
                      activation=None, data_format="NCHW", out=None):
     """Transposed convolution (the gradient of conv2d with respect to its input), then bias and
@@ -402,29 +478,51 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
 
     NCHW: x (N, C, H, W), weight (C, O/groups, KH, KW) (PyTorch).
     NHWC: x (N, H, W, C), weight (KH, KW, O/groups, C) (Keras Conv2DTranspose).
+    weight may also be a PackedConvTranspose2dWeight (pack_conv_transpose2d_weight) for the same
+    data_format, groups, stride and dilation.
     Integer padding follows PyTorch (output_padding defaults to 0); "valid"/"same" follow Keras
     (an omitted output_padding gives out = in*stride for "same"). output_padding must be smaller
     than the stride or the dilation.
     """
-    key = None if type(weight) is not np.ndarray else _plan_key(
+    tw = type(weight)
+    key = None if tw is not np.ndarray and tw is not PackedConvTranspose2dWeight else _plan_key(
         x, weight, bias, (stride, padding, output_padding, dilation, groups, activation, data_format),
         (type(stride), type(padding), type(output_padding), type(dilation), type(groups), type(activation),
          type(data_format)), _TRANSPOSE_OPTION_TYPES)
     entry, key = _lookup(_TRANSPOSE_PLANS, key)
     if entry is not None:
-        return _run_cached(entry, x, weight, bias, out)
+        if tw is np.ndarray:
+            return _run_cached(entry, x, weight, bias, out)
+        return _run_cached(entry, x, weight.weight, bias, out, weight._phases if entry[0].uses_phases else None)
     act, act_param, _ = _args.activation(activation)
-    a = _Inputs(data_format, x, bias, weight=weight)
+    if tw is PackedConv2dWeight:
+        raise TypeError("weight is a PackedConv2dWeight (for conv2d); conv_transpose2d takes an array or a "
+                        "PackedConvTranspose2dWeight")
+    packed = weight if tw is PackedConvTranspose2dWeight else None
+    a = _Inputs(data_format, x, bias, weight=weight if packed is None else packed.weight)
+    if packed is not None and packed.data_format != a.layout:
+        raise ValueError(f"weight was packed for data_format {packed.data_format!r}; "
+                         f"this call has data_format {a.layout!r}")
     g = _args.conv_transpose2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
                                         output_padding=output_padding, dilation=dilation, groups=groups,
                                         layout=a.layout)
+    if packed is not None:
+        for name, was, now in (("groups", packed.groups, g.groups), ("stride", packed.stride, g.stride),
+                               ("dilation", packed.dilation, g.dilation)):
+            if was != now:
+                raise ValueError(f"weight was packed for {name}={was}; this call has {name}={now}")
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
-        plan = _core.ConvTranspose2dPlan(_geometry_tuple(g, transposed=True), _LAYOUT_CODE[a.layout], act,
-                                         act_param, a.dtype == np.float64, y.shape)
+        geometry = _geometry_tuple(g, transposed=True)
+        # The phases are those of the packed stride and dilation, and of the packed dtype; the core
+        # may drop a stride or dilation that cannot matter (_effective), and then splits anew.
+        uses_phases = (packed is not None and packed.dtype == a.dtype
+                       and geometry[9:13] == (*packed.stride, *packed.dilation))
+        plan = _core.ConvTranspose2dPlan(geometry, _LAYOUT_CODE[a.layout], act, act_param, a.dtype == np.float64,
+                                         y.shape, uses_phases)
         _remember(_TRANSPOSE_PLANS, key, plan, y)
-        plan(*a.arrays(), y4)
+        plan(a.x4, a.weights[0], a.bias, y4, packed._phases if uses_phases else None)
     return y
 
 

@@ -5,8 +5,8 @@ Weights are kept in Keras layouts (what get_weights/set_weights show). A layer h
 kernel its weights in the kernel's layout for the layer's data format -- PyTorch layouts for
 channels_first -- with the bias and activation fused into the call, and, inside a Sequential,
 the following BatchNormalization folded in; conv2d weights (Conv2D, Dense) are then packed with
-ops.pack_conv2d_weight. That prepared form is made once per weight version and reused by every
-call.
+ops.pack_conv2d_weight, Conv2DTranspose's with ops.pack_conv_transpose2d_weight. That prepared
+form is made once per weight version and reused by every call.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class _Convolution(Layer):
     #   _kernels()                     its kernel weights, Keras layouts
     #   _fold(kernels, scale)          kernels scaled per output channel (float64)
     #   _to_op_layout(kernels)         the kernels in the op's layout for self._layout
-    #   _pack(kernels)                 the op's packed form, where it has one (conv2d)
+    #   _pack(kernels)                 the op's packed form, where it has one (conv2d, conv_transpose2d)
     #   _run_op(x, kernels, bias, act) one call of the op
 
     def _pack(self, kernels):
@@ -321,6 +321,10 @@ class Conv2DTranspose(_SpatialConvolution):
 
     def _to_op_layout(self, kernels):
         return kernels if self._layout == "NHWC" else [kernels[0].transpose(3, 2, 0, 1)]
+
+    def _pack(self, kernels):
+        return [ops.pack_conv_transpose2d_weight(kernels[0], stride=self.strides, dilation=self.dilation_rate,
+                                                 data_format=self._layout, dtype=self._dtype)]
 
     def _run_op(self, x, kernels, bias, activation):
         return ops.conv_transpose2d(x, kernels[0], bias, output_padding=self.output_padding,
