@@ -13,7 +13,11 @@
 // Threads: one parallel region per call; its work items (output rows, or pixel tiles x channel
 // chunks) are handed out dynamically. Every item is computed the same way whichever thread
 // takes it, so results do not depend on the schedule; dynamic hand-out measured 5-15% faster
-// than a static split on a 2-core VM, where the second thread starts late or runs slower.
+// than a static split on a 2-core VM, where the second thread starts late or runs slower. Loops
+// over output rows hand them out guided (chunks that shrink from rows/threads): each grab is a
+// `lock xadd` on a counter the cores share, 25% of a 3x3 1->32 @28 NCHW call's samples one row
+// at a time, and a thread's rows stay contiguous, so the threads' NCHW output rows do not share
+// cache lines (that call, 2 threads: 6.9-7.7 -> 5.5-5.8 us).
 #include <omp.h>
 
 #include <algorithm>
@@ -414,7 +418,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.channels = Cg;
     args.ldw = K;
     args.ldy = p.oh * p.ow;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       for (int64_t c = 0; c < Cg; ++c) {

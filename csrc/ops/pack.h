@@ -167,7 +167,8 @@ class NhwcInput {
   }
 
   // row(n, g, r, image) for every output row r < rows of every group and image, with image n's
-  // NHWC input: an orphaned `omp for` (dynamic), after transpose_batch's barrier.
+  // NHWC input: an orphaned `omp for` (images dynamic, rows guided: see ops/conv2d.cpp), after
+  // transpose_batch's barrier.
   template <class Row>
   void for_each_row(const ConvKernels<T>& kn, int64_t groups, int64_t rows, const Row& row) {
     if (per_image_) {
@@ -180,7 +181,7 @@ class NhwcInput {
       }
     } else {
       const T* batch = nchw_ ? buffer_.data() : x_;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
       for (int64_t item = 0; item < n_ * groups * rows; ++item) {
         const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
         row(i, g, r, batch + i * hw_ * c_);
