@@ -86,19 +86,12 @@ def _geometry_tuple(g, transposed=False):
     return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, sh, sw, dh, dw, g.pad[0][0], g.pad[1][0], g.groups)
 
 
-class PackedConv2dWeight:
-    """conv2d weights prepared once for repeated calls; made by `pack_conv2d_weight`.
+class _PackedWeight:
+    """What packed weights share: the private read-only copy (`weight`), its shape and dtype, and
+    what it was packed for (data_format, groups, and the subclass's `_packed_for`)."""
 
-    `conv2d` takes it in place of `weight` when `data_format` and `groups` match the ones it was
-    packed for. It holds a private read-only copy (later changes to the array it was made from
-    do not reach it) and, for NCHW, the same weights reordered to (KH, KW, C/groups, O), the
-    form the direct kernels read, so no call reorders them.
-    """
-
-    __slots__ = ("weight", "data_format", "groups", "_hwio")
-
-    def __init__(self, weight, data_format, groups, hwio):
-        self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
+    __slots__ = ("weight", "data_format", "groups")
+    _packed_for = ("data_format", "groups")
 
     @property
     def shape(self):
@@ -109,8 +102,23 @@ class PackedConv2dWeight:
         return self.weight.dtype
 
     def __repr__(self):
-        return (f"PackedConv2dWeight(shape={self.shape}, dtype={self.dtype}, "
-                f"data_format={self.data_format!r}, groups={self.groups})")
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._packed_for)
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, {fields})"
+
+
+class PackedConv2dWeight(_PackedWeight):
+    """conv2d weights prepared once for repeated calls; made by `pack_conv2d_weight`.
+
+    `conv2d` takes it in place of `weight` when `data_format` and `groups` match the ones it was
+    packed for. It holds a private read-only copy (later changes to the array it was made from
+    do not reach it) and, for NCHW, the same weights reordered to (KH, KW, C/groups, O), the
+    form the direct kernels read, so no call reorders them.
+    """
+
+    __slots__ = ("_hwio",)
+
+    def __init__(self, weight, data_format, groups, hwio):
+        self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
 
 
 def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
@@ -414,7 +422,7 @@ def separable_conv2d_scratch_bytes(x_shape, depthwise_weight_shape, pointwise_we
                                                                _LAYOUT_CODE[layout], size))}
 
 
-class PackedConvTranspose2dWeight:
+class PackedConvTranspose2dWeight(_PackedWeight):
     """conv_transpose2d weights prepared once for repeated calls; made by
     `pack_conv_transpose2d_weight`.
 
@@ -424,24 +432,12 @@ class PackedConvTranspose2dWeight:
     matrix), the form the kernels read, so no call reorders them.
     """
 
-    __slots__ = ("weight", "data_format", "groups", "stride", "dilation", "_phases")
+    __slots__ = ("stride", "dilation", "_phases")
+    _packed_for = ("data_format", "groups", "stride", "dilation")
 
     def __init__(self, weight, data_format, groups, stride, dilation, phases):
         self.weight, self.data_format, self.groups = weight, data_format, groups
         self.stride, self.dilation, self._phases = stride, dilation, phases
-
-    @property
-    def shape(self):
-        return self.weight.shape
-
-    @property
-    def dtype(self):
-        return self.weight.dtype
-
-    def __repr__(self):
-        return (f"PackedConvTranspose2dWeight(shape={self.shape}, dtype={self.dtype}, "
-                f"data_format={self.data_format!r}, groups={self.groups}, stride={self.stride}, "
-                f"dilation={self.dilation})")
 
 
 def pack_conv_transpose2d_weight(weight, *, stride=1, dilation=1, groups=1, data_format="NCHW",
