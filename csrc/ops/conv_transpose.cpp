@@ -111,8 +111,8 @@ class PhaseWeights {
   PhaseWeights(const ConvTranspose2dParams& p, const std::vector<PhaseTaps>& rows, const std::vector<PhaseTaps>& cols,
                int64_t NR, const T* given)
       : p_(p), cg_(p.c / p.groups), og_(p.o / p.groups), nr_(NR), npanels_(ceil_div(og_, NR)), given_(given),
-        offset_((size_t)(p.stride_h * p.stride_w + 1), 0), given_offset_(offset_), k_((size_t)(p.stride_h * p.stride_w)),
-        tap_phase_((size_t)(p.kh * p.kw)), tap_row_((size_t)(p.kh * p.kw)) {
+        offset_((size_t)(p.stride_h * p.stride_w + 1), 0), given_offset_(offset_),
+        k_((size_t)(p.stride_h * p.stride_w)), tap_phase_((size_t)(p.kh * p.kw)), tap_row_((size_t)(p.kh * p.kw)) {
     const int64_t sw = p.stride_w;
     // Packed: every panel; given: only the partial last one.
     const int64_t packed_panels = !given ? npanels_ : og_ % NR ? 1 : 0;
@@ -135,11 +135,11 @@ class PhaseWeights {
   }
 
   // An orphaned `omp for` (its barrier orders the callers' input reorders too). Given phase
-  // matrices: each (phase, group)'s partial last panel is copied. Otherwise, (KH, KW, O/g, C): each (tap, group, panel) block is one transpose into
-  // place. (C, O/g, KH, KW): per input channel, the panel's nr x KK block (contiguous) is
-  // transposed, kTapBlock taps at a time, into a row per tap on the stack, each then copied to
-  // its tap's panel row; gathering one tap at a time would read the weights at a stride of KK
-  // elements, once per tap.
+  // matrices: each (phase, group)'s partial last panel is copied. Otherwise, (KH, KW, O/g, C):
+  // each (tap, group, panel) block is one transpose into place. (C, O/g, KH, KW): per input
+  // channel, the panel's nr x KK block (contiguous) is transposed, kTapBlock taps at a time,
+  // into a row per tap on the stack, each then copied to its tap's panel row; gathering one tap
+  // at a time would read the weights at a stride of KK elements, once per tap.
   static constexpr int64_t kTapBlock = 16, kMaxNR = 64;
   void pack(const ConvKernels<T>& kn, const T* w) {
     const int64_t G = p_.groups, KK = p_.kh * p_.kw;
@@ -149,8 +149,9 @@ class PhaseWeights {
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < items; ++item) {
         const int64_t ph = item / G, g = item % G;
-        pack_column_panels(given_ + given_offset_[(size_t)ph] + g * k_[(size_t)ph] * og_ + full * nr_,
-                           k_[(size_t)ph], og_ % nr_, og_, nr_, packed_.data() + offset_[(size_t)ph] + g * k_[(size_t)ph] * nr_);
+        const int64_t k = k_[(size_t)ph];
+        pack_column_panels(given_ + given_offset_[(size_t)ph] + g * k * og_ + full * nr_, k, og_ % nr_, og_, nr_,
+                           packed_.data() + offset_[(size_t)ph] + g * k * nr_);
       }
       return;
     }

@@ -14,8 +14,10 @@ namespace pycnn::PYCNN_ISA_NS {
 // of line once the translation unit grew (see depthwise_nchw_3x3_rows).
 #if defined(__GNUC__)
 #define PYCNN_TILE_INLINE inline __attribute__((always_inline))
+#define PYCNN_NOINLINE __attribute__((noinline))
 #else
 #define PYCNN_TILE_INLINE inline
+#define PYCNN_NOINLINE
 #endif
 
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
@@ -27,8 +29,8 @@ namespace pycnn::PYCNN_ISA_NS {
 // through a stack copy of the tile and one rolled loop, out of line, so that their code exists
 // once per tile shape. Both apply the same operations in the same order.
 template <class V, size_t MR, size_t NV, int Act>
-PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc, size_t mr,
-                                size_t nr, bool accumulate, const Epilogue<typename V::T>* e) {
+PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc,
+                                           size_t mr, size_t nr, bool accumulate, const Epilogue<typename V::T>* e) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W;
@@ -62,8 +64,8 @@ PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typen
 }
 
 template <class V, size_t MR, size_t NV>
-__attribute__((noinline)) void store_tile_rolled(const typename V::T* tile, typename V::T* c, size_t ldc, size_t mr,
-                                                 size_t nr, bool accumulate, const Epilogue<typename V::T>* epilogue) {
+PYCNN_NOINLINE void store_tile_rolled(const typename V::T* tile, typename V::T* c, size_t ldc, size_t mr, size_t nr,
+                                      bool accumulate, const Epilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr size_t W = V::W, NR = NV * W;
