@@ -97,17 +97,18 @@ CASES = [
     _case("c300-o20-k-blocks", c=300, o=20, h=4, w=5, k=3, stride=2, padding=1),
     _case("c20-o70-4x4", n=2, c=20, o=70, h=9, w=9, k=4, stride=2, padding=1, activation="relu"),
     _case("tall-image-row-tiles", c=40, o=33, h=60, w=37, k=3, stride=2, padding=1),
-    # Phase reductions (taps x C/groups) past 768 take the per-tap GEMMs, shorter ones the direct
-    # phase correlations (in NCHW only with >= 32 output channels per group): both, with groups;
-    # a dilation coprime to the stride (phase dilation 3).
-    _case("groups2-long-phase-k-gemm", c=400, o=6, h=5, w=6, k=4, stride=2, padding=1, groups=2, activation="relu"),
+    # Phase reductions (taps x C/groups) past 1536 (past 768 with more than 160K phase weights per
+    # group) take the per-tap GEMMs, shorter ones the direct phase correlations (in NCHW only with
+    # >= 32 output channels per group): both, with groups; a dilation coprime to the stride (phase
+    # dilation 3).
+    _case("groups2-long-phase-k-gemm", c=800, o=6, h=5, w=6, k=4, stride=2, padding=1, groups=2, activation="relu"),
     _case("groups2-og32-direct-nchw-too", c=6, o=64, h=5, w=6, k=3, stride=2, padding=1, groups=2,
           output_padding=1, activation="relu"),
     # NCHW with >= 64 output channels per group and a long phase reduction: the NHWC GEMMs, each
     # input row transposed as it is packed and each gathered output row transposed back.
-    _case("og70-long-phase-k-nchw-on-nhwc-gemm", c=200, o=70, h=5, w=6, k=4, stride=2, padding=1,
+    _case("og70-long-phase-k-nchw-on-nhwc-gemm", c=400, o=70, h=5, w=6, k=4, stride=2, padding=1,
           output_padding=1, activation="relu6"),
-    _case("groups2-og64-nchw-on-nhwc-gemm", n=2, c=400, o=128, h=3, w=19, k=4, stride=2, padding=(2, 1),
+    _case("groups2-og64-nchw-on-nhwc-gemm", n=2, c=800, o=128, h=3, w=19, k=4, stride=2, padding=(2, 1),
           groups=2, activation="sigmoid"),
     # 5x5 (25 taps, packed from (C, O/g, KH, KW) in blocks of 16) on both NCHW panel routes
     _case("k5-og40-direct-25-taps", c=6, o=40, h=5, w=4, k=5, stride=2, padding=2, output_padding=1),

@@ -182,7 +182,7 @@ def test_cached_calls_convert_inputs_like_uncached_ones(rng):
 # on AVX-512); stride 3 with dilation 2 (uneven phases); a 5x5 kernel with stride 2, dilation 2
 # and groups; and NCHW with few outputs per group (its own GEMM form, which reads the plain
 # weights).
-TRANSPOSE_SHAPES = [(2, 16, 32, 9, 4, 2, 1, 1), (1, 21, 64, 5, 4, 2, 1, 1), (2, 256, 64, 5, 4, 2, 1, 1),
+TRANSPOSE_SHAPES = [(2, 16, 32, 9, 4, 2, 1, 1), (1, 21, 64, 5, 4, 2, 1, 1), (2, 512, 64, 5, 4, 2, 1, 1),
                     (2, 8, 70, 7, 3, 3, 2, 1), (1, 12, 96, 6, 5, 2, 2, 2), (2, 6, 10, 9, 3, 2, 1, 2)]
 
 

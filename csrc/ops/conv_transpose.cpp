@@ -587,8 +587,12 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 // The direct form streams a phase's K x NR weight panel (K = its taps x C/groups) for every tile
 // of a few pixels, which stays cheap while the panel stays in L1/L2; past that the per-tap GEMMs,
 // which block K, win. Measured (2 threads, 4x4/2): 64->32 @64 (K = 256) direct 142-156 GFLOP/s
-// NHWC, 115-129 NCHW, against 120-125 and 93-101 for the GEMMs; 256->128 @14 (K = 1024) direct
-// 98-104 NHWC, 74-78 NCHW, against 107-135 and 98-104. In NCHW the direct form also pays two
+// NHWC, 115-129 NCHW, against 120-125 and 93-101 for the GEMMs. Since the tile stores are inlined
+// and packed phase weights are read in place, K up to 1536 with the phase's weights within
+// 640 KiB goes direct too (us, packed weights, GEMMs -> direct): 256->128 @14 (K = 1024) NHWC
+// 488 -> 466, NCHW 492 -> 481 (plain weights 525 -> 493, 535 -> 517); 256->128 @28 NCHW
+// 2165 -> 1851; 384->96 @14 NHWC 644 -> 541; 2x2/2 1024->128 @7 154 -> 91; 3x3/2 256->128 @14
+// 371 -> 306; past it, 256->256 @7 (1 MiB) 317 -> 408. In NCHW the direct form also pays two
 // reorders, which few output channels per group cannot carry: 3x3 32->16 @64 direct 56-71,
 // GEMMs 86 (NHWC: direct 92, GEMMs 42); 2x2/2 128->64 @56 direct 106, GEMMs 72-90.
 bool direct_transpose_pays(const ConvTranspose2dParams& p) {
@@ -602,7 +606,10 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p) {
   // The input panel spans the tile plus the taps' reach: with dilations far past the image
   // (at most one tap of a row lands) it would be mostly zeros; the GEMMs never build it.
   if (span_w > p.w + p.ow) return false;
-  return taps_h * taps_w * (p.c / p.groups) <= 768;
+  // As conv2d's direct form (choose_conv2d_algorithm): K up to 768, or up to 1536 while a
+  // phase's weights for the group stay within 640 KiB of float32 (L2 room beside the panels).
+  const int64_t K = taps_h * taps_w * (p.c / p.groups);
+  return K <= 768 || (K <= 1536 && K * (p.o / p.groups) <= 160 * 1024);
 }
 
 // NCHW data on the NHWC per-tap GEMMs (reordering each input row as it is packed and each output
