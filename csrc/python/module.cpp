@@ -95,25 +95,35 @@ py::array plan_result(const py::object& out, const std::vector<py::ssize_t>& sha
   return out.is_none() ? py::array(PlanArray<T>(shape)) : out.cast<py::array>();
 }
 
-struct Conv2dPlan {
-  pycnn::Conv2dParams params;
+// The plan of an op on (x, weight, bias) and, optionally, the weights in a form prepared ahead
+// of time by pycnn.ops (conv2d's HWIO copy, conv_transpose2d's phase matrices).
+template <class Params,
+          void (*RunFloat)(const Params&, const py::array&, const py::array&, const py::object&, py::array&,
+                           const py::object&),
+          void (*RunDouble)(const Params&, const py::array&, const py::array&, const py::object&, py::array&,
+                            const py::object&)>
+struct PreparedWeightPlan {
+  Params params;
   bool float64 = false;
   std::vector<py::ssize_t> result_shape;
 
   template <class T>
   py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
-                      const py::handle& w_hwio) const {
+                      const py::handle& prepared) const {
     const PlanArray<T> xa = plan_array<T>(x), wa = plan_array<T>(w);
     py::array y = plan_result<T>(out, result_shape);
-    conv2d_typed<T>(params, xa, wa, plan_optional<T>(bias), y, plan_optional<T>(w_hwio));
+    (std::is_same_v<T, double> ? RunDouble : RunFloat)(params, xa, wa, plan_optional<T>(bias), y,
+                                                       plan_optional<T>(prepared));
     return y;
   }
 
   py::array run(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
-                const py::handle& w_hwio) const {
-    return float64 ? run_typed<double>(x, w, bias, out, w_hwio) : run_typed<float>(x, w, bias, out, w_hwio);
+                const py::handle& prepared) const {
+    return float64 ? run_typed<double>(x, w, bias, out, prepared) : run_typed<float>(x, w, bias, out, prepared);
   }
+};
 
+struct Conv2dPlan : PreparedWeightPlan<pycnn::Conv2dParams, conv2d_typed<float>, conv2d_typed<double>> {
   std::string explain() const {
     std::string why;
     pycnn::choose_conv2d_algorithm(params, &why);
@@ -297,27 +307,10 @@ struct WeightedPlan {
 
 using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
 
-// conv_transpose2d's: (x, weight, bias) and, from a PackedConvTranspose2dWeight, the weights
-// split by stride phase.
-struct ConvTranspose2dPlan {
-  pycnn::ConvTranspose2dParams params;
-  bool float64 = false;
-  std::vector<py::ssize_t> result_shape;
+// conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices.
+struct ConvTranspose2dPlan
+    : PreparedWeightPlan<pycnn::ConvTranspose2dParams, conv_transpose_typed<float>, conv_transpose_typed<double>> {
   bool uses_phases = false;  // calls pass weight_phases
-
-  template <class T>
-  py::array run_typed(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
-                      const py::handle& w_phases) const {
-    const PlanArray<T> xa = plan_array<T>(x), wa = plan_array<T>(w);
-    py::array y = plan_result<T>(out, result_shape);
-    conv_transpose_typed<T>(params, xa, wa, plan_optional<T>(bias), y, plan_optional<T>(w_phases));
-    return y;
-  }
-
-  py::array run(const py::handle& x, const py::handle& w, const py::handle& bias, const py::object& out,
-                const py::handle& w_phases) const {
-    return float64 ? run_typed<double>(x, w, bias, out, w_phases) : run_typed<float>(x, w, bias, out, w_phases);
-  }
 };
 
 template <class Plan>
@@ -342,8 +335,9 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Conv2dPlan>(m, "Conv2dPlan")
       .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, int algorithm,
                        bool weight_hwio_given, bool float64, std::vector<py::ssize_t> result_shape) {
-             return Conv2dPlan{conv2d_params(geometry, layout, activation, param, algorithm, weight_hwio_given),
-                               float64, std::move(result_shape)};
+             return Conv2dPlan{
+                 {conv2d_params(geometry, layout, activation, param, algorithm, weight_hwio_given), float64,
+                  std::move(result_shape)}};
            }),
            py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
            py::arg("algorithm"), py::arg("weight_hwio_given") = false, py::arg("float64") = false,
@@ -356,8 +350,9 @@ PYBIND11_MODULE(_core, m) {
   py::class_<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan")
       .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, bool float64,
                        std::vector<py::ssize_t> result_shape, bool uses_phases) {
-             return ConvTranspose2dPlan{conv_transpose_params(geometry, layout, activation, param), float64,
-                                        std::move(result_shape), uses_phases};
+             return ConvTranspose2dPlan{
+                 {conv_transpose_params(geometry, layout, activation, param), float64, std::move(result_shape)},
+                 uses_phases};
            }),
            py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
            py::arg("float64"), py::arg("result_shape"), py::arg("uses_phases") = false)
