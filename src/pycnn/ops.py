@@ -105,6 +105,22 @@ class _PackedWeight:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._packed_for)
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, {fields})"
 
+    def check_data_format(self, layout):
+        """ValueError unless the call's layout is the one this weight was packed for."""
+        if self.data_format != layout:
+            raise ValueError(f"weight was packed for data_format {self.data_format!r}; "
+                             f"this call has data_format {layout!r}")
+
+    def check_geometry(self, g):
+        """ValueError naming the first of what this weight was packed for (but its layout) that
+        the call's geometry `g` does not have."""
+        for name in self._packed_for:
+            if name == "data_format":
+                continue
+            was, now = getattr(self, name), getattr(g, name)
+            if was != now:
+                raise ValueError(f"weight was packed for {name}={was}; this call has {name}={now}")
+
 
 class PackedConv2dWeight(_PackedWeight):
     """conv2d weights prepared once for repeated calls; made by `pack_conv2d_weight`.
@@ -279,13 +295,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
                         "or a PackedConv2dWeight")
     packed = weight if type(weight) is PackedConv2dWeight else None
     a = _Inputs(data_format, x, bias, weight=weight if packed is None else packed.weight)
-    if packed is not None and packed.data_format != a.layout:
-        raise ValueError(f"weight was packed for data_format {packed.data_format!r}; "
-                         f"this call has data_format {a.layout!r}")
+    if packed is not None:
+        packed.check_data_format(a.layout)
     g = _args.conv2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
                               dilation=dilation, groups=groups, layout=a.layout)
-    if packed is not None and packed.groups != g.groups:
-        raise ValueError(f"weight was packed for groups={packed.groups}; this call has groups={g.groups}")
+    if packed is not None:
+        packed.check_geometry(g)
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n == 0:
@@ -496,17 +511,13 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
                         "PackedConvTranspose2dWeight")
     packed = weight if tw is PackedConvTranspose2dWeight else None
     a = _Inputs(data_format, x, bias, weight=weight if packed is None else packed.weight)
-    if packed is not None and packed.data_format != a.layout:
-        raise ValueError(f"weight was packed for data_format {packed.data_format!r}; "
-                         f"this call has data_format {a.layout!r}")
+    if packed is not None:
+        packed.check_data_format(a.layout)
     g = _args.conv_transpose2d_geometry(a.x4.shape, a.weights[0].shape, stride=stride, padding_spec=padding,
                                         output_padding=output_padding, dilation=dilation, groups=groups,
                                         layout=a.layout)
     if packed is not None:
-        for name, was, now in (("groups", packed.groups, g.groups), ("stride", packed.stride, g.stride),
-                               ("dilation", packed.dilation, g.dilation)):
-            if was != now:
-                raise ValueError(f"weight was packed for {name}={was}; this call has {name}={now}")
+        packed.check_geometry(g)
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
