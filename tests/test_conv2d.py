@@ -62,6 +62,9 @@ CASES = [
           padding="same", groups=3, activation="sigmoid"),
     _case("5x5-on-5x5", c=17, h=5, w=5, o=17, k=5, activation="tanh"),
     _case("3x1-w1", c=1, h=23, w=1, o=33, k=(3, 1), padding=(1, 0), activation="relu"),
+    # NCHW in place, two groups of 35 output channels: each group ends in a partial block of
+    # channels, which the kernel reads from a per-group copy.
+    _case("in-place-groups-partial-blocks", c=40, h=3, w=5, o=70, k=3, padding=1, groups=2),
 ]
 
 
@@ -296,6 +299,23 @@ def test_single_vector_tile(o, algorithm, layout, isa, rng, check_conv2d):
             x, wt, b, params = make_problem(rng, case, layout, dtype)
             check_conv2d(x, wt, b, algorithm=algorithm, err_msg=f"isa={isa} dtype={np.dtype(dtype)} h={h}",
                          **params)
+
+
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize("ow", [28, 27, 26, 15, 14, 13, 12, 5])
+def test_two_vector_pixel_tiles(ow, stride, dilation, isa, rng, check_conv2d):
+    """Two vectors of output channels (32 float32 / 16 float64 on AVX-512) take the NHWC direct
+    kernel's longest tile: 14 pixels on AVX-512, whose 14 pixel addresses are four-pixel base
+    pointers plus 0-3 pixel steps. Rows of 28, 27 and 26 pixels split into two tiles of 14, 13 or
+    12 (the MR, MR-1 and MR-2 kernels); 15 into 14 + 1; 5 and 12 take one partial or short tile.
+    Strides and dilations change the pixel step and the taps' layout in the panel."""
+    w_in = (ow - 1) * stride + 2 * dilation + 1 - 2  # 3x3, padding 1
+    for dtype, o in ((np.float32, 32), (np.float64, 16)):
+        case = dict(n=1, c=3, h=6, w=w_in, o=o, kh=3, kw=3, stride=stride, padding=1, dilation=dilation,
+                    groups=1, bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, "NHWC", dtype)
+        result = check_conv2d(x, w, b, algorithm="direct", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+        assert result.shape[2] == ow
 
 
 # ------------------------------------------------------------------------------ dtypes

@@ -53,8 +53,9 @@ using IgemmUkernel = void (*)(size_t segments, size_t k, const T* const* a, size
 //          column j, tap t (of KH*KW) and channel c the input is panel[tap[t] + c*panel_c + j].
 //          Readable for every j < NR (the op pads the panel so full vector loads stay inside).
 //   tap: KH*KW offsets (kh*panel_kh + phase*phase_width + (kw*dilation)/stride).
-//   w: weights in place (OIHW rows of this channel block): w[i*ldw + c*KH*KW + t] for i < mr;
-//      rows >= mr are never read.
+//   w: OIHW rows of this channel block, row stride ldw: w[i*ldw + c*KH*KW + t]. All MR rows
+//      readable (the op copies a last, partial block); rows >= mr only feed accumulators that
+//      are never stored.
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per row (channel) in the epilogue.
 template <class T>
 struct DirectNchwArgs {

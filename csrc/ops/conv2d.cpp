@@ -405,12 +405,20 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
   Workspace<T> panels((size_t)(Cg * panel_c), threads);
+  // A group's last block of fewer than MR channels is read from a copy whose missing rows are
+  // zeros: the kernel reads all MR rows (kernels/microkernels.h), and those past the weights'
+  // end would be outside them.
+  const int64_t tail_mr = Og % MR;
+  Workspace<T> tails(tail_mr ? (size_t)(MR * K) : 0, threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* panel = panels.slice(omp_get_thread_num());
+    T* tail = tails.slice(omp_get_thread_num());
+    int64_t tail_group = -1;  // whose last block `tail` holds
+    if (tail_mr) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
     args.tap = tap.data();
@@ -440,8 +448,12 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         Epilogue<T> e = base;
         e.bias_row = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
-        args.w = w + o0 * K;  // OIHW rows in place
         args.mr = (size_t)std::min(MR, Og - mp * MR);
+        args.w = w + o0 * K;  // OIHW rows in place
+        if ((int64_t)args.mr < MR) {
+          if (tail_group != g) std::copy(args.w, args.w + tail_mr * K, tail), tail_group = g;
+          args.w = tail;
+        }
         for (int64_t j0 = 0; j0 < p.ow; j0 += NR) {
           args.panel = panel + j0;
           args.y = y + ((n * p.o + o0) * p.oh + oh) * p.ow + j0;
