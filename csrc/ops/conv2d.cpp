@@ -522,6 +522,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
+  // With few rows per thread, the last one can leave a thread idle for a row's time (3x3 32->64
+  // @13: 13 rows on 2 threads, 7 + 6): the rows then go out as one item per panel of NR output
+  // channels (26 items, 13 + 13).
+  const int64_t parts = items < 8 * threads && npanels > 1 ? npanels : 1;
   // NCHW: the input as NHWC (ops/pack.h), HWIO weights, and an output row to transpose from.
   NhwcInput<T> input(x, nchw, p.n, p.c, HW, threads);
   Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
@@ -552,8 +556,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
     args.ldy = nchw ? NR : p.o;
-    // Output row oh of group g of image n, whose NHWC input is `image`.
-    auto output_row = [&](int64_t n, int64_t g, int64_t oh, const T* image) {
+    // Part `part` of output row oh (all its panels when parts is 1) of group g of image n, whose
+    // NHWC input is `image`.
+    auto output_row = [&](int64_t n, int64_t g, int64_t row_part, const T* image) {
+      const int64_t oh = row_part / parts, part = row_part % parts;
       // With one group and all KH taps inside the image, the kernel reads the input rows in
       // place (row stride dilation_h*W*C) wherever a tile's columns are inside them too; the
       // padded panel is built only if some tile reaches into the padding.
@@ -565,7 +571,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
                         panel_kh);
       };
       if (!rows_inside) fill_panel(0, columns);
-      for (int64_t np = 0; np < npanels; ++np) {
+      for (int64_t np = parts == 1 ? 0 : part; np < (parts == 1 ? npanels : part + 1); ++np) {
         const int64_t o0 = g * Og + np * NR;
         Epilogue<T> e = base;
         e.bias_col = bias ? bias + o0 : nullptr;
@@ -593,7 +599,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
       }
     };
-    input.for_each_row(kn, G, p.oh, output_row);
+    input.for_each_row(kn, G, p.oh * parts, output_row);
   });
 }
 
