@@ -318,6 +318,20 @@ def test_two_vector_pixel_tiles(ow, stride, dilation, isa, rng, check_conv2d):
         assert result.shape[2] == ow
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("c, h, w, o", [(32, 13, 13, 64), (24, 4, 41, 70), (16, 2, 30, 40)])
+def test_few_rows_split_into_tile_parts(c, h, w, o, layout, isa, rng, check_conv2d):
+    """Fewer than 8 output rows per thread: the NHWC direct kernel's rows go out in parts of their
+    (channel panel, pixel tile) units, and in NCHW each part's columns are transposed back on
+    their own. MNIST's 32->64 @13, a 4-row image of 70 channels (two panels, partial), a
+    2-row one."""
+    case = dict(n=1, c=c, h=h, w=w, o=o, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                bias=True, activation="relu")
+    for dtype in DTYPES:
+        x, wt, b, params = make_problem(rng, case, layout, dtype)
+        check_conv2d(x, wt, b, algorithm="direct", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
 # ------------------------------------------------------------------------------ dtypes
 
 def _values(rng, shape, dtype):

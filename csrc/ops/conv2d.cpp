@@ -522,10 +522,12 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
-  // With few rows per thread, the last one can leave a thread idle for a row's time (3x3 32->64
-  // @13: 13 rows on 2 threads, 7 + 6): the rows then go out as one item per panel of NR output
-  // channels (26 items, 13 + 13).
-  const int64_t parts = items < 8 * threads && npanels > 1 ? npanels : 1;
+  // A row's work: a tile of pixels for each panel of NR output channels. With few rows per
+  // thread, the last row can leave a thread idle for a row's time (3x3 32->64 @13: 13 rows on 2
+  // threads, 7 + 6), so rows then go out in parts of their tiles (3 parts of 5, 4 and 4 pixels:
+  // 39 items, 20 + 19).
+  const int64_t row_tile_count = row_tiles.tiles, row_units = npanels * row_tile_count;
+  const int64_t parts = items < 8 * threads ? std::min(row_units, ceil_div(8 * threads, items)) : 1;
   // NCHW: the input as NHWC (ops/pack.h), HWIO weights, and an output row to transpose from.
   NhwcInput<T> input(x, nchw, p.n, p.c, HW, threads);
   Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
@@ -556,10 +558,11 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
     args.ldy = nchw ? NR : p.o;
-    // Part `part` of output row oh (all its panels when parts is 1) of group g of image n, whose
-    // NHWC input is `image`.
+    // Part `part` of output row oh of group g of image n, whose NHWC input is `image`: the
+    // row's units (panel, tile) [u0, u1).
     auto output_row = [&](int64_t n, int64_t g, int64_t row_part, const T* image) {
       const int64_t oh = row_part / parts, part = row_part % parts;
+      const int64_t u0 = part * row_units / parts, u1 = (part + 1) * row_units / parts;
       // With one group and all KH taps inside the image, the kernel reads the input rows in
       // place (row stride dilation_h*W*C) wherever a tile's columns are inside them too; the
       // padded panel is built only if some tile reaches into the padding.
@@ -571,14 +574,18 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
                         panel_kh);
       };
       if (!rows_inside) fill_panel(0, columns);
-      for (int64_t np = parts == 1 ? 0 : part; np < (parts == 1 ? npanels : part + 1); ++np) {
+      for (int64_t np = u0 / row_tile_count; np * row_tile_count < u1; ++np) {
         const int64_t o0 = g * Og + np * NR;
         Epilogue<T> e = base;
         e.bias_col = bias ? bias + o0 : nullptr;
         args.epilogue = epilogue_needed ? &e : nullptr;
         args.w = weights.panel(g, np, 0, &args.ldw);
         args.nr = (size_t)std::min(NR, Og - np * NR);
-        for (int64_t t = 0, i0 = 0; i0 < p.ow; ++t) {
+        const int64_t t0 = std::max<int64_t>(0, u0 - np * row_tile_count);
+        const int64_t t1 = std::min(row_tile_count, u1 - np * row_tile_count);
+        const int64_t first = row_tiles.start(t0);
+        int64_t i0 = first;
+        for (int64_t t = t0; t < t1; ++t) {
           const int64_t mr = row_tiles.size(t, i0, p.ow);
           // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
           const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
@@ -596,7 +603,8 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           i0 += mr;
         }
         if (nchw)  // out_row (pixel, channel) -> y (channel, pixel)
-          transpose_blocks(kn, out_row, NR, p.ow, (int64_t)args.nr, y + (n * p.o + o0) * P + oh * p.ow, P);
+          transpose_blocks(kn, out_row + first * NR, NR, i0 - first, (int64_t)args.nr,
+                           y + (n * p.o + o0) * P + oh * p.ow + first, P);
       }
     };
     input.for_each_row(kn, G, p.oh * parts, output_row);
