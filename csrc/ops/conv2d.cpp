@@ -626,26 +626,30 @@ struct NchwReorder {
 
 bool nchw_reorders_pay(const Conv2dParams& p) { return NchwReorder(p).pays(); }
 
-// The same for a direct convolution, which also reorders when input, weights and output fit L1
-// together (the transposes are then a few L1 passes) and the in-place NCHW tiles would do at
-// least twice the multiply-adds of the NHWC ones: they round a group's output channels up to
-// MR and each output row up to NR columns, where the NHWC tiles round only the channels.
-// LeNet's 5x5 6->16 @14 (12-channel tiles over 10 of 16 lanes, 2.4x), 2 threads, us: in place
-// 10.2, reordered 6.1; 3x3 16->16 @10 9.5 vs 5.2; 5x5 3->16 @10 6.8 vs 4.4. Larger outputs
-// lost by 10-100% (3x3 6->32 @20 10.8 vs 14.8, 32->16 @10 10.6 vs 11.6), and so did 8 output
-// channels, half of an AVX-512 NHWC tile. Below 16K multiply-adds (3x3 1->16 @7, 5x5 3->8 @7)
-// in place stays ~0.4 us faster.
+// The same for a direct convolution, which also reorders when the in-place NCHW tiles would do
+// clearly more multiply-adds than the NHWC ones (they round a group's output channels up to MR
+// and each output row up to NR columns, where the NHWC tiles round only the channels): by 2x
+// when input, weights and output fit L1 together (the transposes are then a few L1 passes), by
+// 1.25x when there are at least 40 multiply-adds per element reordered. 2 threads, us, in place
+// vs reordered: LeNet's 5x5 6->16 @14 (12-channel tiles over 10 of 16 lanes) 7.3 vs 5.4; 3x3
+// 32->16 @10 12.7 vs 6.8; 16->16 @14 9.8 vs 8.7; 8->32 @28 16.3 vs 14.0; 16->64 @8 11.7 vs 8.0;
+// 6->32 @20 10.2 vs 9.4. In place stays ahead with few input channels (1->32 @28 5.2 vs 5.9,
+// 3->32 @64 27.2 vs 45.9, 4->16 @28 8.2 vs 8.4: under 40 multiply-adds per element) and with
+// 8 output channels, half of an AVX-512 NHWC tile (16->8 @28 15.2 vs 18.5). Below 16K
+// multiply-adds (3x3 1->16 @7, 5x5 3->8 @7) in place stays ~0.4 us faster.
 bool direct_nchw_reorders_pay(const Conv2dParams& p) {
   const NchwReorder reorder(p);
   if (reorder.pays()) return true;
-  if (reorder.elements * 4.0 > 32.0 * 1024 || reorder.fmas < 16384.0) return false;  // tiny: fixed costs win
+  if (reorder.fmas < 16384.0) return false;  // tiny: fixed costs win
+  const bool fits_l1 = reorder.elements * 4.0 <= 32.0 * 1024;
+  if (!fits_l1 && reorder.fmas < 40.0 * reorder.elements) return false;
   const ConvKernels<float>& kn = kernels_for<float>(active_kernels());
   const int64_t og = p.o / p.groups;
   const auto& in_place = pick_tile(kn.direct_nchw, og, p.ow);
   const auto& nhwc = pick_tile(kn.direct_nhwc, p.ow, og);
   const double in_place_work = (double)round_up(og, (int64_t)in_place.mr) * (double)round_up(p.ow, (int64_t)in_place.nr);
   const double nhwc_work = (double)p.ow * (double)round_up(og, (int64_t)nhwc.nr);
-  return in_place_work >= 2.0 * nhwc_work;
+  return in_place_work >= (fits_l1 ? 2.0 : 1.25) * nhwc_work;
 }
 
 // Whether an NCHW im2col convolution should run on the NHWC GEMM (conv_gemm_nchw_via_nhwc): a
