@@ -192,12 +192,14 @@ void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
       for (size_t v = 0; v < NV; ++v) bv[v] = V::load(src + v * V::W);
 #pragma GCC unroll 32
       for (size_t i = 0; i < MR; ++i) {
-        const reg wi = V::set1(MR > 8 ? base[i / 4][step[i % 4]] : base[0][(int64_t)i * ldw]);
+        const reg wi = V::set1(MR > 8 ? base[i / 4][step[i % 4]] : base[0][(int64_t)i * ldw + c * args.taps]);
 #pragma GCC unroll 8
         for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(wi, bv[v], acc[i][v]);
       }
+      if constexpr (MR > 8) {
 #pragma GCC unroll 8
-      for (size_t b = 0; b < NB; ++b) base[b] += args.taps;
+        for (size_t b = 0; b < NB; ++b) base[b] += args.taps;
+      }
       src += args.panel_c;
     }
   }
@@ -238,12 +240,14 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
         for (size_t v = 0; v < NV; ++v) bv[v] = V::load(w + v * V::W);
 #pragma GCC unroll 32
         for (size_t i = 0; i < MR; ++i) {
-          const reg xi = V::set1(MR > 8 ? base[i / 4][step[i % 4]] : base[0][(int64_t)i * pixel_step]);
+          const reg xi = V::set1(MR > 8 ? base[i / 4][step[i % 4]] : base[0][(int64_t)i * pixel_step + c]);
 #pragma GCC unroll 8
           for (size_t v = 0; v < NV; ++v) acc[i][v] = V::fmadd(xi, bv[v], acc[i][v]);
         }
+        if constexpr (MR > 8) {
 #pragma GCC unroll 8
-        for (size_t b = 0; b < NB; ++b) ++base[b];
+          for (size_t b = 0; b < NB; ++b) ++base[b];
+        }
         w += args.ldw;
       }
     }
