@@ -116,6 +116,8 @@ struct TiledRows {
   Fn for_rows(size_t rows) const {
     return rows + 1 == mr ? run_less[0] : rows + 2 == mr ? run_less[1] : run;
   }
+  // The output pixels (input columns) the for_rows(rows) kernel reads: `run` reads all MR.
+  size_t rows_read(size_t rows) const { return rows + 1 == mr || rows + 2 == mr ? rows : mr; }
 };
 
 // Each family comes in kTileShapes register-tile shapes so an op can pick the one that wastes

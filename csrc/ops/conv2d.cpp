@@ -587,8 +587,11 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         int64_t i0 = first;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t mr = row_tiles.size(t, i0, p.ow);
-          // Panel columns [q0, q_last] of the tile's MR pixels (all read, even past mr).
-          const int64_t q0 = i0 * p.stride_w, q_last = q0 + (MR - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
+          // Panel columns [q0, q_last] of the pixels the tile's kernel reads (all MR for `run`,
+          // even past mr).
+          const int64_t q0 = i0 * p.stride_w;
+          const int64_t read = (int64_t)direct.rows_read((size_t)mr);
+          const int64_t q_last = q0 + (read - 1) * p.stride_w + (p.kw - 1) * p.dilation_w;
           if (rows_inside && q0 >= p.pad_left && q_last < p.pad_left + p.w) {
             args.panel = image + (ih0 * p.w + q0 - p.pad_left) * p.c;
             args.panel_kh = p.dilation_h * p.w * p.c;

@@ -558,8 +558,10 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
           const RowTiles row_tiles(count, MR);
           for (int64_t t = 0, i0 = 0; i0 < count; ++t) {
             const int64_t mr = row_tiles.size(t, i0, count);
-            // Panel columns [i0, last] of the tile's MR pixels (all read, even past mr).
-            const int64_t last = i0 + MR - 1 + (taps_w ? (taps_w - 1) * pq.step : 0);
+            // Panel columns [i0, last] of the pixels the tile's kernel reads (all MR for `run`,
+            // even past mr).
+            const int64_t read = (int64_t)direct.rows_read((size_t)mr);
+            const int64_t last = i0 + read - 1 + (taps_w ? (taps_w - 1) * pq.step : 0);
             if (rows_inside && !no_taps && iw0 + i0 >= 0 && iw0 + last < p.w) {
               args.panel = image + (ih0 * p.w + iw0 + i0) * p.c;
               args.panel_kh = pr.step * p.w * p.c;
