@@ -178,7 +178,7 @@ void direct_nchw_ukernel(const DirectNchwArgs<typename V::T>& args) {
   zero_tile<V, MR, NV>(acc);
   // Weight row i is base[i/4] + step[i%4] past 8 rows, as in direct_nhwc_ukernel (MR row
   // pointers spilled: 3x3 1->32 @28, one thread, 6.9 -> 5.9 us).
-  constexpr size_t NB = (MR + 3) / 4;
+  constexpr size_t NB = MR > 8 ? (MR + 3) / 4 : 1;  // up to 8 rows: base[0] and i*step
   const int64_t ldw = args.ldw, step[4] = {0, ldw, 2 * ldw, 3 * ldw};
   // Taps outside, channels inside: the long loop has fixed strides and no indirection.
   for (int64_t t = 0; t < args.taps; ++t) {
@@ -226,7 +226,7 @@ void direct_nhwc_ukernel(const DirectNhwcArgs<typename V::T>& args) {
   // about as costly as the FMAs where a run is short (3 for 3x3 1->32: ~45 instructions per 72
   // FMAs; 7.0 -> 6.2 us, one thread). Up to 8 they stay in registers, and the extra pointer
   // increments cost the 7x7/2 3->64 stem's 6-pixel tiles 2%.
-  constexpr size_t NB = (MR + 3) / 4;
+  constexpr size_t NB = MR > 8 ? (MR + 3) / 4 : 1;  // up to 8 rows: base[0] and i*step
   const int64_t step[4] = {0, pixel_step, 2 * pixel_step, 3 * pixel_step};
   for (int64_t kh = 0; kh < args.kh; ++kh) {
     for (int64_t kw = 0; kw < taps_per_pass; ++kw) {
