@@ -135,7 +135,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* tile_buf = tiles.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t mc = item % mchunks;
       const int64_t pt = (item / mchunks) % ptiles;
@@ -246,7 +246,7 @@ void conv_gemv_split_k(const Conv2dParams& p, const ConvKernels<T>& kn, const Ti
       }
     }
 #pragma omp barrier
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t j0 = 0; j0 < O; j0 += kColumns) {
       const int64_t cols = std::min(kColumns, O - j0);
       for (int64_t i = 0; i < P; ++i) {
@@ -426,7 +426,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.channels = Cg;
     args.ldw = K;
     args.ldy = p.oh * p.ow;
-#pragma omp for schedule(guided)
+#pragma omp for schedule(guided) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       for (int64_t c = 0; c < Cg; ++c) {

@@ -332,7 +332,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
     }
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(dynamic, 8)
+#pragma omp for schedule(dynamic, 8) nowait
     for (int64_t row = 0; row < rows_out; ++row) {
       const int64_t oh = row % p.oh, oc = (row / p.oh) % p.o, n = row / p.oh / p.o;
       const int64_t g = oc / Og, o = oc % Og, fr = oh + p.pad_top;
@@ -441,7 +441,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       }
     }
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(dynamic, 8)
+#pragma omp for schedule(dynamic, 8) nowait
     for (int64_t row = 0; row < rows_out; ++row) {
       const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
       T* yrow = nchw ? rows_nhwc.slice(omp_get_thread_num()) : y + row * p.ow * p.o;

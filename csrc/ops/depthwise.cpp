@@ -243,7 +243,7 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     FlushDenormals ftz;
     T* buf = planes.slice(omp_get_thread_num());
     if (!in_place) plane.zero_padding(buf);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t b = item % bands, c = (item / bands) % p.c, n = item / bands / p.c;
       const int64_t oh0 = b * band, rows = std::min(band, p.oh - oh0);
@@ -340,7 +340,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     const int tid = omp_get_thread_num();
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_w.data(), w_stride);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t ch = item % chunks, oh = (item / chunks) % p.oh, n = item / chunks / p.oh;
       const int64_t c0 = ch * chunk;
@@ -492,7 +492,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     T* plane_buf = planes.slice(tid);
     if (!in_place) plane.zero_padding(plane_buf);
     T* mid = mids.slice(tid);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], rows = plan.band_start[(size_t)b + 1] - oh0, bp = rows * p.ow;
@@ -563,7 +563,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     g.dilation = 1;
     g.ldw = NR;
     g.ldy = O;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
     for (int64_t item = 0; item < plan.items; ++item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], nrows = plan.band_start[(size_t)b + 1] - oh0, bp = nrows * p.ow;

@@ -168,12 +168,12 @@ class NhwcInput {
 
   // row(n, g, r, image) for every output row r < rows of every group and image, with image n's
   // NHWC input: an orphaned `omp for` (images dynamic, rows guided: see ops/conv2d.cpp), after
-  // transpose_batch's barrier.
+  // transpose_batch's barrier. No barrier at its end: call it last in the parallel region.
   template <class Row>
   void for_each_row(const ConvKernels<T>& kn, int64_t groups, int64_t rows, const Row& row) {
     if (per_image_) {
       T* image = buffer_.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
       for (int64_t i = 0; i < n_; ++i) {
         transpose_blocks(kn, x_ + i * c_ * hw_, hw_, c_, hw_, image, c_);
         for (int64_t g = 0; g < groups; ++g)
@@ -181,7 +181,7 @@ class NhwcInput {
       }
     } else {
       const T* batch = nchw_ ? buffer_.data() : x_;
-#pragma omp for schedule(guided)
+#pragma omp for schedule(guided) nowait
       for (int64_t item = 0; item < n_ * groups * rows; ++item) {
         const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
         row(i, g, r, batch + i * hw_ * c_);

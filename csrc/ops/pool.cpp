@@ -140,7 +140,7 @@ void pool2d_nchw(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
       std::fill(row, row + p.pad_left, identity);
       std::fill(row + p.pad_left + p.w, row + width, identity);
     }
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t plane = item / blocks, oh0 = (item % blocks) * row_block;
       const int64_t oh1 = std::min(p.oh, oh0 + row_block);
@@ -184,7 +184,7 @@ void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T*
     args.dilation = p.dilation_w;
     args.pad_left = p.pad_left;
     args.y_step = p.ow;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t plane = item / row_blocks;
       const int64_t o0 = (item % row_blocks) * rows_per_block, o1 = std::min(p.oh, o0 + rows_per_block);
@@ -228,7 +228,7 @@ void pool2d_nhwc(const Pool2dParams& p, const PoolKernels<T>& kn, const T* x, T*
     args.stride = p.stride_w;
     args.dilation = p.dilation_w;
     args.pad_left = p.pad_left;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t image = item / p.oh, o = item % p.oh;
       const RowSpan rows = window_rows(p, o);
@@ -294,7 +294,7 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
     const int64_t planes = n * c;
     const int threads = pool_threads(elements, planes);
     parallel_region(threads, [&] {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t plane = 0; plane < planes; ++plane) {
       FlushDenormals ftz;
       double total = 0;
@@ -318,7 +318,7 @@ void global_avg_pool2d_blocked(const PoolKernels<T>& kn, Layout layout, int64_t 
     FlushDenormals ftz;
     T* part = parts.slice(omp_get_thread_num());
     double* total = totals.slice(omp_get_thread_num());
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t image = 0; image < n; ++image) {
       std::fill(total, total + c, 0.0);
       for (int64_t b = 0; b < row_blocks; ++b) {
@@ -353,7 +353,7 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
     const int64_t per_chunk = ceil_div(planes, chunks);
     parallel_region(threads, [&] {
       FlushDenormalsForSums ftz(!is_max);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t p0 = chunk * per_chunk, p1 = std::min(planes, p0 + per_chunk);
         if (p0 < p1) reduce_planes(x + p0 * size, p1 - p0, size, scale, y + p0);
@@ -368,7 +368,7 @@ void run_global_pool2d(PoolKind kind, Layout layout, int64_t n, int64_t c, int64
     const int threads = pool_threads(elements, n * chunks);
     parallel_region(threads, [&] {
       FlushDenormalsForSums ftz(!is_max);
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
       for (int64_t item = 0; item < n * chunks; ++item) {
         const int64_t image = item / chunks, c0 = (item % chunks) * chunk_c;
         reduce_rows(x + image * size * c + c0, c, size, std::min(chunk_c, c - c0), scale, y + image * c + c0);
@@ -393,7 +393,7 @@ void run_depth_max_pool2d(Layout layout, int64_t n, int64_t c, int64_t h, int64_
     const int64_t per_slice = ceil_div(size, slices);
     const int threads = pool_threads(elements, planes * slices);
     parallel_region(threads, [&] {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < planes * slices; ++item) {
       const int64_t plane = item / slices, i0 = (item % slices) * per_slice;
       const int64_t image = plane / groups, g = plane % groups;
@@ -410,7 +410,7 @@ void run_depth_max_pool2d(Layout layout, int64_t n, int64_t c, int64_t h, int64_
     const int64_t chunks = std::min<int64_t>(total, (int64_t)threads * 4);
     const int64_t per_chunk = ceil_div(total, chunks);
     parallel_region(threads, [&] {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const int64_t j0 = chunk * per_chunk, j1 = std::min(total, j0 + per_chunk);
       if (j0 < j1) kn.max_window(x + j0 * k, j1 - j0, k, k, 1, nullptr, y + j0);
