@@ -709,15 +709,18 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
 }  // namespace
 
 ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
-  auto pick = [&](ConvAlgorithm a, const std::string& reason) {
-    if (why) *why = reason;
+  // The reason is built only when asked for (explain): a plain call runs this on every call.
+  auto pick = [&](ConvAlgorithm a, const auto& reason) {
+    if (why) *why = reason();
     return a;
   };
   const int64_t K = p.c / p.groups * p.kh * p.kw;
   const bool nchw = p.layout == Layout::NCHW;
-  // NCHW im2col with more than one tap runs on the NHWC GEMM when the reorders pay.
-  const std::string via = nchw && gemm_nchw_via_nhwc(p)
-                              ? " (NCHW: input and result reordered, the GEMM runs on NHWC)" : "";
+  // NCHW im2col with more than one tap runs on the NHWC GEMM when the reorders pay (said in the
+  // reason).
+  auto via = [&]() -> std::string {
+    return nchw && gemm_nchw_via_nhwc(p) ? " (NCHW: input and result reordered, the GEMM runs on NHWC)" : "";
+  };
   // The direct kernel streams a K x NR weight panel (NR = 64 float32 lanes on AVX-512) for each
   // tile of a few pixels, and every panel of the group for each output row: past these sizes
   // the panels no longer stay in L2 next to the input rows, while the GEMM blocks K. Measured on
@@ -729,48 +732,48 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
   const bool direct_fits = K <= 768 || (K <= 1536 && weights <= 160 * 1024);  // <= 640 KiB float32
   if (nchw && p.kh == 1 && p.kw == 1)
     return pick(ConvAlgorithm::Im2col,
-                "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
-                "it would reorder the input for no tap reuse");
+                [] { return "im2col: a 1x1 kernel in NCHW is a plain GEMM on the input in place; direct rejected: "
+                  "it would reorder the input for no tap reuse"; });
   // Measured, NHWC 1x1, 2 threads, us, direct vs im2col: 256->1024 @14 281 vs 256, batch 8 of
   // 256->64 @14 120 vs 116, a Dense layer 512->1000 on a batch of 32 531 vs 88; at 28 columns and
   // more, direct is ahead or level (64->64 @56 64 vs 69, 128->512 @28 246 vs 236).
   if (!nchw && is_pointwise(p) && p.ow < 24)
     return pick(ConvAlgorithm::Im2col,
-                "im2col: a 1x1 kernel on narrow rows is one GEMM over the pixels of the whole batch, read "
-                "in place; direct rejected: each output row of a few pixels would stream every weight panel");
+                [] { return "im2col: a 1x1 kernel on narrow rows is one GEMM over the pixels of the whole batch, read "
+                  "in place; direct rejected: each output row of a few pixels would stream every weight panel"; });
   if (p.ow < 24 && K > 512)
     return pick(ConvAlgorithm::Im2col,
-                "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
-                "weight block in cache" + via + "; direct rejected: its weight panel would stream from L2 for a "
-                "few pixels per pass");
+                [&] { return "im2col: narrow output rows and a long reduction; GEMM tiles span rows and keep the "
+                  "weight block in cache" + via() + "; direct rejected: its weight panel would stream from L2 for a "
+                  "few pixels per pass"; });
   if (!direct_fits && (!nchw || gemm_nchw_via_nhwc(p)))
     return pick(ConvAlgorithm::Im2col,
-                "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + ", " +
-                    std::to_string(weights / 256) + " KiB of float32 weights per group); the GEMM blocks it" + via +
-                    "; direct rejected: its weight panels would stream from L2 or L3 for every few pixels");
+                [&] { return "im2col: a long reduction (C/groups*KH*KW = " + std::to_string(K) + ", " +
+                  std::to_string(weights / 256) + " KiB of float32 weights per group); the GEMM blocks it" + via() +
+                  "; direct rejected: its weight panels would stream from L2 or L3 for every few pixels"; });
   if (nchw && !direct_nchw_reorders_pay(p) && p.stride_w == 1)
     return pick(ConvAlgorithm::Direct,
-                "direct (NCHW in place): little work next to the data, so nothing is reordered; output "
-                "rows are vectors over columns, weights read in place; im2col rejected: packing the "
-                "image costs more than it saves at stride 1");
+                [] { return "direct (NCHW in place): little work next to the data, so nothing is reordered; output "
+                  "rows are vectors over columns, weights read in place; im2col rejected: packing the "
+                  "image costs more than it saves at stride 1"; });
   if (nchw && p.stride_w > 1 && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Im2col,
-                "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
-                "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
-                "too much");
+                [] { return "im2col: the data is large next to the work, so the GEMM reads it in place; direct "
+                  "rejected: reordering input, output (and weights, unless packed) to NHWC would cost "
+                  "too much"; });
   if (nchw && !nchw_reorders_pay(p))
     return pick(ConvAlgorithm::Direct,
-                "direct: input reordered to NHWC once (weights too, unless packed): a small layer, all in "
-                "L1, whose in-place NCHW tiles would do at least twice the multiply-adds of the NHWC "
-                "pixel x channel tiles; im2col rejected: its image packing costs more than the reorder");
+                [] { return "direct: input reordered to NHWC once (weights too, unless packed): a small layer, all in "
+                  "L1, whose in-place NCHW tiles would do at least twice the multiply-adds of the NHWC "
+                  "pixel x channel tiles; im2col rejected: its image packing costs more than the reorder"; });
   if (nchw)
     return pick(ConvAlgorithm::Direct,
-                "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed "
-                "pixel x channel tiles with aligned loads; im2col rejected: its image packing costs more "
-                "than the reorder");
+                [] { return "direct: input reordered to NHWC once (weights too, unless packed), then row panels feed "
+                  "pixel x channel tiles with aligned loads; im2col rejected: its image packing costs more "
+                  "than the reorder"; });
   return pick(ConvAlgorithm::Direct,
-              "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
-              "rejected: packing the image would cost more than it saves");
+              [] { return "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
+                "rejected: packing the image would cost more than it saves"; });
 }
 
 void conv2d(const Conv2dParams& p, const float* x, const float* w, const float* b, float* y,
