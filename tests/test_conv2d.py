@@ -336,6 +336,21 @@ def test_few_rows_split_into_tile_parts(c, h, w, o, layout, isa, rng, check_conv
         check_conv2d(x, wt, b, algorithm="direct", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
 
 
+@pytest.mark.parametrize("dtype, c, side", [(np.float32, 3, 40), (np.float32, 3, 320), (np.float64, 2, 280)])
+def test_nchw_in_place_padded_image_and_row_panels(dtype, c, side, isa, rng, check_conv2d):
+    """NCHW in place at stride 1 reads a padded copy of the whole image (one per thread) up to
+    1 MiB, and copies each output row's input rows into a panel past that: a small image, and
+    one of each dtype over the bound. Batch 2, so a thread pads a second image; the bottom
+    padding row is 2 (asymmetric) and the rows are strided by 2 in the second pass."""
+    for stride in (1, (2, 1)):
+        case = dict(n=2, c=c, h=side, w=side, o=5, kh=3, kw=3, stride=stride, padding=((1, 2), (1, 1)),
+                    dilation=1, groups=1, bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        assert pycnn.ops.explain_conv2d(x, w, stride=stride, padding=case["padding"]).startswith(
+            "direct (NCHW in place)")
+        check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} stride={stride}", **params)
+
+
 # ------------------------------------------------------------------------------ dtypes
 
 def _values(rng, shape, dtype):
