@@ -179,6 +179,27 @@ def test_hypothesis_matches_reference(problem, isa, check_depthwise):
 
 # ------------------------------------------------------------------------------ semantics
 
+@pytest.mark.parametrize("c", [96, 144, 100])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_nhwc_3x3_input_off_the_vector_boundary(c, stride, isa, rng, check_depthwise):
+    """NHWC 3x3 rows of 6 or more vectors whose input starts inside a vector (NumPy's large
+    arrays start 16 bytes into a cache line): the first strip covers the channels up to the next
+    vector boundary so the others load whole vectors. Every offset of the input in a 64-byte
+    line; 100 channels (pixels not whole vectors apart) take no lead strip."""
+    for dtype in DTYPES:
+        item = np.dtype(dtype).itemsize
+        x0, w, b, params = make_problem(rng, dict(n=1, c=c, m=1, h=9, w=30, kh=3, kw=3, stride=stride,
+                                                  padding=1, dilation=1, bias=True, activation=None),
+                                        "NHWC", dtype)
+        raw = np.empty(x0.size + 2 * 64 // item, dtype)
+        first = (-raw.ctypes.data % 64) // item
+        for offset in range(0, 64 // item):
+            x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
+            x[...] = x0
+            assert x.ctypes.data % 64 == offset * item
+            check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_equals_grouped_conv2d(dtype, isa, rng):
     """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is

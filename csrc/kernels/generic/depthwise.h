@@ -284,7 +284,10 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   constexpr size_t IC = (MR - 1) * S + 3;  // input pixels a tile reads per row
   reg wv[9];
 #pragma GCC unroll 9
-  for (size_t t = 0; t < 9; ++t) wv[t] = V::load(a.w + (int64_t)t * a.w_stride + c0);  // lanes past channels: 0
+  for (size_t t = 0; t < 9; ++t) {
+    const T* wt = a.w + (int64_t)t * a.w_stride + c0;
+    wv[t] = Full ? V::load(wt) : V::load_partial(wt, nc);  // nc lanes: a strip may start mid-vector
+  }
   const int64_t ps = a.pixel_stride;
   for (int64_t ow = ow0; ow < ow1; ow += (int64_t)MR) {
     reg acc[MR][1];
@@ -317,18 +320,32 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
 template <class V, size_t RUN_MR, size_t MR, size_t S, bool Checked>
 inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1) {
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
+  using T = typename V::T;
   constexpr int64_t W = (int64_t)V::W;
   const int64_t split = Checked ? ow0 : ow0 + (ow1 - ow0) / (int64_t)RUN_MR * (int64_t)RUN_MR;
-  for (int64_t c0 = 0; c0 < a.channels; c0 += W) {
-    if (a.channels - c0 >= W) {
+  auto strip = [&](int64_t c0, int64_t nc) {
+    if (nc == W) {
       if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false>(a, ow0, split, c0, W);
       depthwise_nhwc_3x3_strip<V, MR, S, true, Checked>(a, split, ow1, c0, W);
     } else {
-      const size_t nc = (size_t)(a.channels - c0);
-      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, ow0, split, c0, nc);
-      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, ow1, c0, nc);
+      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, ow0, split, c0, (size_t)nc);
+      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, ow1, c0, (size_t)nc);
     }
+  };
+  // NumPy's large arrays start 16 bytes into a cache line. When pixels are whole lines apart,
+  // every full vector from channel 0 then straddles two lines; with 6 vectors or more per pixel,
+  // a first partial vector up to the line's end aligns all the others for one more vector (144
+  // channels in 10, not 9). One thread, pinned, p10 us, input 16 bytes into a line: 144 @56
+  // 97.6 -> 94.9, 3x3/2 96 @112 122.7 -> 105.1, 576 @14 38.4 -> 37.3. With fewer vectors the
+  // extra one costs more than the split loads (32 channels: 3 vectors for 2, 96 -> 108).
+  constexpr uintptr_t vector_bytes = (uintptr_t)W * sizeof(T);  // a divisor of the line
+  const T* row = a.rows[0] ? a.rows[0] : a.rows[1] ? a.rows[1] : a.rows[2];
+  int64_t c0 = 0;
+  if (row && a.channels >= 6 * W && a.pixel_stride % W == 0 && (uintptr_t)row % sizeof(T) == 0) {
+    const int64_t lead = (int64_t)((vector_bytes - (uintptr_t)row % vector_bytes) % vector_bytes / sizeof(T));
+    if (lead > 0) strip(0, lead), c0 = lead;
   }
+  for (; c0 < a.channels; c0 += W) strip(c0, a.channels - c0 < W ? a.channels - c0 : W);
 }
 
 // All channel blocks of one tile of `count` pixels at ow: NV-vector blocks, then single vectors,
