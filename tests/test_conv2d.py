@@ -351,6 +351,20 @@ def test_nchw_in_place_padded_image_and_row_panels(dtype, c, side, isa, rng, che
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} stride={stride}", **params)
 
 
+@pytest.mark.parametrize("groups, o", [(1, o) for o in (4, 8, 16, 20, 28, 32, 40)] +
+                         [(2, o) for o in (4, 8, 20, 28, 32, 40)])  # 2 groups of 16 reorder
+def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
+    """NCHW in place, output channels per group whose last block is 4 or 8 rows short of a tile
+    (12-row tiles: 16 = 12 + 4, 32 = 12 + 12 + 8) run a kernel of exactly those rows on the
+    weights in place; other remainders still read a zero-padded copy."""
+    for dtype in DTYPES:
+        case = dict(n=1, c=groups, h=9, w=11, o=o * groups, kh=3, kw=3, stride=1, padding=1, dilation=1,
+                    groups=groups, bias=True, activation="relu")
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        assert pycnn.ops.explain_conv2d(x, w, padding=1, groups=groups).startswith("direct (NCHW in place)")
+        check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
 # ------------------------------------------------------------------------------ dtypes
 
 def _values(rng, shape, dtype):

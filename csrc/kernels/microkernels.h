@@ -55,7 +55,7 @@ using IgemmUkernel = void (*)(size_t segments, size_t k, const T* const* a, size
 //   tap: KH*KW offsets (kh*panel_kh + phase*phase_width + (kw*dilation)/stride).
 //   w: OIHW rows of this channel block, row stride ldw: w[i*ldw + c*KH*KW + t]. All MR rows
 //      readable (the op copies a last, partial block); rows >= mr only feed accumulators that
-//      are never stored.
+//      are never stored. (The MR-4 and MR-8 row kernels of TiledBlocks have MR rows of their own.)
 //   y: y[i*ldy + j] for i < mr, j < nr. Bias per row (channel) in the epilogue.
 template <class T>
 struct DirectNchwArgs {
@@ -120,6 +120,20 @@ struct TiledRows {
   size_t rows_read(size_t rows) const { return rows + 1 == mr || rows + 2 == mr ? rows : mr; }
 };
 
+// The NCHW direct kernels also come 4 and 8 output channels shorter (MR-4 and MR-8 rows, when
+// positive), for a last channel block of that size: channel counts are mostly multiples of 4 or
+// 8, so the last of 32 channels in 12-row blocks is 8 rows of work, not 12 with 4 of zeros.
+template <class Fn>
+struct TiledBlocks {
+  size_t mr, nr;
+  Fn run;           // MR rows (or fewer: mr <= MR, reading all MR weight rows)
+  Fn run_fewer[2];  // exactly MR-4 and MR-8 rows (null where not positive)
+  // The kernel computing exactly `rows` rows, or null if only `run` (all MR) can.
+  Fn exact(size_t rows) const {
+    return rows == mr ? run : rows + 4 == mr ? run_fewer[0] : rows + 8 == mr ? run_fewer[1] : nullptr;
+  }
+};
+
 // Each family comes in kTileShapes register-tile shapes so an op can pick the one that wastes
 // the least work on its M and N (see pick_tile in ops/): three that fill the register file, and
 // one a single vector wide for N of one vector (16 output channels on AVX-512, where a two-vector
@@ -136,7 +150,7 @@ template <class T>
 struct ConvKernels {
   Tiled<GemmUkernel<T>> gemm[kTileShapes];
   Tiled<IgemmUkernel<T>> igemm[kTileShapes];  // the same shapes as gemm
-  Tiled<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
+  TiledBlocks<DirectNchwUkernel<T>> direct_nchw[kTileShapes];
   TiledRows<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
   size_t transpose_block;
   TransposeUkernel<T> transpose;

@@ -36,7 +36,8 @@ struct RowTiles {
 };
 
 // Rows an m-row output costs a tile shape: rounded up to MR, or for the NHWC direct kernels
-// (TiledRows, with MR-1 and MR-2 row variants) as RowTiles cuts it.
+// (TiledRows, with MR-1 and MR-2 row variants) as RowTiles cuts it, or for the NCHW direct
+// kernels (TiledBlocks) m itself when a kernel computes the last block's rows exactly.
 template <class Fn>
 int64_t computed_rows(const Tiled<Fn>& k, int64_t m) {
   return round_up(m, (int64_t)k.mr);
@@ -44,6 +45,11 @@ int64_t computed_rows(const Tiled<Fn>& k, int64_t m) {
 template <class Fn>
 int64_t computed_rows(const TiledRows<Fn>& k, int64_t m) {
   return RowTiles::computed(m, (int64_t)k.mr);
+}
+template <class Fn>
+int64_t computed_rows(const TiledBlocks<Fn>& k, int64_t m) {
+  const int64_t last = m % (int64_t)k.mr;
+  return last && !k.exact((size_t)last) ? round_up(m, (int64_t)k.mr) : m;
 }
 
 // The register-tile shape that wastes the least work on an m x n output (rows as computed_rows,

@@ -262,6 +262,15 @@ struct Shape {
 };
 
 template <class V, class S>
+constexpr TiledBlocks<DirectNchwUkernel<typename V::T>> direct_nchw_kernels() {
+  using Fn = DirectNchwUkernel<typename V::T>;
+  constexpr size_t less4 = S::MR > 4 ? S::MR - 4 : 1, less8 = S::MR > 8 ? S::MR - 8 : 1;
+  return {S::MR, S::NV * V::W, direct_nchw_ukernel<V, S::MR, S::NV>,
+          {S::MR > 4 ? direct_nchw_ukernel<V, less4, S::NV> : Fn(nullptr),
+           S::MR > 8 ? direct_nchw_ukernel<V, less8, S::NV> : Fn(nullptr)}};
+}
+
+template <class V, class S>
 constexpr TiledRows<DirectNhwcUkernel<typename V::T>> direct_nhwc_kernels() {
   constexpr size_t less1 = S::MR > 1 ? S::MR - 1 : 1, less2 = S::MR > 2 ? S::MR - 2 : 1;
   return {S::MR, S::NV * V::W, direct_nhwc_ukernel<V, S::MR, S::NV>,
@@ -283,10 +292,8 @@ constexpr ConvKernels<typename V::T> make_conv_kernels() {
        {S1::MR, S1::NV * V::W, igemm_ukernel<V, S1::MR, S1::NV>},
        {S2::MR, S2::NV * V::W, igemm_ukernel<V, S2::MR, S2::NV>},
        {S3::MR, S3::NV * V::W, igemm_ukernel<V, S3::MR, S3::NV>}},
-      {{S0::MR, S0::NV * V::W, direct_nchw_ukernel<V, S0::MR, S0::NV>},
-       {S1::MR, S1::NV * V::W, direct_nchw_ukernel<V, S1::MR, S1::NV>},
-       {S2::MR, S2::NV * V::W, direct_nchw_ukernel<V, S2::MR, S2::NV>},
-       {S3::MR, S3::NV * V::W, direct_nchw_ukernel<V, S3::MR, S3::NV>}},
+      {direct_nchw_kernels<V, S0>(), direct_nchw_kernels<V, S1>(), direct_nchw_kernels<V, S2>(),
+       direct_nchw_kernels<V, S3>()},
       {direct_nhwc_kernels<V, S0>(), direct_nhwc_kernels<V, S1>(), direct_nhwc_kernels<V, DirectNhwcS2>(),
        direct_nhwc_kernels<V, S3>()},
       V::W,
