@@ -426,7 +426,8 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   // (kernels/microkernels.h), and those past the weights' end would be outside them.
   const int64_t tail_mr = Og % MR;
   const auto tail_kernel = tail_mr ? direct.exact((size_t)tail_mr) : nullptr;  // reads its rows only
-  Workspace<T> tails(tail_mr && !tail_kernel ? (size_t)(MR * K) : 0, threads);
+  const bool tail_copied = tail_mr && !tail_kernel;
+  Workspace<T> tails(tail_copied ? (size_t)(MR * K) : 0, threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
@@ -436,7 +437,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     int64_t image_padded = -1;  // which image `panel` holds, as a padded image
     T* tail = tails.slice(omp_get_thread_num());
     int64_t tail_group = -1;  // whose last block `tail` holds
-    if (tail_mr && !tail_kernel) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
+    if (tail_copied) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
     args.tap = tap.data();
