@@ -200,6 +200,30 @@ def test_nhwc_3x3_input_off_the_vector_boundary(c, stride, isa, rng, check_depth
             check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
 
 
+@pytest.mark.parametrize("c", [16, 32, 144])
+@pytest.mark.parametrize("padding, width", [(1, 37), (((0, 1), (2, 1)), 37), (0, 37), (0, 38)])
+@pytest.mark.parametrize("activation", [None, "relu6"])
+def test_nhwc_3x3_rotated_strips(c, padding, width, activation, isa, rng, check_depthwise):
+    """NHWC 3x3 stride-1 rows of whole-vector pixels whose input starts inside a vector: the
+    channel vectors start at the vector boundary and the last one spans two pixels, its weights
+    and bias read cyclically. Every offset of the input in a 64-byte line, with bias. Padding 0
+    at width 38 (36 outputs, whole 4-pixel tiles) ends the interior run at the row's end, where
+    no vector may span into the next row. Batch 2 and 12 rows: one channel chunk, rows split
+    between threads."""
+    for dtype in DTYPES:
+        item = np.dtype(dtype).itemsize
+        x0, w, b, params = make_problem(rng, dict(n=2, c=c, m=1, h=12, w=width, kh=3, kw=3, stride=1,
+                                                  padding=padding, dilation=1, bias=True, activation=activation),
+                                        "NHWC", dtype)
+        raw = np.empty(x0.size + 2 * 64 // item, dtype)
+        first = (-raw.ctypes.data % 64) // item
+        for offset in range(0, 64 // item):
+            x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
+            x[...] = x0
+            assert x.ctypes.data % 64 == offset * item
+            check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_equals_grouped_conv2d(dtype, isa, rng):
     """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is

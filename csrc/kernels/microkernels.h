@@ -294,8 +294,14 @@ using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);
 //         (output pixel ow, tap kw reads iw = ow*stride - pad_left + kw*dilation) and only
 //         j < channels (tails use masked loads).
 //   w: packed taps, w[(kh*KW + kw)*w_stride + j]; w_stride >= channels rounded up to 16, and
-//      the lanes past `channels` readable (zero).
+//      the lanes past `channels` readable.
 //   y: y[ow*y_pixel_stride + j]; epilogue (may be null): bias_col per channel, activation.
+//   cyclic: w's taps and the epilogue's bias_col go on for one vector past `channels` with
+//      channels 0, 1, ... again (w[t*w_stride + channels + j] = w[t*w_stride + j]). With it, 3x3
+//      stride-1 interior runs over packed whole-vector pixels (pixel_stride == y_pixel_stride ==
+//      channels, a multiple of the vector) whose input starts inside a vector take vectors
+//      aligned to the input, one of which spans two pixels (depthwise_nhwc_3x3_run); they still
+//      write only [ow_begin, ow_end) and read only 0 <= iw < in_w.
 template <class T>
 struct DepthwiseNhwcArgs {
   const T* const* rows;
@@ -306,6 +312,7 @@ struct DepthwiseNhwcArgs {
   T* y;
   int64_t y_pixel_stride;
   const Epilogue<T>* epilogue;
+  bool cyclic;
 };
 template <class T>
 using DepthwiseNhwcUkernel = void (*)(const DepthwiseNhwcArgs<T>& args);

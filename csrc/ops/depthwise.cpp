@@ -262,14 +262,23 @@ void depthwise_nchw(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
 // ---------------------------------------------------------------------------------------------
 // NHWC
 
-// (KH, KW, C, M) weights -> [tap][c*M + m] rows of w_stride elements, zero-padded.
+// The packed NHWC weights' row length: C*M and one vector more, a multiple of kWeightPad.
+int64_t nhwc_w_stride(int64_t cm) { return round_up(cm, kWeightPad) + kWeightPad; }
+
+// v[0, n) -> dst[0, n + pad) with dst[n + j] = v[j % n]: the cyclic extension the NHWC kernels'
+// rotated strips read (DepthwiseNhwcArgs::cyclic).
+template <class T>
+void extend_cyclically(const T* v, int64_t n, int64_t pad, T* dst) {
+  std::memcpy(dst, v, (size_t)n * sizeof(T));
+  for (int64_t j = 0; j < pad; ++j) dst[n + j] = v[j % n];
+}
+
+// (KH, KW, C, M) weights -> [tap][c*M + m] rows of w_stride elements, each extended
+// cyclically.
 template <class T>
 void pack_depthwise_nhwc_weights(const DepthwiseConv2dParams& p, const T* w, int64_t w_stride, T* dst) {
   const int64_t CM = p.c * p.multiplier;
-  for (int64_t t = 0; t < p.kh * p.kw; ++t) {
-    std::memcpy(dst + t * w_stride, w + t * CM, (size_t)CM * sizeof(T));
-    std::fill(dst + t * w_stride + CM, dst + (t + 1) * w_stride, T(0));
-  }
+  for (int64_t t = 0; t < p.kh * p.kw; ++t) extend_cyclically(w + t * CM, CM, w_stride - CM, dst + t * w_stride);
 }
 
 // Points rows[kh] at the input rows output row oh reads (null for padding rows). With M > 1
@@ -313,13 +322,14 @@ DepthwiseNhwcArgs<T> nhwc_args(const DepthwiseConv2dParams& p, const T* packed_w
   a.w_stride = w_stride;
   a.y_pixel_stride = p.c * p.multiplier;
   a.epilogue = nullptr;
+  a.cyclic = false;
   return a;
 }
 
 template <class T>
 void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x,
                     const T* w, const T* bias, T* y) {
-  const int64_t CM = p.c * p.multiplier, w_stride = round_up(CM, kWeightPad);
+  const int64_t CM = p.c * p.multiplier, w_stride = nhwc_w_stride(CM);
   // Channel chunks (multiples of 64 channels) only when rows alone cannot feed the team.
   const int want = num_threads() * 4;
   int64_t chunk = w_stride;
@@ -331,6 +341,12 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   pack_depthwise_nhwc_weights(p, w, w_stride, packed_w.data());
   Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, threads);
   Workspace<const T*> row_ptrs((size_t)(2 * p.kh), threads);
+  // A single chunk (all channels) reads the bias cyclically extended, as the weights.
+  std::vector<T> bias_cyclic(bias && chunks == 1 ? (size_t)w_stride : 0);
+  if (!bias_cyclic.empty()) {
+    extend_cyclically(bias, CM, w_stride - CM, bias_cyclic.data());
+    bias = bias_cyclic.data();
+  }
   Epilogue<T> e = make_epilogue<T>(p);
   e.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -340,6 +356,7 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
     const int tid = omp_get_thread_num();
     const T** rows = row_ptrs.slice(tid);
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_w.data(), w_stride);
+    a.cyclic = chunks == 1;
 #pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t ch = item % chunks, oh = (item / chunks) % p.oh, n = item / chunks / p.oh;
@@ -533,7 +550,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
   const auto pointwise = tile_with(kn.direct_nhwc, plan.mr, plan.nr).run;
   const int64_t MR = plan.mr, NR = plan.nr, O = sp.o;
   const int64_t CM = plan.CM, npanels = ceil_div(O, NR);
-  const int64_t w_stride = round_up(CM, kWeightPad);
+  const int64_t w_stride = nhwc_w_stride(CM);
 
   Workspace<T> packed_dw((size_t)(p.kh * p.kw * w_stride), 1);
   pack_depthwise_nhwc_weights(p, dw, w_stride, packed_dw.data());
@@ -554,6 +571,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     DepthwiseNhwcArgs<T> a = nhwc_args(p, packed_dw.data(), w_stride);
     a.rows = rows;
     a.y_pixel_stride = CM;
+    a.cyclic = true;  // no epilogue
     DirectNhwcArgs<T> g;
     g.panel_kh = 0;
     g.channels = CM;

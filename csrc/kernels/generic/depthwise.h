@@ -362,10 +362,24 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   constexpr uintptr_t vector_bytes = (uintptr_t)W * sizeof(T);  // a divisor of the line
   const T* row = a.rows[0] ? a.rows[0] : a.rows[1] ? a.rows[1] : a.rows[2];
   int64_t c0 = 0;
-  if (row && a.channels >= 6 * W && a.pixel_stride % W == 0 && (uintptr_t)row % sizeof(T) == 0) {
-    const int64_t lead = (int64_t)((vector_bytes - (uintptr_t)row % vector_bytes) % vector_bytes / sizeof(T));
-    if (lead > 0) strip(0, lead), c0 = lead;
+  const int64_t lead = row && a.pixel_stride % W == 0 && (uintptr_t)row % sizeof(T) == 0
+                           ? (int64_t)((vector_bytes - (uintptr_t)row % vector_bytes) % vector_bytes / sizeof(T))
+                           : 0;
+  // Rotated strips (stride 1, packed whole-vector pixels, cyclic weights): the vectors start
+  // `lead` channels in, so every load is aligned with no extra vector, and the last one spans
+  // two pixels: channels [C - W + lead, C) of pixel ow and [0, lead) of pixel ow + 1, which its
+  // loads, weights (cyclic) and store all see as contiguous. Pixel ow0's first `lead` channels
+  // take a one-pixel tile; the strip's spill into pixel ow1 is rewritten (same bits) by the
+  // caller's next tile, so ow1 must be a pixel of this call whose taps are inside the row.
+  // One thread, pinned, p10 us, input 16 bytes into a line, lead strip or split loads ->
+  // rotated: 144 @56 87.1 -> 84.2, 64 @56 43.7 -> 38.7, 32 @112 92.7 -> 67.9.
+  if (S == 1 && !Checked && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
+      a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
+    depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
+    for (c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W);
+    return;
   }
+  if (a.channels >= 6 * W && lead > 0) strip(0, lead), c0 = lead;
   for (; c0 < a.channels; c0 += W) strip(c0, a.channels - c0 < W ? a.channels - c0 : W);
 }
 
