@@ -365,6 +365,26 @@ def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_nchw_single_image_transposed_by_every_thread(threads, isa, rng, restore_threads, check_conv2d):
+    """A single NCHW image of up to 256 KiB on the NHWC kernels (reordered direct conv2d, direct
+    conv_transpose2d) is transposed whole by every thread into its own buffer, with no barrier
+    before the rows; a larger one once, shared. Both sides of the bound (64 x 32 x 32 float32
+    is 256 KiB; 65 channels are over it), against the reference and against one thread."""
+    for c, side in ((32, 10), (64, 32), (65, 32)):
+        case = dict(n=1, c=c, h=side, w=side, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                    bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, "NCHW", np.float32)
+        assert pycnn.ops.explain_conv2d(x, w, padding=1).startswith("direct: input reordered to NHWC")
+        pycnn.set_num_threads(threads)
+        y = check_conv2d(x, w, b, err_msg=f"isa={isa} threads={threads} c={c}", **params)
+        wt = rng.standard_normal((c, 24, 4, 4)).astype(np.float32)
+        yt = pycnn.ops.conv_transpose2d(x, wt, stride=2, padding=1)
+        pycnn.set_num_threads(1)
+        np.testing.assert_allclose(y, pycnn.ops.conv2d(x, w, b, **params), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(yt, pycnn.ops.conv_transpose2d(x, wt, stride=2, padding=1), rtol=1e-5, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------ dtypes
 
 def _values(rng, shape, dtype):

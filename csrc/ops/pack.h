@@ -150,20 +150,32 @@ void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, i
 }
 
 // The input of a convolution on the NHWC kernels (direct conv2d and conv_transpose2d), row by
-// row. NHWC data is read in place. NCHW data is transposed: a batch that divides evenly among
-// the threads an image at a time, each thread into its own buffer, and all of the image's rows
-// run while it is in that thread's L2; any other batch whole, through L3, before the rows.
+// row. NHWC data is read in place. NCHW data is transposed:
+//  - a batch that divides evenly among the threads, an image at a time, each thread into its
+//    own buffer, and all of the image's rows run while it is in that thread's L2;
+//  - a single image of up to kPrivateImageBytes, whole by every thread into its own buffer: twice
+//    the transposing, but no barrier between the transpose and the rows, where a thread that
+//    starts late (woken late, or its vCPU descheduled) holds the other up. 2 threads, p10 us,
+//    shared -> private, in sittings where this VM's threads synchronised fast / slowly: 5x5
+//    6->16 @14 4.5 -> 4.2 / 8.2 -> 6.2, 3x3 32->64 @13 13.6 -> 13.3 / 19.3 -> 17.8, 32->16 @10
+//    5.8 -> 5.7 / 10.3 -> 8.4, 24->48 @12 11.0 -> 10.7 / 17.4 -> 15.2; 64->64 @28 (196 KiB)
+//    129.2 -> 130.6 / 152.6 -> 145.7;
+//  - any other batch whole, through L3, before the rows.
 template <class T>
 class NhwcInput {
  public:
+  static constexpr int64_t kPrivateImageBytes = 256 * 1024;
+
   NhwcInput(const T* x, bool nchw, int64_t n, int64_t c, int64_t hw, int threads)
-      : x_(x), nchw_(nchw), per_image_(nchw && n > 1 && n % threads == 0), n_(n), c_(c), hw_(hw),
-        buffer_(nchw ? (size_t)((per_image_ ? 1 : n) * hw * c) : 0, per_image_ ? threads : 1) {}
+      : x_(x), nchw_(nchw), per_image_(nchw && n > 1 && n % threads == 0),
+        private_(nchw && n == 1 && threads > 1 && hw * c * (int64_t)sizeof(T) <= kPrivateImageBytes), n_(n), c_(c),
+        hw_(hw), buffer_(nchw ? (size_t)((per_image_ || private_ ? 1 : n) * hw * c) : 0,
+                         per_image_ || private_ ? threads : 1) {}
 
   // The whole batch's transpose when it has one: an orphaned `omp for` (transpose_matrices;
   // wait = false leaves its barrier to the caller's next loop).
   void transpose_batch(const ConvKernels<T>& kn, bool wait) {
-    if (nchw_ && !per_image_) transpose_matrices(kn, x_, n_, c_, hw_, buffer_.data(), wait);
+    if (nchw_ && !per_image_ && !private_) transpose_matrices(kn, x_, n_, c_, hw_, buffer_.data(), wait);
   }
 
   // row(n, g, r, image) for every output row r < rows of every group and image, with image n's
@@ -179,6 +191,11 @@ class NhwcInput {
         for (int64_t g = 0; g < groups; ++g)
           for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image);
       }
+    } else if (private_) {
+      T* image = buffer_.slice(omp_get_thread_num());
+      transpose_blocks(kn, x_, hw_, c_, hw_, image, c_);
+#pragma omp for schedule(guided) nowait
+      for (int64_t item = 0; item < groups * rows; ++item) row(0, item / rows, item % rows, (const T*)image);
     } else {
       const T* batch = nchw_ ? buffer_.data() : x_;
 #pragma omp for schedule(guided) nowait
@@ -191,7 +208,7 @@ class NhwcInput {
 
  private:
   const T* x_;
-  bool nchw_, per_image_;
+  bool nchw_, per_image_, private_;
   int64_t n_, c_, hw_;
   Workspace<T> buffer_;
 };
