@@ -179,24 +179,31 @@ def test_hypothesis_matches_reference(problem, isa, check_depthwise):
 
 # ------------------------------------------------------------------------------ semantics
 
+def at_each_line_offset(x0):
+    """(offset, copy of x0 starting `offset` elements into a 64-byte line) for every offset."""
+    item = x0.itemsize
+    raw = np.empty(x0.size + 2 * 64 // item, x0.dtype)
+    first = (-raw.ctypes.data % 64) // item
+    for offset in range(64 // item):
+        x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
+        x[...] = x0
+        assert x.ctypes.data % 64 == offset * item
+        yield offset, x
+
+
 @pytest.mark.parametrize("c", [96, 144, 100])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_nhwc_3x3_input_off_the_vector_boundary(c, stride, isa, rng, check_depthwise):
     """NHWC 3x3 rows of 6 or more vectors whose input starts inside a vector (NumPy's large
-    arrays start 16 bytes into a cache line): the first strip covers the channels up to the next
-    vector boundary so the others load whole vectors. Every offset of the input in a 64-byte
-    line; 100 channels (pixels not whole vectors apart) take no lead strip."""
+    arrays start 16 bytes into a cache line): at stride 2 the first strip covers the channels up
+    to the next vector boundary so the others load whole vectors (stride 1 takes rotated strips:
+    test_nhwc_3x3_rotated_strips). Every offset of the input in a 64-byte line; 100 channels
+    (pixels not whole vectors apart) take neither."""
     for dtype in DTYPES:
-        item = np.dtype(dtype).itemsize
         x0, w, b, params = make_problem(rng, dict(n=1, c=c, m=1, h=9, w=30, kh=3, kw=3, stride=stride,
                                                   padding=1, dilation=1, bias=True, activation=None),
                                         "NHWC", dtype)
-        raw = np.empty(x0.size + 2 * 64 // item, dtype)
-        first = (-raw.ctypes.data % 64) // item
-        for offset in range(0, 64 // item):
-            x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
-            x[...] = x0
-            assert x.ctypes.data % 64 == offset * item
+        for offset, x in at_each_line_offset(x0):
             check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
 
 
@@ -211,16 +218,10 @@ def test_nhwc_3x3_rotated_strips(c, padding, width, activation, isa, rng, check_
     no vector may span into the next row. Batch 2 and 12 rows: one channel chunk, rows split
     between threads."""
     for dtype in DTYPES:
-        item = np.dtype(dtype).itemsize
         x0, w, b, params = make_problem(rng, dict(n=2, c=c, m=1, h=12, w=width, kh=3, kw=3, stride=1,
                                                   padding=padding, dilation=1, bias=True, activation=activation),
                                         "NHWC", dtype)
-        raw = np.empty(x0.size + 2 * 64 // item, dtype)
-        first = (-raw.ctypes.data % 64) // item
-        for offset in range(0, 64 // item):
-            x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
-            x[...] = x0
-            assert x.ctypes.data % 64 == offset * item
+        for offset, x in at_each_line_offset(x0):
             check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
 
 
