@@ -354,11 +354,7 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
     }
   };
   // NumPy's large arrays start 16 bytes into a cache line. When pixels are whole lines apart,
-  // every full vector from channel 0 then straddles two lines; with 6 vectors or more per pixel,
-  // a first partial vector up to the line's end aligns all the others for one more vector (144
-  // channels in 10, not 9). One thread, pinned, p10 us, input 16 bytes into a line: 144 @56
-  // 97.6 -> 94.9, 3x3/2 96 @112 122.7 -> 105.1, 576 @14 38.4 -> 37.3. With fewer vectors the
-  // extra one costs more than the split loads (32 channels: 3 vectors for 2, 96 -> 108).
+  // every full vector from channel 0 then straddles two lines.
   constexpr uintptr_t vector_bytes = (uintptr_t)W * sizeof(T);  // a divisor of the line
   const T* row = a.rows[0] ? a.rows[0] : a.rows[1] ? a.rows[1] : a.rows[2];
   int64_t c0 = 0;
@@ -372,13 +368,20 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   // take a one-pixel tile; the strip's spill into pixel ow1 is rewritten (same bits) by the
   // caller's next tile, so ow1 must be a pixel of this call whose taps are inside the row.
   // One thread, pinned, p10 us, input 16 bytes into a line, lead strip or split loads ->
-  // rotated: 144 @56 87.1 -> 84.2, 64 @56 43.7 -> 38.7, 32 @112 92.7 -> 67.9.
+  // rotated: 144 @56 87.1 -> 84.2, 64 @56 43.7 -> 38.7, 32 @112 92.7 -> 67.9. At stride 2 the
+  // spanning vector's parts are two input pixels apart; loading it as two measured level or
+  // slower (96 @112 94.8 -> 95.6, 64 @112 80.7 -> 91.8), so stride 2 keeps the lead strip.
   if (S == 1 && !Checked && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
       a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
     depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
     for (c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W);
     return;
   }
+  // Otherwise, with 6 vectors or more per pixel, a first partial vector up to the line's end
+  // aligns all the others for one more vector (144 channels in 10, not 9). One thread, pinned,
+  // p10 us, input 16 bytes into a line: 144 @56 97.6 -> 94.9, 3x3/2 96 @112 122.7 -> 105.1,
+  // 576 @14 38.4 -> 37.3. With fewer vectors the extra one costs more than the split loads (32
+  // channels: 3 vectors for 2, 96 -> 108).
   if (a.channels >= 6 * W && lead > 0) strip(0, lead), c0 = lead;
   for (; c0 < a.channels; c0 += W) strip(c0, a.channels - c0 < W ? a.channels - c0 : W);
 }
