@@ -225,6 +225,24 @@ def test_nhwc_3x3_rotated_strips(c, padding, width, activation, isa, rng, check_
             check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
 
 
+@pytest.mark.parametrize("pixel_bytes", [256, 512])
+@pytest.mark.parametrize("width", [75, 90])
+def test_nhwc_3x3_stride2_rows_in_segments(pixel_bytes, width, isa, rng, check_depthwise):
+    """NHWC 3x3/2 rows whose pixels are a power of two bytes apart and whose three input rows
+    pass 48 KiB run through every channel a tile group at a time: segments and a shorter last
+    one, with the input aligned and 16 bytes into a line (128 float32 channels then take a lead
+    strip in every segment)."""
+    for dtype in DTYPES:
+        c = pixel_bytes // np.dtype(dtype).itemsize
+        x0, w, b, params = make_problem(rng, dict(n=1, c=c, m=1, h=7, w=width, kh=3, kw=3, stride=2,
+                                                  padding=1, dilation=1, bias=True, activation=None),
+                                        "NHWC", dtype)
+        assert 3 * width * pixel_bytes > 48 * 1024
+        for offset, x in at_each_line_offset(x0):
+            if offset * x.itemsize in (0, 16):
+                check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_equals_grouped_conv2d(dtype, isa, rng):
     """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is

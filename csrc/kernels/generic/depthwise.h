@@ -343,14 +343,15 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
   using T = typename V::T;
   constexpr int64_t W = (int64_t)V::W;
-  const int64_t split = Checked ? ow0 : ow0 + (ow1 - ow0) / (int64_t)RUN_MR * (int64_t)RUN_MR;
-  auto strip = [&](int64_t c0, int64_t nc) {
+  // Channels [c0, c0 + nc) of pixels [from, to): tiles of RUN_MR (interior), then of MR.
+  auto strip = [&](int64_t c0, int64_t nc, int64_t from, int64_t to) {
+    const int64_t split = Checked ? from : from + (to - from) / (int64_t)RUN_MR * (int64_t)RUN_MR;
     if (nc == W) {
-      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false>(a, ow0, split, c0, W);
-      depthwise_nhwc_3x3_strip<V, MR, S, true, Checked>(a, split, ow1, c0, W);
+      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false>(a, from, split, c0, W);
+      depthwise_nhwc_3x3_strip<V, MR, S, true, Checked>(a, split, to, c0, W);
     } else {
-      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, ow0, split, c0, (size_t)nc);
-      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, ow1, c0, (size_t)nc);
+      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, from, split, c0, (size_t)nc);
+      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, to, c0, (size_t)nc);
     }
   };
   // NumPy's large arrays start 16 bytes into a cache line. When pixels are whole lines apart,
@@ -374,7 +375,7 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   if (S == 1 && !Checked && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
       a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
     depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
-    for (c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W);
+    for (c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W, ow0, ow1);
     return;
   }
   // Otherwise, with 6 vectors or more per pixel, a first partial vector up to the line's end
@@ -382,8 +383,26 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   // p10 us, input 16 bytes into a line: 144 @56 97.6 -> 94.9, 3x3/2 96 @112 122.7 -> 105.1,
   // 576 @14 38.4 -> 37.3. With fewer vectors the extra one costs more than the split loads (32
   // channels: 3 vectors for 2, 96 -> 108).
-  if (a.channels >= 6 * W && lead > 0) strip(0, lead), c0 = lead;
-  for (; c0 < a.channels; c0 += W) strip(c0, a.channels - c0 < W ? a.channels - c0 : W);
+  auto every_channel = [&](int64_t from, int64_t to) {
+    int64_t c = 0;
+    if (a.channels >= 6 * W && lead > 0) strip(0, lead, from, to), c = lead;
+    for (; c < a.channels; c += W) strip(c, a.channels - c < W ? a.channels - c : W, from, to);
+  };
+  // Stride 2, pixels a power of two bytes apart and three input rows past L1: a strip along the
+  // whole run puts its loads in a few L1 sets (256-byte pixels: 16 of 64) and evicts the rows'
+  // lines before the next channel vector reads the same pixels, so the run goes RUN_MR pixels
+  // at a time through every channel. p10 us, whole run -> segments, one thread (pinned) / two:
+  // 64 @112 89.7 -> 73.3 / 52.3 -> 46.0, 32 @224 190 -> 141 / 102 -> 77.5, 128 @112 145 -> 143
+  // / 87.8 -> 81.9 (153-170 -> 138-145 in other sittings), 64 @224 411 -> 282 (one thread);
+  // level with small rows (64 @56, 128 @56, 256 @28). Other strides stay whole: 96 @112
+  // (384-byte pixels) measured 1-16% slower in segments, 80 @112 level to 10% faster.
+  const int64_t pixel_bytes = a.pixel_stride * (int64_t)sizeof(T);
+  if (S == 2 && !Checked && (pixel_bytes & (pixel_bytes - 1)) == 0 && 3 * a.in_w * pixel_bytes > 48 * 1024) {
+    for (int64_t from = ow0; from < ow1; from += (int64_t)RUN_MR)
+      every_channel(from, ow1 - from < (int64_t)RUN_MR ? ow1 : from + (int64_t)RUN_MR);
+    return;
+  }
+  every_channel(ow0, ow1);
 }
 
 // All channel blocks of one tile of `count` pixels at ow: NV-vector blocks, then single vectors,
