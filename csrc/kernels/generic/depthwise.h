@@ -358,7 +358,6 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   // every full vector from channel 0 then straddles two lines.
   constexpr uintptr_t vector_bytes = (uintptr_t)W * sizeof(T);  // a divisor of the line
   const T* row = a.rows[0] ? a.rows[0] : a.rows[1] ? a.rows[1] : a.rows[2];
-  int64_t c0 = 0;
   const int64_t lead = row && a.pixel_stride % W == 0 && (uintptr_t)row % sizeof(T) == 0
                            ? (int64_t)((vector_bytes - (uintptr_t)row % vector_bytes) % vector_bytes / sizeof(T))
                            : 0;
@@ -375,7 +374,7 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   if (S == 1 && !Checked && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
       a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
     depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
-    for (c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W, ow0, ow1);
+    for (int64_t c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W, ow0, ow1);
     return;
   }
   // Otherwise, with 6 vectors or more per pixel, a first partial vector up to the line's end
