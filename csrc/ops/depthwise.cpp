@@ -337,16 +337,18 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   const int64_t chunks = ceil_div(CM, chunk);
   const int64_t items = p.n * p.oh * chunks;
   const int threads = threads_for(2.0 * p.n * CM * p.oh * p.ow * p.kh * p.kw, items);
-  Workspace<T> packed_w((size_t)(p.kh * p.kw * w_stride), 1);
+  // The packed taps and, for a single chunk (all channels), the bias as one more row: both
+  // extended cyclically, in the call's (cached) workspace.
+  const bool bias_row = bias && chunks == 1;
+  Workspace<T> packed_w((size_t)((p.kh * p.kw + bias_row) * w_stride), 1);
   pack_depthwise_nhwc_weights(p, w, w_stride, packed_w.data());
+  if (bias_row) {
+    T* packed_bias = packed_w.data() + p.kh * p.kw * w_stride;
+    extend_cyclically(bias, CM, w_stride - CM, packed_bias);
+    bias = packed_bias;
+  }
   Workspace<T> expanded(p.multiplier > 1 ? (size_t)(p.kh * p.w * CM) : 0, threads);
   Workspace<const T*> row_ptrs((size_t)(2 * p.kh), threads);
-  // A single chunk (all channels) reads the bias cyclically extended, as the weights.
-  std::vector<T> bias_cyclic(bias && chunks == 1 ? (size_t)w_stride : 0);
-  if (!bias_cyclic.empty()) {
-    extend_cyclically(bias, CM, w_stride - CM, bias_cyclic.data());
-    bias = bias_cyclic.data();
-  }
   Epilogue<T> e = make_epilogue<T>(p);
   e.bias_col = bias;
   const bool epilogue_needed = bias || p.activation != Activation::None;
