@@ -187,13 +187,13 @@ class NhwcInput {
       T* image = buffer_.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic) nowait
       for (int64_t i = 0; i < n_; ++i) {
-        transpose_blocks(kn, x_ + i * c_ * hw_, hw_, c_, hw_, image, c_);
+        transpose_image(kn, i, image);
         for (int64_t g = 0; g < groups; ++g)
           for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image);
       }
     } else if (private_) {
       T* image = buffer_.slice(omp_get_thread_num());
-      transpose_blocks(kn, x_, hw_, c_, hw_, image, c_);
+      transpose_image(kn, 0, image);
 #pragma omp for schedule(guided) nowait
       for (int64_t item = 0; item < groups * rows; ++item) row(0, item / rows, item % rows, (const T*)image);
     } else {
@@ -207,6 +207,11 @@ class NhwcInput {
   }
 
  private:
+  // Image i of the NCHW batch, as NHWC, into image (this thread's buffer).
+  void transpose_image(const ConvKernels<T>& kn, int64_t i, T* image) const {
+    transpose_blocks(kn, x_ + i * c_ * hw_, hw_, c_, hw_, image, c_);
+  }
+
   const T* x_;
   bool nchw_, per_image_, private_;
   int64_t n_, c_, hw_;
