@@ -120,6 +120,9 @@ WIDE_CASES = [
     _case("rgb-stem-7x7-s2", n=2, c=3, h=45, w=38, o=24, k=7, stride=2, padding=3, activation="relu"),
     # many output channels on few pixels: the GEMM splits channels before pixels
     _case("small-image-many-channels", c=64, h=5, w=6, o=160, k=3, padding=1, activation="relu"),
+    # large enough (>= 1e7 flops, >= 256 pixels) for packed weight panels: 3 groups of 37
+    # channels each end in a zero-padded partial panel (from OIHW in NCHW, from HWIO in NHWC)
+    _case("packed-panels-groups3", c=48, h=20, w=21, o=111, k=3, groups=3, padding=1, activation="relu"),
 ]
 
 
@@ -363,6 +366,27 @@ def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
         assert pycnn.ops.explain_conv2d(x, w, padding=1, groups=groups).startswith("direct (NCHW in place)")
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
+@pytest.mark.parametrize("offset", [0, 16, 48])
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_large_nhwc_call_weights_at_any_alignment(offset, algorithm, isa, rng, check_conv2d):
+    """A call large enough to pack its HWIO weights packs them when they are off a 64-byte
+    boundary or their panels are narrow, and reads them in place otherwise: the same results
+    from weights starting `offset` bytes past a cache line, 64 output channels (one 64-wide GEMM
+    panel, or two 32-wide direct ones)."""
+    for dtype in DTYPES:
+        case = dict(n=1, c=32, h=24, w=24, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+                    bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, "NHWC", dtype)
+        itemsize = np.dtype(dtype).itemsize
+        raw = np.empty(w.size + 128 // itemsize, dtype)
+        start = (-raw.ctypes.data % 64 + offset) // itemsize
+        placed = raw[start:start + w.size].reshape(w.shape)
+        placed[...] = w
+        assert placed.ctypes.data % 64 == offset
+        y = check_conv2d(x, placed, b, algorithm=algorithm, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+        np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w.copy(), b, algorithm=algorithm, **params))
 
 
 @pytest.mark.parametrize("threads", [2, 3])

@@ -222,7 +222,7 @@ void conv_gemv_split_k(const Conv2dParams& p, const ConvKernels<T>& kn, const Ti
   const int64_t K = p.c, O = p.o, P = p.oh * p.ow, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
   const int64_t KC = Blocking<T>::kc_few_pixels;
   const int64_t per_thread = round_up(ceil_div(K, threads), KC);
-  HwioPanels<T> weights(w, K, O, 1, NR);
+  WeightPanels<T> weights(w, /*oihw=*/false, K, 1, O, 1, NR, /*large=*/false);
   Workspace<T> partials((size_t)(P * O), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -230,8 +230,7 @@ void conv_gemv_split_k(const Conv2dParams& p, const ConvKernels<T>& kn, const Ti
   constexpr int64_t kColumns = 256;  // output columns per item of the sum
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-#pragma omp single
-    weights.pack_tail(0);
+    weights.pack(kn);
     const int t = omp_get_thread_num();
     T* part = partials.slice(t);
     const int64_t k_begin = std::min(K, t * per_thread), k_end = std::min(K, k_begin + per_thread);
@@ -267,13 +266,20 @@ void conv_gemv_split_k(const Conv2dParams& p, const ConvKernels<T>& kn, const Ti
 }
 
 struct NoWork {
-  void operator()() const {}
+  void operator()(bool = true) const {}
 };
+
+// Whether a call is large enough to repay copying its HWIO weights into packed panels
+// (WeightPanels, ops/pack.h, which packs only where the panels in place would be slow): ~50 us
+// of multiply-adds, and a few hundred output pixels for every weight.
+inline bool repays_weight_packing(double flops, int64_t pixels) { return flops >= 1e7 && pixels >= 256; }
 
 // `before` and `after` run inside the GEMM's parallel region, on its whole team, around the GEMM
 // (orphaned `omp for` loops whose barriers order them): a caller's reorders share the region.
+// before(wait) may skip its closing barrier when wait is false (the weights' packing, next,
+// ends in one). w: HWIO, or OIHW when w_oihw (reordered into the packed panels).
 template <class T, class Before = NoWork, class After = NoWork>
-void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, bool w_oihw,
                     const T* bias, T* y, const Before& before = {}, const After& after = {}) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
   const auto& gemm = pick_tile(kn.gemm, P, Og);
@@ -282,7 +288,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const bool few_pixels = P <= MR;
   const double flops = 2.0 * p.n * P * p.o * K;
   constexpr double kStreamedWeightBytes = 4 << 20;  // past L2: the weights come from L3 or DRAM
-  if (few_pixels && is_pointwise(p) && G == 1 && p.n == 1 && (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
+  if (!w_oihw && few_pixels && is_pointwise(p) && G == 1 && p.n == 1 &&
+      (double)K * p.o * sizeof(T) > kStreamedWeightBytes) {
     const int split = threads_for(flops, num_threads());
     if (split > 1) return conv_gemv_split_k(p, kn, gemm, x, w, bias, y, split);
   }
@@ -329,8 +336,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int64_t items = p.n * G * ptiles * nchunks;
   const int threads = threads_for(flops, items);
 
-  HwioPanels<T> weights(w, K, p.o, G, NR);
   const int64_t taps = p.kh * p.kw;
+  WeightPanels<T> weights(w, w_oihw, Cg, taps, p.o, G, NR, !few_pixels && repays_weight_packing(flops, p.n * P));
   const TapBlocks blocks(taps, Cg, few_pixels ? Blocking<T>::kc_few_pixels : kMaxReductionBlock<T>);
   const auto& igemm = kn.igemm[&gemm - kn.gemm];
   Workspace<const T*> row_pointers((size_t)(tile * blocks.taps_per_block), threads);  // tile: whole MR tiles
@@ -341,11 +348,8 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    before();
-    if (weights.has_tail()) {
-#pragma omp for schedule(static)
-      for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
-    }
+    before(/*wait=*/!weights.copies());
+    weights.pack(kn);
     const T** a_rows = row_pointers.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
@@ -509,47 +513,15 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // tiles of MR output pixels x NR output channels.
 //
 // NCHW data can take the same path ("direct" in NCHW when the reorders are cheap next to the
-// arithmetic): the input is transposed to NHWC and the OIHW weights to HWIO once per call, and
-// each finished tile is written back transposed. That keeps every microkernel load aligned and
-// contiguous, which the in-place NCHW kernel (unaligned tap shifts) cannot.
-
-// The weight reorder below (and transpose_matrices, ops/pack.h) are orphaned `omp for` loops:
-// shared by the team when called inside a parallel region, run whole otherwise.
-
-// OIHW weights -> HWIO: dst[(t*Cg + c)*O + o] = w[(o*Cg + c)*taps + t]. The (O, Cg*taps) matrix
-// is transposed one register block at a time into a buffer whose rows (k = c*taps + t, 16
-// outputs each, a cache line in float32) are then stored to their tap-major rows. One thread,
-// us, against one element at a time (a scalar gather of stride Cg*taps): 64x32x3x3 5.6 -> 2.2,
-// 16x6x5x5 0.78 -> 0.26, 256x256x3x3 187 -> 92, 512x512x3x3 (9.4 MB, memory-bound) 1790 -> 1500.
-template <class T>
-void reorder_oihw_to_hwio(const ConvKernels<T>& kn, const T* w, int64_t o_count, int64_t cg, int64_t taps,
-                          T* dst) {
-  const int64_t B = (int64_t)kn.transpose_block, k_count = cg * taps;
-  alignas(64) T block[16 * 16];
-#pragma omp for schedule(static)
-  for (int64_t o0 = 0; o0 < o_count; o0 += B) {
-    const int64_t rows = std::min(B, o_count - o0);
-    int64_t c = 0, t = 0;  // of k = k0 + j
-    for (int64_t k0 = 0; k0 < k_count; k0 += B) {
-      const int64_t cols = std::min(B, k_count - k0);
-      kn.transpose(w + o0 * k_count + k0, (size_t)k_count, block, (size_t)B, (size_t)rows, (size_t)cols);
-      for (int64_t j = 0; j < cols; ++j) {
-        T* d = dst + (t * cg + c) * o_count + o0;
-        if (rows * sizeof(T) == 64)  // a constant size copies inline; a variable one calls libc
-          std::memcpy(d, block + j * B, 64);
-        else
-          std::memcpy(d, block + j * B, (size_t)rows * sizeof(T));
-        if (++t == taps) t = 0, ++c;
-      }
-    }
-  }
-}
+// arithmetic): the input is transposed to NHWC and the OIHW weights into packed HWIO panels
+// (ops/pack.h) once per call, and each finished tile is written back transposed. That keeps
+// every microkernel load aligned and contiguous, which the in-place NCHW kernel (unaligned tap
+// shifts) cannot.
 
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y, const T* w_hwio_given) {
   const bool nchw = p.layout == Layout::NCHW;
-  const bool reorder_weights = nchw && !w_hwio_given;
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, taps = p.kh * p.kw, K = Cg * taps;
   const int64_t HW = p.h * p.w, P = p.oh * p.ow;
   const auto& direct = pick_tile(kn.direct_nhwc, p.ow, Og);
@@ -560,18 +532,21 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t panel_kh = columns * Cg;
 
   const int64_t items = p.n * G * p.oh;
-  const int threads = threads_for(2.0 * p.n * P * p.o * K, items);
+  const double flops = 2.0 * p.n * P * p.o * K;
+  const int threads = threads_for(flops, items);
   // A row's work: a tile of pixels for each panel of NR output channels. With few rows per
   // thread, the last row can leave a thread idle for a row's time (3x3 32->64 @13: 13 rows on 2
   // threads, 7 + 6), so rows then go out in parts of their tiles (3 parts of 5, 4 and 4 pixels:
   // 39 items, 20 + 19).
   const int64_t row_tile_count = row_tiles.tiles, row_units = npanels * row_tile_count;
   const int64_t parts = items < 8 * threads ? std::min(row_units, ceil_div(8 * threads, items)) : 1;
-  // NCHW: the input as NHWC (ops/pack.h), HWIO weights, and an output row to transpose from.
+  // NCHW: the input as NHWC (ops/pack.h), OIHW weights reordered (unless given as HWIO), and an
+  // output row to transpose from.
   NhwcInput<T> input(x, nchw, p.n, p.c, HW, threads);
-  Workspace<T> w_hwio(reorder_weights ? (size_t)(K * p.o) : 0, 1);
   Workspace<T> tiles(nchw ? (size_t)(round_up(p.ow, MR) * NR) : 0, threads);
-  HwioPanels<T> weights(!nchw ? w : reorder_weights ? w_hwio.data() : w_hwio_given, K, p.o, G, NR);
+  const bool w_oihw = nchw && !w_hwio_given;
+  WeightPanels<T> weights(w_oihw || !nchw ? w : w_hwio_given, w_oihw, Cg, taps, p.o, G, NR,
+                          repays_weight_packing(flops, p.n * P));
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -579,14 +554,10 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     // One barrier after the reorders (the input's transpose runs into the weights'), and none
-    // for the tail panels when there are none: each costs ~0.3 us on 2 threads, a tenth of a
+    // when there is no weight panel to copy: each costs ~0.3 us on 2 threads, a tenth of a
     // LeNet-size layer.
-    input.transpose_batch(kn, /*wait=*/!reorder_weights);
-    if (reorder_weights) reorder_oihw_to_hwio(kn, w, p.o, Cg, taps, w_hwio.data());
-    if (weights.has_tail()) {
-#pragma omp for schedule(static)
-      for (int64_t g = 0; g < G; ++g) weights.pack_tail(g);
-    }
+    input.transpose_batch(kn, /*wait=*/!weights.copies());
+    weights.pack(kn);
     T* panel = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;  // NCHW: one panel's output row
     DirectNhwcArgs<T> args;
@@ -708,17 +679,13 @@ bool gemm_nchw_via_nhwc(const Conv2dParams& p) {
 template <class T>
 void conv_gemm_nchw_via_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                              const T* bias, T* y, const T* w_hwio_given) {
-  const int64_t Cg = p.c / p.groups, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
+  const int64_t HW = p.h * p.w, P = p.oh * p.ow;
   Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * p.o), 1);
-  Workspace<T> w_hwio(w_hwio_given ? 0 : (size_t)(Cg * taps * p.o), 1);
   Conv2dParams q = p;
   q.layout = Layout::NHWC;
   conv_gemm_nhwc(
-      q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w_hwio.data(), bias, y_nhwc.data(),
-      [&] {
-        transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), /*wait=*/w_hwio_given != nullptr);
-        if (!w_hwio_given) reorder_oihw_to_hwio(kn, w, p.o, Cg, taps, w_hwio.data());
-      },
+      q, kn, x_nhwc.data(), w_hwio_given ? w_hwio_given : w, /*w_oihw=*/!w_hwio_given, bias, y_nhwc.data(),
+      [&](bool wait) { transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data(), wait); },
       [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, p.o, y); });
 }
 
@@ -741,7 +708,7 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
     Conv2dParams q = p;
     if (is_pointwise(p)) q.h = q.oh = p.n * p.h, q.n = 1;
     if (algo == ConvAlgorithm::Direct) conv_direct_nhwc<T>(q, kn, x, w, bias, y, nullptr);
-    else conv_gemm_nhwc(q, kn, x, w, bias, y);
+    else conv_gemm_nhwc(q, kn, x, w, /*w_oihw=*/false, bias, y);
   }
 }
 

@@ -92,36 +92,106 @@ void fill_nhwc_panel(const T* image, int64_t h, int64_t w, int64_t c, int64_t c0
   }
 }
 
-// NHWC weights (HWIO: a K x O matrix) as the vector operand of the microkernels. Full NR-wide
-// panels are read in place (row stride O); a group's last, partial panel is copied once per call
-// into a zero-padded K x NR panel so that full-width loads never leave the array.
+// OIHW weights (O x Cg*taps, k = c*taps + t) -> rows k = t*Cg + c of the output channels
+// [o0, o0 + count): dst[(t*Cg + c)*ldd + j] = w[((o0 + j)*Cg + c)*taps + t]. The (O, Cg*taps)
+// matrix is transposed one register block at a time into a buffer whose rows (16 outputs each, a
+// cache line in float32) are then stored to their tap-major rows. One thread, us, against one
+// element at a time (a scalar gather of stride Cg*taps): 64x32x3x3 5.6 -> 2.2, 16x6x5x5 0.78 ->
+// 0.26, 256x256x3x3 187 -> 92, 512x512x3x3 (9.4 MB, memory-bound) 1790 -> 1500.
 template <class T>
-class HwioPanels {
- public:
-  HwioPanels(const T* w, int64_t K, int64_t O, int64_t groups, int64_t NR)
-      : w_(w), K_(K), O_(O), Og_(O / groups), NR_(NR), full_(Og_ / NR),
-        tails_(Og_ % NR ? (size_t)(groups * K * NR) : 0, 1) {}
-
-  bool has_tail() const { return Og_ % NR_ != 0; }
-  // Copies group g's partial panel (call once per group, any thread).
-  void pack_tail(int64_t g) {
-    if (has_tail())
-      pack_column_panels(w_ + g * Og_ + full_ * NR_, K_, Og_ % NR_, O_, NR_, tails_.data() + g * K_ * NR_);
+void reorder_oihw_rows(const ConvKernels<T>& kn, const T* w, int64_t o0, int64_t count, int64_t cg, int64_t taps,
+                       T* dst, int64_t ldd) {
+  const int64_t B = (int64_t)kn.transpose_block, k_count = cg * taps;
+  alignas(64) T block[16 * 16];
+  for (int64_t oo = 0; oo < count; oo += B) {
+    const int64_t rows = std::min(B, count - oo);
+    int64_t c = 0, t = 0;  // of k = k0 + j
+    for (int64_t k0 = 0; k0 < k_count; k0 += B) {
+      const int64_t cols = std::min(B, k_count - k0);
+      kn.transpose(w + (o0 + oo) * k_count + k0, (size_t)k_count, block, (size_t)B, (size_t)rows, (size_t)cols);
+      for (int64_t j = 0; j < cols; ++j) {
+        T* d = dst + (t * cg + c) * ldd + oo;
+        if (rows * sizeof(T) == 64)  // a constant size copies inline; a variable one calls libc
+          std::memcpy(d, block + j * B, 64);
+        else
+          std::memcpy(d, block + j * B, (size_t)rows * sizeof(T));
+        if (++t == taps) t = 0, ++c;
+      }
+    }
   }
+}
+
+// Convolution weights as the vector operand of the NHWC microkernels: per group, panels of NR
+// output channels, each a K x NR block (k = (tap, c) as in HWIO).
+//  - Packed: every panel copied into one contiguous, 64-byte aligned block ([group][panel][k][NR],
+//    zeros past a group's last channel), from HWIO weights (a K x O matrix) or reordered from
+//    PyTorch's OIHW on the way. Reordering OIHW straight into panels, where it went to a whole
+//    HWIO matrix first: 3x3 256->256 @14 NCHW (2.3 MiB of weights), 2 threads, p10 2286 ->
+//    1883 us.
+//  - In place (HWIO only): full panels read with row stride O; a group's partial last panel
+//    copied into a zero-padded K x NR block so that full-width loads never leave the array.
+// HWIO weights are packed when the call is large enough to repay the copy (`large`) and the
+// in-place panels would be slow: rows of under four cache lines (NR of every O columns), or
+// weights off a 64-byte boundary (NumPy aligns to 16), where every vector load splits across two
+// lines. 2 threads, p10 us, in place -> packed (Intel, 2 MiB L2), weights 64-byte aligned / 16
+// bytes off: 3x3 64->64 @56 NHWC (rows of 2 lines) 1311 -> 1204 / 1508 -> 1251; 1x1 256->64
+// @56 (4 lines) 659 -> 661 / 744 -> 667; 3x3/2 128->256 @56 (4 lines) 2766 -> 2820 / 3055 -> 2886.
+template <class T>
+class WeightPanels {
+ public:
+  // w: HWIO (K x O), or OIHW when `oihw` (then always packed); K = cg * taps.
+  WeightPanels(const T* w, bool oihw, int64_t cg, int64_t taps, int64_t O, int64_t groups, int64_t NR, bool large)
+      : w_(w), oihw_(oihw),
+        packed_(oihw || (large && (NR * (int64_t)sizeof(T) < 4 * 64 || reinterpret_cast<uintptr_t>(w) % 64 != 0))),
+        cg_(cg), taps_(taps), K_(cg * taps), O_(O), groups_(groups),
+        Og_(O / groups), NR_(NR), full_(Og_ / NR), npanels_(ceil_div(Og_, NR)),
+        blocks_(packed_ ? (size_t)(groups * npanels_ * K_ * NR) : Og_ % NR ? (size_t)(groups * K_ * NR) : 0, 1) {}
+
+  // Whether pack() copies anything (and so ends in a barrier).
+  bool copies() const { return packed_ || Og_ % NR_ != 0; }
+
+  // Copies the panels that are not read in place: an orphaned `omp for` (shared by the team
+  // inside a parallel region) with its barrier, or nothing at all.
+  void pack(const ConvKernels<T>& kn) {
+    if (packed_) {
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < groups_ * npanels_; ++item) pack_panel(kn, item / npanels_, item % npanels_);
+    } else if (Og_ % NR_ != 0) {
+#pragma omp for schedule(static)
+      for (int64_t g = 0; g < groups_; ++g) pack_panel(kn, g, full_);
+    }
+  }
+
   // Panel np of group g from k row k0, and its row stride.
   const T* panel(int64_t g, int64_t np, int64_t k0, int64_t* ld) const {
-    if (np < full_) {
+    if (!packed_ && np < full_) {
       *ld = O_;
       return w_ + k0 * O_ + g * Og_ + np * NR_;
     }
     *ld = NR_;
-    return tails_.data() + (g * K_ + k0) * NR_;
+    return blocks_.data() + block_offset(g, np) + k0 * NR_;
   }
 
  private:
+  void pack_panel(const ConvKernels<T>& kn, int64_t g, int64_t np) {
+    const int64_t o0 = g * Og_ + np * NR_, n = std::min(NR_, Og_ - np * NR_);
+    T* dst = blocks_.data() + block_offset(g, np);
+    if (oihw_) {
+      reorder_oihw_rows(kn, w_, o0, n, cg_, taps_, dst, NR_);
+      if (n < NR_)
+        for (int64_t k = 0; k < K_; ++k) std::fill(dst + k * NR_ + n, dst + (k + 1) * NR_, T(0));
+    } else {
+      pack_column_panels(w_ + o0, K_, n, O_, NR_, dst);
+    }
+  }
+
+  // Where panel np of group g starts in blocks_ (a partial panel's only block when not packed).
+  int64_t block_offset(int64_t g, int64_t np) const { return ((packed_ ? g * npanels_ + np : g) * K_) * NR_; }
+
   const T* w_;
-  int64_t K_, O_, Og_, NR_, full_;
-  Workspace<T> tails_;
+  bool oihw_, packed_;
+  int64_t cg_, taps_, K_, O_, groups_, Og_, NR_, full_, npanels_;
+  Workspace<T> blocks_;
 };
 
 // dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
