@@ -429,6 +429,25 @@ def test_nchw_single_image_transposed_by_every_thread(threads, isa, rng, restore
         np.testing.assert_allclose(yt, pycnn.ops.conv_transpose2d(x, wt, stride=2, padding=1), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_weights_packed_by_every_thread_or_shared(threads, layout, isa, rng, restore_threads, check_conv2d):
+    """Direct conv2d with no shared input transpose to wait for (NHWC, or one small NCHW image)
+    has weights of up to 256 KiB that need copying (OIHW reordered, a partial last panel, or
+    packed) packed by every thread into its own copy, and larger ones once, shared: both sides,
+    with groups and partial panels, against the reference and bit for bit against one thread."""
+    cases = [dict(c=32, side=11, o=64, groups=1), dict(c=24, side=9, o=2 * 37, groups=2),
+             dict(c=128, side=9, o=160, groups=1)]  # the last: 720 KiB of float32 weights
+    for case in cases:
+        problem = dict(n=1, c=case["c"], h=case["side"], w=case["side"], o=case["o"], kh=3, kw=3, stride=1,
+                       padding=1, dilation=1, groups=case["groups"], bias=True, activation="relu")
+        x, w, b, params = make_problem(rng, problem, layout, np.float32)
+        pycnn.set_num_threads(threads)
+        y = check_conv2d(x, w, b, algorithm="direct", err_msg=f"isa={isa} threads={threads} {case}", **params)
+        pycnn.set_num_threads(1)
+        np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w, b, algorithm="direct", **params))
+
+
 # ------------------------------------------------------------------------------ dtypes
 
 def _values(rng, shape, dtype):

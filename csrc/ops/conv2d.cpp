@@ -354,7 +354,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    before(/*wait=*/!weights.copies());
+    before(/*wait=*/!weights.waits());
     weights.pack(kn);
     const T** a_rows = row_pointers.slice(omp_get_thread_num());
 #pragma omp for schedule(dynamic)
@@ -552,7 +552,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   Workspace<T> tiles(nchw ? (size_t)(round_up(p.ow, MR) * NR) : 0, threads);
   const bool w_oihw = nchw && !w_hwio_given;
   WeightPanels<T> weights(w_oihw || !nchw ? w : w_hwio_given, w_oihw, Cg, taps, p.o, G, NR,
-                          repays_weight_packing(flops, p.n * P));
+                          repays_weight_packing(flops, p.n * P), input.shared_transpose() ? 1 : threads);
   Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
@@ -560,9 +560,9 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     // One barrier after the reorders (the input's transpose runs into the weights'), and none
-    // when there is no weight panel to copy: each costs ~0.3 us on 2 threads, a tenth of a
-    // LeNet-size layer.
-    input.transpose_batch(kn, /*wait=*/!weights.copies());
+    // when neither is shared: each costs ~0.3 us on 2 threads, a tenth of a LeNet-size layer,
+    // and more when a thread starts late.
+    input.transpose_batch(kn, /*wait=*/!weights.waits());
     weights.pack(kn);
     T* panel = panels.slice(omp_get_thread_num());
     T* out_row = nchw ? tiles.slice(omp_get_thread_num()) : nullptr;  // NCHW: one panel's output row
