@@ -168,15 +168,14 @@ class WeightPanels {
   // thread's, else an orphaned `omp for` (shared by the team inside a parallel region) with its
   // barrier; or nothing at all.
   void pack(const ConvKernels<T>& kn) {
+    // Copy i: every panel of every group when packed, else each group's partial last panel.
+    const int64_t count = packed_ ? groups_ * npanels_ : Og_ % NR_ != 0 ? groups_ : 0;
+    auto copy = [&](int64_t i) { packed_ ? pack_panel(kn, i / npanels_, i % npanels_) : pack_panel(kn, i, full_); };
     if (private_) {
-      for (int64_t item = 0; item < groups_ * npanels_; ++item)
-        if (packed_ || item % npanels_ == full_) pack_panel(kn, item / npanels_, item % npanels_);
-    } else if (packed_) {
+      for (int64_t i = 0; i < count; ++i) copy(i);
+    } else if (count > 0) {
 #pragma omp for schedule(static)
-      for (int64_t item = 0; item < groups_ * npanels_; ++item) pack_panel(kn, item / npanels_, item % npanels_);
-    } else if (Og_ % NR_ != 0) {
-#pragma omp for schedule(static)
-      for (int64_t g = 0; g < groups_; ++g) pack_panel(kn, g, full_);
+      for (int64_t i = 0; i < count; ++i) copy(i);
     }
   }
 
