@@ -69,3 +69,19 @@ def draw_window(draw, st, max_kernel: int):
     hmin = 1 if kind == "same" else max(1, dh * (kh - 1) + 1 - sum(sides[0]))
     wmin = 1 if kind == "same" else max(1, dw * (kw - 1) + 1 - sum(sides[1]))
     return kh, kw, stride, dilation, padding, hmin, wmin
+
+
+def at_line_offset(x0, offset):
+    """A copy of x0 starting `offset` bytes into a 64-byte line (a multiple of its itemsize)."""
+    raw = np.empty(x0.size + 2 * 64 // x0.itemsize, x0.dtype)
+    first = (-raw.ctypes.data % 64 + offset) // x0.itemsize
+    x = raw[first:first + x0.size].reshape(x0.shape)
+    x[...] = x0
+    assert x.ctypes.data % 64 == offset
+    return x
+
+
+def at_each_line_offset(x0):
+    """(offset, copy of x0 starting `offset` elements into a 64-byte line) for every offset."""
+    for offset in range(64 // x0.itemsize):
+        yield offset, at_line_offset(x0, offset * x0.itemsize)

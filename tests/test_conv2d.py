@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import draw_window, explicit_padding
+from helpers import at_line_offset, draw_window, explicit_padding
 
 ALGORITHMS = ["direct", "im2col", "auto"]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -368,16 +368,6 @@ def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
 
 
-def _placed(a, offset):
-    """A copy of `a` starting `offset` bytes past a 64-byte boundary."""
-    raw = np.empty(a.size + 128 // a.itemsize, a.dtype)
-    start = (-raw.ctypes.data % 64 + offset) // a.itemsize
-    placed = raw[start:start + a.size].reshape(a.shape)
-    placed[...] = a
-    assert placed.ctypes.data % 64 == offset
-    return placed
-
-
 @pytest.mark.parametrize("offset", [0, 16, 48])
 def test_pointwise_nchw_input_at_any_alignment(offset, isa, rng, check_conv2d):
     """A 1x1 NCHW GEMM reads its input planes in place only from 64-byte boundaries, and packs
@@ -388,8 +378,8 @@ def test_pointwise_nchw_input_at_any_alignment(offset, isa, rng, check_conv2d):
             case = dict(n=1, c=40, h=side, w=side, o=48, kh=1, kw=1, stride=1, padding=0, dilation=1, groups=1,
                         bias=True, activation="relu")
             x, w, b, params = make_problem(rng, case, "NCHW", dtype)
-            y = check_conv2d(_placed(x, offset), w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} side={side}",
-                             **params)
+            y = check_conv2d(at_line_offset(x, offset), w, b,
+                             err_msg=f"isa={isa} dtype={np.dtype(dtype)} side={side}", **params)
             np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w, b, **params))
 
 
@@ -404,7 +394,7 @@ def test_large_nhwc_call_weights_at_any_alignment(offset, algorithm, isa, rng, c
         case = dict(n=1, c=32, h=24, w=24, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
                     bias=True, activation=None)
         x, w, b, params = make_problem(rng, case, "NHWC", dtype)
-        y = check_conv2d(x, _placed(w, offset), b, algorithm=algorithm,
+        y = check_conv2d(x, at_line_offset(w, offset), b, algorithm=algorithm,
                          err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
         np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w.copy(), b, algorithm=algorithm, **params))
 

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import draw_window, explicit_padding, reference_truth
+from helpers import at_each_line_offset, draw_window, explicit_padding, reference_truth
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -178,18 +178,6 @@ def test_hypothesis_matches_reference(problem, isa, check_depthwise):
 
 
 # ------------------------------------------------------------------------------ semantics
-
-def at_each_line_offset(x0):
-    """(offset, copy of x0 starting `offset` elements into a 64-byte line) for every offset."""
-    item = x0.itemsize
-    raw = np.empty(x0.size + 2 * 64 // item, x0.dtype)
-    first = (-raw.ctypes.data % 64) // item
-    for offset in range(64 // item):
-        x = raw[first + offset:first + offset + x0.size].reshape(x0.shape)
-        x[...] = x0
-        assert x.ctypes.data % 64 == offset * item
-        yield offset, x
-
 
 @pytest.mark.parametrize("c", [96, 144, 100])
 @pytest.mark.parametrize("stride", [1, 2])
