@@ -126,6 +126,10 @@ CASES = [
     _case("w66-s2-valid-3x3-shift-in", c=3, h=9, w=66, k=3, stride=2, padding="valid", activation="relu6"),
     _case("w40-m2-s2-pad-right-only", c=4, m=2, h=11, w=40, k=3, stride=2, padding=((0, 1), (0, 1)),
           activation="sigmoid"),
+    # ... and at stride 1 with 8-row tiles (AVX-512) at any width: 4 full vectors and a partial
+    # one, two padding columns on the left, padding rows at the bottom only, multipliers.
+    _case("w70-m2-3x3-in-place-pad((0,2),(2,1))", c=3, m=2, h=11, w=70, k=3, padding=((0, 2), (2, 1)),
+          activation="relu6"),
 ]
 
 
