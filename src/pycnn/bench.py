@@ -616,9 +616,9 @@ def main(argv=None) -> int:
         group_results = [measure(c, layouts, quick=args.quick, reference_too=not args.no_reference)
                          for c in cases]
         roof = fma_roof(threads, samples)
-        if roof > roofs["gflops"]:
+        if round(roof) > round(roofs["gflops"]):
             print(f"\nFMA peak re-measured: {roof:.0f} GFLOP/s (was {roofs['gflops']:.0f}); % peak from here on")
-            roofs["gflops"] = roof
+        roofs["gflops"] = max(roof, roofs["gflops"])
         print_group(group_results, layouts, roofs)
         results += group_results
 
