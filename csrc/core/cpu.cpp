@@ -15,7 +15,7 @@ namespace {
 struct CpuFeatures {
   bool sse2 = false, sse41 = false, avx = false, fma = false, f16c = false, avx2 = false,
        avx512f = false, avx512dq = false, avx512cd = false, avx512bw = false, avx512vl = false,
-       os_avx = false, os_avx512 = false;
+       os_avx = false, os_avx512 = false, amd = false;
 };
 
 unsigned long long read_xcr0() {
@@ -27,6 +27,8 @@ unsigned long long read_xcr0() {
 CpuFeatures detect() {
   CpuFeatures f;
   unsigned int eax, ebx, ecx, edx;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return f;
+  f.amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // "AuthenticAMD"
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
   f.sse2 = edx & (1u << 26);
   f.sse41 = ecx & (1u << 19);
@@ -121,6 +123,8 @@ std::vector<std::string> cpu_features() {
   add(f.avx512vl && f.os_avx512, "avx512vl");
   return names;
 }
+
+bool split_line_loads_cheap() { return features().amd; }
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;

@@ -129,14 +129,15 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   // planes more than a page apart: each panel is then re-read for every MR channels across as
   // many pages as it has rows. Measured, NCHW 1x1, 2 threads, in place vs packed: 256->64 @56
   // 267 vs 297 us, 512->128 @14 79 vs 93, 32->192 @28 40 vs 44, 128->256 @28 137 vs 149,
-  // 64->192 @56 205 vs 209; but 64->256 @56 320 vs 275. And only from planes on 64-byte
-  // boundaries (NumPy aligns to 16): otherwise every vector load splits across two cache lines.
-  // 2 threads, Intel, us, median / p10, input 16 bytes off, in place vs packed: 256->64 @56
+  // 64->192 @56 205 vs 209; but 64->256 @56 320 vs 275. Where vector loads that straddle cache
+  // lines are costly (Intel), only from planes on 64-byte boundaries (NumPy aligns to 16).
+  // 2 threads, us, median / p10, input 16 bytes off, in place vs packed: Intel 256->64 @56
   // 986 / 754 vs 798 / 751, 128->256 @28 464 / 357 vs 391 / 317 (aligned, in place: 847 / 586,
-  // 403 / 310).
+  // 403 / 310); AMD Zen 4 256->64 @56 571 / 521 vs 651 / 578, 128->256 @28 301 / 262 vs
+  // 319 / 275, 512->128 @14 154 / 146 vs 178 / 160.
   const bool planes_aligned = reinterpret_cast<uintptr_t>(x) % 64 == 0 && P * (int64_t)sizeof(T) % 64 == 0;
-  const bool pointwise_in_place =
-      is_pointwise(p) && planes_aligned && (Og <= 192 || P * (int64_t)sizeof(T) <= 4096);
+  const bool pointwise_in_place = is_pointwise(p) && (planes_aligned || split_line_loads_cheap()) &&
+                                  (Og <= 192 || P * (int64_t)sizeof(T) <= 4096);
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
