@@ -370,9 +370,10 @@ def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
 
 @pytest.mark.parametrize("offset", [0, 16, 48])
 def test_pointwise_nchw_input_at_any_alignment(offset, isa, rng, check_conv2d):
-    """A 1x1 NCHW GEMM reads its input planes in place only from 64-byte boundaries, and packs
-    them otherwise: the same results from an input `offset` bytes past a cache line, on planes
-    of whole cache lines (32x32) and not (14x14)."""
+    """A 1x1 NCHW GEMM reads its input planes in place from 64-byte boundaries, and otherwise
+    packs them (Intel) or still reads them in place (AMD, where split-line loads are cheap): the
+    same results from an input `offset` bytes past a cache line, on planes of whole cache lines
+    (32x32) and not (14x14)."""
     for dtype in DTYPES:
         for side in (32, 14):
             case = dict(n=1, c=40, h=side, w=side, o=48, kh=1, kw=1, stride=1, padding=0, dilation=1, groups=1,
