@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import pycnn
 from pycnn import bench
 
 QUICK_POOLING = ["--quick", "--ops", "pooling", "--peers", "none", "--no-reference", "--layout", "NHWC"]
@@ -15,6 +16,7 @@ def test_quick_pooling_run_prints_every_layer_and_writes_json(tmp_path, capsys):
     assert bench.main(QUICK_POOLING + ["--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "measured roofs: FMA peak" in out and "peers: none" in out
+    assert f"cpu={pycnn.show_config(print_out=False)['cpu_vendor']}" in out.splitlines()[0]
     names = [layer.name for layer in bench.POOL_LAYERS]
     for name in names:
         assert any(line.startswith(name) for line in out.splitlines()), name

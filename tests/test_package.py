@@ -95,7 +95,7 @@ def test_show_config_prints_and_returns_dict(capfd):
     config = pycnn.show_config()
     printed = capfd.readouterr().out
     assert isinstance(config, dict)
-    for key in ("version", "cpu_features", "isa", "available_isas", "openmp", "num_threads",
+    for key in ("version", "cpu_vendor", "cpu_features", "isa", "available_isas", "openmp", "num_threads",
                 "compiler", "flags"):
         assert key in config, key
     assert config["version"] == pycnn.__version__
@@ -108,6 +108,20 @@ def test_show_config_prints_and_returns_dict(capfd):
     assert printed.strip(), "show_config() printed nothing"
     assert pycnn.__version__ in printed
     assert config["isa"] in printed
+
+
+def test_show_config_cpu_vendor_is_the_kernels():
+    """The CPUID vendor string (some kernel choices depend on it), as Linux reports it."""
+    vendor = pycnn.show_config(print_out=False)["cpu_vendor"]
+    assert isinstance(vendor, str) and len(vendor) == 12, vendor
+    try:
+        with open("/proc/cpuinfo") as f:
+            reported = {line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")}
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    if not reported:
+        pytest.skip("/proc/cpuinfo names no vendor_id")
+    assert reported == {vendor}
 
 
 def test_show_config_reflects_cpu_features():

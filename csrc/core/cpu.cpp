@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,7 +16,8 @@ namespace {
 struct CpuFeatures {
   bool sse2 = false, sse41 = false, avx = false, fma = false, f16c = false, avx2 = false,
        avx512f = false, avx512dq = false, avx512cd = false, avx512bw = false, avx512vl = false,
-       os_avx = false, os_avx512 = false, amd = false;
+       os_avx = false, os_avx512 = false;
+  char vendor[13] = {};
 };
 
 unsigned long long read_xcr0() {
@@ -28,7 +30,9 @@ CpuFeatures detect() {
   CpuFeatures f;
   unsigned int eax, ebx, ecx, edx;
   if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return f;
-  f.amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // "AuthenticAMD"
+  std::memcpy(f.vendor, &ebx, 4);  // the vendor string is EBX, EDX, ECX
+  std::memcpy(f.vendor + 4, &edx, 4);
+  std::memcpy(f.vendor + 8, &ecx, 4);
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
   f.sse2 = edx & (1u << 26);
   f.sse41 = ecx & (1u << 19);
@@ -124,7 +128,12 @@ std::vector<std::string> cpu_features() {
   return names;
 }
 
-bool split_line_loads_cheap() { return features().amd; }
+std::string cpu_vendor() { return features().vendor; }
+
+bool split_line_loads_cheap() {
+  static const bool amd = cpu_vendor() == "AuthenticAMD";
+  return amd;
+}
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;

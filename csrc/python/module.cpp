@@ -381,6 +381,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("layout"), py::arg("element_size"));
 
   m.def("cpu_features", &pycnn::cpu_features);
+  m.def("cpu_vendor", &pycnn::cpu_vendor);
   m.def("available_isas", [] {
     py::list out;
     for (pycnn::Isa isa : pycnn::available_isas()) out.append(pycnn::isa_name(isa));

@@ -52,9 +52,11 @@ def set_num_threads(n: int) -> None:
 
 
 def show_config(print_out: bool = True) -> dict:
-    """Version, CPU features, ISA in use, OpenMP runtime and threads, compiler and flags."""
+    """Version, CPU vendor and features, ISA in use, OpenMP runtime and threads, compiler and
+    flags."""
     config = {
         "version": __version__,
+        "cpu_vendor": _core.cpu_vendor(),
         "cpu_features": list(_core.cpu_features()),
         "isa": get_isa(),
         "available_isas": available_isas(),

@@ -600,7 +600,7 @@ def main(argv=None) -> int:
     roofs = {"gflops": fma_roof(threads, samples), "gbs": pycnn._core.copy_bandwidth_gbs(threads)}
     installed = [p for p in ("torch", "onnxruntime") if p in peers and
                  (torch if p == "torch" else _onnxruntime()) is not None]
-    print(f"pycnn {cfg['version']}  isa={cfg['isa']}  threads={threads}  float32  ({cfg['compiler']})")
+    print(f"pycnn {cfg['version']}  isa={cfg['isa']}  cpu={cfg['cpu_vendor']}  threads={threads}  float32  ({cfg['compiler']})")
     print(f"measured roofs: FMA peak {roofs['gflops']:.0f} GFLOP/s, copy bandwidth {roofs['gbs']:.1f} GB/s;"
           f" peers: {', '.join(installed) or 'none'}")
 

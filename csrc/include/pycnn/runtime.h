@@ -16,6 +16,8 @@ Isa isa_from_name(const std::string& name);
 
 // Features found by CPUID/XGETBV (names as in /proc/cpuinfo: "avx2", "fma", "avx512f", ...).
 std::vector<std::string> cpu_features();
+// The CPUID vendor string: "AuthenticAMD", "GenuineIntel", ...
+std::string cpu_vendor();
 // Whether vector loads that straddle two cache lines cost little on this CPU: true on AMD
 // (Zen 4 and Zen 5 measured), false elsewhere (Intel measured a split-load penalty). Kernels
 // that could read a misaligned operand in place or pack it to an aligned copy ask this.
