@@ -134,6 +134,19 @@ void depthwise_nchw_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   store_tile<V, MR, NV>(acc, a.y, (size_t)a.ldy, a.rows, a.cols, false, nchw_epilogue(a, e, row_bias));
 }
 
+// An in-place NCHW tile's column of MR rows x cols (<= W), stored inline for no activation,
+// relu and relu6: a call per vector spilled and reloaded the 9 weights around it (store_tile was
+// 15% of samples).
+template <class V, size_t MR>
+PYCNN_TILE_INLINE void store_nchw_column(typename V::reg (&acc)[MR][1], typename V::T* y,
+                                         const DepthwiseNchwArgs<typename V::T>& a, size_t cols,
+                                         const Epilogue<typename V::T>* ep) {
+  if (a.activation == 0) store_tile_unrolled<V, MR, 1, 0>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
+  else if (a.activation == 1) store_tile_unrolled<V, MR, 1, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
+  else if (a.activation == 2) store_tile_unrolled<V, MR, 1, 2>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
+  else store_tile<V, MR, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
+}
+
 // NCHW 3x3, dilation 1, row stride SH and column stride SW (1 or 2), the input rows read in
 // place: MR output rows x the tile's columns, one vector at a time. As in
 // depthwise_nchw_3x3_rows, each input row is loaded once per vector and feeds every output row
@@ -168,6 +181,49 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
       const int64_t end = a.in_w - start[k];
       lanes[k] = V::lane_range(-start[k], SW == 2 && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
     }
+    const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
+    T* y = a.y + v * W;
+    if constexpr (SW == 1 && SH == 1 && MR % 2 == 0 && W >= 2) {
+      // A last vector at most half full (rows of 56 columns: 3 vectors and 8 columns) takes two
+      // rows a vector: lanes [0, W/2) row r, lanes [W/2, W) row r + 1, so the tail costs half
+      // the multiply-adds. Input pair j (rows j, j + 1) feeds output pair i through tap kh when
+      // j = 2i + kh, as input row r feeds output row (r - kh) / 2 at row stride 2.
+      if (cols <= W / 2 && a.rows == MR) {
+        reg pairs[MR / 2][1];
+        zero_tile<V, MR / 2, 1>(pairs);
+        reg previous[3];
+#pragma GCC unroll 32
+        for (size_t r = 0; r < IR; ++r) {
+          const T* row = a.in_rows[r];
+          reg x[3];
+#pragma GCC unroll 3
+          for (size_t k = 0; k < 3; ++k) x[k] = V::load_masked(row + start[k], lanes[k]);
+          if (r > 0) {
+#pragma GCC unroll 3
+            for (size_t kw = 0; kw < 3; ++kw) {
+              reg pair = previous[kw], unused = x[kw];
+              V::template transpose_pair<W / 2>(pair, unused);  // pair: rows r - 1 and r
+#pragma GCC unroll 3
+              for (size_t kh = 0; kh < 3; ++kh)
+                if (tile_row_reads<MR / 2, 2>(r - 1, kh))
+                  pairs[(r - 1 - kh) / 2][0] = V::fmadd(wv[kh][kw], pair, pairs[(r - 1 - kh) / 2][0]);
+            }
+          }
+#pragma GCC unroll 3
+          for (size_t k = 0; k < 3; ++k) previous[k] = x[k];
+        }
+        reg acc[MR][1];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < MR / 2; ++i) {
+          reg lo = pairs[i][0], hi = pairs[i][0];
+          V::template transpose_pair<W / 2>(lo, hi);  // lo: row 2i in lanes [0, W/2); hi: row 2i + 1
+          acc[2 * i][0] = lo;
+          acc[2 * i + 1][0] = hi;
+        }
+        store_nchw_column<V, MR>(acc, y, a, cols, ep);
+        continue;
+      }
+    }
     reg acc[MR][1];
     zero_tile<V, MR, 1>(acc);
 #pragma GCC unroll 32
@@ -193,14 +249,7 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
             acc[(r - kh) / SH][0] = V::fmadd(wv[kh][kw], xk, acc[(r - kh) / SH][0]);
       }
     }
-    // Stored inline for no activation, relu and relu6: a call per vector spilled and reloaded
-    // the 9 weights around it (store_tile was 15% of samples).
-    const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
-    T* y = a.y + v * W;
-    if (a.activation == 0) store_tile_unrolled<V, MR, 1, 0>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
-    else if (a.activation == 1) store_tile_unrolled<V, MR, 1, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
-    else if (a.activation == 2) store_tile_unrolled<V, MR, 1, 2>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
-    else store_tile<V, MR, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
+    store_nchw_column<V, MR>(acc, y, a, cols, ep);
   }
 }
 
