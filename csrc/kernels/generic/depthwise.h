@@ -147,6 +147,23 @@ PYCNN_TILE_INLINE void store_nchw_column(typename V::reg (&acc)[MR][1], typename
   else store_tile<V, MR, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
 }
 
+// The three column taps of one input row for an in-place NCHW vector (see below): x[kw] holds
+// the columns tap kw reads for the vector's W output columns.
+template <class V, size_t SW>
+PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&start)[3],
+                                     const typename V::Lanes (&lanes)[3], typename V::reg (&x)[3]) {
+  if constexpr (SW == 1) {
+#pragma GCC unroll 3
+    for (size_t k = 0; k < 3; ++k) x[k] = V::load_masked(row + start[k], lanes[k]);
+  } else {
+    const typename V::reg lo = V::load_masked(row + start[0], lanes[0]);
+    const typename V::reg hi = V::load_masked(row + start[1], lanes[1]);
+    x[0] = V::even(lo, hi);
+    x[1] = V::odd(lo, hi);
+    x[2] = V::shift_in(x[0], V::load_masked(row + start[2], lanes[2]), 1);
+  }
+}
+
 // NCHW 3x3, dilation 1, row stride SH and column stride SW (1 or 2), the input rows read in
 // place: MR output rows x the tile's columns, one vector at a time. As in
 // depthwise_nchw_3x3_rows, each input row is loaded once per vector and feeds every output row
@@ -183,21 +200,20 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     }
     const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
     T* y = a.y + v * W;
-    if constexpr (SW == 1 && SH == 1 && MR % 2 == 0 && W >= 2) {
+    if constexpr (SH == 1 && SW == 1 && MR % 2 == 0 && W >= 2) {
       // A last vector at most half full (rows of 56 columns: 3 vectors and 8 columns) takes two
-      // rows a vector: lanes [0, W/2) row r, lanes [W/2, W) row r + 1, so the tail costs half
-      // the multiply-adds. Input pair j (rows j, j + 1) feeds output pair i through tap kh when
-      // j = 2i + kh, as input row r feeds output row (r - kh) / 2 at row stride 2.
+      // rows a vector: lanes [0, W/2) row 2i, lanes [W/2, W) row 2i + 1, so the tail costs half
+      // the multiply-adds. Input pair j (rows j and j + 1) feeds output pair i through tap kh
+      // when j = 2i + kh, as input row r feeds output row (r - kh) / 2 at row stride 2. (At
+      // stride 2 the column split's shuffles bound the tail, and pairs measured level.)
       if (cols <= W / 2 && a.rows == MR) {
         reg pairs[MR / 2][1];
         zero_tile<V, MR / 2, 1>(pairs);
         reg previous[3];
 #pragma GCC unroll 32
         for (size_t r = 0; r < IR; ++r) {
-          const T* row = a.in_rows[r];
           reg x[3];
-#pragma GCC unroll 3
-          for (size_t k = 0; k < 3; ++k) x[k] = V::load_masked(row + start[k], lanes[k]);
+          in_place_taps<V, SW>(a.in_rows[r], start, lanes, x);
           if (r > 0) {
 #pragma GCC unroll 3
             for (size_t kw = 0; kw < 3; ++kw) {
@@ -228,18 +244,8 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     zero_tile<V, MR, 1>(acc);
 #pragma GCC unroll 32
     for (size_t r = 0; r < IR; ++r) {
-      const T* row = a.in_rows[r];
       reg x[3];
-      if constexpr (SW == 1) {
-#pragma GCC unroll 3
-        for (size_t k = 0; k < 3; ++k) x[k] = V::load_masked(row + start[k], lanes[k]);
-      } else {
-        const reg lo = V::load_masked(row + start[0], lanes[0]);
-        const reg hi = V::load_masked(row + start[1], lanes[1]);
-        x[0] = V::even(lo, hi);
-        x[1] = V::odd(lo, hi);
-        x[2] = V::shift_in(x[0], V::load_masked(row + start[2], lanes[2]), 1);
-      }
+      in_place_taps<V, SW>(a.in_rows[r], start, lanes, x);
 #pragma GCC unroll 3
       for (size_t kw = 0; kw < 3; ++kw) {
         const reg xk = tile_row_uses<MR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
