@@ -19,8 +19,8 @@ std::vector<std::string> cpu_features();
 // The CPUID vendor string: "AuthenticAMD", "GenuineIntel", ...
 std::string cpu_vendor();
 // Whether vector loads that straddle two cache lines cost little on this CPU: true on AMD
-// (Zen 4 and Zen 5 measured), false elsewhere (Intel measured a split-load penalty). Kernels
-// that could read a misaligned operand in place or pack it to an aligned copy ask this.
+// (measured on Zen 4), false elsewhere (Intel measured a split-load penalty). Kernels that could
+// read a misaligned operand in place or pack it to an aligned copy ask this.
 bool split_line_loads_cheap();
 // ISAs whose kernels this CPU (and OS) can run, Scalar first.
 std::vector<Isa> available_isas();
