@@ -235,6 +235,37 @@ def test_nhwc_3x3_stride2_rows_in_segments(pixel_bytes, width, isa, rng, check_d
                 check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} offset={offset}", **params)
 
 
+@pytest.mark.parametrize("c", [16, 100, 144])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("width", [16, 31, 56, 57])
+def test_nhwc_3x3_edge_tiles_match_explicit_padding(c, stride, width, isa, rng, check_depthwise):
+    """NHWC 3x3 tiles whose columns reach one past either end of the row (their padding columns
+    known when compiled; two past takes the per-load checks) and rows of padding: the same bits
+    as the image padded with zeros beforehand, where every tile is inside. Infinite weights
+    where a padding column or row meets them give w * 0 = NaN in both. Widths 16 and 56 at
+    stride 1 and 31 at stride 2 end in a full tile reaching past the row; both dtypes, bias and
+    relu6, whole and partial vectors (100 channels), and the rotated strips (144)."""
+    for dtype in DTYPES:
+        for padding in (1, ((1, 0), (0, 1)), ((0, 1), (1, 0)), ((2, 1), (2, 2))):
+            case = dict(n=1, c=c, m=1, h=6, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
+                        bias=True, activation="relu6")
+            x, w, b, params = make_problem(rng, case, "NHWC", dtype)
+            err = f"isa={isa} dtype={np.dtype(dtype)} padding={padding}"
+            y = check_depthwise(x, w, b, err_msg=err, **params)
+            (top, bottom), (left, right) = explicit_padding(padding, 6, width, 3, 3, stride, 1)
+            padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+            np.testing.assert_array_equal(y, pycnn.ops.depthwise_conv2d(padded, w, b, **{**params, "padding": 0}),
+                                          err_msg=err)
+            w[0, 0, 1, 0] = np.inf   # channel 1, tap (0, 0): meets the top and the left padding
+            w[1, 2, 2, 0] = -np.inf  # channel 2, tap (1, 2): the right padding
+            w[2, 1, 3, 0] = np.inf   # channel 3, tap (2, 1): the bottom padding
+            with np.errstate(invalid="ignore"):
+                y = pycnn.ops.depthwise_conv2d(x, w, b, **params)
+                assert np.isnan(y).any(), err
+                np.testing.assert_array_equal(
+                    y, pycnn.ops.depthwise_conv2d(padded, w, b, **{**params, "padding": 0}), err_msg=err)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_equals_grouped_conv2d(dtype, isa, rng):
     """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is

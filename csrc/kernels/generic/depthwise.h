@@ -341,10 +341,12 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
 
 // 3x3, column stride S, dilation 1: the full MR-pixel tiles [ow0, ow1) of one channel vector,
 // its 9 weight vectors held in registers across the tiles; each input pixel of a kernel row is
-// loaded once for the outputs that read it. Checked: some taps read padding (edge columns, or
-// rows that are null); those enter as zero vectors. Each output's sum runs kh-major, kw-minor
-// and adds w*0 for padding, as depthwise_nhwc_tile does, so both give the same bits.
-template <class V, size_t MR, size_t S, bool Full, bool Checked>
+// loaded once for the outputs that read it. Padding enters as zero vectors: rows that are null,
+// and columns outside [0, in_w) -- found per load when Checked, else known when compiled: the
+// first Left and last Right of a tile's IC columns (an edge tile). Each output's sum runs
+// kh-major, kw-minor and adds w*0 for padding, as depthwise_nhwc_tile does, so all give the
+// same bits.
+template <class V, size_t MR, size_t S, bool Full, bool Checked, size_t Left = 0, size_t Right = 0>
 inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1,
                                      int64_t c0, size_t nc) {
   using T = typename V::T;
@@ -353,7 +355,7 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   // Interior tiles at stride 2 (25 pixels a row) walk them with one pointer (advanced). One
   // thread, pinned, p10 us, 7 alternating runs: 3x3/2 96 @112 99.0 -> 95.3, 64 @112 90.0 -> 83.5.
   // At stride 1 (14 pixels) the offsets fit in registers, and walking measured 0-3% slower.
-  constexpr bool walk = !Checked && S == 2;
+  constexpr bool walk = !Checked && S == 2 && Left == 0 && Right == 0;
   reg wv[9];
 #pragma GCC unroll 9
   for (size_t t = 0; t < 9; ++t) {
@@ -368,12 +370,23 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
 #pragma GCC unroll 3
     for (size_t kh = 0; kh < 3; ++kh) {
       const T* row = a.rows[kh];
+      if (!Checked && !row) {  // a padding row: w * 0 for each of its taps, in the same order
+#pragma GCC unroll 32
+        for (size_t j = 0; j < IC; ++j)
+#pragma GCC unroll 3
+          for (size_t kw = 0; kw < 3; ++kw)
+            if (tile_row_reads<MR, S>(j, kw))
+              acc[(j - kw) / S][0] = V::fmadd(wv[kh * 3 + kw], V::zero(), acc[(j - kw) / S][0]);
+        continue;
+      }
       const T* pixel = walk ? row + first * ps + c0 : nullptr;
 #pragma GCC unroll 32
       for (size_t j = 0; j < IC; ++j) {
         const int64_t iw = first + (int64_t)j;
         reg loaded = V::zero();
-        if (walk) {
+        if (!Checked && (j < Left || j + Right >= IC)) {
+          // a padding column of an edge tile: stays zero
+        } else if (walk) {
           loaded = Full ? V::load(pixel) : V::load_partial(pixel, nc);
           pixel = advanced(pixel, ps);
         } else if (!Checked || (row && iw >= 0 && iw < a.in_w)) {
@@ -392,8 +405,9 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
 }
 
 // Full MR-pixel tiles [ow0, ow1) through every channel vector: an interior run (Checked false)
-// in tiles of RUN_MR pixels, then of MR for the rest; edge tiles (Checked) in tiles of MR.
-template <class V, size_t RUN_MR, size_t MR, size_t S, bool Checked>
+// in tiles of RUN_MR pixels, then of MR for the rest; edge tiles (Checked, or Left / Right
+// padding columns: one tile) in tiles of MR.
+template <class V, size_t RUN_MR, size_t MR, size_t S, bool Checked, size_t Left = 0, size_t Right = 0>
 inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1) {
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
   using T = typename V::T;
@@ -402,11 +416,12 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   auto strip = [&](int64_t c0, int64_t nc, int64_t from, int64_t to) {
     const int64_t split = Checked ? from : from + (to - from) / (int64_t)RUN_MR * (int64_t)RUN_MR;
     if (nc == W) {
-      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false>(a, from, split, c0, W);
-      depthwise_nhwc_3x3_strip<V, MR, S, true, Checked>(a, split, to, c0, W);
+      if (split > from) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false, Left, Right>(a, from, split, c0, W);
+      if (to > split) depthwise_nhwc_3x3_strip<V, MR, S, true, Checked, Left, Right>(a, split, to, c0, W);
     } else {
-      if (!Checked) depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false>(a, from, split, c0, (size_t)nc);
-      depthwise_nhwc_3x3_strip<V, MR, S, false, Checked>(a, split, to, c0, (size_t)nc);
+      if (split > from)
+        depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false, Left, Right>(a, from, split, c0, (size_t)nc);
+      if (to > split) depthwise_nhwc_3x3_strip<V, MR, S, false, Checked, Left, Right>(a, split, to, c0, (size_t)nc);
     }
   };
   // NumPy's large arrays start 16 bytes into a cache line. When pixels are whole lines apart,
@@ -426,7 +441,8 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   // rotated: 144 @56 87.1 -> 84.2, 64 @56 43.7 -> 38.7, 32 @112 92.7 -> 67.9. At stride 2 the
   // spanning vector's parts are two input pixels apart; loading it as two measured level or
   // slower (96 @112 94.8 -> 95.6, 64 @112 80.7 -> 91.8), so stride 2 keeps the lead strip.
-  if (S == 1 && !Checked && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
+  constexpr bool edge = Checked || Left > 0 || Right > 0;
+  if (S == 1 && !edge && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
       a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
     depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
     for (int64_t c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W, ow0, ow1);
@@ -451,7 +467,7 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   // level with small rows (64 @56, 128 @56, 256 @28). Other strides stay whole: 96 @112
   // (384-byte pixels) measured 1-16% slower in segments, 80 @112 level to 10% faster.
   const int64_t pixel_bytes = a.pixel_stride * (int64_t)sizeof(T);
-  if (S == 2 && !Checked && (pixel_bytes & (pixel_bytes - 1)) == 0 && 3 * a.in_w * pixel_bytes > 48 * 1024) {
+  if (S == 2 && !edge && (pixel_bytes & (pixel_bytes - 1)) == 0 && 3 * a.in_w * pixel_bytes > 48 * 1024) {
     for (int64_t from = ow0; from < ow1; from += (int64_t)RUN_MR)
       every_channel(from, ow1 - from < (int64_t)RUN_MR ? ow1 : from + (int64_t)RUN_MR);
     return;
@@ -476,16 +492,21 @@ inline void depthwise_nhwc_pixels(const DepthwiseNhwcArgs<typename V::T>& a, int
 // input and output stream through memory sequentially); interior tiles skip the bounds checks.
 // 3x3 layers, stride 1 or 2: the run of interior tiles goes one channel vector at a time in
 // tiles of RUN_MR / S2_RUN_MR pixels (AVX-512: 12), the vector's 9 weights in registers; full
-// edge tiles and padding rows take the checked strip, padding as zero vectors (through
-// depthwise_nhwc_tile they were 17% of 144 @56's tiles and 29% of its time). One thread, us:
-// 144 @56 124 -> 100, 576 @14 52 -> 43, AVX2 144 @56 195 -> 134; stride 2 96 @112 138 -> 116,
-// 144 @56 59 -> 51. 2 threads: 144 @56 71 -> 59, stride 2 96 @112 82.5 -> 70.
+// edge tiles take the 3x3 strip too, padding as zero vectors (through depthwise_nhwc_tile they
+// were 17% of 144 @56's tiles and 29% of its time). One thread, us: 144 @56 124 -> 100, 576 @14
+// 52 -> 43, AVX2 144 @56 195 -> 134; stride 2 96 @112 138 -> 116, 144 @56 59 -> 51. 2 threads:
+// 144 @56 71 -> 59, stride 2 96 @112 82.5 -> 70.
+// Rows of padding run with the interior (their taps w * 0, no loads), and an edge tile whose
+// columns reach one past the row has that column fixed when compiled (Left / Right), where both
+// took the per-load checks: their branches made a 4-pixel edge tile cost 2.4 interior pixels
+// each. Alternating, p10 us, before -> after, one thread: 144 @56 126 -> 114, 576 @14 49.7 ->
+// 44.2, 32 @112 105 -> 98, 3x3/2 96 @112 145 -> 143, AVX2 144 @56 172 -> 157; two threads:
+// 144 @56 63.4 -> 56.0, 576 @14 27.1 -> 23.7, 3x3/2 96 @112 74.2 -> 71.6.
 template <class V, size_t MR, size_t NV, size_t RUN_MR = MR, size_t S2_RUN_MR = MR>
 void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   const int64_t reach = (a.kw - 1) * a.dilation;
   const bool k3 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && a.stride == 1;
   const bool k3s2 = a.kh == 3 && a.kw == 3 && a.dilation == 1 && a.stride == 2;
-  const bool k3_rows_inside = (k3 || k3s2) && a.rows[0] && a.rows[1] && a.rows[2];
   auto inside = [&](int64_t ow) {  // a full tile at ow, every column it reads inside the image
     return a.ow_end - ow >= (int64_t)MR && ow * a.stride - a.pad_left >= 0 &&
            (ow + (int64_t)MR - 1) * a.stride - a.pad_left + reach < a.in_w;
@@ -493,7 +514,7 @@ void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
   for (int64_t ow = a.ow_begin; ow < a.ow_end; ow += (int64_t)MR) {
     const size_t count = (size_t)(a.ow_end - ow < (int64_t)MR ? a.ow_end - ow : (int64_t)MR);
     const bool columns_inside = inside(ow);
-    if (k3_rows_inside && columns_inside) {  // the whole run of interior tiles, vector by vector
+    if ((k3 || k3s2) && columns_inside) {  // the whole run of interior tiles (rows may be padding)
       int64_t end = ow + (int64_t)MR;
       while (inside(end)) end += (int64_t)MR;
       if (k3) depthwise_nhwc_3x3_run<V, RUN_MR, MR, 1, false>(a, ow, end);
@@ -502,8 +523,18 @@ void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
       continue;
     }
     if ((k3 || k3s2) && count == MR) {  // a full edge tile
-      if (k3) depthwise_nhwc_3x3_run<V, MR, MR, 1, true>(a, ow, ow + (int64_t)MR);
-      else depthwise_nhwc_3x3_run<V, MR, MR, 2, true>(a, ow, ow + (int64_t)MR);
+      // How far the IC = (MR-1)*stride + 3 columns it reads reach past the row on either side.
+      const int64_t first = ow * a.stride - a.pad_left, reads = ((int64_t)MR - 1) * a.stride + 3;
+      const int64_t left = first < 0 ? -first : 0, right = first + reads > a.in_w ? first + reads - a.in_w : 0;
+      if (k3) {
+        if (left == 1 && right == 0) depthwise_nhwc_3x3_run<V, MR, MR, 1, false, 1, 0>(a, ow, ow + (int64_t)MR);
+        else if (left == 0 && right == 1) depthwise_nhwc_3x3_run<V, MR, MR, 1, false, 0, 1>(a, ow, ow + (int64_t)MR);
+        else depthwise_nhwc_3x3_run<V, MR, MR, 1, true>(a, ow, ow + (int64_t)MR);
+      } else {
+        if (left == 1 && right == 0) depthwise_nhwc_3x3_run<V, MR, MR, 2, false, 1, 0>(a, ow, ow + (int64_t)MR);
+        else if (left == 0 && right == 1) depthwise_nhwc_3x3_run<V, MR, MR, 2, false, 0, 1>(a, ow, ow + (int64_t)MR);
+        else depthwise_nhwc_3x3_run<V, MR, MR, 2, true>(a, ow, ow + (int64_t)MR);
+      }
     } else if (columns_inside) {
       depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
     } else {
