@@ -280,6 +280,7 @@ struct DepthwiseNchwArgs {
   //   in_w: the row length; only columns [0, in_w) are read, any others add w*0.
   //   col0: the column tap kw = 0 of the tile's first output column reads (negative in left
   //         padding); output column j, tap kw reads col0 + j*stride_w + kw.
+  //   cols: any number (the kernel steps a vector of columns at a time), not only up to NR.
   const T* const* in_rows;
   int64_t in_w, col0, stride_w;
 };
@@ -335,7 +336,7 @@ struct DepthwiseKernels {
   size_t nchw_mr, nchw_nr;
   size_t nchw_in_place_nr;  // the in-place kernel's column step (a vector): it covers cols in these
   DepthwiseNchwUkernel<T> nchw;
-  DepthwiseNchwUkernel<T> nchw_3x3_in_place;  // tiles of nchw_mr rows and up to nchw_nr columns
+  DepthwiseNchwUkernel<T> nchw_3x3_in_place;  // tiles of nchw_mr rows and any number of columns
   DepthwiseNhwcUkernel<T> nhwc;
   EpilogueUkernel<T> epilogue;
   Deinterleave2Ukernel<T> deinterleave2;
