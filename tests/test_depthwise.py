@@ -283,15 +283,18 @@ def test_equals_grouped_conv2d(dtype, isa, rng):
 @pytest.mark.parametrize("width", [2, 4, 7, 12, 28, 56, 112])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("activation", [None, "relu6", "sigmoid"])
-def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, isa, rng, check_depthwise):
+@pytest.mark.parametrize("height", [17, 28])
+def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, height, isa, rng, check_depthwise):
     """NCHW 3x3, rows read in place: at stride 1 a last vector at most half full (56 columns
     on 16 float32 lanes: 3 vectors and 8 columns; 4 or 2 columns on AVX2's 8 and 4) holds the
-    tails of two rows; stride 2 keeps one row a vector. Full and partial row tiles (17 input
-    rows), both dtypes, asymmetric padding; and the same bits as the rows embedded in zeros up
-    to whole vectors, where every vector is full."""
+    tails of two rows; stride 2 keeps one row a vector. Full and partial row tiles of both
+    heights (AVX-512: 17 output rows in a 14-row and an 8-row tile, 28 in two 14-row ones; at
+    stride 2 a partial and a full 14-row tile; 8 planes, so each plane is one band), both
+    dtypes, asymmetric padding; and the same bits as the rows embedded in zeros up to whole
+    vectors, where every vector is full."""
     for dtype in DTYPES:
         for padding in (1, ((0, 2), (1, 1))):
-            case = dict(n=2, c=3, m=2, h=17, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
+            case = dict(n=2, c=4, m=2, h=height, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
                         bias=True, activation=activation)
             x, w, b, params = make_problem(rng, case, "NCHW", dtype)
             y = check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} padding={padding}", **params)

@@ -337,6 +337,10 @@ struct DepthwiseKernels {
   size_t nchw_in_place_nr;  // the in-place kernel's column step (a vector): it covers cols in these
   DepthwiseNchwUkernel<T> nchw;
   DepthwiseNchwUkernel<T> nchw_3x3_in_place;  // tiles of nchw_mr rows and any number of columns
+  // The same in taller tiles, whose input loads feed more output rows (AVX-512: 14 rows; the
+  // ISAs with 16 registers or fewer: nchw_mr).
+  size_t nchw_in_place_tall_mr;
+  DepthwiseNchwUkernel<T> nchw_3x3_in_place_tall;
   DepthwiseNhwcUkernel<T> nhwc;
   EpilogueUkernel<T> epilogue;
   Deinterleave2Ukernel<T> deinterleave2;

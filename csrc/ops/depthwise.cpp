@@ -183,15 +183,34 @@ void depthwise_nchw_band(const DepthwiseConv2dParams& p, const DepthwiseKernels<
 // Input rows a tile of MR output rows reads with the in-place kernel, at most.
 constexpr int64_t kMaxTileInputRows = 2 * 15 + 3;
 
+// How many tall tiles (tall rows; the rest of the rows in tiles of mr) cover `rows` output rows
+// at the least cost, a tall tile's row costing 0.87 of a short tile's: its input rows' loads
+// are shared by more output rows (3x3 stride 1: 16 input rows for 14 outputs, 10 for 8). Each
+// tile computes all its rows, used or not. AVX-512, alternating, p10 us, 8-row tiles -> these,
+// 1 thread / 2 threads: 144 @56 120 -> 113 / 65 -> 60, 32 @112 98 -> 94 / 54 -> 49, 576 @14 69
+// -> 46 / 36 -> 25, 3x3/2 144 @56 66 -> 58 / 36 -> 33, 96 @112 152 -> 153 / 82 -> 79. (960 @7
+// keeps one 8-row tile: a 14-row one for its 7 rows measured 59 -> 69.)
+inline int64_t in_place_tall_tiles(int64_t rows, int64_t tall, int64_t mr) {
+  if (tall <= mr) return 0;
+  int64_t best = 0;
+  double best_cost = (double)round_up(rows, mr);
+  for (int64_t t = 1; (t - 1) * tall < rows; ++t) {
+    const double cost = 0.87 * (double)(t * tall) + (double)round_up(std::max<int64_t>(0, rows - t * tall), mr);
+    if (cost < best_cost) best = t, best_cost = cost;
+  }
+  return best;
+}
+
 // The same from the channel's plane x_c (H x W) in place (nchw_in_place), with zero_row (W
 // zeros) for padding rows: output rows [oh0, oh0 + band).
 template <class T>
 void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x_c,
                                   const T* zero_row, const T* w, const T* bias, int64_t c, int64_t oh0,
                                   int64_t band, T* y_channels, int64_t ldc) {
-  const int64_t MR = (int64_t)kd.nchw_mr, M = p.multiplier;
-  const int64_t IR = (MR - 1) * p.stride_h + 3;
-  if (IR > kMaxTileInputRows) throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
+  const int64_t MR = (int64_t)kd.nchw_mr, TALL = (int64_t)kd.nchw_in_place_tall_mr, M = p.multiplier;
+  if ((TALL - 1) * p.stride_h + 3 > kMaxTileInputRows)
+    throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
+  const int64_t tall_rows = in_place_tall_tiles(band, TALL, MR) * TALL;  // the band's first rows
   const T* in_rows[kMaxTileInputRows];
   DepthwiseNchwArgs<T> a = nchw_args<T>(p);
   a.in_rows = in_rows;
@@ -199,8 +218,10 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
     const int64_t oc = c * M + m;
     a.w = w + oc * p.kh * p.kw;
     a.bias = bias ? bias + oc : nullptr;
-    for (int64_t i0 = 0; i0 < band; i0 += MR) {
-      a.rows = (size_t)std::min(MR, band - i0);
+    for (int64_t i0 = 0; i0 < band;) {
+      const bool tall = i0 < tall_rows;
+      const int64_t tile = tall ? TALL : MR, IR = (tile - 1) * p.stride_h + 3;
+      a.rows = (size_t)std::min(tile, band - i0);
       for (int64_t r = 0; r < IR; ++r) {
         const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
         in_rows[r] = ih >= 0 && ih < p.h ? x_c + ih * p.w : zero_row;
@@ -211,7 +232,8 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
       a.col0 = -p.pad_left;
       a.y = y_channels + m * ldc + i0 * p.ow;
       a.cols = (size_t)p.ow;
-      kd.nchw_3x3_in_place(a);
+      (tall ? kd.nchw_3x3_in_place_tall : kd.nchw_3x3_in_place)(a);
+      i0 += tile;
     }
   }
 }

@@ -24,8 +24,8 @@ const KernelTable& kernel_table() {
       PeakKernel{24 * VecF::W * 2, fma_peak_loop<VecF, 24>},
       make_pool_kernels<VecF>(),
       make_pool_kernels<VecD>(),
-      make_depthwise_kernels<VecF, 8, 2, 4, 2, 12, 12>(),
-      make_depthwise_kernels<VecD, 8, 2, 4, 2, 12, 12>(),
+      make_depthwise_kernels<VecF, 8, 2, 4, 2, 12, 12, 14>(),
+      make_depthwise_kernels<VecD, 8, 2, 4, 2, 12, 12, 14>(),
   };
   return table;
 }

@@ -600,11 +600,12 @@ void deinterleave2_ukernel(const typename V::T* src, size_t n, typename V::T* ev
 }
 
 template <class V, size_t NCHW_MR, size_t NCHW_NV, size_t NHWC_MR, size_t NHWC_NV, size_t RUN_MR = NHWC_MR,
-          size_t S2_RUN_MR = NHWC_MR>
+          size_t S2_RUN_MR = NHWC_MR, size_t NCHW_TALL_MR = NCHW_MR>
 constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
       NCHW_MR, NCHW_NV * V::W, V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
-      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_MR>,
+      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_MR>, NCHW_TALL_MR,
+      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_TALL_MR>,
       depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR, S2_RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
