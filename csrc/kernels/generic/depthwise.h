@@ -475,6 +475,18 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   every_channel(ow0, ow1);
 }
 
+// The full MR-pixel tile at ow whose IC = (MR-1)*S + 3 input columns reach past the row: by one
+// column on one side (padding 1), that column is fixed when compiled; otherwise each load is
+// checked.
+template <class V, size_t MR, size_t S>
+inline void depthwise_nhwc_3x3_edge_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow) {
+  const int64_t first = ow * (int64_t)S - a.pad_left, reads = ((int64_t)MR - 1) * (int64_t)S + 3;
+  const int64_t left = first < 0 ? -first : 0, right = first + reads > a.in_w ? first + reads - a.in_w : 0;
+  if (left == 1 && right == 0) depthwise_nhwc_3x3_run<V, MR, MR, S, false, 1, 0>(a, ow, ow + (int64_t)MR);
+  else if (left == 0 && right == 1) depthwise_nhwc_3x3_run<V, MR, MR, S, false, 0, 1>(a, ow, ow + (int64_t)MR);
+  else depthwise_nhwc_3x3_run<V, MR, MR, S, true>(a, ow, ow + (int64_t)MR);
+}
+
 // All channel blocks of one tile of `count` pixels at ow: NV-vector blocks, then single vectors,
 // then one masked vector for the remainder.
 template <class V, size_t MR, size_t NV, bool Checked>
@@ -523,18 +535,8 @@ void depthwise_nhwc_ukernel(const DepthwiseNhwcArgs<typename V::T>& a) {
       continue;
     }
     if ((k3 || k3s2) && count == MR) {  // a full edge tile
-      // How far the IC = (MR-1)*stride + 3 columns it reads reach past the row on either side.
-      const int64_t first = ow * a.stride - a.pad_left, reads = ((int64_t)MR - 1) * a.stride + 3;
-      const int64_t left = first < 0 ? -first : 0, right = first + reads > a.in_w ? first + reads - a.in_w : 0;
-      if (k3) {
-        if (left == 1 && right == 0) depthwise_nhwc_3x3_run<V, MR, MR, 1, false, 1, 0>(a, ow, ow + (int64_t)MR);
-        else if (left == 0 && right == 1) depthwise_nhwc_3x3_run<V, MR, MR, 1, false, 0, 1>(a, ow, ow + (int64_t)MR);
-        else depthwise_nhwc_3x3_run<V, MR, MR, 1, true>(a, ow, ow + (int64_t)MR);
-      } else {
-        if (left == 1 && right == 0) depthwise_nhwc_3x3_run<V, MR, MR, 2, false, 1, 0>(a, ow, ow + (int64_t)MR);
-        else if (left == 0 && right == 1) depthwise_nhwc_3x3_run<V, MR, MR, 2, false, 0, 1>(a, ow, ow + (int64_t)MR);
-        else depthwise_nhwc_3x3_run<V, MR, MR, 2, true>(a, ow, ow + (int64_t)MR);
-      }
+      if (k3) depthwise_nhwc_3x3_edge_tile<V, MR, 1>(a, ow);
+      else depthwise_nhwc_3x3_edge_tile<V, MR, 2>(a, ow);
     } else if (columns_inside) {
       depthwise_nhwc_pixels<V, MR, NV, false>(a, ow, count);
     } else {
