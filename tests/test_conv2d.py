@@ -384,6 +384,23 @@ def test_pointwise_nchw_input_at_any_alignment(offset, isa, rng, check_conv2d):
             np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w, b, **params))
 
 
+@pytest.mark.parametrize("c, side, o, k, stride", [(64, 23, 70, 1, 1), (128, 32, 22, 1, 1), (96, 24, 17, 1, 1),
+                                                   (64, 47, 17, 3, 2)])
+def test_nchw_gemm_with_long_b_panels(c, side, o, k, stride, isa, rng, check_conv2d):
+    """An NCHW GEMM whose B panels (input channels x pixels) pass 8 KiB, on 512 pixels or more,
+    takes a register tile at least 6 output channels deep (ops/tiles.h, pick_channel_rows_tile:
+    AVX2's 6x2 over its 3x4, the scalar 8x2 at long reductions): channel counts that leave a
+    partial last tile, pixel counts that leave a partial last panel (529, 576) or none (1024),
+    the input read in place (1x1) or packed (3x3/2)."""
+    for dtype in DTYPES:
+        case = dict(n=1, c=c, h=side, w=side, o=o, kh=k, kw=k, stride=stride, padding=k // 2, dilation=1,
+                    groups=1, bias=True, activation="relu")
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        explained = pycnn.ops.explain_conv2d(x, w, stride=stride, padding=k // 2)
+        assert explained.startswith("im2col") and "reordered" not in explained, explained
+        check_conv2d(x, w, b, algorithm="im2col", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
 @pytest.mark.parametrize("offset", [0, 16, 48])
 @pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 def test_large_nhwc_call_weights_at_any_alignment(offset, algorithm, isa, rng, check_conv2d):

@@ -100,10 +100,10 @@ template <class T>
 void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                     const T* bias, T* y) {
   const int64_t G = p.groups, Og = p.o / G, Cg = p.c / G, K = Cg * p.kh * p.kw, P = p.oh * p.ow;
-  const auto& gemm = pick_tile(kn.gemm, Og, P);
+  const int64_t KC = reduction_block<T>(K);
+  const auto& gemm = pick_channel_rows_tile(kn.gemm, Og, P, KC, sizeof(T));
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr;
   const int64_t mpanels = ceil_div(Og, MR);
-  const int64_t KC = reduction_block<T>(K);
   const double flops = 2.0 * p.n * P * p.o * K;
 
   // Work items: (image, group, pixel tile, output-channel chunk). Aim for a few items per

@@ -52,6 +52,25 @@ int64_t computed_rows(const TiledBlocks<Fn>& k, int64_t m) {
   return last && !k.exact((size_t)last) ? round_up(m, (int64_t)k.mr) : m;
 }
 
+// The work a tile shape spends on an m x n output: rows as computed_rows, columns padded to NR.
+template <class K>
+double tile_work(const K& k, int64_t m, int64_t n) {
+  return (double)computed_rows(k, m) * (double)round_up(n, (int64_t)k.nr);
+}
+
+// pick_tile (below) among the shapes `allowed` accepts; null if it accepts none.
+template <class K, class Allowed>
+const K* pick_tile_among(const K (&shapes)[kTileShapes], int64_t m, int64_t n, const Allowed& allowed) {
+  auto eligible = [&](const K& k) { return allowed(k) && (&k != &shapes[kTileShapes - 1] || n <= (int64_t)k.nr); };
+  const K* least = nullptr;
+  for (const K& k : shapes)
+    if (eligible(k) && (!least || tile_work(k, m, n) < tile_work(*least, m, n))) least = &k;
+  if (least)
+    for (const K& k : shapes)
+      if (eligible(k) && tile_work(k, m, n) <= tile_work(*least, m, n) * 1.03) return &k;
+  return least;
+}
+
 // The register-tile shape that wastes the least work on an m x n output (rows as computed_rows,
 // columns padded to NR); within 3% of the least, the table's order of preference decides: 56
 // pixels x 64 channels take AVX-512's 6x4 (6x6 + 4x5 pixels) over its NHWC 14x2, which loads
@@ -61,14 +80,33 @@ int64_t computed_rows(const TiledBlocks<Fn>& k, int64_t m) {
 // 12x1 97-105 GFLOP/s, 8x3 118-134).
 template <class K>
 const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
-  auto padded = [&](const K& k) { return (double)computed_rows(k, m) * (double)round_up(n, (int64_t)k.nr); };
-  auto eligible = [&](const K& k) { return &k != &shapes[kTileShapes - 1] || n <= (int64_t)k.nr; };
-  double best = padded(shapes[0]);
-  for (const K& k : shapes)
-    if (eligible(k)) best = std::min(best, padded(k));
-  for (const K& k : shapes)
-    if (eligible(k) && padded(k) <= best * 1.03) return k;
-  return shapes[0];
+  const K* k = pick_tile_among(shapes, m, n, [](const K&) { return true; });
+  return k ? *k : shapes[0];
+}
+
+// For a GEMM whose rows are output channels (A: the weights, broadcast) and whose B panel of KC
+// input rows x NR pixels is re-read once per MR channels (NCHW: the input planes, in place or
+// packed), B costs sizeof(T)/MR bytes a multiply-add whatever the vector width. The shape with
+// the fewest loads per FMA may be 3 rows deep (AVX2's 3x4: 21 bytes a cycle at one Zen 4 core's
+// AVX2 peak); once that panel is past half of L1 and the image is large, its re-reads come from
+// L2 faster than L2 feeds them next to A and C, and a tile of at least kStreamedBMinRows rows
+// halves them (AVX-512's 6x4 reads 10.7 bytes a cycle). Elsewhere the fewest loads per FMA win.
+// AVX2 on Zen 4, one thread, NCHW 1x1, p10 us, 3x4 -> 6x2: 256->64 @56 1888 -> 1330, 128->256
+// @28 773 -> 539; where not applied: 16->32 @56 (a 2 KiB panel) 43.6 -> 47.9, 512->512 @7
+// (49 pixels) 334 -> 364, 1024->256 @7 347 -> 383; 512->128 @14 and 1024->256 @14 level.
+constexpr size_t kStreamedBMinRows = 6;
+constexpr int64_t kStreamedBPanelBytes = 8 << 10;
+constexpr int64_t kStreamedBMinPixels = 512;
+
+template <class K>
+const K& pick_channel_rows_tile(const K (&shapes)[kTileShapes], int64_t channels, int64_t pixels,
+                                int64_t kc, size_t element_bytes) {
+  const K& any = pick_tile(shapes, channels, pixels);
+  if (any.mr >= kStreamedBMinRows || pixels < kStreamedBMinPixels ||
+      kc * (int64_t)any.nr * (int64_t)element_bytes < kStreamedBPanelBytes)
+    return any;
+  const K* deep = pick_tile_among(shapes, channels, pixels, [](const K& k) { return k.mr >= kStreamedBMinRows; });
+  return deep && tile_work(*deep, channels, pixels) <= 1.10 * tile_work(any, channels, pixels) ? *deep : any;
 }
 
 }  // namespace pycnn
