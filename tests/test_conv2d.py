@@ -385,13 +385,14 @@ def test_pointwise_nchw_input_at_any_alignment(offset, isa, rng, check_conv2d):
 
 
 @pytest.mark.parametrize("c, side, o, k, stride", [(64, 23, 70, 1, 1), (128, 32, 22, 1, 1), (96, 24, 17, 1, 1),
-                                                   (64, 47, 17, 3, 2)])
+                                                   (160, 23, 17, 1, 1), (64, 47, 17, 3, 2)])
 def test_nchw_gemm_with_long_b_panels(c, side, o, k, stride, isa, rng, check_conv2d):
     """An NCHW GEMM whose B panels (input channels x pixels) pass 8 KiB, on 512 pixels or more,
     takes a register tile at least 6 output channels deep (ops/tiles.h, pick_channel_rows_tile:
     AVX2's 6x2 over its 3x4, the scalar 8x2 at long reductions): channel counts that leave a
     partial last tile, pixel counts that leave a partial last panel (529, 576) or none (1024),
-    the input read in place (1x1) or packed (3x3/2)."""
+    the input read in place (1x1 up to 128 channels), packed because the 6x2's one-line panel
+    rows span more than 128 planes (1x1, 160 channels, AVX2), or packed as im2col (3x3/2)."""
     for dtype in DTYPES:
         case = dict(n=1, c=c, h=side, w=side, o=o, kh=k, kw=k, stride=stride, padding=k // 2, dilation=1,
                     groups=1, bias=True, activation="relu")
