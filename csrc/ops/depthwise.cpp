@@ -125,15 +125,18 @@ struct NchwPlane {
 //    plane -> in place: 144 @56 164 -> 109 / 159 -> 158 (p10 150 -> 132), 32 @112 103 -> 83 /
 //    180 -> 105, 288 @28 77 -> 67 / 130 -> 112; separable 3x3 128 @56 + 1x1 128 820 -> 769.
 //    (On an AMD Zen 5 VM the plane's 8x32 tiles had led at 56 columns on one thread, 108 vs 127.)
-//  - with 4-row tiles (AVX2, scalar), where the plane kernel's column tiles would cover at least
-//    1.5x the columns of the in-place kernel's vectors (narrow rows): at 56, 112 and 28 columns
-//    AVX2 in place measured even to 0.8x. Stride 1 narrow rows, AVX-512, plane -> in place: 576
-//    @14 44 -> 31 / 78 -> 50, 960 @7 82 -> 49 (1 thread); stride 2: 3x3/2 96 @112 124 -> 84 /
-//    177 -> 145, 144 @56/2 57 -> 40 / 81 -> 69, 576 @14/2 40 -> 27 / 63 -> 41.
+//  - with AVX2's 4-row tiles too, now that its vectors inside the row load without masks
+//    (vmaskmovps): one thread, plane -> in place, us: 144 @56 243 -> 195, 32 @112 198 -> 170,
+//    64 @40 61 -> 49, 288 @28 152 -> 144, 576 @14 level, 960 @7 75 -> 76.
+//  - with the scalar kernels' 4-row tiles only where the plane kernel's column tiles would cover
+//    at least 1.5x the columns (narrow rows): at 56, 40 and 14 columns in place measured 0.7-0.8x.
+//  Stride 1 narrow rows, AVX-512, plane -> in place: 576 @14 44 -> 31 / 78 -> 50, 960 @7 82 -> 49
+//  (1 thread); stride 2: 3x3/2 96 @112 124 -> 84 / 177 -> 145, 144 @56/2 57 -> 40 / 81 -> 69,
+//  576 @14/2 40 -> 27 / 63 -> 41.
 template <class T>
 bool nchw_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd) {
   if (p.kh != 3 || p.kw != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.stride_h > 2 || p.stride_w > 2) return false;
-  if (p.stride_w == 2 || kd.nchw_mr >= 8) return true;
+  if (p.stride_w == 2 || kd.nchw_mr >= 8 || kd.nchw_in_place_nr > 1) return true;
   return 2 * round_up(p.ow, (int64_t)kd.nchw_nr) >= 3 * round_up(p.ow, (int64_t)kd.nchw_in_place_nr);
 }
 

@@ -153,6 +153,8 @@ struct VecF {
   static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_ps(p, m); }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   static constexpr bool kFoldPairs = false;  // two-source permutes are too dear here: reduce per vector
+  // Masked loads are vmaskmovps, slower than plain loads: kernels load plainly where all lanes are inside.
+  static constexpr bool kMaskedLoadsCheap = false;
 };
 
 struct VecD {
@@ -260,6 +262,7 @@ struct VecD {
   static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_pd(p, m); }
   static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
   static constexpr bool kFoldPairs = false;
+  static constexpr bool kMaskedLoadsCheap = false;
 };
 
 }  // namespace pycnn::avx2

@@ -132,6 +132,7 @@ struct VecF {
   // each block of h output lanes, lanes [0, h) / [h, 2h) of the matching 2h-lane block of (a, b),
   // so combine(lo, hi) halves every vector's partial results and packs two vectors into one.
   static constexpr bool kFoldPairs = true;
+  static constexpr bool kMaskedLoadsCheap = true;  // a k-mask on an ordinary load
   static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
     const int shift = h == 8 ? 3 : h == 4 ? 2 : h == 2 ? 1 : 0;
     const __m512i k = lanes();
@@ -231,6 +232,7 @@ struct VecD {
   static __mmask8 lanes_between(int64_t lo, int64_t hi) { return (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
   static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_pd(m, p); }
   static constexpr bool kFoldPairs = true;
+  static constexpr bool kMaskedLoadsCheap = true;
   static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {
     const int shift = h == 4 ? 2 : h == 2 ? 1 : 0;
     const __m512i k = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);

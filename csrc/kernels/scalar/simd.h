@@ -46,6 +46,7 @@ struct VecScalar {
   static Lanes lane_range(int64_t lo, int64_t hi) { return lo <= 0 && hi > 0; }
   static reg load_masked(const T* p, Lanes m) { return m ? *p : 0; }
   static constexpr bool kFoldPairs = false;  // one lane: nothing to fold
+  static constexpr bool kMaskedLoadsCheap = true;
 };
 
 using VecF = VecScalar<float>;
