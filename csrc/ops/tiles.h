@@ -88,12 +88,13 @@ const K& pick_tile(const K (&shapes)[kTileShapes], int64_t m, int64_t n) {
 // input rows x NR pixels is re-read once per MR channels (NCHW: the input planes, in place or
 // packed), B costs sizeof(T)/MR bytes a multiply-add whatever the vector width. The shape with
 // the fewest loads per FMA may be 3 rows deep (AVX2's 3x4: 21 bytes a cycle at one Zen 4 core's
-// AVX2 peak); once that panel is past half of L1 and the image is large, its re-reads come from
-// L2 faster than L2 feeds them next to A and C, and a tile of at least kStreamedBMinRows rows
-// halves them (AVX-512's 6x4 reads 10.7 bytes a cycle). Elsewhere the fewest loads per FMA win.
-// AVX2 on Zen 4, one thread, NCHW 1x1, p10 us, 3x4 -> 6x2: 256->64 @56 1888 -> 1330, 128->256
-// @28 773 -> 539; where not applied: 16->32 @56 (a 2 KiB panel) 43.6 -> 47.9, 512->512 @7
-// (49 pixels) 334 -> 364, 1024->256 @7 347 -> 383; 512->128 @14 and 1024->256 @14 level.
+// AVX2 peak); once that panel reaches kStreamedBPanelBytes on a large image, its re-reads come
+// from L2 faster than L2 feeds them next to A and C, and a tile of at least kStreamedBMinRows
+// rows halves them (AVX-512's 6x4 reads 10.7 bytes a cycle). Elsewhere the fewest loads per FMA
+// win. AVX2 on Zen 4, one thread, NCHW 1x1, p10 us, 3x4 -> 6x2: 256->64 @56 1888 -> 1330,
+// 128->256 @28 773 -> 539, 128->128 @28 386 -> 280, 96->24 @56 237 -> 175, 64->64 @56 399 ->
+// 301; where not applied: 16->32 @56 (a 2 KiB panel) 43.6 -> 47.9, 512->512 @7 (49 pixels)
+// 334 -> 364, 1024->256 @7 347 -> 383; 512->128 @14 and 1024->256 @14 level.
 constexpr size_t kStreamedBMinRows = 6;
 constexpr int64_t kStreamedBPanelBytes = 8 << 10;
 constexpr int64_t kStreamedBMinPixels = 512;

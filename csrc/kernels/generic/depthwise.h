@@ -271,12 +271,14 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // Where masked loads cost more than plain ones (V::kMaskedLoadsCheap), vectors whose taps
     // all lie inside the row load plainly: AVX2 on Zen 4, one thread, us, 3x3/2 96 @112 262 ->
     // 231, 144 @56 211 -> 199 (on AVX-512 the second copy of the rows cost 2-5%).
-    const bool inside = !V::kMaskedLoadsCheap &&
-                        (SW == 1 ? start[0] >= 0 && start[2] + (int64_t)W <= a.in_w
-                                 : start[0] >= 0 && start[1] + (int64_t)W <= a.in_w && start[2] < a.in_w);
-    if constexpr (V::kMaskedLoadsCheap) in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
-    else if (inside) in_place_rows<V, MR, SH, SW, false>(a, start, lanes, wv, acc);
-    else in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+    if constexpr (V::kMaskedLoadsCheap) {
+      in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+    } else {
+      const bool inside = SW == 1 ? start[0] >= 0 && start[2] + (int64_t)W <= a.in_w
+                                  : start[0] >= 0 && start[1] + (int64_t)W <= a.in_w && start[2] < a.in_w;
+      if (inside) in_place_rows<V, MR, SH, SW, false>(a, start, lanes, wv, acc);
+      else in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+    }
     store_nchw_column<V, MR>(acc, y, a, cols, ep);
   }
 }
