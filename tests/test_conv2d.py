@@ -392,7 +392,8 @@ def test_nchw_gemm_with_long_b_panels(c, side, o, k, stride, isa, rng, check_con
     AVX2's 6x2 over its 3x4, the scalar 8x2 at long reductions): channel counts that leave a
     partial last tile, pixel counts that leave a partial last panel (529, 576) or none (1024),
     the input read in place (1x1 up to 128 channels), packed because the 6x2's one-line panel
-    rows span more than 128 planes (1x1, 160 channels, AVX2), or packed as im2col (3x3/2)."""
+    rows would straddle cache lines over more than 128 planes (1x1, 160 channels on 529-pixel
+    planes, AVX2), or packed as im2col (3x3/2)."""
     for dtype in DTYPES:
         case = dict(n=1, c=c, h=side, w=side, o=o, kh=k, kw=k, stride=stride, padding=k // 2, dilation=1,
                     groups=1, bias=True, activation="relu")

@@ -134,16 +134,19 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   // 2 threads, us, median / p10, input 16 bytes off, in place vs packed: Intel 256->64 @56
   // 986 / 754 vs 798 / 751, 128->256 @28 464 / 357 vs 391 / 317 (aligned, in place: 847 / 586,
   // 403 / 310); AMD Zen 4 256->64 @56 571 / 521 vs 651 / 578, 128->256 @28 301 / 262 vs
-  // 319 / 275, 512->128 @14 154 / 146 vs 178 / 160. A panel row of one cache line (AVX2's 6x2:
-  // 16 floats) moves to a new page every 64 bytes, and past ~128 planes its re-reads miss the
-  // L1 TLB on each: there packing wins. AVX2 on Zen 4, 2 threads, p10 us, in place vs packed:
-  // 256->64 @56 664 vs 605, 256->128 @56 1308 vs 1084; level at 128->256 @28 and 96->24 @56 (and
-  // at 96 planes packing lost: 110 vs 122). AVX-512's 6x4 rows are 256 bytes (256->64 @56: 481
-  // in place vs 533 packed); the scalar kernels' shorter rows are compute-bound (packing: 3% slower).
+  // 319 / 275, 512->128 @14 154 / 146 vs 178 / 160. Split loads are not cheap for a panel row
+  // of one cache line (AVX2's 6x2: 16 floats), every row straddling two lines, over more than
+  // ~128 planes: there off-line planes are packed. AVX2 on Zen 4, 2 threads, p10 us, in place vs
+  // packed, input 16 bytes off: 256->64 @56 664 vs 605 (670 vs 607 in another run), 256->128
+  // @56 1308 vs 1084; level at 128->256 @28 and 96->24 @56 (packing at 96 planes had lost: 110
+  // vs 122); on 64-byte planes in place stays ahead, 537 vs 572. AVX-512's 6x4 rows are 256 bytes
+  // (256->64 @56: 481 in place vs 533 packed); the scalar kernels' shorter rows are compute-bound
+  // (packing: 3% slower).
   const bool planes_aligned = reinterpret_cast<uintptr_t>(x) % 64 == 0 && P * (int64_t)sizeof(T) % 64 == 0;
-  const bool short_panel_rows = NR * (int64_t)sizeof(T) == 64 && KC > 128;
-  const bool pointwise_in_place = is_pointwise(p) && (planes_aligned || split_line_loads_cheap()) &&
-                                  (Og <= 192 || P * (int64_t)sizeof(T) <= 4096) && !short_panel_rows;
+  const bool one_line_panel_rows = NR * (int64_t)sizeof(T) == 64 && KC > 128;
+  const bool pointwise_in_place = is_pointwise(p) &&
+                                  (planes_aligned || (split_line_loads_cheap() && !one_line_panel_rows)) &&
+                                  (Og <= 192 || P * (int64_t)sizeof(T) <= 4096);
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
