@@ -136,7 +136,7 @@ struct NchwPlane {
 template <class T>
 bool nchw_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd) {
   if (p.kh != 3 || p.kw != 3 || p.dilation_h != 1 || p.dilation_w != 1 || p.stride_h > 2 || p.stride_w > 2) return false;
-  if (p.stride_w == 2 || kd.nchw_mr >= 8 || kd.nchw_in_place_nr > 1) return true;
+  if (p.stride_w == 2 || kd.nchw_in_place_nr > 1) return true;  // vector ISAs: AVX-512, AVX2
   return 2 * round_up(p.ow, (int64_t)kd.nchw_nr) >= 3 * round_up(p.ow, (int64_t)kd.nchw_in_place_nr);
 }
 
