@@ -116,16 +116,20 @@ struct VecF {
     v = max_propagate_nan(v, _mm256_permute_ps(v, 0xB1));
     return _mm256_cvtss_f32(v);
   }
+  // The stride-2 column split kept inside the 128-bit halves: even_in_lanes(a, b) holds the even
+  // lanes of the 2W-lane pair (a, b), odd_in_lanes the odd ones, both with their 64-bit pairs in
+  // the order [0 2 1 3]; in_lane_order restores the order (the one lane-crossing permute, which
+  // a kernel can defer to its sums: kernels/generic/depthwise.h).
+  static constexpr bool kEvenOddInLanes = true;
+  static reg even_in_lanes(reg a, reg b) { return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); }
+  static reg odd_in_lanes(reg a, reg b) { return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)); }
+  static reg in_lane_order(reg v) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
   // Even lanes of the 2W-lane pair (a, b).
-  static reg every2(reg a, reg b) {
-    const reg evens = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
-  }
+  static reg every2(reg a, reg b) { return in_lane_order(even_in_lanes(a, b)); }
   static reg even(reg a, reg b) { return every2(a, b); }
-  static reg odd(reg a, reg b) {
-    const reg odds = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 | a5 a7 b5 b7
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odds), _MM_SHUFFLE(3, 1, 2, 0)));
-  }
+  static reg odd(reg a, reg b) { return in_lane_order(odd_in_lanes(a, b)); }
   // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W.
   static reg shift_in(reg cur, reg next, int64_t m) {
     const __m256i index = _mm256_add_epi32(lanes(), _mm256_set1_epi32((int)m));  // permutevar uses index & 7
@@ -227,14 +231,15 @@ struct VecD {
     v = max_propagate_nan(v, _mm256_permute_pd(v, 0x5));
     return _mm256_cvtsd_f64(v);
   }
+  // As VecF's: lanes a0 b0 a2 b2 (even) and a1 b1 a3 b3 (odd), restored to a0 a2 b0 b2.
+  static constexpr bool kEvenOddInLanes = true;
+  static reg even_in_lanes(reg a, reg b) { return _mm256_unpacklo_pd(a, b); }
+  static reg odd_in_lanes(reg a, reg b) { return _mm256_unpackhi_pd(a, b); }
+  static reg in_lane_order(reg v) { return _mm256_permute4x64_pd(v, _MM_SHUFFLE(3, 1, 2, 0)); }
   // Even lanes of the 2W-lane pair (a, b).
-  static reg every2(reg a, reg b) {
-    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a0 b0 a2 b2 -> a0 a2 b0 b2
-  }
+  static reg every2(reg a, reg b) { return in_lane_order(even_in_lanes(a, b)); }
   static reg even(reg a, reg b) { return every2(a, b); }
-  static reg odd(reg a, reg b) {
-    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));  // a1 b1 a3 b3 -> a1 a3 b1 b3
-  }
+  static reg odd(reg a, reg b) { return in_lane_order(odd_in_lanes(a, b)); }
   // Lane i: cur[i + m] while i + m < W, then next[i + m - W]; 0 <= m < W. Lanes move as pairs of
   // 32-bit halves through permutevar8x32.
   static reg shift_in(reg cur, reg next, int64_t m) {

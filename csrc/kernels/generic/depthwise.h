@@ -10,6 +10,8 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
+#include <type_traits>
+
 namespace pycnn::PYCNN_ISA_NS {
 
 // x, opaque to the optimiser: a value loaded for several FMAs must stay one load into a
@@ -147,17 +149,37 @@ PYCNN_TILE_INLINE void store_nchw_column(typename V::reg (&acc)[MR][1], typename
   else store_tile<V, MR, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
 }
 
+// Vector traits whose stride-2 column split stays inside 128-bit lanes (V::even_in_lanes,
+// V::odd_in_lanes, V::in_lane_order; flagged by V::kEvenOddInLanes).
+template <class V, class = void>
+struct has_even_odd_in_lanes : std::false_type {};
+template <class V>
+struct has_even_odd_in_lanes<V, std::void_t<decltype(V::kEvenOddInLanes)>> : std::true_type {};
+
 // The three column taps of one input row for an in-place NCHW vector (see below): x[kw] holds
 // the columns tap kw reads for the vector's W output columns. Masked: the loads keep to the row
 // (lanes); otherwise every lane is inside it and plain loads serve (AVX2's masked loads,
 // vmaskmovps, are a slower instruction; the shift-in at stride 2 reads one element).
+// At stride 2 with the split in lanes (AVX2), all three taps come in that lane order, which the
+// kernel restores once per sum: tap 2 is the even lanes of loads 2 and 3, two columns on from
+// loads 0 and 1. An input row then costs 4 loads and 3 in-lane shuffles, where the split across
+// lanes took 2 loads, a broadcast, 2 shuffles, 4 lane-crossing permutes and a blend. AVX2 on Zen
+// 4, one thread, p10 us: 3x3/2 96 @112 231 -> 204, 144 @56 113 -> 103, 32 @224 290 -> 270. On
+// AVX-512 a two-source permute costs what an in-lane shuffle does (a replica of the kernel, 8.4
+// vs 9.0 cycles an input row), so it keeps its split.
 template <class V, size_t SW, bool Masked = true>
-PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&start)[3],
-                                     const typename V::Lanes (&lanes)[3], typename V::reg (&x)[3]) {
+PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&start)[4],
+                                     const typename V::Lanes (&lanes)[4], typename V::reg (&x)[3]) {
   auto load = [&](size_t k) { return Masked ? V::load_masked(row + start[k], lanes[k]) : V::load(row + start[k]); };
   if constexpr (SW == 1) {
 #pragma GCC unroll 3
     for (size_t k = 0; k < 3; ++k) x[k] = load(k);
+  } else if constexpr (has_even_odd_in_lanes<V>::value) {
+    const typename V::reg lo = load(0);
+    const typename V::reg hi = load(1);
+    x[0] = V::even_in_lanes(lo, hi);
+    x[1] = V::odd_in_lanes(lo, hi);
+    x[2] = V::even_in_lanes(load(2), load(3));
   } else {
     const typename V::reg lo = load(0);
     const typename V::reg hi = load(1);
@@ -170,8 +192,8 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
 // The MR rows of an in-place NCHW vector (below): each input row's taps feed every output row
 // that reads it.
 template <class V, size_t MR, size_t SH, size_t SW, bool Masked>
-PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, const int64_t (&start)[3],
-                                     const typename V::Lanes (&lanes)[3], const typename V::reg (&wv)[3][3],
+PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, const int64_t (&start)[4],
+                                     const typename V::Lanes (&lanes)[4], const typename V::reg (&wv)[3][3],
                                      typename V::reg (&acc)[MR][1]) {
   using reg = typename V::reg;
   constexpr size_t IR = (MR - 1) * SH + 3;
@@ -207,6 +229,7 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   using reg = typename V::reg;
   using Lanes = typename V::Lanes;
   constexpr size_t W = V::W, IR = (MR - 1) * SH + 3;
+  constexpr bool in_lanes = SW == 2 && has_even_odd_in_lanes<V>::value;
   reg wv[3][3];
   broadcast_3x3<V>(a.w, wv);
   Epilogue<T> e;
@@ -215,14 +238,15 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 1
   for (size_t v = 0; v * W < a.cols; ++v) {
     // Load k starts at start[k]: SW = 1, tap k of the vector's first column; SW = 2, k vectors
-    // into the 2W columns from col0 + 2*v*W on.
-    int64_t start[3];
-    Lanes lanes[3];
-#pragma GCC unroll 3
-    for (size_t k = 0; k < 3; ++k) {
-      start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : (2 * v + k) * W);
+    // into the 2W columns from col0 + 2*v*W on, or with the split in lanes, loads 2 and 3 two
+    // columns after loads 0 and 1.
+    int64_t start[4];
+    Lanes lanes[4];
+#pragma GCC unroll 4
+    for (size_t k = 0; k < 4; ++k) {
+      start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
       const int64_t end = a.in_w - start[k];
-      lanes[k] = V::lane_range(-start[k], SW == 2 && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
+      lanes[k] = V::lane_range(-start[k], SW == 2 && !in_lanes && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
     }
     const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
     T* y = a.y + v * W;
@@ -274,10 +298,15 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     if constexpr (V::kMaskedLoadsCheap) {
       in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
     } else {
-      const bool inside = SW == 1 ? start[0] >= 0 && start[2] + (int64_t)W <= a.in_w
-                                  : start[0] >= 0 && start[1] + (int64_t)W <= a.in_w && start[2] < a.in_w;
+      const bool inside = SW == 1     ? start[0] >= 0 && start[2] + (int64_t)W <= a.in_w
+                          : in_lanes ? start[0] >= 0 && start[3] + (int64_t)W <= a.in_w
+                                     : start[0] >= 0 && start[1] + (int64_t)W <= a.in_w && start[2] < a.in_w;
       if (inside) in_place_rows<V, MR, SH, SW, false>(a, start, lanes, wv, acc);
       else in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+    }
+    if constexpr (in_lanes) {
+#pragma GCC unroll 16
+      for (size_t i = 0; i < MR; ++i) acc[i][0] = V::in_lane_order(acc[i][0]);
     }
     store_nchw_column<V, MR>(acc, y, a, cols, ep);
   }
