@@ -134,6 +134,21 @@ def test_avg_pool2d_matches_reference(case, layout, dtype, count_include_pad, is
     check_avg_pool(x, assert_conv_close, count_include_pad=count_include_pad, **params)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kernel_size, padding", [(2, 0), (2, 1), (3, 1)])
+def test_nchw_stride2_rows_end_where_their_windows_do(kernel_size, padding, dtype, isa, rng, assert_conv_close):
+    """NCHW stride-2 pooling splits each pair of input blocks into even and odd columns (AVX2's
+    2-tap windows inside 128-bit lanes, restored to column order per output vector). Every width
+    from 14 to 49, with each row's first column far above the rest: a block that read past its
+    row's end would take the next row's first element into the last output's window."""
+    for width in range(14, 50):
+        x = rng.standard_normal((1, 3, 5, width)).astype(dtype)
+        x[..., 0] = 1e6
+        params = dict(kernel_size=kernel_size, stride=2, padding=padding)
+        check_max_pool(x, **params)
+        check_avg_pool(x, assert_conv_close, **params)
+
+
 def test_dilated_window_in_padding_is_minus_inf(isa):
     x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
     result = pycnn.ops.max_pool2d(x, 2, padding=1, dilation=3)

@@ -10,7 +10,7 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
-#include <type_traits>
+#include "generic/traits.h"
 
 namespace pycnn::PYCNN_ISA_NS {
 
@@ -148,13 +148,6 @@ PYCNN_TILE_INLINE void store_nchw_column(typename V::reg (&acc)[MR][1], typename
   else if (a.activation == 2) store_tile_unrolled<V, MR, 1, 2>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
   else store_tile<V, MR, 1>(acc, y, (size_t)a.ldy, a.rows, cols, false, ep);
 }
-
-// Vector traits whose stride-2 column split stays inside 128-bit lanes (V::even_in_lanes,
-// V::odd_in_lanes, V::in_lane_order; flagged by V::kEvenOddInLanes).
-template <class V, class = void>
-struct has_even_odd_in_lanes : std::false_type {};
-template <class V>
-struct has_even_odd_in_lanes<V, std::void_t<decltype(V::kEvenOddInLanes)>> : std::true_type {};
 
 // The three column taps of one input row for an in-place NCHW vector (see below): x[kw] holds
 // the columns tap kw reads for the vector's W output columns. Masked: the loads keep to the row

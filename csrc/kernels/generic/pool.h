@@ -9,6 +9,8 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
+#include "generic/traits.h"
+
 namespace pycnn::PYCNN_ISA_NS {
 
 // Max: -inf is the identity (padding never wins), NaN propagates, nothing is rescaled.
@@ -183,6 +185,16 @@ void pool_window_ukernel(const typename V::T* src, int64_t n, int64_t taps, int6
 // the block reads (split into even/odd columns at stride 2), and each tap is that vector shifted
 // by the tap's offset against the next block's vector, which the loop carries to its next step.
 
+// Input columns [c, c + W), all inside the row, reduced over the window rows.
+template <class V, class Op, int kRows>
+PYCNN_TILE_INLINE typename V::reg pool_column_inside(const typename V::T* x, int64_t row_stride, int64_t rows,
+                                                     int64_t c) {
+  typename V::reg acc = V::load(x + c);
+#pragma GCC unroll 4
+  for (int64_t r = 1; r < rows; ++r) acc = Op::template combine<V>(acc, V::load(x + r * row_stride + c));
+  return acc;
+}
+
 // Input columns [c, c + W) reduced over the window rows; columns outside [0, width) are the
 // identity and are never read.
 template <class V, class Op, int kRows>
@@ -193,12 +205,7 @@ inline typename V::reg pool_column_block(const typename V::T* x, int64_t row_str
   const int64_t rows = kRows ? kRows : runtime_rows;
   const reg identity = Op::template identity<V>();
   if (rows <= 0) return identity;
-  if (c >= 0 && c + W <= width) {
-    reg acc = V::load(x + c);
-#pragma GCC unroll 4
-    for (int64_t r = 1; r < rows; ++r) acc = Op::template combine<V>(acc, V::load(x + r * row_stride + c));
-    return acc;
-  }
+  if (c >= 0 && c + W <= width) return pool_column_inside<V, Op, kRows>(x, row_stride, rows, c);
   const int64_t lo = c < 0 ? -c : 0, hi = width - c < W ? width - c : W;
   if (hi <= lo) return identity;
   reg acc = V::load_lanes(x + c, lo, hi, identity);
@@ -235,6 +242,26 @@ void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
     T* y = a.y + i * a.y_step;
     const T* scale = Op::kScaled && a.scale ? a.scale + i * a.y_step : nullptr;
     int64_t c = -a.pad_left;
+    if constexpr (kTaps == 2 && has_even_odd_in_lanes<V>::value) {
+      // 2x2/2-like windows: each output's taps are one even and one odd lane of its block pair,
+      // so the split stays inside the 128-bit lanes and one permute per output restores their
+      // order (AVX2: one vpermpd where the split across lanes took two).
+      if (a.stride == 2 && d == 1) {
+        const int64_t rows = kRows ? kRows : a.rows;
+        for (int64_t j = 0; j < a.n; j += W, c += 2 * W) {
+          // Blocks inside the row inline: as calls (GCC's choice here) they cost a third of the
+          // time.
+          const bool inside = rows > 0 && c >= 0 && c + 2 * W <= a.width;
+          const reg lo = inside ? pool_column_inside<V, Op, kRows>(x, a.row_stride, rows, c)
+                                : pool_column_block<V, Op, kRows>(x, a.row_stride, rows, a.width, c);
+          const reg hi = inside ? pool_column_inside<V, Op, kRows>(x, a.row_stride, rows, c + W)
+                                : pool_column_block<V, Op, kRows>(x, a.row_stride, rows, a.width, c + W);
+          const reg acc = Op::template combine<V>(V::even_in_lanes(lo, hi), V::odd_in_lanes(lo, hi));
+          pool_store_outputs<V, Op>(V::in_lane_order(acc), scale, j, a.n, y);
+        }
+        continue;
+      }
+    }
     if (a.stride == 2) {
       reg lo = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c);
       reg hi = pool_column_block<V, Op, kRows>(x, a.row_stride, a.rows, a.width, c + W);

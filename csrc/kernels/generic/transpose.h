@@ -4,7 +4,7 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
-#include <type_traits>
+#include "generic/traits.h"
 
 namespace pycnn::PYCNN_ISA_NS {
 
@@ -19,13 +19,6 @@ inline void transpose_stages(typename V::reg (&r)[V::W]) {
     transpose_stages<V, H / 2>(r);
   }
 }
-
-// Vector traits that can interleave three rows into pixels (V::interleave3, flagged by
-// V::kInterleave3).
-template <class V, class = void>
-struct has_interleave3 : std::false_type {};
-template <class V>
-struct has_interleave3<V, std::void_t<decltype(V::kInterleave3)>> : std::true_type {};
 
 // dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (both <= W), in registers; nothing
 // outside those elements is read or written.

@@ -1,0 +1,27 @@
+// Optional features of the vector traits V, detected when a generic kernel is compiled: where an
+// ISA's V provides one, the kernel takes the form that uses it. Compiled per ISA inside
+// namespace pycnn::PYCNN_ISA_NS.
+#pragma once
+
+#ifndef PYCNN_ISA_NS
+#error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
+#endif
+
+#include <type_traits>
+
+namespace pycnn::PYCNN_ISA_NS {
+
+// V::interleave3 (flagged by V::kInterleave3): three rows into pixels.
+template <class V, class = void>
+struct has_interleave3 : std::false_type {};
+template <class V>
+struct has_interleave3<V, std::void_t<decltype(V::kInterleave3)>> : std::true_type {};
+
+// V::even_in_lanes, V::odd_in_lanes and V::in_lane_order (flagged by V::kEvenOddInLanes): a
+// stride-2 column split that stays inside 128-bit lanes, its lane order restored once per result.
+template <class V, class = void>
+struct has_even_odd_in_lanes : std::false_type {};
+template <class V>
+struct has_even_odd_in_lanes<V, std::void_t<decltype(V::kEvenOddInLanes)>> : std::true_type {};
+
+}  // namespace pycnn::PYCNN_ISA_NS
