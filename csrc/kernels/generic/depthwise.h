@@ -233,10 +233,11 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // Load k starts at start[k]: SW = 1, tap k of the vector's first column; SW = 2, k vectors
     // into the 2W columns from col0 + 2*v*W on, or with the split in lanes, loads 2 and 3 two
     // columns after loads 0 and 1.
+    constexpr size_t loads = in_lanes ? 4 : 3;
     int64_t start[4];
     Lanes lanes[4];
 #pragma GCC unroll 4
-    for (size_t k = 0; k < 4; ++k) {
+    for (size_t k = 0; k < loads; ++k) {
       start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
       const int64_t end = a.in_w - start[k];
       lanes[k] = V::lane_range(-start[k], SW == 2 && !in_lanes && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
