@@ -152,7 +152,7 @@ PYCNN_TILE_INLINE void store_nchw_column(typename V::reg (&acc)[MR][1], typename
 // The three column taps of one input row for an in-place NCHW vector (see below): x[kw] holds
 // the columns tap kw reads for the vector's W output columns. Masked: the loads keep to the row
 // (lanes); otherwise every lane is inside it and plain loads serve (AVX2's masked loads,
-// vmaskmovps, are a slower instruction; the shift-in at stride 2 reads one element).
+// vmaskmovps, are a slower instruction).
 // At stride 2 with the split in lanes (AVX2), all three taps come in that lane order, which the
 // kernel restores once per sum: tap 2 is the even lanes of loads 2 and 3, two columns on from
 // loads 0 and 1. An input row then costs 4 loads and 3 in-lane shuffles, where the split across
@@ -174,11 +174,12 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     x[1] = V::odd_in_lanes(lo, hi);
     x[2] = V::even_in_lanes(load(2), load(3));
   } else {
+    static_assert(Masked, "load 2 is the shift-in's lane 0: plain loads at stride 2 take the split in lanes");
     const typename V::reg lo = load(0);
     const typename V::reg hi = load(1);
     x[0] = V::even(lo, hi);
     x[1] = V::odd(lo, hi);
-    x[2] = V::shift_in(x[0], Masked ? load(2) : V::set1(row[start[2]]), 1);
+    x[2] = V::shift_in(x[0], load(2), 1);
   }
 }
 
@@ -292,9 +293,8 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     if constexpr (V::kMaskedLoadsCheap) {
       in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
     } else {
-      const bool inside = SW == 1     ? start[0] >= 0 && start[2] + (int64_t)W <= a.in_w
-                          : in_lanes ? start[0] >= 0 && start[3] + (int64_t)W <= a.in_w
-                                     : start[0] >= 0 && start[1] + (int64_t)W <= a.in_w && start[2] < a.in_w;
+      static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
+      const bool inside = start[0] >= 0 && start[loads - 1] + (int64_t)W <= a.in_w;  // the last load ends last
       if (inside) in_place_rows<V, MR, SH, SW, false>(a, start, lanes, wv, acc);
       else in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
     }
