@@ -44,3 +44,47 @@ def test_unknown_op_group_is_a_usage_error(capsys):
         bench.main(["--quick", "--ops", "convolution", "--peers", "none", "--no-reference"])
     assert info.value.code == 2
     assert "unknown op group 'convolution'" in capsys.readouterr().err
+
+
+def test_runs_print_median_times_and_the_median_of_each_runs_own_ratio(tmp_path, capsys, monkeypatch):
+    # One layer, one peer, three runs with scripted times (seconds: pycnn, peer). The ratios
+    # within each run are 2.0, 0.5 and 1.5: their median is 1.5, where the ratio of the median
+    # times (2.0 / 2.0) would read 1.00x.
+    per_run = iter([(1.0, 2.0), (4.0, 2.0), (2.0, 3.0)])
+
+    def scripted_times(fns, *args, **kwargs):
+        if "pycnn NHWC" not in fns:  # the call-overhead probe
+            return {label: 1e-6 for label in fns}
+        mine, peer = next(per_run)
+        return {"pycnn NHWC": mine, "peer": peer}
+
+    def one_layer(**kwargs):
+        return [bench.Case("conv2d", "scripted layer", 1e9, "GFLOP/s", 1e8,
+                           pycnn={"NHWC": lambda: None}, peers={"peer": lambda: None})]
+
+    monkeypatch.setattr(bench, "median_times", scripted_times)
+    monkeypatch.setattr(bench, "fma_roof", lambda threads, samples: 100.0)
+    monkeypatch.setitem(bench.CASE_GROUPS, "scripted", one_layer)
+    path = tmp_path / "bench.json"
+    args = ["--ops", "scripted", "--layout", "NHWC", "--peers", "none", "--no-reference", "--runs", "3"]
+    assert bench.main(args + ["--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if line.startswith("layer"))
+    assert head.split()[-3:] == ["NHWC", "range", "NHWC"]
+    row = next(line for line in out.splitlines() if line.startswith("scripted layer")).split()
+    assert row[2:] == ["0.5", "0%", "-", "0.5", "1.50x", "0.50-2.00"]  # 1 GFLOP in a median 2 s
+    with pytest.raises(StopIteration):
+        next(per_run)  # each run timed the layer once
+    data = json.loads(path.read_text())
+    assert data["runs"] == 3
+    (result,) = data["results"]
+    assert result["seconds"] == {"pycnn NHWC": 2.0, "peer": 2.0}
+    assert [run["pycnn NHWC"] for run in result["seconds_per_run"]] == [1.0, 4.0, 2.0]
+    assert result["ratios"] == {"NHWC": [2.0, 0.5, 1.5]}
+
+
+def test_runs_below_one_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(["--quick", "--ops", "pooling", "--peers", "none", "--no-reference", "--runs", "0"])
+    assert info.value.code == 2
+    assert "--runs must be at least 1, got 0" in capsys.readouterr().err

@@ -467,17 +467,30 @@ def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
 @dataclass
 class Result:
     case: Case
-    times: dict  # label -> seconds ("pycnn NCHW", "reference", "torch NCHW", ...)
+    runs: list  # per run: label -> seconds ("pycnn NCHW", "reference", "torch NCHW", ...)
+
+    @property
+    def times(self) -> dict:
+        """label -> the median over the runs that timed it (the reference runs only in the first)."""
+        labels = dict.fromkeys(label for run in self.runs for label in run)
+        return {label: statistics.median(run[label] for run in self.runs if label in run) for label in labels}
 
     def rate(self, label: str) -> float:
         return self.case.work / self.times[label] / 1e9
 
-    def best_peer(self):
-        peers = {k: t for k, t in self.times.items() if k in self.case.peers}
-        return min(peers.values()) if peers else None
+    def ratios(self, label: str) -> list:
+        """Each run's best-peer time / pycnn time for pycnn's `label` ("pycnn NCHW"), taken within
+        the run, so that drift between runs does not enter a ratio."""
+        out = []
+        for run in self.runs:
+            peers = [t for k, t in run.items() if k in self.case.peers]
+            if peers:
+                out.append(min(peers) / run[label])
+        return out
 
 
-def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
+def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> dict:
+    """One run's times of a case: label -> median seconds."""
     fns = {f"pycnn {label}": case.pycnn[label] for label in layouts}
     fns.update(case.peers)
     fns.update(case.baselines)
@@ -486,7 +499,7 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> Result:
         times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
                                   max_repeats=3, settle=False))
         time.sleep(REFERENCE_SETTLE_SECONDS)
-    return Result(case, times)
+    return times
 
 
 def fma_roof(threads: int, samples: int) -> float:
@@ -523,6 +536,8 @@ def print_group(results: list[Result], layouts, roofs: dict) -> None:
     head += f"{'% peak':>8}" if unit == "GFLOP/s" else f"{'% bw':>8}"
     head += f"{'x ref':>8}" + "".join(f"{p:>13}" for p in peer_labels)
     head += "".join(f"{'ratio ' + l:>12}" for l in layouts) if peer_labels else ""
+    several = len(results[0].runs) > 1
+    head += "".join(f"{'range ' + l:>14}" for l in layouts) if peer_labels and several else ""
     head += "".join(f"{b:>16}" for b in base_labels)
     print(f"\n{results[0].case.group} ({unit}; ratio = best peer time / pycnn time)")
     print(head)
@@ -536,9 +551,11 @@ def print_group(results: list[Result], layouts, roofs: dict) -> None:
         fastest = min(r.times[f"pycnn {l}"] for l in layouts)
         line += f"{ref / fastest:8.0f}" if ref else f"{'-':>8}"
         line += "".join(f"{r.rate(p):13.1f}" for p in peer_labels)
-        peer = r.best_peer()
-        if peer is not None:
-            line += "".join(f"{peer / r.times[f'pycnn {l}']:11.2f}x" for l in layouts)
+        ratios = {l: r.ratios(f"pycnn {l}") for l in layouts}
+        if all(ratios.values()):
+            line += "".join(f"{statistics.median(ratios[l]):11.2f}x" for l in layouts)
+            if several:
+                line += "".join(f"{min(ratios[l]):9.2f}-{max(ratios[l]):.2f}" for l in layouts)
         line += "".join(f"{r.rate(b):16.1f}" for b in base_labels)
         print(line, flush=True)
         if r.case.note:
@@ -581,9 +598,18 @@ def main(argv=None) -> int:
                         help="comma list of torch,onnxruntime; 'auto' (installed ones) or 'none'")
     parser.add_argument("--ops", default=",".join(CASE_GROUPS), help="comma list of op groups")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) NumPy reference")
+    parser.add_argument("--runs", type=int, default=1, metavar="N",
+                        help="time every layer in N runs over the whole op list; print medians, and "
+                             "each ratio as the median of the runs' own ratios with their range")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="roofline chart (needs matplotlib)")
     args = parser.parse_args(argv)
+    groups = args.ops.split(",")
+    for group in groups:
+        if group not in CASE_GROUPS:
+            parser.error(f"unknown op group {group!r}; choose from {', '.join(CASE_GROUPS)}")
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
 
     if args.threads is not None:
         pycnn.set_num_threads(args.threads)
@@ -608,25 +634,31 @@ def main(argv=None) -> int:
     print("call overhead, tiny conv2d (1x1x8x8, 3x3): "
           + ", ".join(f"{label} {us:.1f} us" for label, us in overhead.items()))
 
-    results = []
-    for group in args.ops.split(","):
-        if group not in CASE_GROUPS:
-            parser.error(f"unknown op group {group!r}; choose from {', '.join(CASE_GROUPS)}")
-        cases = CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads)
-        group_results = [measure(c, layouts, quick=args.quick, reference_too=not args.no_reference)
-                         for c in cases]
-        roof = fma_roof(threads, samples)
-        if round(roof) > round(roofs["gflops"]):
-            print(f"\nFMA peak re-measured: {roof:.0f} GFLOP/s (was {roofs['gflops']:.0f}); % peak from here on")
-        roofs["gflops"] = max(roof, roofs["gflops"])
-        print_group(group_results, layouts, roofs)
-        results += group_results
+    # A shared machine drifts over minutes: each run goes through the whole op list, so every
+    # layer is timed in as many different sittings as there are runs. Tables print after the last.
+    cases = [CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads) for group in groups]
+    results = [[Result(c, []) for c in group_cases] for group_cases in cases]
+    for run in range(args.runs):
+        for group_results in results:
+            for r in group_results:
+                reference_too = run == 0 and not args.no_reference
+                r.runs.append(measure(r.case, layouts, quick=args.quick, reference_too=reference_too))
+            roof = fma_roof(threads, samples)
+            if round(roof) > round(roofs["gflops"]):
+                print(f"\nFMA peak re-measured: {roof:.0f} GFLOP/s (was {roofs['gflops']:.0f}); % peak from here on")
+            roofs["gflops"] = max(roof, roofs["gflops"])
+            if run == args.runs - 1:
+                print_group(group_results, layouts, roofs)
+    results = [r for group_results in results for r in group_results]
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": cfg, "threads": threads, "roofs": roofs, "call_overhead_us": overhead,
+            json.dump({"config": cfg, "threads": threads, "runs": args.runs, "roofs": roofs,
+                       "call_overhead_us": overhead,
                        "results": [{"group": r.case.group, "layer": r.case.name, "unit": r.case.unit,
-                                    "work": r.case.work, "seconds": r.times} for r in results]},
+                                    "work": r.case.work, "seconds": r.times, "seconds_per_run": r.runs,
+                                    "ratios": {l: r.ratios(f"pycnn {l}") for l in layouts}}
+                                   for r in results]},
                       f, indent=2)
     if args.plot:
         plot_roofline(results, roofs, args.plot)
