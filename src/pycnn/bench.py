@@ -636,12 +636,12 @@ def main(argv=None) -> int:
 
     # A shared machine drifts over minutes: each run goes through the whole op list, so every
     # layer is timed in as many different sittings as there are runs. Tables print after the last.
-    cases = [CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads) for group in groups]
-    results = [[Result(c, []) for c in group_cases] for group_cases in cases]
+    by_group = [[Result(c, []) for c in CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads)]
+                for group in groups]
     for run in range(args.runs):
-        for group_results in results:
+        reference_too = run == 0 and not args.no_reference
+        for group_results in by_group:
             for r in group_results:
-                reference_too = run == 0 and not args.no_reference
                 r.runs.append(measure(r.case, layouts, quick=args.quick, reference_too=reference_too))
             roof = fma_roof(threads, samples)
             if round(roof) > round(roofs["gflops"]):
@@ -649,7 +649,7 @@ def main(argv=None) -> int:
             roofs["gflops"] = max(roof, roofs["gflops"])
             if run == args.runs - 1:
                 print_group(group_results, layouts, roofs)
-    results = [r for group_results in results for r in group_results]
+    results = [r for group_results in by_group for r in group_results]
 
     if args.json:
         with open(args.json, "w") as f:
