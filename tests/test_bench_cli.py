@@ -88,3 +88,33 @@ def test_runs_below_one_is_a_usage_error(capsys):
         bench.main(["--quick", "--ops", "pooling", "--peers", "none", "--no-reference", "--runs", "0"])
     assert info.value.code == 2
     assert "--runs must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_block_after_a_function_that_asks_for_a_longer_settle_waits_that_long(monkeypatch):
+    # ONNX Runtime's pool spins for tens of ms after a Run (bench.ORT_SETTLE_SECONDS): the block
+    # after its block, whichever the rotation puts there, waits that long; others wait
+    # SETTLE_SECONDS.
+    calls, pauses = [], []
+
+    def fn(label):
+        def run():
+            calls.append(label)
+        return run
+
+    spinner = fn("spinner")
+    spinner.settle_seconds = 0.25
+    fns = {"a": fn("a"), "b": fn("b"), "spinner": spinner}
+    monkeypatch.setattr(bench.time, "sleep", lambda s: pauses.append((s, len(calls))))
+    bench.median_times(fns, 0.0, rounds=3, min_repeats=1, max_repeats=1)
+    # Blocks a b spinner | b spinner a | spinner a b, after the warm-up calls a b spinner; each
+    # pause comes before a block's untimed first call, right after the previous block.
+    after = [calls[i - 1] for _, i in pauses]
+    assert after == ["spinner", "a", "b", "spinner", "b", "spinner", "a", "spinner", "a"]
+    assert [s for s, _ in pauses] == [0.25 if who == "spinner" else bench.SETTLE_SECONDS for who in after]
+
+
+def test_onnxruntime_peer_asks_for_its_pools_settle():
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    case = bench.CASE_GROUPS["pooling"](batch=1, peers={"onnxruntime"}, threads=1)[0]
+    assert case.peers["onnxruntime"].settle_seconds == bench.ORT_SETTLE_SECONDS > bench.SETTLE_SECONDS

@@ -124,7 +124,12 @@ def _ort_session(ort, node, inputs, output_shape, threads):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feed = {x_name: x}
-    return lambda: session.run(None, feed)
+
+    def run():
+        return session.run(None, feed)
+
+    run.settle_seconds = ORT_SETTLE_SECONDS
+    return run
 
 
 def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
@@ -431,8 +436,14 @@ CASE_GROUPS: dict[str, Callable] = {
 
 # Before each block of calls: a pause for the thread pools of the implementation timed before
 # (OpenMP teams of pycnn and PyTorch, ONNX Runtime's pool) to stop spinning, so that they do not
-# take the next one's cores.
+# take the next one's cores. A function may ask for a longer pause after itself
+# (`fn.settle_seconds`).
 SETTLE_SECONDS = 0.03
+# After ONNX Runtime: its intra-op pool (2 threads) spins 30-40 ms after a Run. Measured after
+# 50 ms of ORT calls, the next call's median (convT 256->128 @14, 2 threads): pycnn NHWC 7.3 ms
+# 30 ms later, 1.4 ms from 40 ms on; torch channels_last 20 ms at 30 ms, 2.2 ms at 100 ms. With
+# the order rotating, the label after ORT's block (mostly pycnn NCHW) paid it in 4 rounds of 5.
+ORT_SETTLE_SECONDS = 0.1
 # After the NumPy reference: OpenBLAS's threads (NumPy's BLAS, its own pthread pool) keep
 # spinning for ~0.1-0.3 s after a call, and an OpenMP team started meanwhile ran 10-25x slower
 # here (a 1x1 256->64 @56 call: 0.5 -> 6-12 ms).
@@ -449,11 +460,13 @@ def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
         fn()
     samples = {label: [] for label in fns}
     order = list(fns.items())
+    previous = order[-1][1]
     for r in range(rounds):
         for label, fn in order[r % len(order):] + order[:r % len(order)]:
             if settle:
-                time.sleep(SETTLE_SECONDS)
+                time.sleep(getattr(previous, "settle_seconds", SETTLE_SECONDS))
                 fn()
+            previous = fn
             start = time.perf_counter()
             done = 0
             while done < max_repeats and (done < min_repeats or time.perf_counter() - start < min_time / rounds):
