@@ -9,10 +9,12 @@ tests): nothing here asserts a time.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import pycnn
-from pycnn.bench import CASE_GROUPS
+from pycnn.bench import CASE_GROUPS, REFERENCE_SETTLE_SECONDS, SETTLE_SECONDS
 
 THREADS = pycnn.get_num_threads()
 CASES = [case for build in CASE_GROUPS.values()
@@ -24,13 +26,22 @@ IMPLEMENTATIONS = [(case, label, fn) for case in CASES
                    if fn is not None]
 
 
+# The pause the implementation timed last asks for before the next starts (as in
+# `python -m pycnn.bench`): its threads may still spin (OpenBLAS after the reference, ONNX
+# Runtime's pool after its runs) and take the next one's cores.
+_pause_after_last = [0.0]
+
+
 @pytest.mark.parametrize("case, label, fn", IMPLEMENTATIONS,
                          ids=[f"{c.group}:{c.name}:{label}" for c, label, _ in IMPLEMENTATIONS])
 def test_layer(benchmark, case, label, fn):
     benchmark.group = f"{case.group}: {case.name}"
+    time.sleep(_pause_after_last[0])
     if label == "reference":
         benchmark.pedantic(fn, rounds=3, iterations=1)
     else:
         benchmark(fn)
+    _pause_after_last[0] = (REFERENCE_SETTLE_SECONDS if label == "reference"
+                            else getattr(fn, "settle_seconds", SETTLE_SECONDS))
     if benchmark.stats is not None:
         benchmark.extra_info[case.unit] = case.work / benchmark.stats.stats.median / 1e9
