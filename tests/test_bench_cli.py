@@ -49,12 +49,14 @@ def test_unknown_op_group_is_a_usage_error(capsys):
 def test_runs_print_median_times_and_the_median_of_each_runs_own_ratio(tmp_path, capsys, monkeypatch):
     # One layer, one peer, three runs with scripted times (seconds: pycnn, peer). The ratios
     # within each run are 2.0, 0.5 and 1.5: their median is 1.5, where the ratio of the median
-    # times (2.0 / 2.0) would read 1.00x.
+    # times (2.0 / 2.0) would read 1.00x. The call overhead, probed once a run, reads 3.9, 2.2
+    # and 2.4 us: the median of the runs, not the first run's figure, is printed.
     per_run = iter([(1.0, 2.0), (4.0, 2.0), (2.0, 3.0)])
+    overhead_per_run = iter([3.9e-6, 2.2e-6, 2.4e-6])
 
     def scripted_times(fns, *args, **kwargs):
         if "pycnn NHWC" not in fns:  # the call-overhead probe
-            return {label: 1e-6 for label in fns}
+            return {label: next(overhead_per_run) for label in fns}
         mine, peer = next(per_run)
         return {"pycnn NHWC": mine, "peer": peer}
 
@@ -69,6 +71,7 @@ def test_runs_print_median_times_and_the_median_of_each_runs_own_ratio(tmp_path,
     args = ["--ops", "scripted", "--layout", "NHWC", "--peers", "none", "--no-reference", "--runs", "3"]
     assert bench.main(args + ["--json", str(path)]) == 0
     out = capsys.readouterr().out
+    assert "call overhead, tiny conv2d (1x1x8x8, 3x3), median of 3 runs: pycnn 2.4 us (2.2-3.9)" in out
     head = next(line for line in out.splitlines() if line.startswith("layer"))
     assert head.split()[-3:] == ["NHWC", "range", "NHWC"]
     row = next(line for line in out.splitlines() if line.startswith("scripted layer")).split()
@@ -81,6 +84,8 @@ def test_runs_print_median_times_and_the_median_of_each_runs_own_ratio(tmp_path,
     assert result["seconds"] == {"pycnn NHWC": 2.0, "peer": 2.0}
     assert [run["pycnn NHWC"] for run in result["seconds_per_run"]] == [1.0, 4.0, 2.0]
     assert result["ratios"] == {"NHWC": [2.0, 0.5, 1.5]}
+    assert data["call_overhead_us"] == {"pycnn": pytest.approx(2.4)}
+    assert [o["pycnn"] for o in data["call_overhead_us_per_run"]] == pytest.approx([3.9, 2.2, 2.4])
 
 
 def test_runs_below_one_is_a_usage_error(capsys):

@@ -539,6 +539,17 @@ def call_overhead(peers) -> dict:
     return {label: t * 1e6 for label, t in median_times(fns, 0.2, rounds=3, max_repeats=100000).items()}
 
 
+def print_call_overhead(per_run: list, median: dict) -> None:
+    """The call-overhead line: one run's figures, or the median over the runs and their range."""
+    if len(per_run) == 1:
+        figures = [f"{label} {us:.1f} us" for label, us in median.items()]
+    else:
+        figures = [f"{label} {us:.1f} us ({min(o[label] for o in per_run):.1f}-{max(o[label] for o in per_run):.1f})"
+                   for label, us in median.items()]
+    runs = f", median of {len(per_run)} runs" if len(per_run) > 1 else ""
+    print(f"call overhead, tiny conv2d (1x1x8x8, 3x3){runs}: " + ", ".join(figures))
+
+
 def print_group(results: list[Result], layouts, roofs: dict) -> None:
     if not results:
         return
@@ -643,15 +654,17 @@ def main(argv=None) -> int:
     print(f"measured roofs: FMA peak {roofs['gflops']:.0f} GFLOP/s, copy bandwidth {roofs['gbs']:.1f} GB/s;"
           f" peers: {', '.join(installed) or 'none'}")
 
-    overhead = call_overhead(peers)
-    print("call overhead, tiny conv2d (1x1x8x8, 3x3): "
-          + ", ".join(f"{label} {us:.1f} us" for label, us in overhead.items()))
-
     # A shared machine drifts over minutes: each run goes through the whole op list, so every
-    # layer is timed in as many different sittings as there are runs. Tables print after the last.
+    # layer is timed in as many different sittings as there are runs. Tables print after the last,
+    # the call overhead (measured at the start of every run, its median) before them.
     by_group = [[Result(c, []) for c in CASE_GROUPS[group](batch=args.batch, peers=peers, threads=threads)]
                 for group in groups]
+    overheads = []
     for run in range(args.runs):
+        overheads.append(call_overhead(peers))
+        if run == args.runs - 1:
+            overhead = {label: statistics.median(o[label] for o in overheads) for label in overheads[0]}
+            print_call_overhead(overheads, overhead)
         reference_too = run == 0 and not args.no_reference
         for group_results in by_group:
             for r in group_results:
@@ -667,7 +680,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"config": cfg, "threads": threads, "runs": args.runs, "roofs": roofs,
-                       "call_overhead_us": overhead,
+                       "call_overhead_us": overhead, "call_overhead_us_per_run": overheads,
                        "results": [{"group": r.case.group, "layer": r.case.name, "unit": r.case.unit,
                                     "work": r.case.work, "seconds": r.times, "seconds_per_run": r.runs,
                                     "ratios": {l: r.ratios(f"pycnn {l}") for l in layouts}}
