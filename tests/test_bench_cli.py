@@ -123,3 +123,24 @@ def test_onnxruntime_peer_asks_for_its_pools_settle():
     pytest.importorskip("onnxruntime")
     case = bench.CASE_GROUPS["pooling"](batch=1, peers={"onnxruntime"}, threads=1)[0]
     assert case.peers["onnxruntime"].settle_seconds == bench.ORT_SETTLE_SECONDS > bench.SETTLE_SECONDS
+
+
+def test_the_reference_waits_for_a_spinning_peer_before_it_is_timed(monkeypatch):
+    # Quick mode times each implementation in one block, ONNX Runtime's last; the NumPy reference,
+    # timed next without the blocks' pauses, starts only after the longest pause a timed
+    # function asks for.
+    events = []
+
+    def fn(label, settle=None):
+        def run():
+            events.append(label)
+        if settle is not None:
+            run.settle_seconds = settle
+        return run
+
+    case = bench.Case("conv2d", "scripted layer", 1e9, "GFLOP/s", 1e8, pycnn={"NHWC": fn("pycnn")},
+                      peers={"spinner": fn("spinner", 0.25)}, reference=fn("reference"))
+    monkeypatch.setattr(bench.time, "sleep", lambda s: events.append(s))
+    bench.measure(case, ["NHWC"], quick=True, reference_too=True)
+    first_reference = events.index("reference")
+    assert "spinner" in events[:first_reference] and events[first_reference - 1] == 0.25

@@ -509,6 +509,8 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> dict:
     fns.update(case.baselines)
     times = median_times(fns, 0.05 if quick else 0.5, rounds=1 if quick else 5)
     if reference_too and case.reference is not None:
+        # The last block's threads (ONNX Runtime's, in quick mode's single round) may still spin.
+        time.sleep(max(getattr(fn, "settle_seconds", SETTLE_SECONDS) for fn in fns.values()))
         times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
                                   max_repeats=3, settle=False))
         time.sleep(REFERENCE_SETTLE_SECONDS)
