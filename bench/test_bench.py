@@ -14,7 +14,7 @@ import time
 import pytest
 
 import pycnn
-from pycnn.bench import CASE_GROUPS, REFERENCE_SETTLE_SECONDS, SETTLE_SECONDS
+from pycnn.bench import CASE_GROUPS, REFERENCE_SETTLE_SECONDS, settle_seconds_after
 
 THREADS = pycnn.get_num_threads()
 CASES = [case for build in CASE_GROUPS.values()
@@ -41,7 +41,6 @@ def test_layer(benchmark, case, label, fn):
         benchmark.pedantic(fn, rounds=3, iterations=1)
     else:
         benchmark(fn)
-    _pause_after_last[0] = (REFERENCE_SETTLE_SECONDS if label == "reference"
-                            else getattr(fn, "settle_seconds", SETTLE_SECONDS))
+    _pause_after_last[0] = REFERENCE_SETTLE_SECONDS if label == "reference" else settle_seconds_after(fn)
     if benchmark.stats is not None:
         benchmark.extra_info[case.unit] = case.work / benchmark.stats.stats.median / 1e9

@@ -450,6 +450,11 @@ ORT_SETTLE_SECONDS = 0.1
 REFERENCE_SETTLE_SECONDS = 0.4
 
 
+def settle_seconds_after(fn) -> float:
+    """The pause the next block waits after a block of fn's calls."""
+    return getattr(fn, "settle_seconds", SETTLE_SECONDS)
+
+
 def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
                  max_repeats: int = 2000, settle: bool = True) -> dict:
     """label -> median wall time of fns[label]() after one warm-up call each. The functions take
@@ -464,7 +469,7 @@ def median_times(fns: dict, min_time: float, rounds: int, min_repeats: int = 3,
     for r in range(rounds):
         for label, fn in order[r % len(order):] + order[:r % len(order)]:
             if settle:
-                time.sleep(getattr(previous, "settle_seconds", SETTLE_SECONDS))
+                time.sleep(settle_seconds_after(previous))
                 fn()
             previous = fn
             start = time.perf_counter()
@@ -510,7 +515,7 @@ def measure(case: Case, layouts, *, quick: bool, reference_too: bool) -> dict:
     times = median_times(fns, 0.05 if quick else 0.5, rounds=1 if quick else 5)
     if reference_too and case.reference is not None:
         # The last block's threads (ONNX Runtime's, in quick mode's single round) may still spin.
-        time.sleep(max(getattr(fn, "settle_seconds", SETTLE_SECONDS) for fn in fns.values()))
+        time.sleep(max(settle_seconds_after(fn) for fn in fns.values()))
         times.update(median_times({"reference": case.reference}, 0.0, rounds=1, min_repeats=1 if quick else 3,
                                   max_repeats=3, settle=False))
         time.sleep(REFERENCE_SETTLE_SECONDS)
@@ -543,12 +548,11 @@ def call_overhead(peers) -> dict:
 
 def print_call_overhead(per_run: list, median: dict) -> None:
     """The call-overhead line: one run's figures, or the median over the runs and their range."""
-    if len(per_run) == 1:
-        figures = [f"{label} {us:.1f} us" for label, us in median.items()]
-    else:
-        figures = [f"{label} {us:.1f} us ({min(o[label] for o in per_run):.1f}-{max(o[label] for o in per_run):.1f})"
-                   for label, us in median.items()]
-    runs = f", median of {len(per_run)} runs" if len(per_run) > 1 else ""
+    several = len(per_run) > 1
+    figures = [f"{label} {us:.1f} us"
+               + (f" ({min(o[label] for o in per_run):.1f}-{max(o[label] for o in per_run):.1f})" if several else "")
+               for label, us in median.items()]
+    runs = f", median of {len(per_run)} runs" if several else ""
     print(f"call overhead, tiny conv2d (1x1x8x8, 3x3){runs}: " + ", ".join(figures))
 
 
