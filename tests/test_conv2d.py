@@ -359,13 +359,44 @@ def test_nchw_in_place_padded_image_and_row_panels(dtype, c, side, isa, rng, che
 def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
     """NCHW in place, output channels per group whose last block is 4 or 8 rows short of a tile
     (12-row tiles: 16 = 12 + 4, 32 = 12 + 12 + 8) run a kernel of exactly those rows on the
-    weights in place; other remainders still read a zero-padded copy."""
+    weights in place; other remainders still read a zero-padded copy. (Two groups take two input
+    channels each, with one they are a depthwise convolution, and 15 columns, where every ISA
+    still chooses the in-place kernel.)"""
     for dtype in DTYPES:
-        case = dict(n=1, c=groups, h=9, w=11, o=o * groups, kh=3, kw=3, stride=1, padding=1, dilation=1,
-                    groups=groups, bias=True, activation="relu")
+        c, w = (1, 11) if groups == 1 else (2 * groups, 15)
+        case = dict(n=1, c=c, h=9, w=w, o=o * groups, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=groups,
+                    bias=True, activation="relu")
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
         assert pycnn.ops.explain_conv2d(x, w, padding=1, groups=groups).startswith("direct (NCHW in place)")
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("m", [1, 3])
+def test_one_channel_per_group_runs_the_depthwise_kernels(layout, m, isa, rng, check_conv2d):
+    """conv2d with groups = channels (PyTorch's depthwise) is depthwise_conv2d under "auto": the
+    explanation says so, and raw, packed and out= calls, first and cached, give its exact numbers
+    (NHWC's (KH, KW, 1, C*M) weight read as (KH, KW, C, M)) and match the reference."""
+    c = 19
+    geometry = dict(stride=(2, 1), padding="same", dilation=(1, 2), data_format=layout)
+    params = dict(geometry, groups=c, activation="relu6")
+    for dtype in DTYPES:
+        x, w = to_layout(rng.standard_normal((2, c, 13, 10)).astype(dtype),
+                         rng.standard_normal((c * m, 1, 3, 3)).astype(dtype), layout)
+        b = rng.standard_normal(c * m).astype(dtype)
+        assert pycnn.ops.explain_conv2d(x, w, groups=c, **geometry).startswith(
+            f"depthwise: groups = channels = {c}, one input channel per group")
+        expected = pycnn.ops.depthwise_conv2d(x, w if layout == "NCHW" else w.reshape(3, 3, c, m), b,
+                                              activation="relu6", **geometry)
+        packed = pycnn.ops.pack_conv2d_weight(w, groups=c, data_format=layout)
+        for call in range(2):  # the first call makes the plan, the second runs it from the cache
+            err = f"isa={isa} dtype={np.dtype(dtype)} call={call}"
+            np.testing.assert_array_equal(check_conv2d(x, w, b, err_msg=err, **params), expected, err_msg=err)
+            np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, **params), expected, err_msg=err)
+            for weight in (w, packed):
+                out = np.full_like(expected, np.nan)
+                assert pycnn.ops.conv2d(x, weight, b, out=out, **params) is out
+                np.testing.assert_array_equal(out, expected, err_msg=err)
 
 
 @pytest.mark.parametrize("offset", [0, 16, 48])

@@ -267,15 +267,17 @@ def test_nhwc_3x3_edge_tiles_match_explicit_padding(c, stride, width, isa, rng, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_equals_grouped_conv2d(dtype, isa, rng):
-    """A depthwise convolution is conv2d with groups=C: same numbers (same summation order is
-    not promised, so within float tolerance)."""
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
+def test_equals_grouped_conv2d(dtype, algorithm, isa, rng):
+    """A depthwise convolution is conv2d with groups=C: the same numbers from conv2d's grouped
+    GEMMs (which "auto" no longer picks for it), within float tolerance (the summation order
+    differs)."""
     x = rng.standard_normal((2, 6, 11, 10)).astype(dtype)
     w = rng.standard_normal((12, 1, 3, 3)).astype(dtype)
     b = rng.standard_normal(12).astype(dtype)
     params = dict(stride=(2, 1), padding="same", dilation=(1, 2), activation="relu")
     ours = pycnn.ops.depthwise_conv2d(x, w, b, **params)
-    grouped = pycnn.ops.conv2d(x, w, b, groups=6, **params)
+    grouped = pycnn.ops.conv2d(x, w, b, groups=6, algorithm=algorithm, **params)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(ours, grouped, rtol=tol, atol=tol)
 
