@@ -432,6 +432,26 @@ def test_huge_dilation_with_same_padding(op):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_conv2d_huge_dilation_with_same_padding(groups, data_format):
+    """A dilation of 2**31-1 with "same" padding (only the centre tap lands): "auto" takes
+    im2col, whose packing does not grow with the dilation (the direct kernels' input panel
+    would take 147 GiB: MemoryError before), also for groups = channels, which otherwise runs
+    the depthwise kernels (they cannot serve it, above); "direct" refuses it by name."""
+    x, w = X, (W if groups == 1 else DW)
+    if data_format == "NHWC":
+        x, w = _nhwc(X), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    centre = w[:, :, 1:2, 1:2] if data_format == "NCHW" else w[1:2, 1:2]
+    params = dict(groups=groups, data_format=data_format)
+    assert ops.explain_conv2d(x, w, dilation=_HUGE, padding="same", **params).startswith(
+        "im2col: a dilated kernel 4294967295 columns wide")
+    result = ops.conv2d(x, w, dilation=_HUGE, padding="same", **params)
+    np.testing.assert_allclose(result, ops.conv2d(x, centre, **params), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"algorithm='direct' would fill a \d+ MiB input panel per thread"):
+        ops.conv2d(x, w, dilation=_HUGE, padding="same", algorithm="direct", **params)
+
+
 def test_transposed_huge_dilation_refused_by_either_algorithm():
     """32 output channels in NHWC would take the direct phase correlations, whose input panel
     spans the dilated taps: such dilations go to the per-tap GEMMs, which refuse the size,

@@ -254,8 +254,10 @@ def _is_depthwise(g):
     """A grouped conv2d with one input channel per group (PyTorch's spelling of a depthwise
     convolution), which algorithm="auto" runs on the depthwise kernels: the grouped GEMMs of
     one channel each ran 5-48x slower (dw 3x3 144 @56, 2 threads, p10: NCHW 255 vs 50 us,
-    NHWC 2049 vs 43 us)."""
-    return g.groups > 1 and g.groups == g.c
+    NHWC 2049 vs 43 us). Not for a dilated kernel wider than the input: the depthwise kernels
+    size their padded planes by its extent (a dilation of 2**31-1 would fail), the GEMMs do not."""
+    return (g.groups > 1 and g.groups == g.c and (g.kh - 1) * g.dilation[0] < g.h
+            and (g.kw - 1) * g.dilation[1] < g.w)
 
 
 def _run_plan(plan, x, weight, bias, out=None):
