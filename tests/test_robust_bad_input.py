@@ -414,22 +414,35 @@ def test_huge_stride_or_dilation_that_cannot_matter_matches_reference(case):
 
 
 @pytest.mark.xfail(raises=(MemoryError, ValueError), strict=True,
-                   reason="known limitation: depthwise/separable NCHW and transposed convolution size "
-                          "their padded planes by the dilated kernel extent, so a dilation of 2**31-1 "
-                          "with 'same' padding (valid: only the centre tap lands) cannot be served; the "
-                          "size product overflowed int64 (UBSan) and now raises ValueError")
-@pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
-def test_huge_dilation_with_same_padding(op):
-    if op == "depthwise_conv2d":
-        result = ops.depthwise_conv2d(X, DW, dilation=_HUGE, padding="same")
-        expected = ops.depthwise_conv2d(X, DW[:, :, 1:2, 1:2])  # only the centre tap lands
-    elif op == "separable_conv2d":
-        result = ops.separable_conv2d(X, DW, PW, dilation=_HUGE, padding="same")
-        expected = ops.separable_conv2d(X, DW[:, :, 1:2, 1:2], PW)
-    else:
-        result = ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
-        expected = ops.conv_transpose2d(X, WT[:, :, 1:2, 1:2])
+                   reason="known limitation: transposed convolution sizes its padded planes by the dilated "
+                          "kernel extent, so a dilation of 2**31-1 with 'same' padding (valid: only the centre "
+                          "tap lands) cannot be served; the size product overflowed int64 (UBSan) and now "
+                          "raises ValueError")
+def test_transposed_huge_dilation_with_same_padding():
+    result = ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
+    expected = ops.conv_transpose2d(X, WT[:, :, 1:2, 1:2])  # only the centre tap lands
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d"])
+def test_depthwise_huge_dilation_with_same_padding(op, data_format):
+    """Only the centre tap lands. The depthwise kernels size their padded planes by the dilated
+    kernel's extent (a known limitation until the grouped im2col took such kernels: ValueError
+    in NCHW, MemoryError in NHWC), so a kernel wider than the input runs there, out= included."""
+    x, dw, pw = X, DW, PW
+    if data_format == "NHWC":  # Keras: (KH, KW, C, M) and (1, 1, C*M, O)
+        dw = np.ascontiguousarray(DW.reshape(3, 2, 3, 3).transpose(2, 3, 0, 1))
+        x, pw = _nhwc(X), PW.transpose(2, 3, 1, 0)
+    centre = dw[:, :, 1:2, 1:2] if data_format == "NCHW" else dw[1:2, 1:2]
+    call = getattr(ops, op)
+    weights = (dw,) if op == "depthwise_conv2d" else (dw, pw)
+    expected = call(x, centre, *weights[1:], data_format=data_format)
+    out = np.full_like(expected, np.nan)
+    assert call(x, *weights, dilation=_HUGE, padding="same", data_format=data_format, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(call(x, *weights, dilation=_HUGE, padding="same", data_format=data_format),
+                               expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
@@ -482,11 +495,18 @@ def test_transposed_huge_column_stride_on_the_direct_path():
 @pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
 def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped
-    size could be small and overrun the buffer); the core now checks the products."""
+    size could be small and overrun the buffer); the core now checks the products. (pycnn.ops
+    sends such depthwise kernels to conv2d's im2col, above: the core's plans are called here.)"""
+    from pycnn import _args, _core
+
+    g = _args.depthwise_conv2d_geometry(X.shape, DW.shape, stride=1, padding_spec="same", dilation=_HUGE,
+                                        layout="NCHW")
+    geometry, y = ops._depthwise_geometry_tuple(g), np.empty((2, 6, 7, 7), np.float32)
     with pytest.raises(ValueError, match="overflows 64 bits"):
         if op == "depthwise_conv2d":
-            ops.depthwise_conv2d(X, DW, dilation=_HUGE, padding="same")
+            _core.DepthwisePlan(geometry, 0, 0, 0.0, False, y.shape)(X, DW, None, y)
         elif op == "separable_conv2d":
-            ops.separable_conv2d(X, DW, PW, dilation=_HUGE, padding="same")
+            _core.SeparablePlan(geometry, 4, 0, 0, 0.0, False, (2, 4, 7, 7))(X, DW, PW, None,
+                                                                             np.empty((2, 4, 7, 7), np.float32))
         else:
             ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")

@@ -250,14 +250,24 @@ def _run_cached(entry, x, weight, bias, out, *extra):
     return out
 
 
+def _kernel_within_input(g):
+    """Whether the dilated kernel spans no more than the input. The depthwise kernels size their
+    padded planes by its extent (a dilation of 2**31-1 with "same" padding, where only the centre
+    tap lands, would take gigabytes); conv2d's grouped im2col serves the others."""
+    return (g.kh - 1) * g.dilation[0] < g.h and (g.kw - 1) * g.dilation[1] < g.w
+
+
 def _is_depthwise(g):
     """A grouped conv2d with one input channel per group (PyTorch's spelling of a depthwise
     convolution), which algorithm="auto" runs on the depthwise kernels: the grouped GEMMs of
     one channel each ran 5-48x slower (dw 3x3 144 @56, 2 threads, p10: NCHW 255 vs 50 us,
-    NHWC 2049 vs 43 us). Not for a dilated kernel wider than the input: the depthwise kernels
-    size their padded planes by its extent (a dilation of 2**31-1 would fail), the GEMMs do not."""
-    return (g.groups > 1 and g.groups == g.c and (g.kh - 1) * g.dilation[0] < g.h
-            and (g.kw - 1) * g.dilation[1] < g.w)
+    NHWC 2049 vs 43 us)."""
+    return g.groups > 1 and g.groups == g.c and _kernel_within_input(g)
+
+
+def _depthwise_as_conv2d_weight(w, g, layout):
+    """A depthwise weight as conv2d's with groups = C: NHWC (KH, KW, C, M) -> (KH, KW, 1, C*M)."""
+    return w if layout == "NCHW" else w.reshape(g.kh, g.kw, 1, g.o)
 
 
 def _run_plan(plan, x, weight, bias, out=None):
@@ -395,7 +405,10 @@ def depthwise_conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, a
                                         dilation=dilation, layout=a.layout)
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
-    if g.n:
+    if g.n and not _kernel_within_input(g):
+        conv2d(a.x4, _depthwise_as_conv2d_weight(a.weights[0], g, a.layout), a.bias, stride=stride, padding=padding,
+               dilation=dilation, groups=g.c, activation=activation, data_format=a.layout, algorithm="im2col", out=y4)
+    elif g.n:
         plan = _core.DepthwisePlan(_depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param,
                                    a.dtype == np.float64, y.shape)
         _remember(_DEPTHWISE_PLANS, key, plan, y)
@@ -432,7 +445,11 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
                                              layout=a.layout)
     a.check_bias(pg.o)
     y, y4 = a.result(out, pg.n, pg.o, pg.oh, pg.ow)
-    if dg.n:
+    if dg.n and not _kernel_within_input(dg):
+        mid = conv2d(a.x4, _depthwise_as_conv2d_weight(a.weights[0], dg, a.layout), stride=stride, padding=padding,
+                     dilation=dilation, groups=dg.c, data_format=a.layout, algorithm="im2col")
+        conv2d(mid, a.weights[1], a.bias, activation=activation, data_format=a.layout, out=y4)
+    elif dg.n:
         plan = _core.SeparablePlan(_depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[a.layout], act, act_param,
                                    a.dtype == np.float64, y.shape)
         _remember(_SEPARABLE_PLANS, key, plan, y)
