@@ -465,6 +465,16 @@ def test_conv2d_huge_dilation_with_same_padding(groups, data_format):
         ops.conv2d(x, w, dilation=_HUGE, padding="same", algorithm="direct", **params)
 
 
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+def test_wide_image_keeps_the_direct_panel(data_format):
+    """A 66 MiB direct panel from 4096 channels x 1400 columns, not from a dilation: "auto" does
+    not send it to im2col as a dilated kernel (only the shapes are explained: nothing runs)."""
+    x_shape, w_shape = ((1, 4096, 3, 1400), (8, 4096, 3, 3)) if data_format == "NCHW" else \
+        ((1, 3, 1400, 4096), (3, 3, 4096, 8))
+    why = ops.explain_conv2d(x_shape, w_shape, data_format=data_format)
+    assert not why.startswith("im2col: a dilated kernel"), why
+
+
 def test_transposed_huge_dilation_refused_by_either_algorithm():
     """32 output channels in NHWC would take the direct phase correlations, whose input panel
     spans the dilated taps: such dilations go to the per-tap GEMMs, which refuse the size,

@@ -705,15 +705,22 @@ void conv_gemm_nchw_via_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, co
       [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, p.o, y); });
 }
 
-// The bytes of the input panel one thread of a direct convolution fills (either layout, about):
-// KH rows of the columns an output row's tiles read, which span the dilated kernel. A dilation
-// far wider than the image ("same" padding, where only the centre tap lands) makes it
-// gigabytes (MemoryError); im2col's packing does not grow with the dilation.
-double direct_panel_bytes(const Conv2dParams& p) {
+// The MiB of the input panel one thread of a direct convolution fills (either layout, about) when
+// its dilated kernel is wider than the image and the panel passes 64 MiB, else 0. The panel holds
+// KH rows of the columns an output row's tiles read, which span the dilated kernel: a dilation
+// far wider than the image ("same" padding, where only the centre tap lands) makes it gigabytes
+// (MemoryError); im2col's packing does not grow with the dilation. Wide images keep their panels.
+int64_t oversized_direct_panel_mib(const Conv2dParams& p) {
+  if ((p.kw - 1) * p.dilation_w < p.w) return 0;
   const double columns = (double)(p.ow - 1) * p.stride_w + (double)(p.kw - 1) * p.dilation_w + 1;
-  return (double)(p.c / p.groups) * p.kh * columns * sizeof(float);
+  const double mib = (double)(p.c / p.groups) * p.kh * columns * sizeof(float) / (1 << 20);
+  return mib > 64.0 ? (int64_t)mib : 0;
 }
-constexpr double kMaxDirectPanelBytes = 64.0 * 1024 * 1024;
+
+// "a dilated kernel N columns wide"
+std::string dilated_kernel_width(const Conv2dParams& p) {
+  return "a dilated kernel " + std::to_string((p.kw - 1) * p.dilation_w + 1) + " columns wide";
+}
 
 template <class T>
 void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, const T* w_hwio) {
@@ -722,12 +729,10 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (p.layout != Layout::NCHW || !p.weight_hwio_given) w_hwio = nullptr;
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
-  if (algo == ConvAlgorithm::Direct && direct_panel_bytes(p) > kMaxDirectPanelBytes)
-    throw std::invalid_argument("conv2d: algorithm='direct' would fill a " +
-                                std::to_string((int64_t)(direct_panel_bytes(p) / (1 << 20))) +
-                                " MiB input panel per thread for this dilation (its kernel spans " +
-                                std::to_string((p.kw - 1) * p.dilation_w + 1) +
-                                " columns); use algorithm='im2col' or 'auto'");
+  if (const int64_t mib = algo == ConvAlgorithm::Direct ? oversized_direct_panel_mib(p) : 0)
+    throw std::invalid_argument("conv2d: algorithm='direct' would fill a " + std::to_string(mib) +
+                                " MiB input panel per thread for " + dilated_kernel_width(p) +
+                                "; use algorithm='im2col' or 'auto'");
   if (p.layout == Layout::NCHW) {
     if (algo == ConvAlgorithm::Direct && direct_nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
@@ -766,12 +771,10 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
   // machine); on a Zen 5 (1 MiB L2), NHWC 3x3 direct vs im2col: K = 864, 96 outputs 423 vs 396;
   // K = 1152, 128 outputs 432 vs 383, but 256 outputs (1.1 MiB of weights) 353 vs 397;
   // K = 1728 428 vs 421; K = 2304 340 vs 407.
-  if (direct_panel_bytes(p) > kMaxDirectPanelBytes)
+  if (const int64_t mib = oversized_direct_panel_mib(p))
     return pick(ConvAlgorithm::Im2col, [&] {
-      return "im2col: a dilated kernel " + std::to_string((p.kw - 1) * p.dilation_w + 1) +
-             " columns wide; its packing does not grow with the dilation" + via() +
-             "; direct rejected: its input panel would take " +
-             std::to_string((int64_t)(direct_panel_bytes(p) / (1 << 20))) + " MiB per thread";
+      return "im2col: " + dilated_kernel_width(p) + "; its packing does not grow with the dilation" + via() +
+             "; direct rejected: its input panel would take " + std::to_string(mib) + " MiB per thread";
     });
   const int64_t weights = K * (p.o / p.groups);
   const bool direct_fits = K <= 768 || (K <= 1536 && weights <= 160 * 1024);  // <= 640 KiB float32
