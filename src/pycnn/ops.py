@@ -216,16 +216,20 @@ def _plan_key(x, weight, bias, options, types, default_types=_DEFAULT_OPTION_TYP
                 weight.dilation)
     else:
         return None
-    if types != default_types and not _FLAT_KEY_TYPES.issuperset(types):
+    bkey = None if bias is None else (bias.shape, bias.dtype.num)
+    if types == default_types:  # a key one shorter than any other: hashed and compared faster
+        return x.shape, x.dtype.num, wkey, bkey, options
+    if not _FLAT_KEY_TYPES.issuperset(types):
         options = _args.typed_key(options)  # tuples (padding=(1, 1.0)), floats, bools, NumPy scalars
-    return x.shape, x.dtype.num, wkey, None if bias is None else (bias.shape, bias.dtype.num), options, types
+    return x.shape, x.dtype.num, wkey, bkey, options, types
 
 
-def _remember(plans, key, plan, y):
+def _remember(plans, key, plan, y, *extra):
+    """Caches (plan, the result's shape and dtype, *extra) under key."""
     if key is not None:
         if len(plans) >= _MAX_PLANS:
             plans.clear()
-        plans[key] = (plan, y.shape, y.dtype)
+        plans[key] = (plan, y.shape, y.dtype, *extra)
 
 
 def _lookup(plans, key):
@@ -302,7 +306,9 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
             if out is None:
                 if type(weight) is np.ndarray:
                     return plan(x, weight, bias)
-                return _run_plan(plan, x, weight, bias)
+                if entry[3] is None:  # a DepthwisePlan: reads the weights as given
+                    return plan(x, weight.weight, bias, None)
+                return plan(x, weight.weight, bias, None, weight._hwio if entry[3] else None)
             # out= is validated as on the first call: shape, dtype, layout, no overlap.
             inputs = {"x": x, "weight": weight if type(weight) is np.ndarray else weight.weight, "bias": bias}
             _run_plan(plan, x, weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
@@ -337,7 +343,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
         uses_hwio = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
         plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, uses_hwio,
                                 a.dtype == np.float64, y.shape)
-    _remember(_PLANS, key, plan, y)
+    _remember(_PLANS, key, plan, y, None if type(plan) is _core.DepthwisePlan else plan.uses_hwio)
     _run_plan(plan, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
