@@ -182,6 +182,7 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
   constexpr bool shifted = Masked && V::kMaskedLoadsCheap && W > 1;  // lanes: a bit mask
   auto load = [&](size_t k) { return Masked ? V::load_masked(row + start[k], lanes[k]) : V::load(row + start[k]); };
   if constexpr (SW == 1 && shifted) {
+    static_assert(std::is_integral_v<typename V::Lanes>, "lane tests read the lane sets as bit masks");
     x[1] = load(1);
     x[0] = V::shift_in(broadcast_or_zero<V>(row + start[0], lanes[0] & 1), x[1], W - 1);
     x[2] = V::shift_in(x[1], broadcast_or_zero<V>(row + start[2] + (W - 1), (lanes[2] >> (W - 1)) & 1), 1);
@@ -231,13 +232,14 @@ PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, 
 // place: MR output rows x the tile's columns, one vector at a time. As in
 // depthwise_nchw_3x3_rows, each input row is loaded once per vector and feeds every output row
 // that reads it. Columns outside [0, in_w) enter as zero lanes of masked loads (lane sets
-// computed once per vector) and padding rows as rows of zeros, so each sum runs kh-major,
-// kw-minor and adds w*0 for padding: the same bits as the padded plane gives.
+// computed once per vector), or as zero broadcasts (in_place_taps), and padding rows as rows of
+// zeros, so each sum runs kh-major, kw-minor and adds w*0 for padding: the same bits as the
+// padded plane gives.
 // SW = 2: the column split happens in registers, not in a plane: of two loads from column
 // 2j - pad_left on, tap 0 is the even lanes, tap 1 the odd lanes, and tap 2 the even lanes
-// shifted in by one from a third load (its lane 0 only). The plane's split was 41% of samples
-// of 3x3/2 96 @112 (one thread): a pass over the input apart from the arithmetic, bound by the
-// input's reads from L3.
+// shifted in by one from the next column (lanes[2]: its lane 0 only). The plane's split was
+// 41% of samples of 3x3/2 96 @112 (one thread): a pass over the input apart from the
+// arithmetic, bound by the input's reads from L3.
 template <class V, size_t MR, size_t SH, size_t SW>
 void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   using T = typename V::T;
