@@ -201,7 +201,7 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     const typename V::reg hi = load(1);
     x[0] = V::even(lo, hi);
     x[1] = V::odd(lo, hi);
-    x[2] = V::shift_in(x[0], broadcast_or_zero<V>(row + start[2], lanes[2] & 1), 1);  // lanes[2]: lane 0 at most
+    x[2] = V::shift_in(x[0], broadcast_or_zero<V>(row + start[2], lanes[2] & 1), 1);
   }
 }
 
@@ -237,7 +237,7 @@ PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, 
 // padded plane gives.
 // SW = 2: the column split happens in registers, not in a plane: of two loads from column
 // 2j - pad_left on, tap 0 is the even lanes, tap 1 the odd lanes, and tap 2 the even lanes
-// shifted in by one from the next column (lanes[2]: its lane 0 only). The plane's split was
+// shifted in by one from the next column (lane 0 of lanes[2]). The plane's split was
 // 41% of samples of 3x3/2 96 @112 (one thread): a pass over the input apart from the
 // arithmetic, bound by the input's reads from L3.
 template <class V, size_t MR, size_t SH, size_t SW>
@@ -263,8 +263,7 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 4
     for (size_t k = 0; k < loads; ++k) {
       start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
-      const int64_t end = a.in_w - start[k];
-      lanes[k] = V::lane_range(-start[k], SW == 2 && !in_lanes && k == 2 && end > 1 ? 1 : end);  // the shift-in: lane 0
+      lanes[k] = V::lane_range(-start[k], a.in_w - start[k]);
     }
     const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
     T* y = a.y + v * W;
