@@ -729,7 +729,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (p.layout != Layout::NCHW || !p.weight_hwio_given) w_hwio = nullptr;
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
-  if (const int64_t mib = algo == ConvAlgorithm::Direct ? oversized_direct_panel_mib(p) : 0)
+  // "auto" never picks direct for such a panel (choose_conv2d_algorithm): only a forced one asks.
+  if (const int64_t mib = p.algorithm == ConvAlgorithm::Direct ? oversized_direct_panel_mib(p) : 0)
     throw std::invalid_argument("conv2d: algorithm='direct' would fill a " + std::to_string(mib) +
                                 " MiB input panel per thread for " + dilated_kernel_width(p) +
                                 "; use algorithm='im2col' or 'auto'");
