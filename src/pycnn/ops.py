@@ -274,11 +274,14 @@ def _depthwise_as_conv2d_weight(w, g, layout):
     return w if layout == "NCHW" else w.reshape(g.kh, g.kw, 1, g.o)
 
 
-def _run_plan(plan, x, weight, bias, out=None):
+def _run_plan(plan, hwio_use, x, weight, bias, out=None):
+    """A conv2d plan's call. hwio_use (kept in the plan's cache entry): how it takes a packed
+    weight, None for a DepthwisePlan (the weights as given), else whether it also reads the
+    HWIO copy."""
     if type(weight) is PackedConv2dWeight:
-        if type(plan) is _core.DepthwisePlan:  # reads the weights as given
+        if hwio_use is None:
             return plan(x, weight.weight, bias, out)
-        return plan(x, weight.weight, bias, out, weight._hwio if plan.uses_hwio else None)
+        return plan(x, weight.weight, bias, out, weight._hwio if hwio_use else None)
     return plan(x, weight, bias, out)
 
 
@@ -306,12 +309,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
             if out is None:
                 if type(weight) is np.ndarray:
                     return plan(x, weight, bias)
-                if entry[3] is None:  # a DepthwisePlan: reads the weights as given
+                if entry[3] is None:  # as _run_plan, inline
                     return plan(x, weight.weight, bias, None)
                 return plan(x, weight.weight, bias, None, weight._hwio if entry[3] else None)
             # out= is validated as on the first call: shape, dtype, layout, no overlap.
             inputs = {"x": x, "weight": weight if type(weight) is np.ndarray else weight.weight, "bias": bias}
-            _run_plan(plan, x, weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
+            _run_plan(plan, entry[3], x, weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
             return out
 
     try:
@@ -339,12 +342,13 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
         # (KH, KW, 1, C*M) as (KH, KW, C, M); output channel c*M + m in both.
         plan = _core.DepthwisePlan(_depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param,
                                    a.dtype == np.float64, y.shape)
+        hwio_use = None
     else:
-        uses_hwio = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
-        plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, uses_hwio,
+        hwio_use = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
+        plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, hwio_use,
                                 a.dtype == np.float64, y.shape)
-    _remember(_PLANS, key, plan, y, None if type(plan) is _core.DepthwisePlan else plan.uses_hwio)
-    _run_plan(plan, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
+    _remember(_PLANS, key, plan, y, hwio_use)
+    _run_plan(plan, hwio_use, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
 
