@@ -155,6 +155,8 @@ struct VecF {
   }
   // Lanes in m from p[i] (nothing else is read), the others 0.
   static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_ps(p, m); }
+  // Lanes in m from b, the others from a.
+  static reg blend(Lanes m, reg a, reg b) { return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(m)); }
   static __m256i lanes() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
   static constexpr bool kFoldPairs = false;  // two-source permutes are too dear here: reduce per vector
   // Masked loads are vmaskmovps, slower than plain loads: kernels load plainly where all lanes are inside.
@@ -265,6 +267,8 @@ struct VecD {
     return _mm256_andnot_si256(lane_mask64((size_t)lo), lane_mask64((size_t)hi));
   }
   static reg load_masked(const T* p, Lanes m) { return _mm256_maskload_pd(p, m); }
+  // Lanes in m from b, the others from a.
+  static reg blend(Lanes m, reg a, reg b) { return _mm256_blendv_pd(a, b, _mm256_castsi256_pd(m)); }
   static __m128i lanes() { return _mm_setr_epi32(0, 1, 2, 3); }
   static constexpr bool kFoldPairs = false;
   static constexpr bool kMaskedLoadsCheap = false;

@@ -128,6 +128,8 @@ struct VecF {
   static __mmask16 lanes_between(int64_t lo, int64_t hi) { return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
   // Lanes in m from p[i] (nothing else is read), the others 0.
   static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_ps(m, p); }
+  // Lanes in m from b, the others from a.
+  static reg blend(Lanes m, reg a, reg b) { return _mm512_mask_blend_ps(m, a, b); }
   // Reducing W vectors to one vector of W per-vector results, a level at a time: lo/hi take, for
   // each block of h output lanes, lanes [0, h) / [h, 2h) of the matching 2h-lane block of (a, b),
   // so combine(lo, hi) halves every vector's partial results and packs two vectors into one.
@@ -231,6 +233,8 @@ struct VecD {
   // The mask of lanes lo <= i < hi; 0 <= lo <= hi <= W.
   static __mmask8 lanes_between(int64_t lo, int64_t hi) { return (__mmask8)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
   static reg load_masked(const T* p, Lanes m) { return _mm512_maskz_loadu_pd(m, p); }
+  // Lanes in m from b, the others from a.
+  static reg blend(Lanes m, reg a, reg b) { return _mm512_mask_blend_pd(m, a, b); }
   static constexpr bool kFoldPairs = true;
   static constexpr bool kMaskedLoadsCheap = true;
   static void fold_pairs(reg a, reg b, int64_t h, reg& lo, reg& hi) {

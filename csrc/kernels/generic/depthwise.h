@@ -415,7 +415,13 @@ inline void depthwise_nhwc_tile(const DepthwiseNhwcArgs<typename V::T>& a, int64
 // first Left and last Right of a tile's IC columns (an edge tile). Each output's sum runs
 // kh-major, kw-minor and adds w*0 for padding, as depthwise_nhwc_tile does, so all give the
 // same bits.
-template <class V, size_t MR, size_t S, bool Full, bool Checked, size_t Left = 0, size_t Right = 0>
+// Span (stride 2, interior, packed pixels): the vector [c0, c0 + W) runs past the pixel's last
+// channel C into the next pixel's first channels, as a rotated strip's last vector does (see
+// depthwise_nhwc_3x3_run). At stride 2 those lanes belong to output pixel ow + 1, whose taps
+// lie two input pixels on, so each column's vector takes them from the next column's load:
+// lanes [C - c0, W) of load j + 1 in place of load j's (one blend; the tile loads IC + 1).
+template <class V, size_t MR, size_t S, bool Full, bool Checked, size_t Left = 0, size_t Right = 0,
+          bool Span = false>
 inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, int64_t ow0, int64_t ow1,
                                      int64_t c0, size_t nc) {
   using T = typename V::T;
@@ -425,6 +431,8 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   // thread, pinned, p10 us, 7 alternating runs: 3x3/2 96 @112 99.0 -> 95.3, 64 @112 90.0 -> 83.5.
   // At stride 1 (14 pixels) the offsets fit in registers, and walking measured 0-3% slower.
   constexpr bool walk = !Checked && S == 2 && Left == 0 && Right == 0;
+  static_assert(!Span || (walk && Full), "a spanning vector is a full vector of an interior stride-2 strip");
+  const typename V::Lanes next_pixel = V::lane_range(Span ? a.channels - c0 : (int64_t)V::W, (int64_t)V::W);
   reg wv[9];
 #pragma GCC unroll 9
   for (size_t t = 0; t < 9; ++t) {
@@ -449,12 +457,18 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
         continue;
       }
       const T* pixel = walk ? row + first * ps + c0 : nullptr;
+      reg ahead = Span ? V::load(pixel) : V::zero();  // load j when it is column j's turn
 #pragma GCC unroll 32
       for (size_t j = 0; j < IC; ++j) {
         const int64_t iw = first + (int64_t)j;
         reg loaded = V::zero();
         if (!Checked && (j < Left || j + Right >= IC)) {
           // a padding column of an edge tile: stays zero
+        } else if (Span) {
+          pixel = advanced(pixel, ps);
+          const reg next = V::load(pixel);
+          loaded = V::blend(next_pixel, ahead, next);
+          ahead = next;
         } else if (walk) {
           loaded = Full ? V::load(pixel) : V::load_partial(pixel, nc);
           pixel = advanced(pixel, ps);
@@ -473,6 +487,17 @@ inline void depthwise_nhwc_3x3_strip(const DepthwiseNhwcArgs<typename V::T>& a, 
   }
 }
 
+// Channels [c0, c0 + nc) of the full MR-pixel tiles [from, to): in tiles of RUN_MR pixels while
+// they fit (interior), then of MR (and only of MR when Checked).
+template <class V, size_t RUN_MR, size_t MR, size_t S, bool Full, bool Checked, size_t Left, size_t Right,
+          bool Span = false>
+inline void depthwise_nhwc_3x3_strips(const DepthwiseNhwcArgs<typename V::T>& a, int64_t from, int64_t to,
+                                      int64_t c0, size_t nc) {
+  const int64_t split = Checked ? from : from + (to - from) / (int64_t)RUN_MR * (int64_t)RUN_MR;
+  if (split > from) depthwise_nhwc_3x3_strip<V, RUN_MR, S, Full, false, Left, Right, Span>(a, from, split, c0, nc);
+  if (to > split) depthwise_nhwc_3x3_strip<V, MR, S, Full, Checked, Left, Right, Span>(a, split, to, c0, nc);
+}
+
 // Full MR-pixel tiles [ow0, ow1) through every channel vector: an interior run (Checked false)
 // in tiles of RUN_MR pixels, then of MR for the rest; edge tiles (Checked, or Left / Right
 // padding columns: one tile) in tiles of MR.
@@ -481,17 +506,10 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   static_assert(RUN_MR % MR == 0, "the MR-tile rest must cover the run exactly");
   using T = typename V::T;
   constexpr int64_t W = (int64_t)V::W;
-  // Channels [c0, c0 + nc) of pixels [from, to): tiles of RUN_MR (interior), then of MR.
+  // Channels [c0, c0 + nc) of pixels [from, to): a full vector or, nc < W, a partial one.
   auto strip = [&](int64_t c0, int64_t nc, int64_t from, int64_t to) {
-    const int64_t split = Checked ? from : from + (to - from) / (int64_t)RUN_MR * (int64_t)RUN_MR;
-    if (nc == W) {
-      if (split > from) depthwise_nhwc_3x3_strip<V, RUN_MR, S, true, false, Left, Right>(a, from, split, c0, W);
-      if (to > split) depthwise_nhwc_3x3_strip<V, MR, S, true, Checked, Left, Right>(a, split, to, c0, W);
-    } else {
-      if (split > from)
-        depthwise_nhwc_3x3_strip<V, RUN_MR, S, false, false, Left, Right>(a, from, split, c0, (size_t)nc);
-      if (to > split) depthwise_nhwc_3x3_strip<V, MR, S, false, Checked, Left, Right>(a, split, to, c0, (size_t)nc);
-    }
+    if (nc == W) depthwise_nhwc_3x3_strips<V, RUN_MR, MR, S, true, Checked, Left, Right>(a, from, to, c0, W);
+    else depthwise_nhwc_3x3_strips<V, RUN_MR, MR, S, false, Checked, Left, Right>(a, from, to, c0, (size_t)nc);
   };
   // NumPy's large arrays start 16 bytes into a cache line. When pixels are whole lines apart,
   // every full vector from channel 0 then straddles two lines.
@@ -500,29 +518,40 @@ inline void depthwise_nhwc_3x3_run(const DepthwiseNhwcArgs<typename V::T>& a, in
   const int64_t lead = row && a.pixel_stride % W == 0 && (uintptr_t)row % sizeof(T) == 0
                            ? (int64_t)((vector_bytes - (uintptr_t)row % vector_bytes) % vector_bytes / sizeof(T))
                            : 0;
-  // Rotated strips (stride 1, packed whole-vector pixels, cyclic weights): the vectors start
-  // `lead` channels in, so every load is aligned with no extra vector, and the last one spans
-  // two pixels: channels [C - W + lead, C) of pixel ow and [0, lead) of pixel ow + 1, which its
-  // loads, weights (cyclic) and store all see as contiguous. Pixel ow0's first `lead` channels
-  // take a one-pixel tile; the strip's spill into pixel ow1 is rewritten (same bits) by the
-  // caller's next tile, so ow1 must be a pixel of this call whose taps are inside the row.
-  // One thread, pinned, p10 us, input 16 bytes into a line, lead strip or split loads ->
-  // rotated: 144 @56 87.1 -> 84.2, 64 @56 43.7 -> 38.7, 32 @112 92.7 -> 67.9. At stride 2 the
-  // spanning vector's parts are two input pixels apart; loading it as two measured level or
-  // slower (96 @112 94.8 -> 95.6, 64 @112 80.7 -> 91.8), so stride 2 keeps the lead strip.
+  // Rotated strips (packed whole-vector pixels, cyclic weights): the vectors start `lead`
+  // channels in, so every load is aligned with no extra vector, and the last one spans two
+  // pixels: channels [C - W + lead, C) of pixel ow and [0, lead) of pixel ow + 1, which its
+  // weights (cyclic) and store see as contiguous, and its loads too at stride 1; at stride 2 it
+  // is a Span strip (each column blends two aligned loads). Pixel `from`'s first `lead` channels
+  // take a one-pixel tile; the strip's spill into pixel `to` is rewritten (same bits) by what
+  // comes next: the next segment, the caller's next tile or, where the run ends the row or ow1's
+  // taps leave it, the run's last tile, which goes unrotated. One thread, pinned, p10 us, input
+  // 16 bytes into a line, lead strip or split loads -> rotated: 144 @56 87.1 -> 84.2, 64 @56
+  // 43.7 -> 38.7, 32 @112 92.7 -> 67.9. Stride 2, lead strip / split loads -> Span strip, p10 us,
+  // alternating builds, one thread / two: 96 @112 89.7-93.0 -> 79.4-81.8 / 48.2-49.2 ->
+  // 43.1-43.8 (on a line boundary: 41.4-44.1 both), 64 @112 (two threads) 37.3-39.3 -> 33.2-34.3.
   constexpr bool edge = Checked || Left > 0 || Right > 0;
-  if (S == 1 && !edge && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
-      a.y_pixel_stride == a.channels && ow1 < a.ow_end && ow1 - a.pad_left + 2 < a.in_w) {
-    depthwise_nhwc_tile<V, 1, 1, false, false>(a, ow0, 1, 0, (size_t)lead);
-    for (int64_t c0 = lead; c0 < a.channels + lead; c0 += W) strip(c0, W, ow0, ow1);
-    return;
-  }
+  const bool rotated = !edge && a.cyclic && lead > 0 && a.channels % W == 0 && a.pixel_stride == a.channels &&
+                       a.y_pixel_stride == a.channels;
+  const bool spill_past_run = ow1 < a.ow_end && ow1 * (int64_t)S - a.pad_left + 2 < a.in_w;
+  auto rotated_channels = [&](int64_t from, int64_t to) {
+    depthwise_nhwc_tile<V, 1, 1, false, false>(a, from, 1, 0, (size_t)lead);
+    const int64_t spanning = a.channels - W + lead;
+    for (int64_t c0 = lead; c0 < spanning; c0 += W) strip(c0, W, from, to);
+    if constexpr (S == 1 || edge) strip(spanning, W, from, to);
+    else depthwise_nhwc_3x3_strips<V, RUN_MR, MR, S, true, false, 0, 0, true>(a, from, to, spanning, W);
+  };
   // Otherwise, with 6 vectors or more per pixel, a first partial vector up to the line's end
   // aligns all the others for one more vector (144 channels in 10, not 9). One thread, pinned,
   // p10 us, input 16 bytes into a line: 144 @56 97.6 -> 94.9, 3x3/2 96 @112 122.7 -> 105.1,
   // 576 @14 38.4 -> 37.3. With fewer vectors the extra one costs more than the split loads (32
   // channels: 3 vectors for 2, 96 -> 108).
   auto every_channel = [&](int64_t from, int64_t to) {
+    if (rotated) {
+      const int64_t rotated_to = to == ow1 && !spill_past_run ? to - (int64_t)MR : to;
+      if (rotated_to > from) rotated_channels(from, rotated_to), from = rotated_to;
+      if (from == to) return;
+    }
     int64_t c = 0;
     if (a.channels >= 6 * W && lead > 0) strip(0, lead, from, to), c = lead;
     for (; c < a.channels; c += W) strip(c, a.channels - c < W ? a.channels - c : W, from, to);

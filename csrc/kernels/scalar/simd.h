@@ -45,6 +45,8 @@ struct VecScalar {
   using Lanes = bool;  // the one lane, or none
   static Lanes lane_range(int64_t lo, int64_t hi) { return lo <= 0 && hi > 0; }
   static reg load_masked(const T* p, Lanes m) { return m ? *p : 0; }
+  // Lanes in m from b, the others from a.
+  static reg blend(Lanes m, reg a, reg b) { return m ? b : a; }
   static constexpr bool kFoldPairs = false;  // one lane: nothing to fold
   static constexpr bool kMaskedLoadsCheap = true;
 };
