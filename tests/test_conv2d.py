@@ -166,15 +166,17 @@ def test_pointwise_nhwc_batch_is_one_gemm(shape, dtype, algorithm, isa, rng, che
 
 def test_explain_names_the_choice():
     assert pycnn.ops.explain_conv2d((1, 256, 56, 56), (64, 256, 1, 1)).startswith("im2col")
-    assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("direct")
-    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), padding=1,
+    # 3x3 stride 1 on large images: Winograd (test_winograd.py); strided or dilated, direct.
+    assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("winograd")
+    assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=2, dilation=2).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), padding=2, dilation=2,
                                     data_format="NHWC").startswith("direct")
-    why = pycnn.ops.explain_conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    why = pycnn.ops.explain_conv2d((1, 256, 14, 14), (256, 256, 3, 3), padding=2, dilation=2)
     assert why.startswith("im2col") and "the GEMM runs on NHWC" in why
-    assert "NHWC" not in pycnn.ops.explain_conv2d((1, 14, 14, 256), (3, 3, 256, 256), padding=1,
+    assert "NHWC" not in pycnn.ops.explain_conv2d((1, 14, 14, 256), (3, 3, 256, 256), padding=2, dilation=2,
                                                   data_format="NHWC").split(";")[0]
     # A reduction of 1152: direct while the weights stay in L2 (576 KiB), the GEMM past that.
-    assert pycnn.ops.explain_conv2d((1, 112, 112, 128), (3, 3, 128, 128), padding=1,
+    assert pycnn.ops.explain_conv2d((1, 112, 112, 128), (3, 3, 128, 128), padding=2, dilation=2,
                                     data_format="NHWC").startswith("direct")
     why = pycnn.ops.explain_conv2d((1, 56, 56, 128), (3, 3, 128, 256), stride=2, padding=1, data_format="NHWC")
     assert why.startswith("im2col: a long reduction (C/groups*KH*KW = 1152, 1152 KiB of float32 weights")
@@ -460,7 +462,8 @@ def test_nchw_single_image_transposed_by_every_thread(threads, isa, rng, restore
         case = dict(n=1, c=c, h=side, w=side, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
                     bias=True, activation=None)
         x, w, b, params = make_problem(rng, case, "NCHW", np.float32)
-        assert pycnn.ops.explain_conv2d(x, w, padding=1).startswith("direct: input reordered to NHWC")
+        # "auto" takes Winograd for the larger two (test_winograd.py); direct still reorders them.
+        params["algorithm"] = "direct"
         pycnn.set_num_threads(threads)
         y = check_conv2d(x, w, b, err_msg=f"isa={isa} threads={threads} c={c}", **params)
         wt = rng.standard_normal((c, 24, 4, 4)).astype(np.float32)

@@ -194,7 +194,9 @@ def test_predict_accepts_numpy_ints_and_other_dtypes(rng):
     model = mnist_convnet()
     x = rng.integers(0, 255, (3, 28, 28, 1)).astype(np.uint8)
     y = model.predict(x, batch_size=np.int64(2))
-    np.testing.assert_allclose(y, model(x.astype(np.float32)), rtol=1e-6, atol=1e-7)
+    # The second convolution (32->64 @13) runs Winograd on a batch of 3 or 2 and direct on the
+    # last batch of 1 (too few tiles to repay the weight transform): sums in another order.
+    np.testing.assert_allclose(y, model(x.astype(np.float32)), rtol=1e-4, atol=1e-6)
 
 
 def test_predict_checks_the_input():

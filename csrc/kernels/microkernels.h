@@ -146,6 +146,26 @@ constexpr int kTileShapes = 4;
 template <class T>
 using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, size_t rows, size_t cols);
 
+// Winograd F(2x2, 3x3) transforms (generic/winograd.h), NHWC: vectors run over channels; plane
+// xi = 4*i + j of a tile is element (i, j) of its 4x4 transformed tile.
+//   Input: one tile's 4x4 input patch -> its 16 planes. rows: the patch's 4 input rows (each at
+//     pixel 0, channel 0), null for a padding row; col0: its first column, which may be negative
+//     or the patch may reach past in_w (those columns are padding, read as zeros); pixel_stride:
+//     elements between pixels. Plane xi goes to v[xi*ldv + c], c < channels.
+//   Output: a tile's 16 GEMM planes m[xi*ldm + j], j < nr -> its 2x2 outputs, to y[2*i + j] + j'
+//     for output pixel (i, j) (row-major), skipping null pointers (pixels past the output's
+//     edge), with the epilogue's bias per column (channel) and activation. Returns false when a
+//     value before the epilogue is not finite (the op then recomputes: see conv_winograd).
+//   Weight: G g G^T for n output channels of one input channel: tap t = 3*kh + kw of channel j
+//     at g[t*tap_stride + j], plane xi to u[xi*ldu + j], j < n.
+template <class T>
+struct WinogradKernels {
+  void (*input)(const T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride, int64_t channels, T* v,
+                size_t ldv);
+  bool (*output)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
+  void (*weight)(const T* g, int64_t tap_stride, size_t n, T* u, size_t ldu);
+};
+
 template <class T>
 struct ConvKernels {
   Tiled<GemmUkernel<T>> gemm[kTileShapes];
@@ -154,6 +174,7 @@ struct ConvKernels {
   TiledRows<DirectNhwcUkernel<T>> direct_nhwc[kTileShapes];
   size_t transpose_block;
   TransposeUkernel<T> transpose;
+  WinogradKernels<T> winograd;
 };
 
 // A register-only FMA loop for measuring the peak: `iterations` rounds of

@@ -32,6 +32,7 @@
 #include "ops/common.h"
 #include "ops/pack.h"
 #include "ops/tiles.h"
+#include "ops/winograd.h"
 #include "pycnn/conv.h"
 
 namespace pycnn {
@@ -734,6 +735,14 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
     throw std::invalid_argument("conv2d: algorithm='direct' would fill a " + std::to_string(mib) +
                                 " MiB input panel per thread for " + dilated_kernel_width(p) +
                                 "; use algorithm='im2col' or 'auto'");
+  if (algo == ConvAlgorithm::Winograd) {
+    const std::string rejected = winograd_rejects(p);
+    if (!rejected.empty())
+      throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation and one "
+                                  "group; got " + rejected);
+    if (conv_winograd(p, kn, x, w, w_hwio, bias, y)) return;
+    algo = ConvAlgorithm::Direct;  // non-finite values: recomputed so that they propagate as in a direct sum
+  }
   if (p.layout == Layout::NCHW) {
     if (algo == ConvAlgorithm::Direct && direct_nchw_reorders_pay(p)) conv_direct_nhwc(p, kn, x, w, bias, y, w_hwio);
     else if (algo == ConvAlgorithm::Direct) conv_direct_nchw(p, kn, x, w, bias, y);
@@ -776,6 +785,13 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return pick(ConvAlgorithm::Im2col, [&] {
       return "im2col: " + dilated_kernel_width(p) + "; its packing does not grow with the dilation" + via() +
              "; direct rejected: its input panel would take " + std::to_string(mib) + " MiB per thread";
+    });
+  if (winograd_rejects(p).empty() && winograd_pays(p))
+    return pick(ConvAlgorithm::Winograd, [&] {
+      return std::string("winograd: F(2x2, 3x3), 16 multiplies per 2x2 outputs and channel pair where direct does "
+                         "36, summed over the input channels by the GEMM microkernel") +
+             (nchw ? " (NCHW: each row of tiles goes through NHWC buffers)" : "") +
+             "; direct and im2col rejected: 2.25x the multiply-adds";
     });
   const int64_t weights = K * (p.o / p.groups);
   const bool direct_fits = K <= 768 || (K <= 1536 && weights <= 160 * 1024);  // <= 640 KiB float32

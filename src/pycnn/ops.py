@@ -28,7 +28,7 @@ __all__ = [
     "depth_max_pool2d",
 ]
 
-_ALGORITHMS = {"auto": 0, "direct": 1, "im2col": 2}
+_ALGORITHMS = {"auto": 0, "direct": 1, "im2col": 2, "winograd": 3}
 _LAYOUT_CODE = {"NCHW": 0, "NHWC": 1}
 _POOL_KIND = {"max": 0, "avg": 1}
 
@@ -320,7 +320,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     try:
         algo = _ALGORITHMS[algorithm]
     except (KeyError, TypeError):
-        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col'; got {algorithm!r}") from None
+        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col', 'winograd'; got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
     if type(weight) is PackedConvTranspose2dWeight:
         raise TypeError("weight is a PackedConvTranspose2dWeight (for conv_transpose2d); conv2d takes an array "

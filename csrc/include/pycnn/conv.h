@@ -18,7 +18,7 @@ enum class Activation : int {
   None = 0, Relu = 1, Relu6 = 2, LeakyRelu = 3, Sigmoid = 4, Tanh = 5, Silu = 6, Elu = 7,
 };
 
-enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Im2col = 2 };
+enum class ConvAlgorithm : int { Auto = 0, Direct = 1, Im2col = 2, Winograd = 3 };
 
 // One 2-D convolution. All sizes are element counts; 64-bit so that large tensors index safely.
 struct Conv2dParams {

@@ -6,6 +6,7 @@
 #include "generic/activation.h"
 #include "generic/peak.h"
 #include "generic/transpose.h"
+#include "generic/winograd.h"
 #include "generic/conv.h"
 #include "generic/pool.h"
 #include "generic/depthwise.h"

@@ -298,6 +298,7 @@ constexpr ConvKernels<typename V::T> make_conv_kernels() {
        direct_nhwc_kernels<V, S3>()},
       V::W,
       transpose_ukernel<V>,
+      make_winograd_kernels<V>(),
   };
 }
 

@@ -1,0 +1,189 @@
+// Winograd F(2x2, 3x3) transforms (Lavin and Gray, 2015), written once against the vector
+// traits V and compiled per ISA inside namespace pycnn::PYCNN_ISA_NS. Contracts: microkernels.h.
+//
+// A 2x2 output tile Y of a 3x3 convolution is A^T [(G g G^T) . (B^T d B)] A, d the tile's 4x4
+// input patch and g the 3x3 kernel: 16 multiplies per (input, output) channel pair where direct
+// convolution does 36. Summed over input channels, each of the 16 elementwise products is a
+// GEMM (tiles x C times C x O), which the op runs on the GEMM microkernel; these kernels do the
+// three transforms, vectorised over channels (NHWC), with
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+#ifndef PYCNN_ISA_NS
+#error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
+#endif
+
+// Needs generic/activation.h (activate), included before it by kernels.cpp.
+
+namespace pycnn::PYCNN_ISA_NS {
+
+// B^T x for the four vectors x[0..3] (a row or a column of a patch), in place.
+template <class V>
+inline void winograd_input_1d(typename V::reg (&x)[4]) {
+  const typename V::reg x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+  x[0] = V::sub(x0, x2);
+  x[1] = V::add(x1, x2);
+  x[2] = V::sub(x2, x1);
+  x[3] = V::sub(x1, x3);
+}
+
+// Channels [c, c + n) of one tile (n == W when Full): the 4x4 patch, padding as zeros, to its
+// 16 planes.
+template <class V, bool Full, bool Checked>
+inline void winograd_input_vector(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
+                                  int64_t c, size_t n, typename V::T* v, size_t ldv) {
+  using reg = typename V::reg;
+  reg d[4][4];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; ++s) {
+      const int64_t col = col0 + s;
+      if (Checked && (!rows[r] || col < 0 || col >= in_w)) {
+        d[r][s] = V::zero();
+        continue;
+      }
+      const typename V::T* p = rows[r] + col * ps + c;
+      d[r][s] = Full ? V::load(p) : V::load_partial(p, n);
+    }
+  // Rows of d B, then columns of B^T (d B).
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) winograd_input_1d<V>(d[r]);
+#pragma GCC unroll 4
+  for (int s = 0; s < 4; ++s) {
+    reg col[4] = {d[0][s], d[1][s], d[2][s], d[3][s]};
+    winograd_input_1d<V>(col);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      typename V::T* dst = v + (size_t)(4 * r + s) * ldv + c;
+      if (Full) V::store(dst, col[r]);
+      else V::store_partial(dst, col[r], n);
+    }
+  }
+}
+
+template <class V, bool Checked>
+inline void winograd_input_tile(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
+                                int64_t channels, typename V::T* v, size_t ldv) {
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t c = 0;
+  for (; c + W <= channels; c += W) winograd_input_vector<V, true, Checked>(rows, col0, in_w, ps, c, W, v, ldv);
+  if (c < channels)
+    winograd_input_vector<V, false, Checked>(rows, col0, in_w, ps, c, (size_t)(channels - c), v, ldv);
+}
+
+template <class V>
+void winograd_input_ukernel(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride,
+                            int64_t channels, typename V::T* v, size_t ldv) {
+  const bool inside = rows[0] && rows[1] && rows[2] && rows[3] && col0 >= 0 && col0 + 4 <= in_w;
+  if (inside) winograd_input_tile<V, false>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+  else winograd_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+}
+
+// A^T x for the four vectors x[0..3]: two out.
+template <class V>
+inline void winograd_output_1d(const typename V::reg (&x)[4], typename V::reg (&y)[2]) {
+  const typename V::reg mid = V::add(x[1], x[2]);
+  y[0] = V::add(x[0], mid);
+  y[1] = V::sub(V::sub(x[1], x[2]), x[3]);
+}
+
+template <class V, bool Full>
+inline void winograd_output_vector(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t j, size_t n,
+                                   const Epilogue<typename V::T>* e, typename V::reg& nonfinite) {
+  using reg = typename V::reg;
+  reg rows[4][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    reg x[4];
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; ++s) {
+      const typename V::T* p = m + (size_t)(4 * r + s) * ldm + j;
+      x[s] = Full ? V::load(p) : V::load_partial(p, n);
+    }
+    winograd_output_1d<V>(x, rows[r]);
+  }
+  reg bias = V::zero();
+  if (e && e->bias_col) bias = Full ? V::load(e->bias_col + j) : V::load_partial(e->bias_col + j, n);
+#pragma GCC unroll 2
+  for (int s = 0; s < 2; ++s) {
+    const reg col[4] = {rows[0][s], rows[1][s], rows[2][s], rows[3][s]};
+    reg out[2];
+    winograd_output_1d<V>(col, out);
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; ++r) {
+      nonfinite = V::add(nonfinite, V::sub(out[r], out[r]));  // NaN from here on if out[r] is not finite
+      typename V::T* dst = y[2 * r + s];
+      if (!dst) continue;
+      reg value = out[r];
+      if (e && e->bias_col) value = V::add(value, bias);
+      if (e) value = activate<V>(value, e->activation, e->param);
+      if (Full) V::store(dst + j, value);
+      else V::store_partial(dst + j, value, n);
+    }
+  }
+}
+
+template <class V>
+bool winograd_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
+                             const Epilogue<typename V::T>* e) {
+  constexpr size_t W = V::W;
+  typename V::reg nonfinite = V::zero();
+  size_t j = 0;
+  for (; j + W <= nr; j += W) winograd_output_vector<V, true>(m, ldm, y, j, W, e, nonfinite);
+  if (j < nr) winograd_output_vector<V, false>(m, ldm, y, j, nr - j, e, nonfinite);
+  return V::reduce_add(nonfinite) == typename V::T(0);
+}
+
+// G g G^T for one vector of output channels: g[t] the 9 taps (t = 3*kh + kw), u[xi] the 16 planes.
+template <class V>
+inline void winograd_weight_vector(const typename V::reg (&g)[9], typename V::reg (&u)[16]) {
+  using reg = typename V::reg;
+  const reg half = V::set1(typename V::T(0.5));
+  // G x for the three vectors x[0..2]: four out.
+  auto expand = [&](reg x0, reg x1, reg x2, reg (&out)[4]) {
+    const reg ends = V::mul(V::add(x0, x2), half), mid = V::mul(x1, half);
+    out[0] = x0;
+    out[1] = V::add(ends, mid);
+    out[2] = V::sub(ends, mid);
+    out[3] = x2;
+  };
+  reg rows[3][4];  // G g^T's columns, as rows: rows[kh] = G (g[kh][0..2])
+#pragma GCC unroll 3
+  for (int kh = 0; kh < 3; ++kh) expand(g[3 * kh], g[3 * kh + 1], g[3 * kh + 2], rows[kh]);
+#pragma GCC unroll 4
+  for (int s = 0; s < 4; ++s) {
+    reg col[4];
+    expand(rows[0][s], rows[1][s], rows[2][s], col);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) u[4 * r + s] = col[r];
+  }
+}
+
+template <class V>
+void winograd_weight_ukernel(const typename V::T* g, int64_t tap_stride, size_t n, typename V::T* u, size_t ldu) {
+  using reg = typename V::reg;
+  constexpr size_t W = V::W;
+  for (size_t j = 0; j < n; j += W) {
+    const size_t count = n - j < W ? n - j : W;
+    reg taps[9], planes[16];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) {
+      const typename V::T* p = g + t * tap_stride + (int64_t)j;
+      taps[t] = count == W ? V::load(p) : V::load_partial(p, count);
+    }
+    winograd_weight_vector<V>(taps, planes);
+#pragma GCC unroll 16
+    for (int xi = 0; xi < 16; ++xi) {
+      if (count == W) V::store(u + xi * ldu + j, planes[xi]);
+      else V::store_partial(u + xi * ldu + j, planes[xi], count);
+    }
+  }
+}
+
+template <class V>
+constexpr WinogradKernels<typename V::T> make_winograd_kernels() {
+  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>, winograd_output_ukernel<V>,
+                                        winograd_weight_ukernel<V>};
+}
+
+}  // namespace pycnn::PYCNN_ISA_NS

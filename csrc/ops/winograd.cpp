@@ -1,0 +1,181 @@
+// conv2d by Winograd F(2x2, 3x3): the transforms are microkernels (kernels/generic/winograd.h),
+// the 16 products per tile summed over input channels run on the GEMM microkernel.
+//
+// Layout of the work (NHWC; NCHW data goes through NHWC buffers a row of tiles at a time):
+//  - U: the weights transformed once per call, plane xi as npanels panels of C x NR (the GEMM's
+//    packed B), a partial last panel padded with zero columns.
+//  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
+//    tiles (NCHW: a row of tiles, its 4 input rows transposed into the thread's buffer and its
+//    2 output rows transposed out of another). A block's input transform fills V (16 planes of TB x C), then per panel of NR output
+//    channels the 16 GEMMs fill M (16 planes of TB x NR) and the output transform writes the
+//    block's pixels of those channels. V and M stay in the thread's L2; U streams from L2 or L3,
+//    once per block (TB multiply-adds per weight element loaded).
+#include "ops/winograd.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "core/dispatch.h"
+#include "core/threading.h"
+#include "core/workspace.h"
+#include "ops/common.h"
+#include "ops/pack.h"
+#include "ops/tiles.h"
+
+namespace pycnn {
+
+std::string winograd_rejects(const Conv2dParams& p) {
+  if (p.kh != 3 || p.kw != 3)
+    return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel (Winograd F(2x2, 3x3) is for 3x3)";
+  if (p.stride_h != 1 || p.stride_w != 1) return "a stride other than 1";
+  if (p.dilation_h != 1 || p.dilation_w != 1) return "a dilation other than 1";
+  if (p.groups != 1) return "groups other than 1";
+  return "";
+}
+
+// Measured against "auto" without Winograd, 2 threads, p10 us, direct -> Winograd, NHWC / NCHW:
+// 3x3 64->64 @56 469 -> 285 / 489 -> 303; 128 @112 8183 -> 4225 / 8183 -> 4932; 256 @14 (49
+// tiles) 483 -> 431 / 505 -> 460; 64 @14 36.2 -> 29.4 / 39.1 -> 40.1; 32 @28 37.5 -> 34.9 / 40.4
+// -> 45.8; 16->32 @28 32.2 -> 27.9 / 33.4 -> 37.3. Slower: 512 @7 (16 tiles; 16 MiB of
+// transformed weights a call) 525 -> 873; 32->64 @13 (36 tiles) 11.5 -> 12.2; few input
+// channels (3->32 @64 36 -> 92, 8->16 @64 51 -> 72). NCHW pays for transposing each row of
+// tiles' 4 input rows (twice each) and 2 output rows, so it needs more work per row.
+bool winograd_pays(const Conv2dParams& p) {
+  const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
+  if (p.c < 16 || p.o < 16 || tiles < 40 || p.c * p.o > 2048 * tiles) return false;
+  return p.layout == Layout::NHWC || p.c * tiles >= 12000;
+}
+
+namespace {
+
+// Bytes of V and M a thread's block may take: half of a 1 MiB L2, the rest for U's panels and
+// the input rows.
+constexpr int64_t kBlockBytes = 512 * 1024;
+constexpr int64_t kMaxBlockTiles = 64;
+
+}  // namespace
+
+template <class T>
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* w_hwio,
+                   const T* bias, T* y) {
+  const bool nchw = p.layout == Layout::NCHW;
+  const int64_t C = p.c, O = p.o, HW = p.h * p.w, P = p.oh * p.ow;
+  const int64_t tiles_h = ceil_div(p.oh, 2), tiles_w = ceil_div(p.ow, 2), tiles = p.n * tiles_h * tiles_w;
+  // The GEMM's tile, for blocks of up to kMaxBlockTiles (NCHW: a row of tiles); then NHWC's TB:
+  // blocks as large as the cache allows, at least one per thread, all the same size.
+  const auto& gemm = pick_tile(kn.gemm, std::min(nchw ? tiles_w : tiles, kMaxBlockTiles), O);
+  const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
+  int64_t TB = tiles_w, blocks = p.n * tiles_h;
+  if (!nchw) {
+    const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (C + NR) * (int64_t)sizeof(T)));
+    const int64_t cap = std::max<int64_t>(MR, std::min(kMaxBlockTiles, fit) / MR * MR);
+    const int team = num_threads();
+    blocks = ceil_div(tiles, cap);
+    if (blocks < 4 * team) blocks = std::min(round_up(blocks, team), ceil_div(tiles, std::min(MR, tiles)));
+    TB = ceil_div(tiles, blocks);
+    blocks = ceil_div(tiles, TB);
+  }
+  const double flops = 2.0 * 16.0 * (double)tiles * (double)C * (double)O;
+  const int threads = threads_for(flops, blocks);
+
+  const bool hwio = !nchw || w_hwio;
+  Workspace<T> w_cho(hwio ? 0 : (size_t)(C * 9 * O), 1);  // OIHW weights as (C, KH, KW, O)
+  Workspace<T> u((size_t)(16 * npanels * C * NR), 1);
+  Workspace<T> v((size_t)(16 * TB * C), threads), m((size_t)(16 * TB * NR), threads);
+  // NCHW: a row of tiles reads 4 input rows and writes 2 output rows, through NHWC buffers.
+  Workspace<T> band(nchw ? (size_t)(4 * p.w * C) : 0, threads), out_rows(nchw ? (size_t)(2 * p.ow * O) : 0, threads);
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  std::atomic<bool> finite{true};
+
+  parallel_region(threads, [&] {
+    FlushDenormals ftz;
+    if (!hwio) transpose_matrices(kn, w, 1, O, C * 9, w_cho.data());
+    // U: tap t of (c, o) at g[c*channel_stride + t*tap_stride + o].
+    const T* g = hwio ? (nchw ? w_hwio : w) : w_cho.data();
+    const int64_t tap_stride = hwio ? C * O : O, channel_stride = hwio ? O : 9 * O;
+    const int64_t ldu = npanels * C * NR;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < C * npanels; ++item) {
+      const int64_t c = item / npanels, np = item % npanels, nr = std::min(NR, O - np * NR);
+      T* dst = u.data() + (np * C + c) * NR;
+      kn.winograd.weight(g + c * channel_stride + np * NR, tap_stride, (size_t)nr, dst, (size_t)ldu);
+      if (nr < NR)  // the GEMM reads all NR columns of a panel
+        for (int64_t xi = 0; xi < 16; ++xi) std::fill(dst + xi * ldu + nr, dst + xi * ldu + NR, T(0));
+    }
+    const int tid = omp_get_thread_num();
+    T* vb = v.slice(tid);
+    T* mb = m.slice(tid);
+    bool all_finite = true;
+    // Tiles [t0, t0 + bt): input_row(n, ih) is input row ih of image n as NHWC (null: padding),
+    // output_pixel(n, oy, ox) the output pixel's NHWC channels.
+    auto run_block = [&](int64_t t0, int64_t bt, const auto& input_row, const auto& output_pixel) {
+      for (int64_t t = 0; t < bt; ++t) {
+        const int64_t tile = t0 + t, n = tile / (tiles_h * tiles_w), th = tile / tiles_w % tiles_h,
+                      tw = tile % tiles_w;
+        const T* rows[4];
+        for (int64_t r = 0; r < 4; ++r) rows[r] = input_row(n, 2 * th - p.pad_top + r);
+        kn.winograd.input(rows, 2 * tw - p.pad_left, p.w, C, C, vb + t * C, (size_t)(TB * C));
+      }
+      for (int64_t np = 0; np < npanels; ++np) {
+        const int64_t nr = std::min(NR, O - np * NR);
+        for (int64_t xi = 0; xi < 16; ++xi) {
+          const T* b = u.data() + (xi * npanels + np) * C * NR;
+          for (int64_t i0 = 0; i0 < bt; i0 += MR)
+            gemm.run((size_t)C, vb + (xi * TB + i0) * C, (size_t)C, b, (size_t)NR, mb + (xi * TB + i0) * NR,
+                     (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
+        }
+        Epilogue<T> e = base;
+        e.bias_col = bias ? bias + np * NR : nullptr;
+        for (int64_t t = 0; t < bt; ++t) {
+          const int64_t tile = t0 + t, n = tile / (tiles_h * tiles_w), th = tile / tiles_w % tiles_h,
+                        tw = tile % tiles_w;
+          T* out[4];
+          for (int64_t i = 0; i < 2; ++i)
+            for (int64_t j = 0; j < 2; ++j) {
+              const int64_t oy = 2 * th + i, ox = 2 * tw + j;
+              out[2 * i + j] = oy < p.oh && ox < p.ow ? output_pixel(n, oy, ox) + np * NR : nullptr;
+            }
+          all_finite &= kn.winograd.output(mb + t * NR, (size_t)(TB * NR), out, (size_t)nr,
+                                           epilogue_needed ? &e : nullptr);
+        }
+      }
+    };
+    if (nchw) {
+      T* in_band = band.slice(tid);
+      T* out_band = out_rows.slice(tid);
+#pragma omp for schedule(static) nowait
+      for (int64_t row = 0; row < blocks; ++row) {  // a row of tiles: image n, tile row th
+        const int64_t n = row / tiles_h, th = row % tiles_h, ih0 = 2 * th - p.pad_top;
+        for (int64_t r = 0; r < 4; ++r)
+          if (ih0 + r >= 0 && ih0 + r < p.h)
+            transpose_blocks(kn, x + n * C * HW + (ih0 + r) * p.w, HW, C, p.w, in_band + r * p.w * C, C);
+        run_block(
+            row * tiles_w, tiles_w,
+            [&](int64_t, int64_t ih) { return ih >= 0 && ih < p.h ? in_band + (ih - ih0) * p.w * C : nullptr; },
+            [&](int64_t, int64_t oy, int64_t ox) { return out_band + ((oy - 2 * th) * p.ow + ox) * O; });
+        for (int64_t i = 0; i < 2 && 2 * th + i < p.oh; ++i)
+          transpose_blocks(kn, out_band + i * p.ow * O, O, p.ow, O, y + n * O * P + (2 * th + i) * p.ow, P);
+      }
+    } else {
+#pragma omp for schedule(static) nowait
+      for (int64_t block = 0; block < blocks; ++block)
+        run_block(
+            block * TB, std::min(TB, tiles - block * TB),
+            [&](int64_t n, int64_t ih) { return ih >= 0 && ih < p.h ? x + (n * p.h + ih) * p.w * C : nullptr; },
+            [&](int64_t n, int64_t oy, int64_t ox) { return y + ((n * p.oh + oy) * p.ow + ox) * O; });
+    }
+    if (!all_finite) finite.store(false, std::memory_order_relaxed);
+  });
+  return finite.load();
+}
+
+template bool conv_winograd<float>(const Conv2dParams&, const ConvKernels<float>&, const float*, const float*,
+                                   const float*, const float*, float*);
+template bool conv_winograd<double>(const Conv2dParams&, const ConvKernels<double>&, const double*, const double*,
+                                    const double*, const double*, double*);
+
+}  // namespace pycnn

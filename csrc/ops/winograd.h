@@ -1,0 +1,29 @@
+// conv2d by Winograd F(2x2, 3x3) (ops/winograd.cpp): 3x3 kernels, stride 1, no dilation, one
+// group. Called by conv2d's run_conv2d (ops/conv2d.cpp) for algorithm "winograd" or when "auto"
+// picks it.
+#pragma once
+
+#include <string>
+
+#include "kernels/microkernels.h"
+#include "pycnn/conv.h"
+
+namespace pycnn {
+
+// Why Winograd cannot compute p ("a 5x5 kernel", ...), or "" when it can.
+std::string winograd_rejects(const Conv2dParams& p);
+
+// Whether "auto" should take Winograd for p (which winograd_rejects accepts): enough tiles to
+// repay each call's weight transform, enough channels for its GEMMs.
+bool winograd_pays(const Conv2dParams& p);
+
+// y = act(conv(x, w) + bias) for a p that winograd_rejects accepts. w: OIHW (NCHW, unless
+// w_hwio) or HWIO. Returns false, with y overwritten, when some value before the epilogue came
+// out non-finite: the transforms mix a tile's inputs, so an Inf among them can turn outputs
+// that read it into NaN (inf - inf) where a direct sum gives Inf; the caller then recomputes
+// directly, so non-finite data propagates exactly as in the other algorithms.
+template <class T>
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* w_hwio,
+                   const T* bias, T* y);
+
+}  // namespace pycnn

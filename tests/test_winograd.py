@@ -1,0 +1,143 @@
+"""conv2d by Winograd F(2x2, 3x3) (algorithm="winograd", and where "auto" picks it) against the
+float64 reference, the direct algorithm and PyTorch where importable, on every ISA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pycnn
+import pycnn.ops
+
+LAYOUTS = ["NCHW", "NHWC"]
+
+
+def to_layout(x, w, layout):
+    """NCHW x and OIHW w -> the layout's forms."""
+    if layout == "NCHW":
+        return x, w
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
+def problem(rng, n, c, o, h, w, dtype=np.float32, layout="NCHW"):
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = (rng.standard_normal((o, c, 3, 3)) / np.sqrt(9 * c)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    x, wt = to_layout(x, wt, layout)
+    return x, wt, b
+
+
+# Shapes around the edges of the tiling: odd output sizes (a partial last tile row and column),
+# outputs narrower than a tile, channel counts that leave a partial GEMM panel or vector, a batch
+# (tiles of a block spanning images), and padding 0, 1, 2 and TensorFlow's asymmetric "same".
+CASES = [
+    dict(n=1, c=16, o=16, h=8, w=8, padding=1),
+    dict(n=1, c=3, o=5, h=4, w=4, padding=1),
+    dict(n=1, c=32, o=64, h=13, w=13, padding=0),
+    dict(n=2, c=17, o=70, h=9, w=7, padding=1),
+    dict(n=3, c=20, o=33, h=5, w=6, padding=2),
+    dict(n=1, c=24, o=40, h=3, w=3, padding=0),
+    dict(n=1, c=40, o=24, h=12, w=11, padding="same"),
+    dict(n=2, c=64, o=80, h=15, w=16, padding=((0, 2), (1, 0))),
+    dict(n=1, c=129, o=20, h=6, w=9, padding=1),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "{n}x{c}->{o}@{h}x{w}-p{padding}".format(**c).replace(" ", ""))
+def test_winograd_matches_reference(case, dtype, layout, isa, rng, check_conv2d):
+    x, w, b = problem(rng, case["n"], case["c"], case["o"], case["h"], case["w"], dtype, layout)
+    for bias, activation in ((None, None), (b, "relu"), (b, "silu")):
+        y = check_conv2d(x, w, bias, padding=case["padding"], activation=activation, data_format=layout,
+                         algorithm="winograd", err_msg=f"isa={isa}")
+        direct = pycnn.ops.conv2d(x, w, bias, padding=case["padding"], activation=activation, data_format=layout,
+                                  algorithm="direct")
+        tol = 2e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_winograd_threads_agree(threads, layout, rng, restore_threads):
+    """Blocks of tiles (NHWC) and rows of tiles (NCHW) shared among threads: every split gives the
+    same bits, as each tile's sums run the same way whichever thread takes it."""
+    x, w, b = problem(rng, 2, 48, 72, 30, 26, layout=layout)
+    pycnn.set_num_threads(1)
+    one = pycnn.ops.conv2d(x, w, b, padding=1, data_format=layout, algorithm="winograd")
+    pycnn.set_num_threads(threads)
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, w, b, padding=1, data_format=layout, algorithm="winograd"), one)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_winograd_packed_weights_and_out(layout, rng):
+    x, w, b = problem(rng, 1, 32, 48, 20, 20, layout=layout)
+    expected = pycnn.ops.conv2d(x, w, b, padding=1, data_format=layout, algorithm="winograd")
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, padding=1, data_format=layout,
+                                                   algorithm="winograd"), expected)
+    out = np.full_like(expected, np.nan)
+    assert pycnn.ops.conv2d(x, packed, b, padding=1, data_format=layout, algorithm="winograd", out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_winograd_non_finite_values_propagate_as_direct(bad, layout, isa, rng):
+    """The transforms mix a tile's inputs (inf - inf = NaN where a direct sum gives inf): a
+    non-finite value makes the op recompute directly, so results equal direct's, NaN for NaN."""
+    x, w, b = problem(rng, 1, 16, 16, 10, 10)
+    x[0, 3, 4, 5] = bad
+    w2 = w.copy()
+    w2[2, 1, 1, 1] = bad
+    for xi, wi in ((x, w), (np.where(np.isfinite(x), x, 0).astype(np.float32), w2)):
+        xi, wi = to_layout(xi, wi, layout)
+        y = pycnn.ops.conv2d(xi, wi, b, padding=1, data_format=layout, algorithm="winograd")
+        direct = pycnn.ops.conv2d(xi, wi, b, padding=1, data_format=layout, algorithm="direct")
+        assert not np.isfinite(direct).all()
+        np.testing.assert_array_equal(y, direct)
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(weight_shape=(8, 4, 5, 5)), "got a 5x5 kernel"),
+    (dict(stride=2), "got a stride other than 1"),
+    (dict(dilation=2), "got a dilation other than 1"),
+    (dict(groups=2, weight_shape=(8, 2, 3, 3)), "got groups other than 1"),
+])
+def test_winograd_rejects_what_it_cannot_compute(kwargs, reason):
+    x = np.zeros((1, 4, 12, 12), np.float32)
+    w = np.zeros(kwargs.pop("weight_shape", (8, 4, 3, 3)), np.float32)
+    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation and one "
+                                         "group; " + reason):
+        pycnn.ops.conv2d(x, w, algorithm="winograd", **kwargs)
+
+
+def test_unknown_algorithm_lists_winograd():
+    with pytest.raises(ValueError, match="one of 'auto', 'direct', 'im2col', 'winograd'; got 'fft'"):
+        pycnn.ops.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32), algorithm="fft")
+
+
+def test_auto_takes_winograd_where_it_pays():
+    nhwc = dict(data_format="NHWC", padding=1)
+    why = pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert why.startswith("winograd: F(2x2, 3x3)") and "(NCHW: each row of tiles goes through NHWC buffers)" in why
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), **nhwc).startswith("winograd: F(2x2, 3x3), 16")
+    assert pycnn.ops.explain_conv2d((8, 14, 14, 64), (3, 3, 64, 64), **nhwc).startswith("winograd")
+    # Too few tiles to repay the weight transform, too few input channels, transposes too dear
+    # for the work (NCHW), or not a 3x3 stride-1 kernel: not Winograd.
+    assert pycnn.ops.explain_conv2d((1, 13, 13, 32), (3, 3, 32, 64), data_format="NHWC").startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 7, 7, 512), (3, 3, 512, 512), **nhwc).startswith("im2col")
+    assert pycnn.ops.explain_conv2d((1, 64, 64, 8), (3, 3, 8, 16), **nhwc).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 32, 28, 28), (32, 32, 3, 3), padding=1).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), stride=2, **nhwc).startswith("direct")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_winograd_matches_torch(layout, rng, torch):
+    x, w, b = problem(rng, 2, 32, 40, 17, 18)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                          padding=1).numpy()
+    xl, wl = to_layout(x, w, layout)
+    y = pycnn.ops.conv2d(xl, wl, b, padding=1, data_format=layout, algorithm="winograd")
+    if layout == "NHWC":
+        y = y.transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
