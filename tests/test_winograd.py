@@ -127,7 +127,9 @@ def test_auto_takes_winograd_where_it_pays():
     assert pycnn.ops.explain_conv2d((1, 13, 13, 32), (3, 3, 32, 64), data_format="NHWC").startswith("direct")
     assert pycnn.ops.explain_conv2d((1, 7, 7, 512), (3, 3, 512, 512), **nhwc).startswith("im2col")
     assert pycnn.ops.explain_conv2d((1, 64, 64, 8), (3, 3, 8, 16), **nhwc).startswith("direct")
-    assert pycnn.ops.explain_conv2d((1, 32, 28, 28), (32, 32, 3, 3), padding=1).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 32, 28, 28), (32, 32, 3, 3), padding=1).startswith("winograd")
+    assert pycnn.ops.explain_conv2d((1, 16, 56, 56), (16, 16, 3, 3), padding=1).startswith("direct")
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 16), (3, 3, 16, 16), **nhwc).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), stride=2, **nhwc).startswith("direct")
 
 

@@ -15,12 +15,16 @@ namespace pycnn {
 
 // The blocks of the last Workspaces released on this thread, kept for the next call's: a small
 // convolution allocates two to four workspaces, and aligned_alloc plus free of each cost ~100 ns
-// (LeNet's 5x5 6->16 @14 NCHW, four of them: 6.0 -> 5.6 us). At most kSlots blocks of at most
-// kMaxBytes each are kept; the thread's exit frees them.
+// (LeNet's 5x5 6->16 @14 NCHW, four of them: 6.0 -> 5.6 us). Large blocks matter more: glibc
+// serves an aligned block past its mmap threshold from fresh pages every time (a memalign asks
+// for more than the block it freed, so the threshold never catches up), and faulting them in
+// took ~45% of a 3x3 64->64 @28 NHWC Winograd call (800 KiB of blocks; 2 threads, p10 us, kept
+// up to 256 KiB -> 8 MiB: 320 -> 75; @56 310 -> 274). At most kSlots blocks of at most kMaxBytes
+// each are kept (32 MiB a calling thread); the thread's exit frees them.
 class WorkspaceCache {
  public:
   static constexpr int kSlots = 4;
-  static constexpr size_t kMaxBytes = 256 * 1024;
+  static constexpr size_t kMaxBytes = 8 << 20;
 
   WorkspaceCache() = default;
   WorkspaceCache(const WorkspaceCache&) = delete;

@@ -36,17 +36,19 @@ std::string winograd_rejects(const Conv2dParams& p) {
   return "";
 }
 
-// Measured against "auto" without Winograd, 2 threads, p10 us, direct -> Winograd, NHWC / NCHW:
-// 3x3 64->64 @56 469 -> 285 / 489 -> 303; 128 @112 8183 -> 4225 / 8183 -> 4932; 256 @14 (49
-// tiles) 483 -> 431 / 505 -> 460; 64 @14 36.2 -> 29.4 / 39.1 -> 40.1; 32 @28 37.5 -> 34.9 / 40.4
-// -> 45.8; 16->32 @28 32.2 -> 27.9 / 33.4 -> 37.3. Slower: 512 @7 (16 tiles; 16 MiB of
-// transformed weights a call) 525 -> 873; 32->64 @13 (36 tiles) 11.5 -> 12.2; few input
-// channels (3->32 @64 36 -> 92, 8->16 @64 51 -> 72). NCHW pays for transposing each row of
-// tiles' 4 input rows (twice each) and 2 output rows, so it needs more work per row.
+// Measured, 2 threads, p10 us, the faster of direct and im2col -> Winograd, NHWC / NCHW: 3x3
+// 32->32 @28 (196 tiles) 35.8 -> 26.7 / 38.5 -> 35.1; 64 @14 (49) 32.3 -> 27.5 / 34.0 -> 38.0;
+// 128 @14 120 -> 96 / 125 -> 117; 256 @14 481 -> 423 / 492 -> 449; 512 @14 2005 -> 1830 / 2059
+// -> 2015; 16->32 @28 17.8 -> 16.8 / 19.7 -> 21.3; batch 4 of 32->64 @13 38.4 -> 30.6 / 40.4 ->
+// 35.0. Slower with few tiles, where each call's weight transform (U, 16/9 of the weights) and
+// the GEMMs' short M do not pay: 32->64 @13 (36 tiles) 11.4 -> 12.2 / 12.5 -> 13.1, 32 @14 9.9
+// -> 10.5, 256 @7 (16) 154 -> 220, 512 @7 517 -> 883; and with few input channels: 8->16 @64
+// 28 -> 37, 3->32 @64 24 -> 44. NCHW pays for transposing each row of tiles' 4 input rows (twice
+// each) and 2 output rows, so it needs more channels a tile: 16->16 @56 42.7 -> 45.1.
 bool winograd_pays(const Conv2dParams& p) {
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
-  if (p.c < 16 || p.o < 16 || tiles < 40 || p.c * p.o > 2048 * tiles) return false;
-  return p.layout == Layout::NHWC || p.c * tiles >= 12000;
+  const int64_t min_channels = p.layout == Layout::NHWC ? 16 : 32;
+  return p.c >= min_channels && p.o >= 16 && tiles >= 40 && p.c * tiles >= 3000 * (min_channels / 16);
 }
 
 namespace {
