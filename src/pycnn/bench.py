@@ -153,6 +153,11 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
+        winograd = [layout for layout, (xl, wl) in (("NCHW", (x, pw)), ("NHWC", (xn, pwn)))
+                    if ops.explain_conv2d(xl, wl, data_format=layout, **kw).startswith("winograd")]
+        if winograd:
+            case.note = (f"{' and '.join(winograd)}: Winograd F(2x2, 3x3); GFLOP/s and % peak count a direct "
+                         f"convolution's multiply-adds, 2.25x the ones it does")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             tx_cl = tx.contiguous(memory_format=torch.channels_last)
