@@ -143,3 +143,53 @@ def test_winograd_matches_torch(layout, rng, torch):
     if layout == "NHWC":
         y = y.transpose(0, 3, 1, 2)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2d):
+    """pack_conv2d_weight transforms a 3x3 one-group weight once; a Winograd call with it skips the
+    transform (same bits as one that transforms), and "auto" then takes Winograd from fewer tiles
+    (MNIST's 32->64 @13, 36 tiles). Other calls with the same packed weight ignore the transform."""
+    x, w, b = problem(rng, 1, 32, 64, 13, 13, dtype, layout)
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    u = packed._winograd
+    assert u.shape == (16, 32, 64) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
+    assert pycnn.ops.explain_conv2d(x, w, data_format=layout).startswith("direct")
+    assert pycnn.ops.explain_conv2d(x, packed, data_format=layout).startswith("winograd")
+    expected = check_conv2d(x, w, b, data_format=layout, algorithm="winograd", err_msg=f"isa={isa}")
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, data_format=layout), expected)
+    for kwargs in (dict(stride=2), dict(algorithm="direct"), dict(padding=2, dilation=2)):
+        # (the same algorithm, but an NCHW packed weight's HWIO copy may choose another reorder)
+        expected = check_conv2d(x, w, b, data_format=layout, err_msg=str(kwargs), **kwargs)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(pycnn.ops.conv2d(x, packed, b, data_format=layout, **kwargs), expected,
+                                   rtol=tol, atol=tol)
+    # x of the other dtype: the weights convert on the call and the transform goes unused.
+    other = x.astype(np.float64) if dtype == np.float32 else x.astype(np.float32)
+    y = pycnn.ops.conv2d(other, packed, b, data_format=layout)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, expected_other := pycnn.ops.conv2d(other, w.astype(np.float64), b,
+                                                                     data_format=layout), rtol=1e-5, atol=1e-5)
+    assert expected_other.dtype == np.float64
+
+
+def test_packed_weights_transform_only_3x3_single_group(rng):
+    assert pycnn.ops.pack_conv2d_weight(np.ones((8, 4, 5, 5), np.float32))._winograd is None
+    assert pycnn.ops.pack_conv2d_weight(np.ones((8, 2, 3, 3), np.float32), groups=2)._winograd is None
+    assert pycnn.ops.pack_conv2d_weight(np.ones((3, 3, 4, 70), np.float32), data_format="NHWC")._winograd.shape == (
+        16, 4, 128)
+
+
+def test_core_refuses_winograd_weights_for_another_algorithm():
+    x, w = np.zeros((1, 4, 8, 8), np.float32), np.zeros((8, 4, 3, 3), np.float32)
+    u = np.zeros((16, 4, 64), np.float32)
+    geometry = (1, 4, 8, 8, 8, 3, 3, 6, 6, 1, 1, 1, 1, 0, 0, 1)
+    plan = pycnn._core.Conv2dPlan(geometry, 0, 0, 0.0, 1, weight_winograd_given=True, result_shape=(1, 8, 6, 6))
+    with pytest.raises(ValueError, match="Winograd weights given to a call that does not run Winograd"):
+        plan(x, w, None, None, u)
+    with pytest.raises(ValueError, match="weight_hwio: has 64 elements, expected 4096"):
+        pycnn._core.Conv2dPlan(geometry, 0, 0, 0.0, 3, weight_winograd_given=True, result_shape=(1, 8, 6, 6))(
+            x, w, None, None, u[:1, :1])
+    with pytest.raises(ValueError, match="HWIO or Winograd-transformed, not both"):
+        pycnn._core.Conv2dPlan(geometry, 0, 0, 0.0, 3, True, weight_winograd_given=True)

@@ -727,6 +727,9 @@ template <class T>
 void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y, const T* w_hwio) {
   check_conv_params(p, "conv2d");
   if (p.weight_hwio_given && !w_hwio) throw std::invalid_argument("conv2d: weight_hwio_given without HWIO weights");
+  if (p.weight_winograd_given && !w_hwio)
+    throw std::invalid_argument("conv2d: weight_winograd_given without Winograd weights");
+  const T* winograd_weights = p.weight_winograd_given ? w_hwio : nullptr;
   if (p.layout != Layout::NCHW || !p.weight_hwio_given) w_hwio = nullptr;
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   ConvAlgorithm algo = p.algorithm == ConvAlgorithm::Auto ? choose_conv2d_algorithm(p) : p.algorithm;
@@ -735,12 +738,14 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
     throw std::invalid_argument("conv2d: algorithm='direct' would fill a " + std::to_string(mib) +
                                 " MiB input panel per thread for " + dilated_kernel_width(p) +
                                 "; use algorithm='im2col' or 'auto'");
+  if (p.weight_winograd_given && algo != ConvAlgorithm::Winograd)
+    throw std::invalid_argument("conv2d: Winograd weights given to a call that does not run Winograd");
   if (algo == ConvAlgorithm::Winograd) {
     const std::string rejected = winograd_rejects(p);
     if (!rejected.empty())
       throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation and one "
                                   "group; got " + rejected);
-    if (conv_winograd(p, kn, x, w, w_hwio, bias, y)) return;
+    if (conv_winograd(p, kn, x, w, winograd_weights ? winograd_weights : w_hwio, bias, y)) return;
     algo = ConvAlgorithm::Direct;  // non-finite values: recomputed so that they propagate as in a direct sum
   }
   if (p.layout == Layout::NCHW) {

@@ -2,8 +2,9 @@
 // the 16 products per tile summed over input channels run on the GEMM microkernel.
 //
 // Layout of the work (NHWC; NCHW data goes through NHWC buffers a row of tiles at a time):
-//  - U: the weights transformed once per call, plane xi as npanels panels of C x NR (the GEMM's
-//    packed B), a partial last panel padded with zero columns.
+//  - U: the weights transformed, once per call or ahead of time (conv2d_winograd_weights, kept
+//    by a PackedConv2dWeight): 16 planes of C x ldu, ldu = O rounded up to 64 with zero columns,
+//    read in place as the GEMM's B.
 //  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
 //    tiles (NCHW: a row of tiles, its 4 input rows transposed into the thread's buffer and its
 //    2 output rows transposed out of another). A block's input transform fills V (16 planes of TB x C), then per panel of NR output
@@ -45,10 +46,19 @@ std::string winograd_rejects(const Conv2dParams& p) {
 // -> 10.5, 256 @7 (16) 154 -> 220, 512 @7 517 -> 883; and with few input channels: 8->16 @64
 // 28 -> 37, 3->32 @64 24 -> 44. NCHW pays for transposing each row of tiles' 4 input rows (twice
 // each) and 2 output rows, so it needs more channels a tile: 16->16 @56 42.7 -> 45.1.
+// With the weights transformed ahead of time (a PackedConv2dWeight) only the tiles' transforms
+// and U's streaming remain to repay, p10 us, the faster of direct and im2col -> Winograd, NHWC /
+// NCHW: 32->64 @13 (36 tiles) 12.9 -> 11.0 / 16.2 -> 13.7; 32 @14 13.3 -> 10.5 / 15.0 -> 14.3;
+// 256 @14 482 -> 320 / 494 -> 428; 64 @14 37.4 -> 21.8 / 41.5 -> 33.3; 64 @7 (16 tiles) 13.7 ->
+// 12.0 / 17.4 -> 13.3; 256 @7 155 -> 115 / 166 -> 147; 16 @14 8.3 -> 7.2. Slower: 512 @7 (16
+// MiB of U streamed for 16 tiles) 537 -> 621 / 535 -> 806; 64->128 @5 (9 tiles) NCHW 15.0 ->
+// 17.8; 16->32 @28 NCHW 28.0 -> 33.0.
 bool winograd_pays(const Conv2dParams& p) {
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
   const int64_t min_channels = p.layout == Layout::NHWC ? 16 : 32;
-  return p.c >= min_channels && p.o >= 16 && tiles >= 40 && p.c * tiles >= 3000 * (min_channels / 16);
+  if (p.c < min_channels || p.o < 16) return false;
+  if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
+  return tiles >= 40 && p.c * tiles >= 3000 * (min_channels / 16);
 }
 
 namespace {
@@ -58,17 +68,56 @@ namespace {
 constexpr int64_t kBlockBytes = 512 * 1024;
 constexpr int64_t kMaxBlockTiles = 64;
 
+// Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights.
+template <class T>
+void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64_t C, int64_t O, int64_t c0,
+                          int64_t c1, T* u) {
+  const int64_t ld = winograd_weights_stride(O);
+  for (int64_t c = c0; c < c1; ++c) {
+    T* row = u + c * ld;
+    if (oihw) {  // tap t of (o, c) at w[(o*C + c)*9 + t]: gathered into a (9, O) block first
+      T taps[9 * 64];
+      for (int64_t o0 = 0; o0 < O; o0 += 64) {
+        const int64_t n = std::min<int64_t>(64, O - o0);
+        for (int64_t o = 0; o < n; ++o)
+          for (int64_t t = 0; t < 9; ++t) taps[t * 64 + o] = w[((o0 + o) * C + c) * 9 + t];
+        kn.winograd.weight(taps, 64, (size_t)n, row + o0, (size_t)(C * ld));
+      }
+    } else {  // HWIO: tap t of (c, o) at w[(t*C + c)*O + o]
+      kn.winograd.weight(w + c * O, C * O, (size_t)O, row, (size_t)(C * ld));
+    }
+    for (int64_t xi = 0; xi < 16; ++xi) std::fill(row + xi * C * ld + O, row + xi * C * ld + ld, T(0));
+  }
+}
+
 }  // namespace
 
+int64_t winograd_weights_stride(int64_t o) { return round_up(o, 64); }
+
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const float* w, float* u) {
+  FlushDenormals ftz;
+  winograd_weight_rows(kernels_for<float>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
+}
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const double* w, double* u) {
+  FlushDenormals ftz;
+  winograd_weight_rows(kernels_for<double>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
+}
+
 template <class T>
-bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* w_hwio,
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
                    const T* bias, T* y) {
   const bool nchw = p.layout == Layout::NCHW;
   const int64_t C = p.c, O = p.o, HW = p.h * p.w, P = p.oh * p.ow;
   const int64_t tiles_h = ceil_div(p.oh, 2), tiles_w = ceil_div(p.ow, 2), tiles = p.n * tiles_h * tiles_w;
+  // U: plane xi's row c at u[(xi*C + c)*ldu], columns [O, ldu) zero, so that any tile whose
+  // panels stay inside ldu reads U in place as the GEMM's B.
+  const int64_t ldu = winograd_weights_stride(O);
   // The GEMM's tile, for blocks of up to kMaxBlockTiles (NCHW: a row of tiles); then NHWC's TB:
   // blocks as large as the cache allows, at least one per thread, all the same size.
-  const auto& gemm = pick_tile(kn.gemm, std::min(nchw ? tiles_w : tiles, kMaxBlockTiles), O);
+  const int64_t m_hint = std::min(nchw ? tiles_w : tiles, kMaxBlockTiles);
+  const auto& gemm = *pick_tile_among(kn.gemm, m_hint, O, [&](const auto& k) {
+    return round_up(O, (int64_t)k.nr) <= ldu;
+  });
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
   int64_t TB = tiles_w, blocks = p.n * tiles_h;
   if (!nchw) {
@@ -83,9 +132,11 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   const double flops = 2.0 * 16.0 * (double)tiles * (double)C * (double)O;
   const int threads = threads_for(flops, blocks);
 
-  const bool hwio = !nchw || w_hwio;
-  Workspace<T> w_cho(hwio ? 0 : (size_t)(C * 9 * O), 1);  // OIHW weights as (C, KH, KW, O)
-  Workspace<T> u((size_t)(16 * npanels * C * NR), 1);
+  const bool transform = !p.weight_winograd_given;
+  Workspace<T> u_made(transform ? (size_t)(16 * C * ldu) : 0, 1);
+  const T* u = transform ? u_made.data() : prepared;
+  const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
+  const T* g = nchw && prepared && transform ? prepared : w;
   Workspace<T> v((size_t)(16 * TB * C), threads), m((size_t)(16 * TB * NR), threads);
   // NCHW: a row of tiles reads 4 input rows and writes 2 output rows, through NHWC buffers.
   Workspace<T> band(nchw ? (size_t)(4 * p.w * C) : 0, threads), out_rows(nchw ? (size_t)(2 * p.ow * O) : 0, threads);
@@ -95,18 +146,9 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (!hwio) transpose_matrices(kn, w, 1, O, C * 9, w_cho.data());
-    // U: tap t of (c, o) at g[c*channel_stride + t*tap_stride + o].
-    const T* g = hwio ? (nchw ? w_hwio : w) : w_cho.data();
-    const int64_t tap_stride = hwio ? C * O : O, channel_stride = hwio ? O : 9 * O;
-    const int64_t ldu = npanels * C * NR;
+    if (transform) {
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < C * npanels; ++item) {
-      const int64_t c = item / npanels, np = item % npanels, nr = std::min(NR, O - np * NR);
-      T* dst = u.data() + (np * C + c) * NR;
-      kn.winograd.weight(g + c * channel_stride + np * NR, tap_stride, (size_t)nr, dst, (size_t)ldu);
-      if (nr < NR)  // the GEMM reads all NR columns of a panel
-        for (int64_t xi = 0; xi < 16; ++xi) std::fill(dst + xi * ldu + nr, dst + xi * ldu + NR, T(0));
+      for (int64_t c = 0; c < C; ++c) winograd_weight_rows(kn, g, oihw, C, O, c, c + 1, u_made.data());
     }
     const int tid = omp_get_thread_num();
     T* vb = v.slice(tid);
@@ -125,9 +167,9 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
       for (int64_t np = 0; np < npanels; ++np) {
         const int64_t nr = std::min(NR, O - np * NR);
         for (int64_t xi = 0; xi < 16; ++xi) {
-          const T* b = u.data() + (xi * npanels + np) * C * NR;
+          const T* b = u + xi * C * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
-            gemm.run((size_t)C, vb + (xi * TB + i0) * C, (size_t)C, b, (size_t)NR, mb + (xi * TB + i0) * NR,
+            gemm.run((size_t)C, vb + (xi * TB + i0) * C, (size_t)C, b, (size_t)ldu, mb + (xi * TB + i0) * NR,
                      (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
         }
         Epilogue<T> e = base;

@@ -14,16 +14,18 @@ namespace pycnn {
 std::string winograd_rejects(const Conv2dParams& p);
 
 // Whether "auto" should take Winograd for p (which winograd_rejects accepts): enough tiles to
-// repay each call's weight transform, enough channels for its GEMMs.
+// repay each call's weight transform (none with p.weight_winograd_given), enough channels for
+// its GEMMs.
 bool winograd_pays(const Conv2dParams& p);
 
-// y = act(conv(x, w) + bias) for a p that winograd_rejects accepts. w: OIHW (NCHW, unless
-// w_hwio) or HWIO. Returns false, with y overwritten, when some value before the epilogue came
+// y = act(conv(x, w) + bias) for a p that winograd_rejects accepts. w: OIHW (NCHW) or HWIO
+// (NHWC). prepared: with p.weight_winograd_given the transformed weights
+// (conv2d_winograd_weights); else, NCHW with p.weight_hwio_given, the weights as HWIO; else null. Returns false, with y overwritten, when some value before the epilogue came
 // out non-finite: the transforms mix a tile's inputs, so an Inf among them can turn outputs
 // that read it into NaN (inf - inf) where a direct sum gives Inf; the caller then recomputes
 // directly, so non-finite data propagates exactly as in the other algorithms.
 template <class T>
-bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* w_hwio,
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
                    const T* bias, T* y);
 
 }  // namespace pycnn

@@ -46,7 +46,8 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
   const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
-  const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", weight_size);
+  const int64_t prepared_size = p.weight_winograd_given ? 16 * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
+  const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", prepared_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
   pycnn::conv2d(p, xd, wd, bd, yd, hwio);
@@ -55,7 +56,8 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
 // (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
 // groups) as computed by pycnn._args.conv2d_geometry.
 pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int activation,
-                                  double activation_param, int algorithm, bool weight_hwio_given) {
+                                  double activation_param, int algorithm, bool weight_hwio_given,
+                                  bool weight_winograd_given = false) {
   if (geometry.size() != 16) throw std::invalid_argument("conv2d: geometry must have 16 entries");
   pycnn::Conv2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -66,6 +68,9 @@ pycnn::Conv2dParams conv2d_params(const py::tuple& geometry, int layout, int act
   p.activation_param = activation_param;
   p.algorithm = (pycnn::ConvAlgorithm)algorithm;
   p.weight_hwio_given = weight_hwio_given;
+  p.weight_winograd_given = weight_winograd_given;
+  if (weight_hwio_given && weight_winograd_given)
+    throw std::invalid_argument("conv2d: weights given as HWIO or Winograd-transformed, not both");
   return p;
 }
 
@@ -334,17 +339,26 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Conv2dPlan>(m, "Conv2dPlan")
       .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, int algorithm,
-                       bool weight_hwio_given, bool float64, std::vector<py::ssize_t> result_shape) {
-             return Conv2dPlan{
-                 {conv2d_params(geometry, layout, activation, param, algorithm, weight_hwio_given), float64,
-                  std::move(result_shape)}};
+                       bool weight_hwio_given, bool float64, std::vector<py::ssize_t> result_shape,
+                       bool weight_winograd_given) {
+             return Conv2dPlan{{conv2d_params(geometry, layout, activation, param, algorithm, weight_hwio_given,
+                                              weight_winograd_given),
+                                float64, std::move(result_shape)}};
            }),
            py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
            py::arg("algorithm"), py::arg("weight_hwio_given") = false, py::arg("float64") = false,
-           py::arg("result_shape") = std::vector<py::ssize_t>{})
+           py::arg("result_shape") = std::vector<py::ssize_t>{}, py::arg("weight_winograd_given") = false)
       .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none(), py::arg("weight_hwio") = py::none())
       .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
+      // The algorithm a call runs (`Auto` resolved; Winograd may still recompute directly when a
+      // value is not finite).
+      .def_property_readonly("algorithm",
+                             [](const Conv2dPlan& plan) {
+                               return (int)(plan.params.algorithm == pycnn::ConvAlgorithm::Auto
+                                                ? pycnn::choose_conv2d_algorithm(plan.params)
+                                                : plan.params.algorithm);
+                             })
       .def("explain", &Conv2dPlan::explain);
   bind_weighted_plan<DepthwisePlan>(m, "DepthwisePlan", depthwise_params);
   py::class_<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan")
@@ -380,6 +394,28 @@ PYBIND11_MODULE(_core, m) {
   m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),
         py::arg("layout"), py::arg("element_size"));
 
+  // Winograd F(2x2, 3x3) weights of a 3x3, one-group conv2d weight (OIHW for layout 0, HWIO for
+  // 1) into u: (16, C, winograd_weights_stride(O)), C-contiguous, of the weight's dtype.
+  m.def("winograd_weights_stride", &pycnn::winograd_weights_stride, py::arg("o"));
+  m.def(
+      "conv2d_winograd_weights",
+      [](const py::array& w, int layout, py::array& u) {
+        if (w.ndim() != 4) throw std::invalid_argument("conv2d_winograd_weights: weight must be 4-D");
+        const bool nchw = layout == 0;
+        const int64_t o = w.shape(nchw ? 0 : 3), c = w.shape(nchw ? 1 : 2);
+        if (w.shape(nchw ? 2 : 0) != 3 || w.shape(nchw ? 3 : 1) != 3)
+          throw std::invalid_argument("conv2d_winograd_weights: weight must be 3x3");
+        auto run = [&](auto zero) {
+          using T = decltype(zero);
+          const T* wd = data_of<T>(w, "weight", o * c * 9);
+          T* ud = mutable_data_of<T>(u, "u", 16 * c * pycnn::winograd_weights_stride(o));
+          py::gil_scoped_release release;
+          pycnn::conv2d_winograd_weights((pycnn::Layout)layout, c, o, wd, ud);
+        };
+        if (w.dtype().is(py::dtype::of<double>())) run(0.0);
+        else run(0.0f);
+      },
+      py::arg("weight"), py::arg("layout"), py::arg("u"));
   m.def("cpu_features", &pycnn::cpu_features);
   m.def("cpu_vendor", &pycnn::cpu_vendor);
   m.def("available_isas", [] {

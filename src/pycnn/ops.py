@@ -127,14 +127,16 @@ class PackedConv2dWeight(_PackedWeight):
 
     `conv2d` takes it in place of `weight` when `data_format` and `groups` match the ones it was
     packed for. It holds a private read-only copy (later changes to the array it was made from
-    do not reach it) and, for NCHW, the same weights reordered to (KH, KW, C/groups, O), the
-    form the direct kernels read, so no call reorders them.
+    do not reach it); for NCHW, the same weights reordered to (KH, KW, C/groups, O), the form
+    the direct kernels read, so no call reorders them; and for a 3x3 kernel with one group, the
+    weights transformed for Winograd F(2x2, 3x3), so no Winograd call transforms them.
     """
 
-    __slots__ = ("_hwio",)
+    __slots__ = ("_hwio", "_winograd")
 
-    def __init__(self, weight, data_format, groups, hwio):
+    def __init__(self, weight, data_format, groups, hwio, winograd):
         self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
+        self._winograd = winograd
 
 
 def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
@@ -147,7 +149,20 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
     layout, groups, packed = _checked_copy(weight, groups, data_format, dtype, _CONV2D_WEIGHT_DIMS,
                                            "output channels")
     hwio = _aligned_copy(packed.transpose(2, 3, 1, 0), packed.dtype) if layout == "NCHW" else None
-    return PackedConv2dWeight(packed, layout, groups, hwio)
+    return PackedConv2dWeight(packed, layout, groups, hwio, _winograd_weights(packed, layout, groups))
+
+
+def _winograd_weights(w, layout, groups):
+    """A 3x3 one-group conv2d weight transformed for Winograd F(2x2, 3x3) (read-only, aligned),
+    or None for any other."""
+    o, c, kernel = (w.shape[0], w.shape[1], w.shape[2:]) if layout == "NCHW" else (w.shape[3], w.shape[2],
+                                                                                    w.shape[:2])
+    if groups != 1 or kernel != (3, 3):
+        return None
+    u = _aligned_empty((16, c, _core.winograd_weights_stride(o)), w.dtype)
+    _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], u)
+    u.flags.writeable = False
+    return u
 
 
 def _checked_copy(weight, groups, data_format, dtype, dims, grouped):
@@ -175,13 +190,19 @@ _CONV2D_WEIGHT_DIMS = {"NCHW": "O, C/groups, KH, KW", "NHWC": "KH, KW, C/groups,
 _TRANSPOSE_WEIGHT_DIMS = {"NCHW": "C, O/groups, KH, KW", "NHWC": "KH, KW, O/groups, C"}
 
 
-def _aligned_copy(a, dtype):
-    """A read-only C-contiguous copy of `a` starting on a 64-byte boundary, so that the
+def _aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array starting on a 64-byte boundary, so that the
     microkernels' full-vector weight loads never straddle two cache lines."""
     itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(a.size + 64 // itemsize, dtype)
+    size = int(np.prod(shape))
+    raw = np.empty(size + 64 // itemsize, dtype)
     start = (-raw.ctypes.data % 64) // itemsize
-    out = raw[start:start + a.size].reshape(a.shape)
+    return raw[start:start + size].reshape(shape)
+
+
+def _aligned_copy(a, dtype):
+    """A read-only aligned (_aligned_empty) copy of `a`."""
+    out = _aligned_empty(a.shape, dtype)
     out[...] = a
     out.flags.writeable = False
     return out
@@ -274,14 +295,14 @@ def _depthwise_as_conv2d_weight(w, g, layout):
     return w if layout == "NCHW" else w.reshape(g.kh, g.kw, 1, g.o)
 
 
-def _run_plan(plan, hwio_use, x, weight, bias, out=None):
-    """A conv2d plan's call. hwio_use (kept in the plan's cache entry): how it takes a packed
-    weight, None for a DepthwisePlan (the weights as given), else whether it also reads the
-    HWIO copy."""
+def _run_plan(plan, prepared, x, weight, bias, out=None):
+    """A conv2d plan's call. prepared (kept in the plan's cache entry): how it takes a packed
+    weight, None for a DepthwisePlan (the weights as given), else the name of the packed form it
+    also reads ("_hwio" or "_winograd"), or "" for none."""
     if type(weight) is PackedConv2dWeight:
-        if hwio_use is None:
+        if prepared is None:
             return plan(x, weight.weight, bias, out)
-        return plan(x, weight.weight, bias, out, weight._hwio if hwio_use else None)
+        return plan(x, weight.weight, bias, out, getattr(weight, prepared) if prepared else None)
     return plan(x, weight, bias, out)
 
 
@@ -311,7 +332,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
                     return plan(x, weight, bias)
                 if entry[3] is None:  # as _run_plan, inline
                     return plan(x, weight.weight, bias, None)
-                return plan(x, weight.weight, bias, None, weight._hwio if entry[3] else None)
+                return plan(x, weight.weight, bias, None, getattr(weight, entry[3]) if entry[3] else None)
             # out= is validated as on the first call: shape, dtype, layout, no overlap.
             inputs = {"x": x, "weight": weight if type(weight) is np.ndarray else weight.weight, "bias": bias}
             _run_plan(plan, entry[3], x, weight, bias, _args.out_array(out, entry[1], entry[2], inputs))
@@ -342,13 +363,23 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
         # (KH, KW, 1, C*M) as (KH, KW, C, M); output channel c*M + m in both.
         plan = _core.DepthwisePlan(_depthwise_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param,
                                    a.dtype == np.float64, y.shape)
-        hwio_use = None
+        prepared = None
     else:
-        hwio_use = packed is not None and packed._hwio is not None and packed.dtype == a.dtype
-        plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, hwio_use,
-                                a.dtype == np.float64, y.shape)
-    _remember(_PLANS, key, plan, y, hwio_use)
-    _run_plan(plan, hwio_use, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
+        plan = None
+        usable = packed is not None and packed.dtype == a.dtype
+        if usable and packed._winograd is not None:  # "auto" counts no weight transform then
+            plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, False,
+                                    a.dtype == np.float64, y.shape, weight_winograd_given=True)
+            prepared = "_winograd"
+            if plan.algorithm != _ALGORITHMS["winograd"]:
+                plan = None
+        if plan is None:
+            hwio_use = usable and packed._hwio is not None
+            plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, hwio_use,
+                                    a.dtype == np.float64, y.shape)
+            prepared = "_hwio" if hwio_use else ""
+    _remember(_PLANS, key, plan, y, prepared)
+    _run_plan(plan, prepared, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
 
@@ -356,7 +387,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
                    data_format="NCHW") -> str:
     """Which algorithm `algorithm="auto"` picks for these shapes, and why. Either shape may be
     given as an array (its shape is used); weight_shape may be a PackedConv2dWeight: packed NCHW
-    weights make the reorder to NHWC cheaper."""
+    weights make the reorder to NHWC cheaper, packed 3x3 weights Winograd (no weight transform)."""
     layout = _args.data_format(data_format)
     x_shape = tuple(getattr(x_shape, "shape", x_shape))
     if type(weight_shape) is not PackedConv2dWeight:
@@ -370,6 +401,10 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
         return (f"depthwise: groups = channels = {g.groups}, one input channel per group, so the depthwise "
                 f"kernels (as depthwise_conv2d with depth multiplier {g.o // g.c}); direct and im2col rejected: "
                 f"{g.groups} GEMMs of one input channel each (algorithm='direct' or 'im2col' still runs them)")
+    if packed and weight_shape._winograd is not None:  # as conv2d: Winograd without a weight transform
+        plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, weight_winograd_given=True)
+        if plan.algorithm == _ALGORITHMS["winograd"]:
+            return plan.explain()
     uses_hwio = packed and weight_shape._hwio is not None and layout == "NCHW"
     return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, uses_hwio).explain()
 

@@ -36,16 +36,27 @@ struct Conv2dParams {
   // NCHW only: the caller also passes the weights reordered to HWIO (weight_hwio below), made
   // once ahead of time, so no call pays for the reorder (and `Auto` does not count it).
   bool weight_hwio_given = false;
+  // Instead: the caller passes the weights transformed for Winograd (conv2d_winograd_weights),
+  // made once ahead of time; `Auto` then counts no weight transform.
+  bool weight_winograd_given = false;
 };
 
 // y = activation(conv(x, weight) + bias). bias may be null. Releases nothing, allocates workspace
 // once per call outside its parallel region. Throws std::invalid_argument on inconsistent params.
-// weight_hwio: with p.weight_hwio_given (NCHW), the same weights as (KH, KW, C/g, O); required then,
-// ignored otherwise.
+// weight_hwio: with p.weight_hwio_given (NCHW), the same weights as (KH, KW, C/g, O); with
+// p.weight_winograd_given, their Winograd transform (conv2d_winograd_weights), and the call must
+// run Winograd; required in both cases, ignored otherwise.
 void conv2d(const Conv2dParams& p, const float* x, const float* weight, const float* bias, float* y,
             const float* weight_hwio = nullptr);
 void conv2d(const Conv2dParams& p, const double* x, const double* weight, const double* bias, double* y,
             const double* weight_hwio = nullptr);
+
+// The weights of a 3x3 conv2d with one group (C input, O output channels; OIHW for NCHW, HWIO
+// for NHWC) transformed for Winograd F(2x2, 3x3): 16 * C * winograd_weights_stride(O)
+// elements, passed as conv2d's weight_hwio argument with p.weight_winograd_given.
+int64_t winograd_weights_stride(int64_t o);
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const float* w, float* u);
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const double* w, double* u);
 
 // The algorithm `Auto` resolves to for these parameters, and why (one line per rejected choice).
 ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why = nullptr);
