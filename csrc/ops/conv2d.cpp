@@ -1,6 +1,6 @@
 // conv2d: algorithm choice, tiling, packing and the parallel loops around the microkernels.
 //
-// Two real algorithms, both on the register-blocked microkernels of the active ISA:
+// Three algorithms, all on the register-blocked microkernels of the active ISA:
 //  - im2col+GEMM: per image and group, Y = W * im2col(X) (NCHW) or Y = im2col(X) * W (NHWC).
 //    The im2col matrix is never materialised: in NCHW the image operand is packed straight from
 //    the input into cache-sized micropanel tiles (a 1x1 kernel's is read in place); in NHWC the
@@ -9,6 +9,8 @@
 //  - direct: per output row, the input rows it reads are copied once into a zero-padded panel
 //    (split by stride phase in NCHW, so every tap is a contiguous vector load), and the
 //    microkernel sweeps output-channel x output-column (NCHW) or pixel x channel (NHWC) tiles.
+//  - winograd (3x3 kernels, stride 1): F(2x2, 3x3) in ops/winograd.cpp, its 16 products per tile
+//    summed over the input channels by the GEMM microkernel.
 //
 // Threads: one parallel region per call; its work items (output rows, or pixel tiles x channel
 // chunks) are handed out dynamically. Every item is computed the same way whichever thread

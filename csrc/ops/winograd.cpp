@@ -7,17 +7,16 @@
 //    read in place as the GEMM's B.
 //  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
 //    tiles (NCHW: a row of tiles, its 4 input rows transposed into the thread's buffer and its
-//    2 output rows transposed out of another). A block's input transform fills V (16 planes of TB x C), then per panel of NR output
-//    channels the 16 GEMMs fill M (16 planes of TB x NR) and the output transform writes the
-//    block's pixels of those channels. V and M stay in the thread's L2; U streams from L2 or L3,
-//    once per block (TB multiply-adds per weight element loaded).
+//    2 output rows transposed out of another). A block's input transform fills V (16 planes of
+//    TB x C), then per panel of NR output channels the 16 GEMMs fill M (16 planes of TB x NR)
+//    and the output transform writes the block's pixels of those channels. V and M stay in the
+//    thread's L2; U streams from L2 or L3, once per block (TB multiply-adds per element loaded).
 #include "ops/winograd.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 
 #include "core/dispatch.h"
 #include "core/threading.h"

@@ -314,8 +314,11 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     NHWC: x (N, H, W, C), weight (KH, KW, C/groups, O) as in Keras.
     weight may also be a PackedConv2dWeight (pack_conv2d_weight) for the same data_format/groups.
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
-    algorithm: "auto", "direct" or "im2col" (see explain_conv2d). "auto" runs groups == channels
-    (one input channel per group) on the depthwise kernels, as depthwise_conv2d.
+    algorithm: "auto", "direct", "im2col" or "winograd" (F(2x2, 3x3): 3x3 kernels, stride 1, no
+    dilation, one group; see explain_conv2d). "auto" runs groups == channels (one input channel
+    per group) on the depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1
+    layers with enough channels and output tiles. A Winograd call that meets a non-finite value
+    recomputes directly, so Inf and NaN propagate as in a direct sum.
     """
     key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
                     (type(stride), type(padding), type(dilation), type(groups), type(activation),
@@ -341,7 +344,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     try:
         algo = _ALGORITHMS[algorithm]
     except (KeyError, TypeError):
-        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col', 'winograd'; got {algorithm!r}") from None
+        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'im2col', 'winograd'; "
+                         f"got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
     if type(weight) is PackedConvTranspose2dWeight:
         raise TypeError("weight is a PackedConvTranspose2dWeight (for conv_transpose2d); conv2d takes an array "
