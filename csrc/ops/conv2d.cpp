@@ -797,7 +797,7 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return pick(ConvAlgorithm::Winograd, [&] {
       return std::string("winograd: F(2x2, 3x3), 16 multiplies per 2x2 outputs and channel pair where direct does "
                          "36, summed over the input channels by the GEMM microkernel") +
-             (nchw ? " (NCHW: each row of tiles goes through NHWC buffers)" : "") +
+             (nchw ? " (NCHW: rows of tiles go through NHWC buffers)" : "") +
              "; direct and im2col rejected: 2.25x the multiply-adds";
     });
   const int64_t weights = K * (p.o / p.groups);

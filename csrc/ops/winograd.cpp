@@ -6,8 +6,8 @@
 //    by a PackedConv2dWeight): 16 planes of C x ldu, ldu = O rounded up to 64 with zero columns,
 //    read in place as the GEMM's B.
 //  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
-//    tiles (NCHW: a row of tiles, its 4 input rows transposed into the thread's buffer and its
-//    2 output rows transposed out of another). A block's input transform fills V (16 planes of
+//    tiles (NCHW: R rows of tiles of one image, their 2R + 2 input rows transposed into the
+//    thread's buffer and their 2R output rows transposed out of another). A block's input transform fills V (16 planes of
 //    TB x C), then per panel of NR output channels the 16 GEMMs fill M (16 planes of TB x NR)
 //    and the output transform writes the block's pixels of those channels. V and M stay in the
 //    thread's L2; U streams from L2 or L3, once per block (TB multiply-adds per element loaded).
@@ -36,28 +36,23 @@ std::string winograd_rejects(const Conv2dParams& p) {
   return "";
 }
 
-// Measured, 2 threads, p10 us, the faster of direct and im2col -> Winograd, NHWC / NCHW: 3x3
-// 32->32 @28 (196 tiles) 35.8 -> 26.7 / 38.5 -> 35.1; 64 @14 (49) 32.3 -> 27.5 / 34.0 -> 38.0;
-// 128 @14 120 -> 96 / 125 -> 117; 256 @14 481 -> 423 / 492 -> 449; 512 @14 2005 -> 1830 / 2059
-// -> 2015; 16->32 @28 17.8 -> 16.8 / 19.7 -> 21.3; batch 4 of 32->64 @13 38.4 -> 30.6 / 40.4 ->
-// 35.0. Slower with few tiles, where each call's weight transform (U, 16/9 of the weights) and
-// the GEMMs' short M do not pay: 32->64 @13 (36 tiles) 11.4 -> 12.2 / 12.5 -> 13.1, 32 @14 9.9
-// -> 10.5, 256 @7 (16) 154 -> 220, 512 @7 517 -> 883; and with few input channels: 8->16 @64
-// 28 -> 37, 3->32 @64 24 -> 44. NCHW pays for transposing each row of tiles' 4 input rows (twice
-// each) and 2 output rows, so it needs more channels a tile: 16->16 @56 42.7 -> 45.1.
+// Measured, 2 threads, p10 us, the faster of direct and im2col -> Winograd, NHWC / NCHW, each
+// call transforming the weights: 3x3 64->64 @56 (784 tiles) 461 -> 276 / 492 -> 297; 64 @14
+// (49) 32.1 -> 27.6 / 37.7 -> 30.9; 16->32 @28 18.3 -> 18.0 / 20.3 -> 19.3; 16 @56 level (37.7
+// -> 38.1 / 43.1 -> 42.9). Slower with few tiles or channels, where the weight transform (U,
+// 16/9 of the weights) and the GEMMs' short rows do not pay: 32 @14 (49 tiles) 10.0 -> 11.2 /
+// 11.8 -> 12.7, 32->64 @13 (36) 11.4 -> 11.9, 128 @7 (16) 35.5 -> 65.4 / 57.0 -> 69.3; 8->16
+// @64 28 -> 37, 3->32 @64 24 -> 44 (NHWC).
 // With the weights transformed ahead of time (a PackedConv2dWeight) only the tiles' transforms
-// and U's streaming remain to repay, p10 us, the faster of direct and im2col -> Winograd, NHWC /
-// NCHW: 32->64 @13 (36 tiles) 12.9 -> 11.0 / 16.2 -> 13.7; 32 @14 13.3 -> 10.5 / 15.0 -> 14.3;
-// 256 @14 482 -> 320 / 494 -> 428; 64 @14 37.4 -> 21.8 / 41.5 -> 33.3; 64 @7 (16 tiles) 13.7 ->
-// 12.0 / 17.4 -> 13.3; 256 @7 155 -> 115 / 166 -> 147; 16 @14 8.3 -> 7.2. Slower: 512 @7 (16
-// MiB of U streamed for 16 tiles) 537 -> 621 / 535 -> 806; 64->128 @5 (9 tiles) NCHW 15.0 ->
-// 17.8; 16->32 @28 NCHW 28.0 -> 33.0.
+// and U's streaming remain to repay: 32->64 @13 11.3 -> 8.6 / 13.0 -> 9.3; 256 @14 482 -> 323 /
+// 489 -> 329; 32 @14 13.3 -> 10.5 / 15.0 -> 14.3; 64 @7 (16 tiles) 13.7 -> 12.0 / 17.4 -> 13.3;
+// 256 @7 155 -> 115 / 166 -> 147; 64->128 @5 (9 tiles) 13.2 -> 12.0 / 14.6 -> 13.7. Slower: 512
+// @7 (16 MiB of U streamed for 16 tiles) 537 -> 621 / 535 -> 806.
 bool winograd_pays(const Conv2dParams& p) {
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
-  const int64_t min_channels = p.layout == Layout::NHWC ? 16 : 32;
-  if (p.c < min_channels || p.o < 16) return false;
+  if (p.c < 16 || p.o < 16) return false;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
-  return tiles >= 40 && p.c * tiles >= 3000 * (min_channels / 16);
+  return tiles >= 40 && p.c * tiles >= 3000;
 }
 
 namespace {
@@ -111,18 +106,29 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   // U: plane xi's row c at u[(xi*C + c)*ldu], columns [O, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(O);
-  // The GEMM's tile, for blocks of up to kMaxBlockTiles (NCHW: a row of tiles); then NHWC's TB:
-  // blocks as large as the cache allows, at least one per thread, all the same size.
-  const int64_t m_hint = std::min(nchw ? tiles_w : tiles, kMaxBlockTiles);
-  const auto& gemm = *pick_tile_among(kn.gemm, m_hint, O, [&](const auto& k) {
+  // The GEMM's tile, for blocks of up to kMaxBlockTiles; then TB: blocks as large as the cache
+  // allows, at least one per thread, all the same size (NCHW: whole rows of tiles of one image).
+  const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), O, [&](const auto& k) {
     return round_up(O, (int64_t)k.nr) <= ldu;
   });
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
-  int64_t TB = tiles_w, blocks = p.n * tiles_h;
-  if (!nchw) {
-    const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (C + NR) * (int64_t)sizeof(T)));
-    const int64_t cap = std::max<int64_t>(MR, std::min(kMaxBlockTiles, fit) / MR * MR);
-    const int team = num_threads();
+  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (C + NR) * (int64_t)sizeof(T)));
+  const int64_t cap = std::max<int64_t>(MR, std::min(kMaxBlockTiles, fit) / MR * MR);
+  const int team = num_threads();
+  // NCHW: each image's rows of tiles in `groups` groups of at most row_tiles rows (balanced to a
+  // row), a count of blocks that the threads share evenly where a few more groups make one.
+  int64_t TB, blocks, row_tiles = 1, groups = 1;
+  if (nchw) {
+    groups = std::min(tiles_h, std::max(ceil_div(tiles_h, std::max<int64_t>(1, cap / tiles_w)), ceil_div(team, p.n)));
+    for (int64_t g = groups; p.n * groups < 4 * team && g <= std::min(tiles_h, groups + team); ++g)
+      if (p.n * g % team == 0) {
+        groups = g;
+        break;
+      }
+    row_tiles = ceil_div(tiles_h, groups);
+    TB = row_tiles * tiles_w;
+    blocks = p.n * groups;
+  } else {
     blocks = ceil_div(tiles, cap);
     if (blocks < 4 * team) blocks = std::min(round_up(blocks, team), ceil_div(tiles, std::min(MR, tiles)));
     TB = ceil_div(tiles, blocks);
@@ -137,8 +143,10 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
   const T* g = nchw && prepared && transform ? prepared : w;
   Workspace<T> v((size_t)(16 * TB * C), threads), m((size_t)(16 * TB * NR), threads);
-  // NCHW: a row of tiles reads 4 input rows and writes 2 output rows, through NHWC buffers.
-  Workspace<T> band(nchw ? (size_t)(4 * p.w * C) : 0, threads), out_rows(nchw ? (size_t)(2 * p.ow * O) : 0, threads);
+  // NCHW: a group of R rows of tiles reads 2R + 2 input rows and writes 2R output rows, through
+  // NHWC buffers.
+  Workspace<T> band(nchw ? (size_t)((2 * row_tiles + 2) * p.w * C) : 0, threads),
+      out_rows(nchw ? (size_t)(2 * row_tiles * p.ow * O) : 0, threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
   std::atomic<bool> finite{true};
@@ -191,17 +199,17 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
       T* in_band = band.slice(tid);
       T* out_band = out_rows.slice(tid);
 #pragma omp for schedule(static) nowait
-      for (int64_t row = 0; row < blocks; ++row) {  // a row of tiles: image n, tile row th
-        const int64_t n = row / tiles_h, th = row % tiles_h, ih0 = 2 * th - p.pad_top;
-        for (int64_t r = 0; r < 4; ++r)
-          if (ih0 + r >= 0 && ih0 + r < p.h)
-            transpose_blocks(kn, x + n * C * HW + (ih0 + r) * p.w, HW, C, p.w, in_band + r * p.w * C, C);
+      for (int64_t block = 0; block < blocks; ++block) {  // image n, rows of tiles [th0, th1)
+        const int64_t n = block / groups, g = block % groups;
+        const int64_t th0 = g * tiles_h / groups, th1 = (g + 1) * tiles_h / groups, ih0 = 2 * th0 - p.pad_top;
+        for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(p.h, ih0 + 2 * (th1 - th0) + 2); ++ih)
+          transpose_blocks(kn, x + n * C * HW + ih * p.w, HW, C, p.w, in_band + (ih - ih0) * p.w * C, C);
         run_block(
-            row * tiles_w, tiles_w,
+            (n * tiles_h + th0) * tiles_w, (th1 - th0) * tiles_w,
             [&](int64_t, int64_t ih) { return ih >= 0 && ih < p.h ? in_band + (ih - ih0) * p.w * C : nullptr; },
-            [&](int64_t, int64_t oy, int64_t ox) { return out_band + ((oy - 2 * th) * p.ow + ox) * O; });
-        for (int64_t i = 0; i < 2 && 2 * th + i < p.oh; ++i)
-          transpose_blocks(kn, out_band + i * p.ow * O, O, p.ow, O, y + n * O * P + (2 * th + i) * p.ow, P);
+            [&](int64_t, int64_t oy, int64_t ox) { return out_band + ((oy - 2 * th0) * p.ow + ox) * O; });
+        for (int64_t oy = 2 * th0; oy < std::min(p.oh, 2 * th1); ++oy)
+          transpose_blocks(kn, out_band + (oy - 2 * th0) * p.ow * O, O, p.ow, O, y + n * O * P + oy * p.ow, P);
       }
     } else {
 #pragma omp for schedule(static) nowait
