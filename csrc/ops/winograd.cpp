@@ -1,16 +1,17 @@
 // conv2d by Winograd F(2x2, 3x3): the transforms are microkernels (kernels/generic/winograd.h),
 // the 16 products per tile summed over input channels run on the GEMM microkernel.
 //
-// Layout of the work (NHWC; NCHW data goes through NHWC buffers a row of tiles at a time):
+// Layout of the work (NHWC; NCHW data goes through NHWC buffers a group of rows at a time):
 //  - U: the weights transformed, once per call or ahead of time (conv2d_winograd_weights, kept
 //    by a PackedConv2dWeight): 16 planes of C x ldu, ldu = O rounded up to 64 with zero columns,
 //    read in place as the GEMM's B.
 //  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
 //    tiles (NCHW: R rows of tiles of one image, their 2R + 2 input rows transposed into the
-//    thread's buffer and their 2R output rows transposed out of another). A block's input transform fills V (16 planes of
-//    TB x C), then per panel of NR output channels the 16 GEMMs fill M (16 planes of TB x NR)
-//    and the output transform writes the block's pixels of those channels. V and M stay in the
-//    thread's L2; U streams from L2 or L3, once per block (TB multiply-adds per element loaded).
+//    thread's buffer and their 2R output rows transposed out of another). A block's input
+//    transform fills V (16 planes of TB x C), then per panel of NR output channels the 16 GEMMs
+//    fill M (16 planes of TB x NR) and the output transform writes the block's pixels of those
+//    channels. V and M stay in the thread's L2; U streams from L2 or L3, once per block (TB
+//    multiply-adds per element loaded).
 #include "ops/winograd.h"
 
 #include <omp.h>
