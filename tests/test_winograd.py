@@ -154,12 +154,17 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
     (MNIST's 32->64 @13, 36 tiles). Other calls with the same packed weight ignore the transform."""
     x, w, b = problem(rng, 1, 32, 64, 13, 13, dtype, layout)
     packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
-    u = packed._winograd
-    assert u.shape == (16, 32, 64) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
     assert pycnn.ops.explain_conv2d(x, w, data_format=layout).startswith("direct")
     assert pycnn.ops.explain_conv2d(x, packed, data_format=layout).startswith("winograd")
+    assert packed._winograd_made is None  # made by the first call that runs Winograd, not by explain
     expected = check_conv2d(x, w, b, data_format=layout, algorithm="winograd", err_msg=f"isa={isa}")
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, data_format=layout), expected)
+    u = packed._winograd_made
+    assert u.shape == (16, 32, 64) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
+    # Another packed copy of the weight reuses the cached plan, which reads its transform: made then.
+    again = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, again, b, data_format=layout), expected)
+    assert again._winograd_made is not None and again._winograd_made is not u
     for kwargs in (dict(stride=2), dict(algorithm="direct"), dict(padding=2, dilation=2)):
         # (the same algorithm, but an NCHW packed weight's HWIO copy may choose another reorder)
         expected = check_conv2d(x, w, b, data_format=layout, err_msg=str(kwargs), **kwargs)
@@ -176,6 +181,9 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
 
 
 def test_packed_weights_transform_only_3x3_single_group(rng):
+    packed = pycnn.ops.pack_conv2d_weight(np.ones((1, 1, 3, 3), np.float32))
+    pycnn.ops.conv2d(np.ones((1, 1, 8, 8), np.float32), packed)  # direct: nothing transformed
+    assert packed._winograd_made is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 4, 5, 5), np.float32))._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 2, 3, 3), np.float32), groups=2)._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((3, 3, 4, 70), np.float32), data_format="NHWC")._winograd.shape == (

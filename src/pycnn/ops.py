@@ -129,14 +129,24 @@ class PackedConv2dWeight(_PackedWeight):
     packed for. It holds a private read-only copy (later changes to the array it was made from
     do not reach it); for NCHW, the same weights reordered to (KH, KW, C/groups, O), the form
     the direct kernels read, so no call reorders them; and for a 3x3 kernel with one group, the
-    weights transformed for Winograd F(2x2, 3x3), so no Winograd call transforms them.
+    weights transformed for Winograd F(2x2, 3x3), made by the first call that runs Winograd (they
+    take 16/9 of the weights' memory and more), so no Winograd call transforms them.
     """
 
-    __slots__ = ("_hwio", "_winograd")
+    __slots__ = ("_hwio", "_winograd_able", "_winograd_made")
 
-    def __init__(self, weight, data_format, groups, hwio, winograd):
+    def __init__(self, weight, data_format, groups, hwio):
         self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
-        self._winograd = winograd
+        kernel = weight.shape[2:] if data_format == "NCHW" else weight.shape[:2]
+        self._winograd_able = groups == 1 and kernel == (3, 3)
+        self._winograd_made = None
+
+    @property
+    def _winograd(self):
+        """The Winograd transform of the weights (made on first use), or None if they have none."""
+        if self._winograd_made is None and self._winograd_able:
+            self._winograd_made = _winograd_weights(self.weight, self.data_format)
+        return self._winograd_made
 
 
 def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
@@ -149,16 +159,12 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
     layout, groups, packed = _checked_copy(weight, groups, data_format, dtype, _CONV2D_WEIGHT_DIMS,
                                            "output channels")
     hwio = _aligned_copy(packed.transpose(2, 3, 1, 0), packed.dtype) if layout == "NCHW" else None
-    return PackedConv2dWeight(packed, layout, groups, hwio, _winograd_weights(packed, layout, groups))
+    return PackedConv2dWeight(packed, layout, groups, hwio)
 
 
-def _winograd_weights(w, layout, groups):
-    """A 3x3 one-group conv2d weight transformed for Winograd F(2x2, 3x3) (read-only, aligned),
-    or None for any other."""
-    o, c, kernel = (w.shape[0], w.shape[1], w.shape[2:]) if layout == "NCHW" else (w.shape[3], w.shape[2],
-                                                                                    w.shape[:2])
-    if groups != 1 or kernel != (3, 3):
-        return None
+def _winograd_weights(w, layout):
+    """A 3x3 one-group conv2d weight transformed for Winograd F(2x2, 3x3) (read-only, aligned)."""
+    o, c = (w.shape[0], w.shape[1]) if layout == "NCHW" else (w.shape[3], w.shape[2])
     u = _aligned_empty((16, c, _core.winograd_weights_stride(o)), w.dtype)
     _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], u)
     u.flags.writeable = False
@@ -371,7 +377,7 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     else:
         plan = None
         usable = packed is not None and packed.dtype == a.dtype
-        if usable and packed._winograd is not None:  # "auto" counts no weight transform then
+        if usable and packed._winograd_able:  # "auto" counts no weight transform then
             plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, False,
                                     a.dtype == np.float64, y.shape, weight_winograd_given=True)
             prepared = "_winograd"
@@ -405,7 +411,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
         return (f"depthwise: groups = channels = {g.groups}, one input channel per group, so the depthwise "
                 f"kernels (as depthwise_conv2d with depth multiplier {g.o // g.c}); direct and im2col rejected: "
                 f"{g.groups} GEMMs of one input channel each (algorithm='direct' or 'im2col' still runs them)")
-    if packed and weight_shape._winograd is not None:  # as conv2d: Winograd without a weight transform
+    if packed and weight_shape._winograd_able:  # as conv2d: Winograd without a weight transform
         plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, weight_winograd_given=True)
         if plan.algorithm == _ALGORITHMS["winograd"]:
             return plan.explain()
