@@ -743,8 +743,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (p.weight_winograd_given && algo != ConvAlgorithm::Winograd)
     throw std::invalid_argument("conv2d: Winograd weights given to a call that does not run Winograd");
   if (algo == ConvAlgorithm::Winograd) {
-    const std::string rejected = winograd_rejects(p);
-    if (!rejected.empty())
+    std::string rejected;
+    if (!winograd_applies(p, &rejected))
       throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation and one "
                                   "group; got " + rejected);
     if (conv_winograd(p, kn, x, w, winograd_weights ? winograd_weights : w_hwio, bias, y)) return;
@@ -793,7 +793,7 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
       return "im2col: " + dilated_kernel_width(p) + "; its packing does not grow with the dilation" + via() +
              "; direct rejected: its input panel would take " + std::to_string(mib) + " MiB per thread";
     });
-  if (winograd_rejects(p).empty() && winograd_pays(p))
+  if (winograd_applies(p) && winograd_pays(p))
     return pick(ConvAlgorithm::Winograd, [&] {
       return std::string("winograd: F(2x2, 3x3), 16 multiplies per 2x2 outputs and channel pair where direct does "
                          "36, summed over the input channels by the GEMM microkernel") +

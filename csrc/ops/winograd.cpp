@@ -28,13 +28,19 @@
 
 namespace pycnn {
 
-std::string winograd_rejects(const Conv2dParams& p) {
+bool winograd_applies(const Conv2dParams& p, std::string* why) {
+  auto reject = [&](const auto& reason) {
+    if (why) *why = reason();
+    return false;
+  };
   if (p.kh != 3 || p.kw != 3)
-    return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel (Winograd F(2x2, 3x3) is for 3x3)";
-  if (p.stride_h != 1 || p.stride_w != 1) return "a stride other than 1";
-  if (p.dilation_h != 1 || p.dilation_w != 1) return "a dilation other than 1";
-  if (p.groups != 1) return "groups other than 1";
-  return "";
+    return reject([&] {
+      return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel (Winograd F(2x2, 3x3) is for 3x3)";
+    });
+  if (p.stride_h != 1 || p.stride_w != 1) return reject([] { return "a stride other than 1"; });
+  if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
+  if (p.groups != 1) return reject([] { return "groups other than 1"; });
+  return true;
 }
 
 // Measured, 2 threads, p10 us, the faster of direct and im2col -> Winograd, NHWC / NCHW, each

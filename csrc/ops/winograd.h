@@ -10,15 +10,17 @@
 
 namespace pycnn {
 
-// Why Winograd cannot compute p ("a 5x5 kernel", ...), or "" when it can.
-std::string winograd_rejects(const Conv2dParams& p);
+// Whether Winograd can compute p: a 3x3 kernel, stride 1, no dilation, one group. When it
+// cannot and `why` is given, *why says why ("a 5x5 kernel ..."); it is built only then, as
+// "auto" asks on every call.
+bool winograd_applies(const Conv2dParams& p, std::string* why = nullptr);
 
-// Whether "auto" should take Winograd for p (which winograd_rejects accepts): enough tiles to
+// Whether "auto" should take Winograd for p (which winograd_applies accepts): enough tiles to
 // repay each call's weight transform (none with p.weight_winograd_given), enough channels for
 // its GEMMs.
 bool winograd_pays(const Conv2dParams& p);
 
-// y = act(conv(x, w) + bias) for a p that winograd_rejects accepts. w: OIHW (NCHW) or HWIO
+// y = act(conv(x, w) + bias) for a p that winograd_applies accepts. w: OIHW (NCHW) or HWIO
 // (NHWC). prepared: with p.weight_winograd_given the transformed weights
 // (conv2d_winograd_weights); else, NCHW with p.weight_hwio_given, the weights as HWIO; else null. Returns false, with y overwritten, when some value before the epilogue came
 // out non-finite: the transforms mix a tile's inputs, so an Inf among them can turn outputs
