@@ -375,22 +375,27 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
                                    a.dtype == np.float64, y.shape)
         prepared = None
     else:
-        plan = None
-        usable = packed is not None and packed.dtype == a.dtype
-        if usable and packed._winograd_able:  # "auto" counts no weight transform then
-            plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, False,
-                                    a.dtype == np.float64, y.shape, weight_winograd_given=True)
-            prepared = "_winograd"
-            if plan.algorithm != _ALGORITHMS["winograd"]:
-                plan = None
-        if plan is None:
-            hwio_use = usable and packed._hwio is not None
-            plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[a.layout], act, act_param, algo, hwio_use,
-                                    a.dtype == np.float64, y.shape)
-            prepared = "_hwio" if hwio_use else ""
+        usable = packed if packed is not None and packed.dtype == a.dtype else None
+        plan, prepared = _conv2d_plan(g, a.layout, act, act_param, algo, usable, a.dtype == np.float64, y.shape)
     _remember(_PLANS, key, plan, y, prepared)
     _run_plan(plan, prepared, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
+
+
+def _conv2d_plan(g, layout, act, act_param, algo, packed, float64, result_shape=()):
+    """(the Conv2dPlan of a conv2d call, the packed form it reads: "_winograd", "_hwio" or "").
+    packed: the call's PackedConv2dWeight when its dtype is the call's, else None. A 3x3 one-group
+    packed weight offers its Winograd transform, so that "auto" counts none; the plan takes it
+    when its algorithm is Winograd."""
+    geometry, code = _geometry_tuple(g), _LAYOUT_CODE[layout]
+    if packed is not None and packed._winograd_able:
+        plan = _core.Conv2dPlan(geometry, code, act, act_param, algo, False, float64, result_shape,
+                                weight_winograd_given=True)
+        if plan.algorithm == _ALGORITHMS["winograd"]:
+            return plan, "_winograd"
+    hwio_use = packed is not None and packed._hwio is not None
+    return _core.Conv2dPlan(geometry, code, act, act_param, algo, hwio_use, float64, result_shape), (
+        "_hwio" if hwio_use else "")
 
 
 def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
@@ -411,12 +416,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
         return (f"depthwise: groups = channels = {g.groups}, one input channel per group, so the depthwise "
                 f"kernels (as depthwise_conv2d with depth multiplier {g.o // g.c}); direct and im2col rejected: "
                 f"{g.groups} GEMMs of one input channel each (algorithm='direct' or 'im2col' still runs them)")
-    if packed and weight_shape._winograd_able:  # as conv2d: Winograd without a weight transform
-        plan = _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, weight_winograd_given=True)
-        if plan.algorithm == _ALGORITHMS["winograd"]:
-            return plan.explain()
-    uses_hwio = packed and weight_shape._hwio is not None and layout == "NCHW"
-    return _core.Conv2dPlan(_geometry_tuple(g), _LAYOUT_CODE[layout], 0, 0.0, 0, uses_hwio).explain()
+    return _conv2d_plan(g, layout, 0, 0.0, _ALGORITHMS["auto"], weight_shape if packed else None, False)[0].explain()
 
 
 # ---------------------------------------------------------------------------------------------
