@@ -10,6 +10,14 @@ def as64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
+def to_layout(x_nchw, w, layout):
+    """Contiguous copies of an NCHW image and a PyTorch-order weight in `layout`: conv2d's
+    (O, C/g, KH, KW) and conv_transpose2d's (C, O/g, KH, KW) both go to NHWC by (2, 3, 1, 0)."""
+    if layout == "NCHW":
+        return np.ascontiguousarray(x_nchw), np.ascontiguousarray(w)
+    return np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+
+
 def reference_truth(op: str, *arrays, **params):
     """(expected, scale) in float64 for `pycnn.reference.<op>`: the reference on float64 copies
     of the array arguments, and the same op on their magnitudes without the activation -- the

@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import at_line_offset, draw_window, explicit_padding
+from helpers import at_line_offset, draw_window, explicit_padding, to_layout
 
 ALGORITHMS = ["direct", "im2col", "auto"]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -66,14 +66,6 @@ CASES = [
     # channels, which the kernel reads from a per-group copy.
     _case("in-place-groups-partial-blocks", c=40, h=3, w=5, o=70, k=3, padding=1, groups=2),
 ]
-
-
-def to_layout(x_nchw, w_oihw, layout):
-    """Contiguous copies of an NCHW image and an OIHW weight in `layout`."""
-    if layout == "NCHW":
-        return np.ascontiguousarray(x_nchw), np.ascontiguousarray(w_oihw)
-    return (np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)),
-            np.ascontiguousarray(w_oihw.transpose(2, 3, 1, 0)))
 
 
 def make_problem(rng, case, layout, dtype):

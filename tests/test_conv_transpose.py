@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 import pycnn
 import pycnn.ops
 import pycnn.reference
-from helpers import reference_truth
+from helpers import reference_truth, to_layout
 
 LAYOUTS = ["NCHW", "NHWC"]
 DTYPES = [np.float32, np.float64]
@@ -22,14 +22,6 @@ ACTIVATIONS = [None, "relu", "relu6", "leaky_relu", ("leaky_relu", 0.2), "sigmoi
 
 def transpose_truth(x, w, b, **params):
     return reference_truth("conv_transpose2d", x, w, b, **params)
-
-
-def to_layout(x_nchw, w_torch, layout):
-    """Contiguous (x, weight) in `layout`: weight (C, O/g, KH, KW) -> NHWC (KH, KW, O/g, C)."""
-    if layout == "NCHW":
-        return np.ascontiguousarray(x_nchw), np.ascontiguousarray(w_torch)
-    return (np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)),
-            np.ascontiguousarray(w_torch.transpose(2, 3, 1, 0)))
 
 
 def make_problem(rng, case, layout, dtype):

@@ -7,15 +7,9 @@ import pytest
 
 import pycnn
 import pycnn.ops
+from helpers import to_layout
 
 LAYOUTS = ["NCHW", "NHWC"]
-
-
-def to_layout(x, w, layout):
-    """NCHW x and OIHW w -> the layout's forms."""
-    if layout == "NCHW":
-        return x, w
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(w.transpose(2, 3, 1, 0))
 
 
 def problem(rng, n, c, o, h, w, dtype=np.float32, layout="NCHW"):
