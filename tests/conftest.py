@@ -4,6 +4,7 @@
 - `rng`: a seeded NumPy generator, different per test but the same on every run.
 - `conv_truth`, `assert_conv_close`: the float64 truth for a convolution and a tolerance that
   scales with the reduction length.
+- `check_conv2d`, `check_transpose`: run the op and compare it with the float64 reference.
 - `restore_threads`: the thread count before the test (yielded), set back afterwards.
 
 Hypothesis profiles: "pycnn" (default, 60 examples, no deadline), "quick" and "thorough";
@@ -141,6 +142,25 @@ def check_conv2d():
         assert result.dtype == expected_dtype, f"result dtype {result.dtype}, expected {expected_dtype}. {err_msg}"
         expected, scale = _conv_truth(x, weight, bias, **params)
         k = reduction_length(weight, params.get("data_format", "NCHW"))
+        _assert_conv_close(result, expected, scale, k, err_msg=f"{err_msg} params={params}")
+        return result
+
+    return check
+
+
+@pytest.fixture
+def check_transpose():
+    """check_transpose(x, weight, bias=None, **params): as check_conv2d, for conv_transpose2d."""
+
+    def check(x, w, b=None, *, err_msg="", **params):
+        result = pycnn.ops.conv_transpose2d(x, w, b, **params)
+        kinds = [np.asarray(a).dtype for a in (x, w, b) if a is not None]
+        assert result.dtype == (np.float64 if any(d == np.float64 for d in kinds) else np.float32)
+        assert result.flags.c_contiguous
+        expected, scale = reference_truth("conv_transpose2d", x, w, b, **params)
+        nhwc = params.get("data_format", "NCHW") in ("NHWC", "channels_last")
+        shape = np.shape(w)
+        k = (shape[3] * shape[0] * shape[1] if nhwc else shape[0] * shape[2] * shape[3]) // params.get("groups", 1)
         _assert_conv_close(result, expected, scale, k, err_msg=f"{err_msg} params={params}")
         return result
 

@@ -35,23 +35,6 @@ def make_problem(rng, case, layout, dtype):
     return x, w, b, params
 
 
-@pytest.fixture
-def check_transpose(assert_conv_close):
-    def check(x, w, b=None, *, err_msg="", **params):
-        result = pycnn.ops.conv_transpose2d(x, w, b, **params)
-        kinds = [np.asarray(a).dtype for a in (x, w, b) if a is not None]
-        assert result.dtype == (np.float64 if any(d == np.float64 for d in kinds) else np.float32)
-        assert result.flags.c_contiguous
-        expected, scale = transpose_truth(x, w, b, **params)
-        nhwc = params.get("data_format", "NCHW") in ("NHWC", "channels_last")
-        shape = np.shape(w)
-        k = (shape[3] * shape[0] * shape[1] if nhwc else shape[0] * shape[2] * shape[3]) // params.get("groups", 1)
-        assert_conv_close(result, expected, scale, k, err_msg=f"{err_msg} params={params}")
-        return result
-
-    return check
-
-
 def _case(id, *, n=1, c, o, h, w, k, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
           bias=True, activation=None):
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -109,12 +92,16 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("algorithm", ["auto", "direct", "gemm"])
 @pytest.mark.parametrize("case", CASES)
-def test_matches_reference(case, isa, rng, check_transpose):
+def test_matches_reference(case, algorithm, isa, rng, check_transpose):
+    """Every case on each form: "auto"'s pick, and the two it picks between forced on every shape
+    (direct on long reductions and NCHW with few output channels, the GEMMs on short ones)."""
     for layout in LAYOUTS:
         for dtype in DTYPES:
             x, w, b, params = make_problem(rng, case, layout, dtype)
-            check_transpose(x, w, b, err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
+            check_transpose(x, w, b, algorithm=algorithm,
+                            err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}", **params)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)

@@ -158,12 +158,15 @@ using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, 
 //     value before the epilogue is not finite (the op then recomputes: see conv_winograd).
 //   Weight: G g G^T for n output channels of one input channel: tap t = 3*kh + kw of channel j
 //     at g[t*tap_stride + j], plane xi to u[xi*ldu + j], j < n.
+//   Output_3x3: as Output, for F(3x3, 2x2) (the same input transform; see generic/winograd.h):
+//     a tile's 3x3 outputs, pixel (i, j) to y[3*i + j] + j'.
 template <class T>
 struct WinogradKernels {
   void (*input)(const T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride, int64_t channels, T* v,
                 size_t ldv);
   bool (*output)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
   void (*weight)(const T* g, int64_t tap_stride, size_t n, T* u, size_t ldu);
+  bool (*output_3x3)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
 };
 
 template <class T>

@@ -1,4 +1,6 @@
-// conv_transpose2d: two algorithms over the stride-phase split of the full result.
+// conv_transpose2d: two algorithms over the stride-phase split of the full result, and a third,
+// Winograd F(3x3, 2x2) on every phase of a kernel twice the stride, in ops/winograd.cpp
+// (run_conv_transpose at the end picks; choose_conv_transpose2d_algorithm says why).
 //
 // Input pixel (ih, iw) through tap (kh, kw) lands on full-result cell (ih*sh + kh*dh,
 // iw*sw + kw*dw). Split the full result by stride phase, cell (i*sh + r, j*sw + q) -> phase
@@ -39,6 +41,7 @@
 #include "ops/common.h"
 #include "ops/pack.h"
 #include "ops/tiles.h"
+#include "ops/winograd.h"
 #include "pycnn/conv_transpose.h"
 
 namespace pycnn {
@@ -597,8 +600,13 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 // 371 -> 306; past it, 256->256 @7 (1 MiB) 317 -> 408. In NCHW the direct form also pays two
 // reorders, which few output channels per group cannot carry: 3x3 32->16 @64 direct 56-71,
 // GEMMs 86 (NHWC: direct 92, GEMMs 42); 2x2/2 128->64 @56 direct 106, GEMMs 72-90.
-bool direct_transpose_pays(const ConvTranspose2dParams& p) {
-  if (p.layout == Layout::NCHW && p.o / p.groups < 32) return false;
+bool direct_transpose_pays(const ConvTranspose2dParams& p, std::string* why = nullptr) {
+  auto reject = [&](const auto& reason) {
+    if (why) *why = reason();
+    return false;
+  };
+  if (p.layout == Layout::NCHW && p.o / p.groups < 32)
+    return reject([] { return "NCHW with fewer than 32 output channels per group cannot carry its two reorders"; });
   int64_t taps_h = 0, taps_w = 0, span_w = 0;
   for (const PhaseTaps& ph : phase_taps(p.kh, p.stride_h, p.dilation_h)) taps_h = std::max<int64_t>(taps_h, (int64_t)ph.k.size());
   for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w)) {
@@ -607,11 +615,15 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p) {
   }
   // The input panel spans the tile plus the taps' reach: with dilations far past the image
   // (at most one tap of a row lands) it would be mostly zeros; the GEMMs never build it.
-  if (span_w > p.w + p.ow) return false;
+  if (span_w > p.w + p.ow) return reject([] { return "its input panels would be mostly zeros at this dilation"; });
   // As conv2d's direct form (choose_conv2d_algorithm): K up to 768, or up to 1536 while a
   // phase's weights for the group stay within 640 KiB of float32 (L2 room beside the panels).
   const int64_t K = taps_h * taps_w * (p.c / p.groups);
-  return K <= 768 || (K <= 1536 && K * (p.o / p.groups) <= 160 * 1024);
+  if (K <= 768 || (K <= 1536 && K * (p.o / p.groups) <= 160 * 1024)) return true;
+  return reject([&] {
+    return "a phase reduction of " + std::to_string(K) + " (taps x C/groups) would stream its weight panels from "
+           "L2 or L3 for every few pixels; the GEMMs block it";
+  });
 }
 
 // NCHW data on the NHWC per-tap GEMMs (reordering each input row as it is packed and each output
@@ -625,15 +637,71 @@ template <class T>
 void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y,
                         const T* w_phases) {
   check_conv_params(p, "conv_transpose2d");
+  if (p.weight_winograd_given && !w_phases)
+    throw std::invalid_argument("conv_transpose2d: weight_winograd_given without Winograd weights");
   const KernelTable& table = active_kernels();
   const ConvKernels<T>& kn = kernels_for<T>(table);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(table);
-  if (direct_transpose_pays(p)) conv_transpose_direct(p, kn, x, w, w_phases, bias, y);
+  ConvTransposeAlgorithm algo =
+      p.algorithm == ConvTransposeAlgorithm::Auto ? choose_conv_transpose2d_algorithm(p) : p.algorithm;
+  if (p.weight_winograd_given && algo != ConvTransposeAlgorithm::Winograd)
+    throw std::invalid_argument("conv_transpose2d: Winograd weights given to a call that does not run Winograd");
+  if (algo == ConvTransposeAlgorithm::Winograd) {
+    std::string rejected;
+    if (!winograd_transpose_applies(p, &rejected))
+      throw std::invalid_argument("conv_transpose2d: algorithm='winograd' needs a kernel twice the stride, no "
+                                  "dilation and one group; got " + rejected);
+    if (conv_transpose_winograd(p, kn, x, w, w_phases, bias, y)) return;
+    // Non-finite values: recomputed so that they propagate as in a direct sum, from the plain
+    // weights (w_phases held Winograd's).
+    if (p.weight_winograd_given) w_phases = nullptr;
+    algo = direct_transpose_pays(p) ? ConvTransposeAlgorithm::Direct : ConvTransposeAlgorithm::Gemm;
+  }
+  if (algo == ConvTransposeAlgorithm::Direct) conv_transpose_direct(p, kn, x, w, w_phases, bias, y);
   else if (p.layout == Layout::NCHW && !nchw_takes_nhwc_gemms(p)) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
   else conv_transpose_nhwc(p, kn, kd, x, w, w_phases, bias, y);
 }
 
 }  // namespace
+
+ConvTransposeAlgorithm choose_conv_transpose2d_algorithm(const ConvTranspose2dParams& p, std::string* why) {
+  // The reason is built only when asked for (explain): a plain call runs this on every call.
+  auto pick = [&](ConvTransposeAlgorithm a, const auto& reason) {
+    if (why) *why = reason();
+    return a;
+  };
+  const bool nchw = p.layout == Layout::NCHW;
+  if (winograd_transpose_applies(p) && winograd_transpose_pays(p))
+    return pick(ConvTransposeAlgorithm::Winograd, [&] {
+      return "winograd: F(3x3, 2x2) on each of the " + std::to_string(p.stride_h * p.stride_w) +
+             " stride phases from one input transform, 16 multiplies per 3x3 outputs and channel pair where direct "
+             "does 36, summed over the input channels by the GEMM microkernel" +
+             (nchw ? std::string(" (NCHW: rows of tiles go through NHWC buffers)") : std::string()) +
+             "; direct and gemm rejected: 2.25x the multiply-adds";
+    });
+  auto winograd_rejected = [&] {
+    std::string reason;
+    if (!winograd_transpose_applies(p, &reason)) return "; winograd rejected: " + reason;
+    ConvTranspose2dParams packed = p;
+    packed.weight_winograd_given = true;
+    return std::string("; winograd rejected: too few tiles or channels to repay its transforms") +
+           (!p.weight_winograd_given && winograd_transpose_pays(packed)
+                ? " (a packed weight, which carries its weight transform, would take it)"
+                : "");
+  };
+  std::string direct_rejected;
+  if (direct_transpose_pays(p, &direct_rejected))
+    return pick(ConvTransposeAlgorithm::Direct, [&] {
+      return std::string("direct: each stride phase a correlation on the direct kernels, written straight into the "
+                         "output") + (nchw ? " (NCHW: input and output rows reordered)" : "") +
+             "; gemm rejected: the phase reductions fit the direct kernels' weight panels" + winograd_rejected();
+    });
+  return pick(ConvTransposeAlgorithm::Gemm, [&] {
+    return std::string("gemm: one GEMM per kernel tap accumulated into a canvas, then gathered into the output") +
+           (nchw && nchw_takes_nhwc_gemms(p) ? " (NCHW: on the NHWC GEMMs, rows reordered)" : "") +
+           "; direct rejected: " + direct_rejected + winograd_rejected();
+  });
+}
 
 void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* w, const float* b, float* y,
                       const float* w_phases) {

@@ -1,17 +1,22 @@
-// conv2d by Winograd F(2x2, 3x3): the transforms are microkernels (kernels/generic/winograd.h),
-// the 16 products per tile summed over input channels run on the GEMM microkernel.
+// Winograd convolutions on one engine (run_winograd): the transforms are microkernels
+// (kernels/generic/winograd.h), the 16 products per tile summed over input channels run on the
+// GEMM microkernel.
+//  - conv2d, F(2x2, 3x3): tiles of 2x2 outputs from 4x4 input patches every 2 pixels.
+//  - conv_transpose2d, F(3x3, 2x2) on every stride phase (kernel 2s x 2s, stride s): one 4x4
+//    input patch every 3 pixels feeds 3x3 cells of each of the s*s phases (3s x 3s outputs),
+//    through one input transform and one GEMM over all phases' output channels.
 //
 // Layout of the work (NHWC; NCHW data goes through NHWC buffers a group of rows at a time):
-//  - U: the weights transformed, once per call or ahead of time (conv2d_winograd_weights, kept
-//    by a PackedConv2dWeight): 16 planes of C x ldu, ldu = O rounded up to 64 with zero columns,
-//    read in place as the GEMM's B.
-//  - Output tiles of 2x2 pixels, numbered image-major then row-major, go out in blocks of TB
-//    tiles (NCHW: R rows of tiles of one image, their 2R + 2 input rows transposed into the
-//    thread's buffer and their 2R output rows transposed out of another). A block's input
-//    transform fills V (16 planes of TB x C), then per panel of NR output channels the 16 GEMMs
-//    fill M (16 planes of TB x NR) and the output transform writes the block's pixels of those
-//    channels. V and M stay in the thread's L2; U streams from L2 or L3, once per block (TB
-//    multiply-adds per element loaded).
+//  - U: the weights transformed, once per call or ahead of time (conv2d_winograd_weights /
+//    conv_transpose2d_winograd_weights, kept by a packed weight): 16 planes of C x ldu, ldu =
+//    the GEMM's columns (O, or phases x O) rounded up to 64 with zero columns, read in place as
+//    the GEMM's B.
+//  - Tiles, numbered image-major then row-major, go out in blocks of TB tiles (NCHW: R rows of
+//    tiles of one image, their input rows transposed into the thread's buffer and their output
+//    rows transposed out of another). A block's input transform fills V (16 planes of TB x C),
+//    then per panel of NR columns the 16 GEMMs fill M (16 planes of TB x NR) and the output
+//    transform writes the block's pixels of those columns. V and M stay in the thread's L2; U
+//    streams from L2 or L3, once per block (TB multiply-adds per element loaded).
 #include "ops/winograd.h"
 
 #include <omp.h>
@@ -68,6 +73,8 @@ namespace {
 // the input rows.
 constexpr int64_t kBlockBytes = 512 * 1024;
 constexpr int64_t kMaxBlockTiles = 64;
+// Input channels per work item of a weight transform.
+constexpr int64_t kWeightChannels = 16;
 
 // Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights.
 template <class T>
@@ -104,21 +111,43 @@ void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const double* 
   winograd_weight_rows(kernels_for<double>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
 }
 
-template <class T>
-bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
-                   const T* bias, T* y) {
-  const bool nchw = p.layout == Layout::NCHW;
-  const int64_t C = p.c, O = p.o, HW = p.h * p.w, P = p.oh * p.ow;
-  const int64_t tiles_h = ceil_div(p.oh, 2), tiles_w = ceil_div(p.ow, 2), tiles = p.n * tiles_h * tiles_w;
-  // U: plane xi's row c at u[(xi*C + c)*ldu], columns [O, ldu) zero, so that any tile whose
+namespace {
+
+// A Winograd problem as the engine sees it: tiles whose 4x4 input patches start every `step`
+// input rows and columns, the F(2x2, 3x3) input transform over their channels, `cols` GEMM
+// columns of U, and output rows grouped by rows of tiles (for NCHW's bands).
+struct TileGrid {
+  int64_t n, h, w, c;          // the input
+  int64_t o, oh, ow;           // the output (channels, height, width)
+  int64_t tiles_h, tiles_w;
+  int64_t step;                // input rows (columns) between tiles' patches
+  int64_t row0, col0;          // input row and column of tile (0, 0)'s patch (negative: padding)
+  int64_t out_step, out_row0;  // output rows a row of tiles covers, and tile row 0's first (may be < 0)
+  int64_t cols;                // GEMM columns (U's, before rounding up to ldu)
+};
+
+// Runs the tiles of g: input transform, 16 GEMMs per panel of output columns, and
+// write_tile(n, th, tw, m, ldm, j0, nr, out_pixel) for each tile and panel, which writes the
+// tile's outputs of GEMM columns [j0, j0 + nr) (its planes at m[xi*ldm + j - j0]) through
+// out_pixel(n, oy, ox) (the NHWC pixel's channel 0; oy within the tile row's out_step rows) and
+// returns false if a value before its epilogue was not finite. U: given, or made by
+// make_u(c0, c1, u) (U's rows [c0, c1) of each plane) in the parallel region. Returns false if
+// any tile did.
+template <class T, class MakeU, class WriteTile>
+bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
+                  const MakeU& make_u, T* y, const WriteTile& write_tile) {
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow;
+  const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
+  // U: plane xi's row c at u[(xi*C + c)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
-  const int64_t ldu = winograd_weights_stride(O);
+  const int64_t ldu = winograd_weights_stride(g.cols);
   // The GEMM's tile, for blocks of up to kMaxBlockTiles; then TB: blocks as large as the cache
-  // allows, at least one per thread, all the same size (NCHW: whole rows of tiles of one image).
-  const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), O, [&](const auto& k) {
-    return round_up(O, (int64_t)k.nr) <= ldu;
+  // allows, a multiple of the team in count where the tiles allow (an odd block left to one thread
+  // cost 10% at 9 blocks), all the same size (NCHW: whole rows of tiles of one image).
+  const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), g.cols, [&](const auto& k) {
+    return round_up(g.cols, (int64_t)k.nr) <= ldu;
   });
-  const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(O, NR);
+  const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(g.cols, NR);
   const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (C + NR) * (int64_t)sizeof(T)));
   const int64_t cap = std::max<int64_t>(MR, std::min(kMaxBlockTiles, fit) / MR * MR);
   const int team = num_threads();
@@ -126,43 +155,39 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   // row), a count of blocks that the threads share evenly where a few more groups make one.
   int64_t TB, blocks, row_tiles = 1, groups = 1;
   if (nchw) {
-    groups = std::min(tiles_h, std::max(ceil_div(tiles_h, std::max<int64_t>(1, cap / tiles_w)), ceil_div(team, p.n)));
-    for (int64_t g = groups; p.n * groups < 4 * team && g <= std::min(tiles_h, groups + team); ++g)
-      if (p.n * g % team == 0) {
-        groups = g;
+    groups = std::min(g.tiles_h,
+                      std::max(ceil_div(g.tiles_h, std::max<int64_t>(1, cap / g.tiles_w)), ceil_div(team, g.n)));
+    for (int64_t k = groups; k <= std::min(g.tiles_h, groups + team); ++k)
+      if (g.n * k % team == 0) {
+        groups = k;
         break;
       }
-    row_tiles = ceil_div(tiles_h, groups);
-    TB = row_tiles * tiles_w;
-    blocks = p.n * groups;
+    row_tiles = ceil_div(g.tiles_h, groups);
+    TB = row_tiles * g.tiles_w;
+    blocks = g.n * groups;
   } else {
-    blocks = ceil_div(tiles, cap);
-    if (blocks < 4 * team) blocks = std::min(round_up(blocks, team), ceil_div(tiles, std::min(MR, tiles)));
+    blocks = std::min(round_up(ceil_div(tiles, cap), team), ceil_div(tiles, std::min(MR, tiles)));
     TB = ceil_div(tiles, blocks);
     blocks = ceil_div(tiles, TB);
   }
-  const double flops = 2.0 * 16.0 * (double)tiles * (double)C * (double)O;
+  const double flops = 2.0 * 16.0 * (double)tiles * (double)C * (double)g.cols;
   const int threads = threads_for(flops, blocks);
 
-  const bool transform = !p.weight_winograd_given;
-  Workspace<T> u_made(transform ? (size_t)(16 * C * ldu) : 0, 1);
-  const T* u = transform ? u_made.data() : prepared;
-  const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
-  const T* g = nchw && prepared && transform ? prepared : w;
+  Workspace<T> u_made(given_u ? 0 : (size_t)(16 * C * ldu), 1);
+  const T* u = given_u ? given_u : u_made.data();
   Workspace<T> v((size_t)(16 * TB * C), threads), m((size_t)(16 * TB * NR), threads);
-  // NCHW: a group of R rows of tiles reads 2R + 2 input rows and writes 2R output rows, through
-  // NHWC buffers.
-  Workspace<T> band(nchw ? (size_t)((2 * row_tiles + 2) * p.w * C) : 0, threads),
-      out_rows(nchw ? (size_t)(2 * row_tiles * p.ow * O) : 0, threads);
-  const Epilogue<T> base = make_epilogue<T>(p);
-  const bool epilogue_needed = bias || p.activation != Activation::None;
+  // NCHW: a group of R rows of tiles reads step*R + 4 - step input rows and writes out_step*R
+  // output rows, through NHWC buffers.
+  const int64_t band_rows = g.step * row_tiles + 4 - g.step;
+  Workspace<T> band(nchw ? (size_t)(band_rows * g.w * C) : 0, threads),
+      out_rows(nchw ? (size_t)(g.out_step * row_tiles * g.ow * g.o) : 0, threads);
   std::atomic<bool> finite{true};
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
-    if (transform) {
+    if (!given_u) {
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < C; ++c) winograd_weight_rows(kn, g, oihw, C, O, c, c + 1, u_made.data());
+      for (int64_t c0 = 0; c0 < C; c0 += kWeightChannels) make_u(c0, std::min(C, c0 + kWeightChannels), u_made.data());
     }
     const int tid = omp_get_thread_num();
     T* vb = v.slice(tid);
@@ -172,33 +197,24 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
     // output_pixel(n, oy, ox) the output pixel's NHWC channels.
     auto run_block = [&](int64_t t0, int64_t bt, const auto& input_row, const auto& output_pixel) {
       for (int64_t t = 0; t < bt; ++t) {
-        const int64_t tile = t0 + t, n = tile / (tiles_h * tiles_w), th = tile / tiles_w % tiles_h,
-                      tw = tile % tiles_w;
+        const int64_t tile = t0 + t, n = tile / (g.tiles_h * g.tiles_w), th = tile / g.tiles_w % g.tiles_h,
+                      tw = tile % g.tiles_w;
         const T* rows[4];
-        for (int64_t r = 0; r < 4; ++r) rows[r] = input_row(n, 2 * th - p.pad_top + r);
-        kn.winograd.input(rows, 2 * tw - p.pad_left, p.w, C, C, vb + t * C, (size_t)(TB * C));
+        for (int64_t r = 0; r < 4; ++r) rows[r] = input_row(n, g.row0 + g.step * th + r);
+        kn.winograd.input(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * C, (size_t)(TB * C));
       }
       for (int64_t np = 0; np < npanels; ++np) {
-        const int64_t nr = std::min(NR, O - np * NR);
+        const int64_t nr = std::min(NR, g.cols - np * NR);
         for (int64_t xi = 0; xi < 16; ++xi) {
           const T* b = u + xi * C * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
             gemm.run((size_t)C, vb + (xi * TB + i0) * C, (size_t)C, b, (size_t)ldu, mb + (xi * TB + i0) * NR,
                      (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
         }
-        Epilogue<T> e = base;
-        e.bias_col = bias ? bias + np * NR : nullptr;
         for (int64_t t = 0; t < bt; ++t) {
-          const int64_t tile = t0 + t, n = tile / (tiles_h * tiles_w), th = tile / tiles_w % tiles_h,
-                        tw = tile % tiles_w;
-          T* out[4];
-          for (int64_t i = 0; i < 2; ++i)
-            for (int64_t j = 0; j < 2; ++j) {
-              const int64_t oy = 2 * th + i, ox = 2 * tw + j;
-              out[2 * i + j] = oy < p.oh && ox < p.ow ? output_pixel(n, oy, ox) + np * NR : nullptr;
-            }
-          all_finite &= kn.winograd.output(mb + t * NR, (size_t)(TB * NR), out, (size_t)nr,
-                                           epilogue_needed ? &e : nullptr);
+          const int64_t tile = t0 + t, n = tile / (g.tiles_h * g.tiles_w), th = tile / g.tiles_w % g.tiles_h,
+                        tw = tile % g.tiles_w;
+          all_finite &= write_tile(n, th, tw, mb + t * NR, (size_t)(TB * NR), np * NR, nr, output_pixel);
         }
       }
     };
@@ -207,28 +223,225 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
       T* out_band = out_rows.slice(tid);
 #pragma omp for schedule(static) nowait
       for (int64_t block = 0; block < blocks; ++block) {  // image n, rows of tiles [th0, th1)
-        const int64_t n = block / groups, g = block % groups;
-        const int64_t th0 = g * tiles_h / groups, th1 = (g + 1) * tiles_h / groups, ih0 = 2 * th0 - p.pad_top;
-        for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(p.h, ih0 + 2 * (th1 - th0) + 2); ++ih)
-          transpose_blocks(kn, x + n * C * HW + ih * p.w, HW, C, p.w, in_band + (ih - ih0) * p.w * C, C);
+        const int64_t n = block / groups, k = block % groups;
+        const int64_t th0 = k * g.tiles_h / groups, th1 = (k + 1) * g.tiles_h / groups;
+        const int64_t ih0 = g.row0 + g.step * th0, oy0 = g.out_row0 + g.out_step * th0;
+        for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(g.h, ih0 + g.step * (th1 - th0) + 4 - g.step); ++ih)
+          transpose_blocks(kn, x + n * C * HW + ih * g.w, HW, C, g.w, in_band + (ih - ih0) * g.w * C, C);
         run_block(
-            (n * tiles_h + th0) * tiles_w, (th1 - th0) * tiles_w,
-            [&](int64_t, int64_t ih) { return ih >= 0 && ih < p.h ? in_band + (ih - ih0) * p.w * C : nullptr; },
-            [&](int64_t, int64_t oy, int64_t ox) { return out_band + ((oy - 2 * th0) * p.ow + ox) * O; });
-        for (int64_t oy = 2 * th0; oy < std::min(p.oh, 2 * th1); ++oy)
-          transpose_blocks(kn, out_band + (oy - 2 * th0) * p.ow * O, O, p.ow, O, y + n * O * P + oy * p.ow, P);
+            (n * g.tiles_h + th0) * g.tiles_w, (th1 - th0) * g.tiles_w,
+            [&](int64_t, int64_t ih) { return ih >= 0 && ih < g.h ? in_band + (ih - ih0) * g.w * C : nullptr; },
+            [&](int64_t, int64_t oy, int64_t ox) { return out_band + ((oy - oy0) * g.ow + ox) * g.o; });
+        for (int64_t oy = std::max<int64_t>(oy0, 0); oy < std::min(g.oh, oy0 + g.out_step * (th1 - th0)); ++oy)
+          transpose_blocks(kn, out_band + (oy - oy0) * g.ow * g.o, g.o, g.ow, g.o, y + n * g.o * P + oy * g.ow, P);
       }
     } else {
 #pragma omp for schedule(static) nowait
       for (int64_t block = 0; block < blocks; ++block)
         run_block(
             block * TB, std::min(TB, tiles - block * TB),
-            [&](int64_t n, int64_t ih) { return ih >= 0 && ih < p.h ? x + (n * p.h + ih) * p.w * C : nullptr; },
-            [&](int64_t n, int64_t oy, int64_t ox) { return y + ((n * p.oh + oy) * p.ow + ox) * O; });
+            [&](int64_t n, int64_t ih) { return ih >= 0 && ih < g.h ? x + (n * g.h + ih) * g.w * C : nullptr; },
+            [&](int64_t n, int64_t oy, int64_t ox) { return y + ((n * g.oh + oy) * g.ow + ox) * g.o; });
     }
     if (!all_finite) finite.store(false, std::memory_order_relaxed);
   });
   return finite.load();
+}
+
+}  // namespace
+
+template <class T>
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
+                   const T* bias, T* y) {
+  const bool nchw = p.layout == Layout::NCHW;
+  TileGrid g;
+  g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
+  g.tiles_h = ceil_div(p.oh, 2), g.tiles_w = ceil_div(p.ow, 2);
+  g.step = 2, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
+  g.out_step = 2, g.out_row0 = 0;
+  g.cols = p.o;
+  const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
+  const T* taps = nchw && prepared && !p.weight_winograd_given ? prepared : w;
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  return run_winograd(
+      g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
+      [&](int64_t c0, int64_t c1, T* u) { winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u); }, y,
+      [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
+        Epilogue<T> e = base;
+        e.bias_col = bias ? bias + j0 : nullptr;
+        T* out[4];
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            const int64_t oy = 2 * th + i, ox = 2 * tw + j;
+            out[2 * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
+          }
+        return kn.winograd.output(m, ldm, out, (size_t)nr, epilogue_needed ? &e : nullptr);
+      });
+}
+
+namespace {
+
+// Rows [c0, c1) of U for conv_transpose2d (kernel 2*sh x 2*sw, C input and O output channels):
+// phase (rh, rw)'s taps g[a][b] = w[c][o][rh + sh*(1 - a)][rw + sw*(1 - b)] (NCHW (C, O, KH, KW);
+// NHWC (KH, KW, O, C)) to G g G^T, G = [1 0; .5 .5; .5 -.5; 0 -1], at columns phase*O + o;
+// columns from sh*sw*O to ldu zero. The taps of up to kChannels channels x kChunk output
+// channels are gathered first (along the weights' rows: NHWC's run over c), and each plane's
+// row is built in a local block and copied out whole: the 16 planes lie C*ldu apart, often a
+// multiple of 4 KiB, where storing to all 16 per channel thrashed one L1 set.
+template <class T>
+void transpose_weight_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
+                           int64_t c1, T* u) {
+  constexpr int64_t kChunk = 64;
+  const int64_t phases = sh * sw, cols = phases * O, ldu = winograd_weights_stride(cols), KH = 2 * sh, KW = 2 * sw;
+  T tap[kWeightChannels][4][kChunk], planes[16][kChunk];
+  const T half = T(0.5);
+  for (int64_t cb = c0; cb < c1; cb += kWeightChannels) {
+    const int64_t cn = std::min(kWeightChannels, c1 - cb);
+    for (int64_t ph = 0; ph < phases; ++ph) {
+      const int64_t rh = ph / sw, rw = ph % sw;
+      for (int64_t o0 = 0; o0 < O; o0 += kChunk) {
+        const int64_t n = std::min(kChunk, O - o0);
+        for (int t = 0; t < 4; ++t) {  // tap (a, b) = (t / 2, t % 2)
+          const int64_t kh = rh + sh * (1 - t / 2), kw = rw + sw * (1 - t % 2);
+          for (int64_t o = 0; o < n; ++o)
+            for (int64_t k = 0; k < cn; ++k)
+              tap[k][t][o] = nchw ? w[(((cb + k) * O + o0 + o) * KH + kh) * KW + kw]
+                                  : w[((kh * KW + kw) * O + o0 + o) * C + cb + k];
+        }
+        for (int64_t k = 0; k < cn; ++k) {
+          for (int64_t o = 0; o < n; ++o) {
+            T col[4][2];  // G g
+            for (int b = 0; b < 2; ++b) {
+              const T g0 = tap[k][b][o], g1 = tap[k][2 + b][o];
+              col[0][b] = g0;
+              col[1][b] = (g0 + g1) * half;
+              col[2][b] = (g0 - g1) * half;
+              col[3][b] = -g1;
+            }
+            for (int i = 0; i < 4; ++i) {  // (G g) G^T
+              planes[4 * i][o] = col[i][0];
+              planes[4 * i + 1][o] = (col[i][0] + col[i][1]) * half;
+              planes[4 * i + 2][o] = (col[i][0] - col[i][1]) * half;
+              planes[4 * i + 3][o] = -col[i][1];
+            }
+          }
+          for (int64_t xi = 0; xi < 16; ++xi)
+            std::copy(planes[xi], planes[xi] + n, u + (xi * C + cb + k) * ldu + ph * O + o0);
+        }
+      }
+    }
+  }
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t xi = 0; xi < 16; ++xi) std::fill(u + (xi * C + c) * ldu + cols, u + (xi * C + c + 1) * ldu, T(0));
+}
+
+}  // namespace
+
+// conv_transpose2d, kernel 2s x 2s at stride s: along one dimension, output cell q + pad =
+// s*Q + r (phase r < s) is x[Q - 1] * w[r + s] + x[Q] * w[r], a 2-tap correlation of the input
+// with (w[r + s], w[r]) from Q - 1. So one 4-wide input patch from column t feeds, in every
+// phase, the three outputs Q = t + 1, t + 2, t + 3: F(3, 2) per phase on a shared input
+// transform, 3s contiguous outputs per patch. U's columns are phase-major (phase*O + o), one GEMM
+// for all s*s phases; 16 multiplies per 9 outputs and channel pair where direct does 36.
+bool winograd_transpose_applies(const ConvTranspose2dParams& p, std::string* why) {
+  auto reject = [&](const auto& reason) {
+    if (why) *why = reason();
+    return false;
+  };
+  if (p.kh != 2 * p.stride_h || p.kw != 2 * p.stride_w)
+    return reject([&] {
+      return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel at stride (" +
+             std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) + ")";
+    });
+  if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
+  if (p.groups != 1) return reject([] { return "groups other than 1"; });
+  return true;
+}
+
+namespace {
+
+// Rows (columns) of tiles: each covers 3 phase cells, 3*stride outputs, from pad % stride above.
+int64_t transpose_tiles(int64_t out, int64_t pad, int64_t stride) { return ceil_div(out + pad % stride, 3 * stride); }
+
+}  // namespace
+
+// Measured, 2 threads, 4x4/2, p10 us, the faster of direct and the per-tap GEMMs -> Winograd,
+// NCHW / NHWC, each call transforming the weights: 64->32 @64 (484 tiles) 633 -> 456 / 553 ->
+// 413; 64->32 @32 (121) 210 -> 138 / 170 -> 127; 128->64 @32 570 -> 441 / 545 -> 449; 16->8 @64
+// 100 -> 79 / 91 -> 83; few output columns, where the NHWC forms run poorly: 32->3 @64 92 -> 94 /
+// 165 -> 94, 64->1 @64 139 -> 148 / 322 -> 121. Slower with few tiles or input channels: 128->64
+// @16 (36 tiles) 163 -> 167 / 147 -> 184, 256->128 @14 (25) 487 -> 642 / 476 -> 554, 16->16 @32
+// 31 -> 35 / 26 -> 30, 8->4 @64 52 -> 65 / 57 -> 69. With the weights transformed ahead of time
+// (a PackedConvTranspose2dWeight): 256->128 @14 461 -> 341 / 450 -> 334; 256->128 @8 (9 tiles)
+// 164 -> 122 / 163 -> 115; 64->64 @16 87 -> 70 / 72 -> 54; 32->32 @16 35 -> 22 / 29 -> 18; 128->3
+// @32 80 -> 58 / 165 -> 46; level or slower: 16->3 @64 61 -> 68 (NCHW), 512->256 @7 (9 tiles,
+// 32 MiB of U) 528 -> 1461.
+bool winograd_transpose_pays(const ConvTranspose2dParams& p) {
+  const int64_t tiles =
+      p.n * transpose_tiles(p.oh, p.pad_top, p.stride_h) * transpose_tiles(p.ow, p.pad_left, p.stride_w);
+  const int64_t cols = p.stride_h * p.stride_w * p.o;
+  // U (16 x C x cols) past 64 MiB of float32: large strides make many phases, whose columns the
+  // direct forms never materialise.
+  if (p.c < 16 || p.c * cols > (int64_t(1) << 20)) return false;
+  if (p.layout == Layout::NCHW && cols < 32 && (!p.weight_winograd_given || p.c < 32)) return false;
+  if (p.weight_winograd_given) return tiles >= 9 && p.c * cols <= 16384 * tiles;
+  return tiles >= 40 && p.c * tiles >= 3000;
+}
+
+template <class T>
+bool conv_transpose_winograd(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                             const T* u, const T* bias, T* y) {
+  const bool nchw = p.layout == Layout::NCHW;
+  const int64_t sh = p.stride_h, sw = p.stride_w, C = p.c, O = p.o, phases = sh * sw;
+  TileGrid g;
+  g.n = p.n, g.h = p.h, g.w = p.w, g.c = C, g.o = O, g.oh = p.oh, g.ow = p.ow;
+  // Patches from input row t = s*k + t0 - 1 output rows s*(t + 1) + r - pad, so tile row 0 (t0
+  // = pad/s - 1) starts pad % s rows above the output.
+  g.step = 3, g.row0 = p.pad_top / sh - 1, g.col0 = p.pad_left / sw - 1;
+  g.out_step = 3 * sh, g.out_row0 = -(p.pad_top % sh);
+  const int64_t out_col0 = -(p.pad_left % sw);
+  g.tiles_h = transpose_tiles(p.oh, p.pad_top, sh), g.tiles_w = transpose_tiles(p.ow, p.pad_left, sw);
+  g.cols = phases * O;
+  auto make_u = [&](int64_t c0, int64_t c1, T* rows) { transpose_weight_rows(w, nchw, C, O, sh, sw, c0, c1, rows); };
+  Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  return run_winograd(
+      g, nchw, kn, x, p.weight_winograd_given ? u : nullptr, make_u, y,
+      [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
+        bool finite = true;
+        for (int64_t ph = j0 / O; ph * O < j0 + nr; ++ph) {  // the phases among columns [j0, j0 + nr)
+          const int64_t c0 = std::max(j0, ph * O), c1 = std::min(j0 + nr, (ph + 1) * O), o0 = c0 - ph * O;
+          const int64_t rh = ph / sw, rw = ph % sw;
+          T* out[9];
+          for (int64_t a = 0; a < 3; ++a)
+            for (int64_t b = 0; b < 3; ++b) {
+              const int64_t oy = g.out_row0 + g.out_step * th + sh * a + rh;
+              const int64_t ox = out_col0 + 3 * sw * tw + sw * b + rw;
+              out[3 * a + b] = oy >= 0 && oy < p.oh && ox >= 0 && ox < p.ow ? out_pixel(n, oy, ox) + o0 : nullptr;
+            }
+          Epilogue<T> e = base;
+          e.bias_col = bias ? bias + o0 : nullptr;
+          finite &= kn.winograd.output_3x3(m + (c0 - j0), ldm, out, (size_t)(c1 - c0), epilogue_needed ? &e : nullptr);
+        }
+        return finite;
+      });
+}
+
+template bool conv_transpose_winograd<float>(const ConvTranspose2dParams&, const ConvKernels<float>&, const float*,
+                                             const float*, const float*, const float*, float*);
+template bool conv_transpose_winograd<double>(const ConvTranspose2dParams&, const ConvKernels<double>&,
+                                              const double*, const double*, const double*, const double*, double*);
+
+void conv_transpose2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride_h, int64_t stride_w,
+                                       const float* w, float* u) {
+  FlushDenormals ftz;
+  transpose_weight_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
+}
+void conv_transpose2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride_h, int64_t stride_w,
+                                       const double* w, double* u) {
+  FlushDenormals ftz;
+  transpose_weight_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
 }
 
 template bool conv_winograd<float>(const Conv2dParams&, const ConvKernels<float>&, const float*, const float*,

@@ -1,12 +1,13 @@
 // conv2d by Winograd F(2x2, 3x3) (ops/winograd.cpp): 3x3 kernels, stride 1, no dilation, one
 // group. Called by conv2d's run_conv2d (ops/conv2d.cpp) for algorithm "winograd" or when "auto"
-// picks it.
+// picks it. And conv_transpose2d by F(3x3, 2x2) on the same engine (below).
 #pragma once
 
 #include <string>
 
 #include "kernels/microkernels.h"
 #include "pycnn/conv.h"
+#include "pycnn/conv_transpose.h"
 
 namespace pycnn {
 
@@ -29,5 +30,23 @@ bool winograd_pays(const Conv2dParams& p);
 template <class T>
 bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
                    const T* bias, T* y);
+
+// conv_transpose2d by Winograd F(3x3, 2x2) on every stride phase (ops/winograd.cpp): kernels of
+// twice the stride in each dimension (the 4x4/2 upsampling layers), no dilation, one group.
+// Called by run_conv_transpose (ops/conv_transpose.cpp) for algorithm "winograd" or when "auto"
+// picks it. `why` as for winograd_applies.
+bool winograd_transpose_applies(const ConvTranspose2dParams& p, std::string* why = nullptr);
+
+// Whether "auto" should take it (for a p winograd_transpose_applies accepts): as winograd_pays.
+bool winograd_transpose_pays(const ConvTranspose2dParams& p);
+
+// y = act(conv_transpose(x, w) + bias), w as conv_transpose2d takes it (NCHW (C, O, KH, KW), NHWC
+// (KH, KW, O, C)); u: with p.weight_winograd_given its transform
+// (conv_transpose2d_winograd_weights), else null. Returns false, with y overwritten, when a value
+// before the epilogue came out non-finite; the caller then recomputes by another algorithm (see
+// conv_winograd).
+template <class T>
+bool conv_transpose_winograd(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
+                             const T* u, const T* bias, T* y);
 
 }  // namespace pycnn

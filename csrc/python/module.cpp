@@ -268,7 +268,10 @@ void conv_transpose_typed(const pycnn::ConvTranspose2dParams& p, const py::array
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
   const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
-  const T* phases = w_phases.is_none() ? nullptr : data_of<T>(w_phases.cast<py::array>(), "weight_phases", weight_size);
+  const int64_t prepared_size =
+      p.weight_winograd_given ? 16 * p.c * pycnn::winograd_weights_stride(p.stride_h * p.stride_w * p.o) : weight_size;
+  const T* phases =
+      w_phases.is_none() ? nullptr : data_of<T>(w_phases.cast<py::array>(), "weight_phases", prepared_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
   pycnn::conv_transpose2d(p, xd, wd, bd, yd, phases);
@@ -276,7 +279,8 @@ void conv_transpose_typed(const pycnn::ConvTranspose2dParams& p, const py::array
 
 // geometry: (n, c, h, w, o, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups)
 pycnn::ConvTranspose2dParams conv_transpose_params(const py::tuple& geometry, int layout, int activation,
-                                                   double activation_param) {
+                                                   double activation_param, int algorithm,
+                                                   bool weight_winograd_given) {
   if (geometry.size() != 16) throw std::invalid_argument("conv_transpose2d: geometry must have 16 entries");
   pycnn::ConvTranspose2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.o, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h,
@@ -285,6 +289,8 @@ pycnn::ConvTranspose2dParams conv_transpose_params(const py::tuple& geometry, in
   p.layout = (pycnn::Layout)layout;
   p.activation = (pycnn::Activation)activation;
   p.activation_param = activation_param;
+  p.algorithm = (pycnn::ConvTransposeAlgorithm)algorithm;
+  p.weight_winograd_given = weight_winograd_given;
   return p;
 }
 
@@ -316,6 +322,11 @@ using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed
 struct ConvTranspose2dPlan
     : PreparedWeightPlan<pycnn::ConvTranspose2dParams, conv_transpose_typed<float>, conv_transpose_typed<double>> {
   bool uses_phases = false;  // calls pass weight_phases
+  std::string explain() const {
+    std::string why;
+    pycnn::choose_conv_transpose2d_algorithm(params, &why);
+    return why;
+  }
 };
 
 template <class Plan>
@@ -363,16 +374,27 @@ PYBIND11_MODULE(_core, m) {
   bind_weighted_plan<DepthwisePlan>(m, "DepthwisePlan", depthwise_params);
   py::class_<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan")
       .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, bool float64,
-                       std::vector<py::ssize_t> result_shape, bool uses_phases) {
+                       std::vector<py::ssize_t> result_shape, bool uses_phases, int algorithm,
+                       bool weight_winograd_given) {
              return ConvTranspose2dPlan{
-                 {conv_transpose_params(geometry, layout, activation, param), float64, std::move(result_shape)},
+                 {conv_transpose_params(geometry, layout, activation, param, algorithm, weight_winograd_given),
+                  float64, std::move(result_shape)},
                  uses_phases};
            }),
            py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
-           py::arg("float64"), py::arg("result_shape"), py::arg("uses_phases") = false)
+           py::arg("float64"), py::arg("result_shape"), py::arg("uses_phases") = false, py::arg("algorithm") = 0,
+           py::arg("weight_winograd_given") = false)
       .def("__call__", &ConvTranspose2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none(), py::arg("weight_phases") = py::none())
-      .def_property_readonly("uses_phases", [](const ConvTranspose2dPlan& plan) { return plan.uses_phases; });
+      .def_property_readonly("uses_phases", [](const ConvTranspose2dPlan& plan) { return plan.uses_phases; })
+      .def("explain", &ConvTranspose2dPlan::explain)
+      // The algorithm a call runs (`Auto` resolved; Winograd may still recompute when a value
+      // comes out non-finite).
+      .def_property_readonly("algorithm", [](const ConvTranspose2dPlan& plan) {
+        return (int)(plan.params.algorithm == pycnn::ConvTransposeAlgorithm::Auto
+                         ? pycnn::choose_conv_transpose2d_algorithm(plan.params)
+                         : plan.params.algorithm);
+      });
   m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
         py::arg("count_include_pad"));
   m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),
@@ -416,6 +438,29 @@ PYBIND11_MODULE(_core, m) {
         else run(0.0f);
       },
       py::arg("weight"), py::arg("layout"), py::arg("u"));
+  // Winograd F(3x3, 2x2) weights of a conv_transpose2d weight with a kernel twice the stride and
+  // one group ((C, O, KH, KW) for layout 0, (KH, KW, O, C) for 1) into u: (16, C,
+  // winograd_weights_stride(stride_h * stride_w * O)), C-contiguous, of the weight's dtype.
+  m.def(
+      "conv_transpose2d_winograd_weights",
+      [](const py::array& w, int layout, int64_t stride_h, int64_t stride_w, py::array& u) {
+        if (w.ndim() != 4) throw std::invalid_argument("conv_transpose2d_winograd_weights: weight must be 4-D");
+        const bool nchw = layout == 0;
+        const int64_t c = w.shape(nchw ? 0 : 3), o = w.shape(nchw ? 1 : 2);
+        if (stride_h < 1 || stride_w < 1 || w.shape(nchw ? 2 : 0) != 2 * stride_h ||
+            w.shape(nchw ? 3 : 1) != 2 * stride_w)
+          throw std::invalid_argument("conv_transpose2d_winograd_weights: the kernel must be twice the stride");
+        auto run = [&](auto zero) {
+          using T = decltype(zero);
+          const T* wd = data_of<T>(w, "weight", c * o * 4 * stride_h * stride_w);
+          T* ud = mutable_data_of<T>(u, "u", 16 * c * pycnn::winograd_weights_stride(stride_h * stride_w * o));
+          py::gil_scoped_release release;
+          pycnn::conv_transpose2d_winograd_weights((pycnn::Layout)layout, c, o, stride_h, stride_w, wd, ud);
+        };
+        if (w.dtype().is(py::dtype::of<double>())) run(0.0);
+        else run(0.0f);
+      },
+      py::arg("weight"), py::arg("layout"), py::arg("stride_h"), py::arg("stride_w"), py::arg("u"));
   m.def("cpu_features", &pycnn::cpu_features);
   m.def("cpu_vendor", &pycnn::cpu_vendor);
   m.def("available_isas", [] {

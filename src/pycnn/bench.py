@@ -332,6 +332,11 @@ def transpose_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv_transpose2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv_transpose2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv_transpose2d(x, w, b, **kw)
+        winograd = [layout for layout, (xl, wl) in (("NCHW", (x, pw)), ("NHWC", (xn, pwn)))
+                    if ops.explain_conv_transpose2d(xl, wl, data_format=layout, **kw).startswith("winograd")]
+        if winograd:
+            case.note = (f"{' and '.join(winograd)}: Winograd F(3x3, 2x2) per stride phase; GFLOP/s and % peak count "
+                         f"a direct transposed convolution's multiply-adds, 2.25x the ones it does")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             for label, t in (("torch NCHW", tx), ("torch NHWC", tx.contiguous(memory_format=torch.channels_last))):

@@ -15,6 +15,7 @@ __all__ = [
     "pack_conv2d_weight",
     "PackedConv2dWeight",
     "explain_conv2d",
+    "explain_conv_transpose2d",
     "depthwise_conv2d",
     "separable_conv2d",
     "separable_conv2d_scratch_bytes",
@@ -76,8 +77,9 @@ def _effective(stride, dilation, kernel, positions):
     """(stride, dilation) with the ones that cannot matter set to 1: a stride over a single
     position (one output row of a convolution, one input row of a transposed one) and the
     dilation of a one-tap kernel. The answer is the same; the C++ core then never sizes
-    buffers by a meaningless stride of 2**31 - 1 (it raised MemoryError)."""
-    return (1 if positions == 1 else stride), (1 if kernel == 1 else dilation)
+    buffers by a meaningless stride of 2**31 - 1 (it raised MemoryError). A stride of half the
+    kernel stays (small, and what lets Winograd take a transposed kernel)."""
+    return (1 if positions == 1 and kernel != 2 * stride else stride), (1 if kernel == 1 else dilation)
 
 
 def _geometry_tuple(g, transposed=False):
@@ -426,7 +428,8 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 # The option types of a depthwise_conv2d / conv_transpose2d call with its defaults (their keys
 # skip the typed-key conversion).
 _DEPTHWISE_OPTION_TYPES = (int, int, int, type(None), str)
-_TRANSPOSE_OPTION_TYPES = (int, int, type(None), int, int, type(None), str)
+_TRANSPOSE_OPTION_TYPES = (int, int, type(None), int, int, type(None), str, str)
+_TRANSPOSE_ALGORITHMS = {"auto": 0, "direct": 1, "gemm": 2, "winograd": 3}
 
 
 def _depthwise_key(x, weight, bias, stride, padding, dilation, activation, data_format):
@@ -539,15 +542,32 @@ class PackedConvTranspose2dWeight(_PackedWeight):
     `conv_transpose2d` takes it in place of `weight` when `data_format`, `groups`, `stride` and
     `dilation` match the ones it was packed for. It holds a private read-only copy of the weights
     and the same weights split by stride phase (per phase and group, a (taps x C/groups, O/groups)
-    matrix), the form the kernels read, so no call reorders them.
+    matrix), the form the kernels read, so no call reorders them; and for a kernel twice the
+    stride with one group and no dilation, the weights transformed for Winograd F(3x3, 2x2), made
+    by the first call that runs Winograd.
     """
 
-    __slots__ = ("stride", "dilation", "_phases")
+    __slots__ = ("stride", "dilation", "_phases", "_winograd_able", "_winograd_made")
     _packed_for = ("data_format", "groups", "stride", "dilation")
 
     def __init__(self, weight, data_format, groups, stride, dilation, phases):
         self.weight, self.data_format, self.groups = weight, data_format, groups
         self.stride, self.dilation, self._phases = stride, dilation, phases
+        kernel = weight.shape[2:] if data_format == "NCHW" else weight.shape[:2]
+        self._winograd_able = groups == 1 and dilation == (1, 1) and kernel == (2 * stride[0], 2 * stride[1])
+        self._winograd_made = None
+
+    @property
+    def _winograd(self):
+        """The Winograd transform of the weights (made on first use), or None if they have none."""
+        if self._winograd_made is None and self._winograd_able:
+            w, (sh, sw) = self.weight, self.stride
+            c, o = (w.shape[0], w.shape[1]) if self.data_format == "NCHW" else (w.shape[3], w.shape[2])
+            u = _aligned_empty((16, c, _core.winograd_weights_stride(sh * sw * o)), w.dtype)
+            _core.conv_transpose2d_winograd_weights(w, _LAYOUT_CODE[self.data_format], sh, sw, u)
+            u.flags.writeable = False
+            self._winograd_made = u
+        return self._winograd_made
 
 
 def pack_conv_transpose2d_weight(weight, *, stride=1, dilation=1, groups=1, data_format="NCHW",
@@ -577,8 +597,45 @@ def pack_conv_transpose2d_weight(weight, *, stride=1, dilation=1, groups=1, data
     return PackedConvTranspose2dWeight(packed, layout, groups, stride, dilation, phases)
 
 
+def _conv_transpose2d_plan(g, layout, act, act_param, algo, packed, float64, result_shape=()):
+    """(the ConvTranspose2dPlan of a call, the packed form it reads: "_winograd", "_phases" or
+    None). packed: the call's PackedConvTranspose2dWeight when its dtype is the call's, else None.
+    Its phases are those of the packed stride and dilation; the core may drop a stride or dilation
+    that cannot matter (_effective), and then splits anew. Its Winograd transform is offered so
+    that "auto" counts none, and taken by a plan that runs Winograd."""
+    geometry, code = _geometry_tuple(g, transposed=True), _LAYOUT_CODE[layout]
+    same = packed is not None and geometry[9:13] == (*packed.stride, *packed.dilation)
+    if same and packed._winograd_able:
+        plan = _core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, False, algo,
+                                         weight_winograd_given=True)
+        if plan.algorithm == _TRANSPOSE_ALGORITHMS["winograd"]:
+            return plan, "_winograd"
+    return (_core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, same, algo),
+            "_phases" if same else None)
+
+
+def explain_conv_transpose2d(x_shape, weight_shape, *, stride=1, padding=0, output_padding=None, dilation=1,
+                             groups=1, data_format="NCHW") -> str:
+    """Which algorithm `algorithm="auto"` picks for these conv_transpose2d shapes, and why. Either
+    shape may be given as an array (its shape is used); weight_shape may be a
+    PackedConvTranspose2dWeight (packed, a kernel twice the stride runs Winograd from fewer tiles)."""
+    layout = _args.data_format(data_format)
+    x_shape = tuple(getattr(x_shape, "shape", x_shape))
+    packed = weight_shape if type(weight_shape) is PackedConvTranspose2dWeight else None
+    if packed is not None:
+        packed.check_data_format(layout)
+    if len(x_shape) == 3:
+        x_shape = (1,) + x_shape
+    g = _args.conv_transpose2d_geometry(x_shape, tuple(getattr(weight_shape, "shape", weight_shape)), stride=stride,
+                                        padding_spec=padding, output_padding=output_padding, dilation=dilation,
+                                        groups=groups, layout=layout)
+    if packed is not None:
+        packed.check_geometry(g)
+    return _conv_transpose2d_plan(g, layout, 0, 0.0, _TRANSPOSE_ALGORITHMS["auto"], packed, False)[0].explain()
+
+
 def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
-                     activation=None, data_format="NCHW", out=None):
+                     activation=None, data_format="NCHW", algorithm="auto", out=None):
     """Transposed convolution (the gradient of conv2d with respect to its input), then bias and
     activation.
 
@@ -589,17 +646,26 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     Integer padding follows PyTorch (output_padding defaults to 0); "valid"/"same" follow Keras
     (an omitted output_padding gives out = in*stride for "same"). output_padding must be smaller
     than the stride or the dilation.
+    algorithm: "auto", "direct" (each stride phase a correlation on the direct kernels), "gemm"
+    (a GEMM per kernel tap) or "winograd" (F(3x3, 2x2) on every stride phase: a kernel of twice
+    the stride, e.g. 4x4 at stride 2, no dilation, one group; a non-finite value makes the call
+    recompute by another form, so Inf/NaN propagate as in a direct sum); "auto" picks per shape
+    (see explain_conv_transpose2d).
     """
     tw = type(weight)
     key = None if tw is not np.ndarray and tw is not PackedConvTranspose2dWeight else _plan_key(
-        x, weight, bias, (stride, padding, output_padding, dilation, groups, activation, data_format),
+        x, weight, bias, (stride, padding, output_padding, dilation, groups, activation, data_format, algorithm),
         (type(stride), type(padding), type(output_padding), type(dilation), type(groups), type(activation),
-         type(data_format)), _TRANSPOSE_OPTION_TYPES)
+         type(data_format), type(algorithm)), _TRANSPOSE_OPTION_TYPES)
     entry, key = _lookup(_TRANSPOSE_PLANS, key)
     if entry is not None:
         if tw is np.ndarray:
             return _run_cached(entry, x, weight, bias, out)
-        return _run_cached(entry, x, weight.weight, bias, out, weight._phases if entry[0].uses_phases else None)
+        return _run_cached(entry, x, weight.weight, bias, out, getattr(weight, entry[3]) if entry[3] else None)
+    try:
+        algo = _TRANSPOSE_ALGORITHMS[algorithm]
+    except (KeyError, TypeError):
+        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'gemm', 'winograd'; got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
     if tw is PackedConv2dWeight:
         raise TypeError("weight is a PackedConv2dWeight (for conv2d); conv_transpose2d takes an array or a "
@@ -616,15 +682,11 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     a.check_bias(g.o)
     y, y4 = a.result(out, g.n, g.o, g.oh, g.ow)
     if g.n:
-        geometry = _geometry_tuple(g, transposed=True)
-        # The phases are those of the packed stride and dilation, and of the packed dtype; the core
-        # may drop a stride or dilation that cannot matter (_effective), and then splits anew.
-        uses_phases = (packed is not None and packed.dtype == a.dtype
-                       and geometry[9:13] == (*packed.stride, *packed.dilation))
-        plan = _core.ConvTranspose2dPlan(geometry, _LAYOUT_CODE[a.layout], act, act_param, a.dtype == np.float64,
-                                         y.shape, uses_phases)
-        _remember(_TRANSPOSE_PLANS, key, plan, y)
-        plan(a.x4, a.weights[0], a.bias, y4, packed._phases if uses_phases else None)
+        plan, prepared = _conv_transpose2d_plan(g, a.layout, act, act_param, algo,
+                                                packed if packed is not None and packed.dtype == a.dtype else None,
+                                                a.dtype == np.float64, y.shape)
+        _remember(_TRANSPOSE_PLANS, key, plan, y, prepared)
+        plan(a.x4, a.weights[0], a.bias, y4, getattr(packed, prepared) if prepared else None)
     return y
 
 

@@ -279,11 +279,12 @@ def _conv_transpose2d_nchw(x: np.ndarray, w: np.ndarray, g) -> np.ndarray:
 
 
 def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
-                     activation=None, data_format="NCHW", out=None):
+                     activation=None, data_format="NCHW", algorithm="auto", out=None):
     """Transposed convolution (the gradient of conv2d with respect to its input).
 
     NCHW: weight (C, O/groups, KH, KW) (PyTorch); NHWC: weight (KH, KW, O/groups, C) (Keras).
     Integer padding follows PyTorch; "valid"/"same" follow Keras Conv2DTranspose.
+    `algorithm` is accepted and ignored: the reference has one algorithm.
     """
     layout = _args.data_format(data_format)
     act = _args.activation(activation)

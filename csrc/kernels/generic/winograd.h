@@ -8,6 +8,10 @@
 // three transforms, vectorised over channels (NHWC), with
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
+// F(3x3, 2x2) (conv_transpose2d's stride phases, ops/winograd.cpp) shares the input transform:
+// its own B^T is this one with row 3 negated, and a sign on both U's and V's element (i, j)
+// cancels in their product, so the op negates G's last row instead (G = [1 0; .5 .5; .5 -.5;
+// 0 -1]); its 3x3 outputs then come from A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
 #ifndef PYCNN_ISA_NS
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
@@ -79,19 +83,25 @@ void winograd_input_ukernel(const typename V::T* const* rows, int64_t col0, int6
   else winograd_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
 }
 
-// A^T x for the four vectors x[0..3]: two out.
-template <class V>
-inline void winograd_output_1d(const typename V::reg (&x)[4], typename V::reg (&y)[2]) {
-  const typename V::reg mid = V::add(x[1], x[2]);
+// A^T x for the four vectors x[0..3]: Out out. F(2x2, 3x3): A^T = [1 1 1 0; 0 1 -1 -1];
+// F(3x3, 2x2): A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
+template <class V, int Out>
+inline void winograd_output_1d(const typename V::reg (&x)[4], typename V::reg (&y)[Out]) {
+  const typename V::reg mid = V::add(x[1], x[2]), diff = V::sub(x[1], x[2]);
   y[0] = V::add(x[0], mid);
-  y[1] = V::sub(V::sub(x[1], x[2]), x[3]);
+  if constexpr (Out == 2) {
+    y[1] = V::sub(diff, x[3]);
+  } else {
+    y[1] = diff;
+    y[2] = V::add(mid, x[3]);
+  }
 }
 
-template <class V, bool Full>
+template <class V, int Out, bool Full>
 inline void winograd_output_vector(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t j, size_t n,
                                    const Epilogue<typename V::T>* e, typename V::reg& nonfinite) {
   using reg = typename V::reg;
-  reg rows[4][2];
+  reg rows[4][Out];
 #pragma GCC unroll 4
   for (int r = 0; r < 4; ++r) {
     reg x[4];
@@ -100,19 +110,19 @@ inline void winograd_output_vector(const typename V::T* m, size_t ldm, typename 
       const typename V::T* p = m + (size_t)(4 * r + s) * ldm + j;
       x[s] = Full ? V::load(p) : V::load_partial(p, n);
     }
-    winograd_output_1d<V>(x, rows[r]);
+    winograd_output_1d<V, Out>(x, rows[r]);
   }
   reg bias = V::zero();
   if (e && e->bias_col) bias = Full ? V::load(e->bias_col + j) : V::load_partial(e->bias_col + j, n);
-#pragma GCC unroll 2
-  for (int s = 0; s < 2; ++s) {
+#pragma GCC unroll 3
+  for (int s = 0; s < Out; ++s) {
     const reg col[4] = {rows[0][s], rows[1][s], rows[2][s], rows[3][s]};
-    reg out[2];
-    winograd_output_1d<V>(col, out);
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; ++r) {
+    reg out[Out];
+    winograd_output_1d<V, Out>(col, out);
+#pragma GCC unroll 3
+    for (int r = 0; r < Out; ++r) {
       nonfinite = V::add(nonfinite, V::sub(out[r], out[r]));  // NaN from here on if out[r] is not finite
-      typename V::T* dst = y[2 * r + s];
+      typename V::T* dst = y[Out * r + s];
       if (!dst) continue;
       reg value = out[r];
       if (e && e->bias_col) value = V::add(value, bias);
@@ -123,14 +133,15 @@ inline void winograd_output_vector(const typename V::T* m, size_t ldm, typename 
   }
 }
 
-template <class V>
+// Out x Out outputs of a tile's 16 planes: 2 for F(2x2, 3x3), 3 for F(3x3, 2x2).
+template <class V, int Out>
 bool winograd_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
                              const Epilogue<typename V::T>* e) {
   constexpr size_t W = V::W;
   typename V::reg nonfinite = V::zero();
   size_t j = 0;
-  for (; j + W <= nr; j += W) winograd_output_vector<V, true>(m, ldm, y, j, W, e, nonfinite);
-  if (j < nr) winograd_output_vector<V, false>(m, ldm, y, j, nr - j, e, nonfinite);
+  for (; j + W <= nr; j += W) winograd_output_vector<V, Out, true>(m, ldm, y, j, W, e, nonfinite);
+  if (j < nr) winograd_output_vector<V, Out, false>(m, ldm, y, j, nr - j, e, nonfinite);
   return V::reduce_add(nonfinite) == typename V::T(0);
 }
 
@@ -182,8 +193,8 @@ void winograd_weight_ukernel(const typename V::T* g, int64_t tap_stride, size_t 
 
 template <class V>
 constexpr WinogradKernels<typename V::T> make_winograd_kernels() {
-  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>, winograd_output_ukernel<V>,
-                                        winograd_weight_ukernel<V>};
+  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>, winograd_output_ukernel<V, 2>,
+                                        winograd_weight_ukernel<V>, winograd_output_ukernel<V, 3>};
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
