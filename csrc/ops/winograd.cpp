@@ -69,10 +69,14 @@ bool winograd_pays(const Conv2dParams& p) {
 
 namespace {
 
-// Bytes of V and M a thread's block may take: half of a 1 MiB L2, the rest for U's panels and
-// the input rows.
-constexpr int64_t kBlockBytes = 512 * 1024;
-constexpr int64_t kMaxBlockTiles = 64;
+// Bytes of V and M a thread's block may take: three quarters of a 1 MiB L2, the rest for a
+// panel of U and the input rows. Each block streams all of U once, so larger blocks read it
+// fewer times; measured (2 threads, p10 us, packed weights, NCHW / NHWC), 512 KiB and 64 tiles
+// -> 768 KiB and 96: 3x3 64->64 @56 320 -> 288 / 285 -> 270, 256->256 @14 332 -> 282 / 316 ->
+// 268, convT 4x4/2 64->32 @64 487 -> 458 / 397 -> 372; 128->128 @112 level; 1 MiB and 128
+// tiles no better, 256 KiB and 32 slower.
+constexpr int64_t kBlockBytes = 768 * 1024;
+constexpr int64_t kMaxBlockTiles = 96;
 // Input channels per work item of a weight transform.
 constexpr int64_t kWeightChannels = 16;
 
