@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import pycnn
 import pycnn.ops
+import pycnn.reference
 from helpers import to_layout
 
 LAYOUTS = ["NCHW", "NHWC"]
@@ -64,6 +66,45 @@ def test_winograd_matches_reference(case, dtype, layout, isa, rng, check_transpo
         assert y.shape == direct.shape
         tol = 2e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
+
+
+@st.composite
+def winograd_problems(draw):
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["int", "sides", "valid", "same"]))
+    if kind == "int":
+        padding = draw(st.integers(0, 2 * min(sh, sw)))
+    elif kind == "sides":
+        padding = ((draw(st.integers(0, 2 * sh)), draw(st.integers(0, 2 * sh))),
+                   (draw(st.integers(0, 2 * sw)), draw(st.integers(0, 2 * sw))))
+    else:
+        padding = kind
+    output_padding = (draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))) if draw(st.booleans()) else None
+    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 20)), o=draw(st.integers(1, 40)),
+                h=draw(st.integers(1, 9)), w=draw(st.integers(1, 9)), stride=(sh, sw), padding=padding,
+                output_padding=output_padding, activation=draw(st.sampled_from([None, "relu", "sigmoid"])),
+                layout=draw(st.sampled_from(LAYOUTS)), dtype=draw(st.sampled_from([np.float32, np.float64])),
+                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)))
+
+
+@given(problem=winograd_problems())
+def test_hypothesis_winograd_matches_reference(problem, isa, check_transpose):
+    rng = np.random.default_rng(problem["seed"])
+    x, w, b = problem_of(rng, problem)
+    params = dict(stride=problem["stride"], padding=problem["padding"], output_padding=problem["output_padding"],
+                  activation=problem["activation"], data_format=problem["layout"])
+    try:
+        pycnn.reference.conv_transpose2d(x, w, b, **params)
+    except ValueError:  # an output size below 1 (padding past the full result): refused alike
+        with pytest.raises(ValueError, match="output size"):
+            pycnn.ops.conv_transpose2d(x, w, b, algorithm="winograd", **params)
+        return
+    check_transpose(x, w, b, algorithm="winograd", err_msg=f"isa={isa} {problem}", **params)
+
+
+def problem_of(rng, p):
+    x, w, b = problem(rng, p["n"], p["c"], p["o"], p["h"], p["w"], p["stride"], p["dtype"], p["layout"])
+    return x, w, b if p["bias"] else None
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
