@@ -181,7 +181,7 @@ def test_cached_calls_convert_inputs_like_uncached_ones(rng):
 # 64 output channels per group); output channels that leave a partial weight panel (70: 64 + 6
 # on AVX-512); stride 3 with dilation 2 (uneven phases); a 5x5 kernel with stride 2, dilation 2
 # and groups; and NCHW with few outputs per group (its own GEMM form, which reads the plain
-# weights). The first runs Winograd with the packed weight, which carries its transform.
+# weights). The first and third run Winograd with the packed weight, which carries its transform.
 TRANSPOSE_SHAPES = [(2, 16, 32, 9, 4, 2, 1, 1), (1, 21, 64, 5, 4, 2, 1, 1), (2, 512, 64, 5, 4, 2, 1, 1),
                     (2, 8, 70, 7, 3, 3, 2, 1), (1, 12, 96, 6, 5, 2, 2, 2), (2, 6, 10, 9, 3, 2, 1, 2)]
 
@@ -197,22 +197,27 @@ def _transpose_case(rng, layout, dtype, n, c, o, size, k, groups):
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_packed_transpose_weight_gives_the_plain_weight_result(isa, rng, shape, layout, dtype):
+    """Each form ("auto"'s pick, and direct and the GEMMs forced, which read the phase split)
+    gives the plain weights' bits; "auto" with the packed weight runs Winograd where its transform
+    made once pays (the first and third shapes), the same bits as a plain forced Winograd."""
     n, c, o, size, k, stride, dilation, groups = shape
     x, w, b = _transpose_case(rng, layout, dtype, n, c, o, size, k, groups)
     kw = dict(stride=stride, dilation=dilation, groups=groups, padding=1, activation="relu", data_format=layout)
     packed = pack_conv_transpose2d_weight(w, stride=stride, dilation=dilation, groups=groups, data_format=layout)
-    plain = ops.conv_transpose2d(x, w, b, **kw)
     expected = reference.conv_transpose2d(x.astype(np.float64), w.astype(np.float64), b, **kw)
-    np.testing.assert_allclose(plain, expected, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                               atol=1e-3 if dtype == np.float32 else 1e-10)
-    for _ in range(2):  # the second call runs the cached plan
-        y = ops.conv_transpose2d(x, packed, b, **kw)
-        assert y.dtype == dtype and y.shape == plain.shape
-        if packed._winograd_made is not None:  # "auto" takes Winograd from fewer tiles with its transform made once
+    for algorithm in ("auto", "direct", "gemm"):
+        plain = ops.conv_transpose2d(x, w, b, algorithm=algorithm, **kw)
+        np.testing.assert_allclose(plain, expected, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-3 if dtype == np.float32 else 1e-10)
+        if algorithm == "auto" and shape in TRANSPOSE_SHAPES[0:3:2]:
             plain = ops.conv_transpose2d(x, w, b, algorithm="winograd", **kw)
-        np.testing.assert_array_equal(y, plain)  # the same kernels, in the same order
+        for _ in range(2):  # the second call runs the cached plan
+            y = ops.conv_transpose2d(x, packed, b, algorithm=algorithm, **kw)
+            assert y.dtype == dtype and y.shape == plain.shape
+            np.testing.assert_array_equal(y, plain, err_msg=algorithm)  # the same kernels, in the same order
+        assert (packed._winograd_made is not None) == (shape in TRANSPOSE_SHAPES[0:3:2])
     out = np.empty_like(plain)
-    assert ops.conv_transpose2d(x, packed, b, out=out, **kw) is out
+    assert ops.conv_transpose2d(x, packed, b, algorithm="gemm", out=out, **kw) is out
     np.testing.assert_array_equal(out, plain)
 
 

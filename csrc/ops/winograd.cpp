@@ -72,8 +72,8 @@ namespace {
 // Bytes of V and M a thread's block may take: three quarters of a 1 MiB L2, the rest for a
 // panel of U and the input rows. Each block streams all of U once, so larger blocks read it
 // fewer times; measured (2 threads, p10 us, packed weights, NCHW / NHWC), 512 KiB and 64 tiles
-// -> 768 KiB and 96: 3x3 64->64 @56 320 -> 288 / 285 -> 270, 256->256 @14 332 -> 282 / 316 ->
-// 268, convT 4x4/2 64->32 @64 487 -> 458 / 397 -> 372; 128->128 @112 level; 1 MiB and 128
+// -> 768 KiB and 96: 3x3 64->64 @56 338 -> 296 / 293 -> 277, 256->256 @14 335 -> 286 / 315 ->
+// 266, convT 4x4/2 64->32 @64 470 -> 465 / 399 -> 383; 128->128 @112 level; 1 MiB and 128
 // tiles no better, 256 KiB and 32 slower.
 constexpr int64_t kBlockBytes = 768 * 1024;
 constexpr int64_t kMaxBlockTiles = 96;
@@ -289,14 +289,14 @@ namespace {
 // Rows [c0, c1) of U for conv_transpose2d (kernel 2*sh x 2*sw, C input and O output channels):
 // phase (rh, rw)'s taps g[a][b] = w[c][o][rh + sh*(1 - a)][rw + sw*(1 - b)] (NCHW (C, O, KH, KW);
 // NHWC (KH, KW, O, C)) to G g G^T, G = [1 0; .5 .5; .5 -.5; 0 -1], at columns phase*O + o;
-// columns from sh*sw*O to ldu zero. The taps of up to kChannels channels x kChunk output
+// columns from sh*sw*O to ldu zero. The taps of up to kWeightChannels channels x kChunk output
 // channels are gathered first (along the weights' rows: NHWC's run over c), and each plane's
 // row is built in a local block and copied out whole: the 16 planes lie C*ldu apart, often a
 // multiple of 4 KiB, where storing to all 16 per channel thrashed one L1 set.
 template <class T>
-void transpose_weight_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
+void conv_transpose_winograd_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
                            int64_t c1, T* u) {
-  constexpr int64_t kChunk = 64;
+  constexpr int64_t kChunk = 256 / sizeof(T);  // 20 KiB of stack in all
   const int64_t phases = sh * sw, cols = phases * O, ldu = winograd_weights_stride(cols), KH = 2 * sh, KW = 2 * sw;
   T tap[kWeightChannels][4][kChunk], planes[16][kChunk];
   const T half = T(0.5);
@@ -356,7 +356,8 @@ bool winograd_transpose_applies(const ConvTranspose2dParams& p, std::string* why
   if (p.kh != 2 * p.stride_h || p.kw != 2 * p.stride_w)
     return reject([&] {
       return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel at stride (" +
-             std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) + ")";
+             std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) + ")" +
+             (p.h == 1 || p.w == 1 ? " (a stride over one input row or column counts as 1)" : "");
     });
   if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
   if (p.groups != 1) return reject([] { return "groups other than 1"; });
@@ -389,8 +390,10 @@ bool winograd_transpose_pays(const ConvTranspose2dParams& p) {
   // direct forms never materialise.
   if (p.c < 16 || p.c * cols > (int64_t(1) << 20)) return false;
   if (p.layout == Layout::NCHW && cols < 32 && (!p.weight_winograd_given || p.c < 32)) return false;
+  // Each block streams all of U: enough tiles per element of it, with the transform made ahead
+  // of time or per call.
   if (p.weight_winograd_given) return tiles >= 9 && p.c * cols <= 16384 * tiles;
-  return tiles >= 40 && p.c * tiles >= 3000;
+  return tiles >= 40 && p.c * tiles >= 3000 && p.c * cols <= 16384 * tiles;
 }
 
 template <class T>
@@ -400,14 +403,16 @@ bool conv_transpose_winograd(const ConvTranspose2dParams& p, const ConvKernels<T
   const int64_t sh = p.stride_h, sw = p.stride_w, C = p.c, O = p.o, phases = sh * sw;
   TileGrid g;
   g.n = p.n, g.h = p.h, g.w = p.w, g.c = C, g.o = O, g.oh = p.oh, g.ow = p.ow;
-  // Patches from input row t = s*k + t0 - 1 output rows s*(t + 1) + r - pad, so tile row 0 (t0
-  // = pad/s - 1) starts pad % s rows above the output.
+  // Tile row k's patches start at input row t = t0 + 3k, t0 = pad/s - 1, and give output rows
+  // s*(t + 1 + a) + r - pad (a < 3, phase r < s): tile row 0 starts pad % s rows above the output.
   g.step = 3, g.row0 = p.pad_top / sh - 1, g.col0 = p.pad_left / sw - 1;
   g.out_step = 3 * sh, g.out_row0 = -(p.pad_top % sh);
   const int64_t out_col0 = -(p.pad_left % sw);
   g.tiles_h = transpose_tiles(p.oh, p.pad_top, sh), g.tiles_w = transpose_tiles(p.ow, p.pad_left, sw);
   g.cols = phases * O;
-  auto make_u = [&](int64_t c0, int64_t c1, T* rows) { transpose_weight_rows(w, nchw, C, O, sh, sw, c0, c1, rows); };
+  auto make_u = [&](int64_t c0, int64_t c1, T* rows) {
+    conv_transpose_winograd_rows(w, nchw, C, O, sh, sw, c0, c1, rows);
+  };
   Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
   return run_winograd(
@@ -440,12 +445,12 @@ template bool conv_transpose_winograd<double>(const ConvTranspose2dParams&, cons
 void conv_transpose2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride_h, int64_t stride_w,
                                        const float* w, float* u) {
   FlushDenormals ftz;
-  transpose_weight_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
+  conv_transpose_winograd_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
 }
 void conv_transpose2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride_h, int64_t stride_w,
                                        const double* w, double* u) {
   FlushDenormals ftz;
-  transpose_weight_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
+  conv_transpose_winograd_rows(w, layout == Layout::NCHW, c, o, stride_h, stride_w, 0, c, u);
 }
 
 template bool conv_winograd<float>(const Conv2dParams&, const ConvKernels<float>&, const float*, const float*,

@@ -318,10 +318,10 @@ struct WeightedPlan {
 
 using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
 
-// conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices.
+// conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices or,
+// with params.weight_winograd_given, its Winograd transform.
 struct ConvTranspose2dPlan
     : PreparedWeightPlan<pycnn::ConvTranspose2dParams, conv_transpose_typed<float>, conv_transpose_typed<double>> {
-  bool uses_phases = false;  // calls pass weight_phases
   std::string explain() const {
     std::string why;
     pycnn::choose_conv_transpose2d_algorithm(params, &why);
@@ -374,19 +374,16 @@ PYBIND11_MODULE(_core, m) {
   bind_weighted_plan<DepthwisePlan>(m, "DepthwisePlan", depthwise_params);
   py::class_<ConvTranspose2dPlan>(m, "ConvTranspose2dPlan")
       .def(py::init([](const py::tuple& geometry, int layout, int activation, double param, bool float64,
-                       std::vector<py::ssize_t> result_shape, bool uses_phases, int algorithm,
-                       bool weight_winograd_given) {
+                       std::vector<py::ssize_t> result_shape, int algorithm, bool weight_winograd_given) {
              return ConvTranspose2dPlan{
                  {conv_transpose_params(geometry, layout, activation, param, algorithm, weight_winograd_given),
-                  float64, std::move(result_shape)},
-                 uses_phases};
+                  float64, std::move(result_shape)}};
            }),
            py::arg("geometry"), py::arg("layout"), py::arg("activation"), py::arg("activation_param"),
-           py::arg("float64"), py::arg("result_shape"), py::arg("uses_phases") = false, py::arg("algorithm") = 0,
+           py::arg("float64"), py::arg("result_shape"), py::arg("algorithm") = 0,
            py::arg("weight_winograd_given") = false)
       .def("__call__", &ConvTranspose2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none(), py::arg("weight_phases") = py::none())
-      .def_property_readonly("uses_phases", [](const ConvTranspose2dPlan& plan) { return plan.uses_phases; })
       .def("explain", &ConvTranspose2dPlan::explain)
       // The algorithm a call runs (`Auto` resolved; Winograd may still recompute when a value
       // comes out non-finite).

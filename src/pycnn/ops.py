@@ -73,17 +73,18 @@ class _Inputs:
                 None if self.bias is None else _contiguous(self.bias, d))
 
 
-def _effective(stride, dilation, kernel, positions):
+def _effective(stride, dilation, kernel, positions, keep_half=False):
     """(stride, dilation) with the ones that cannot matter set to 1: a stride over a single
     position (one output row of a convolution, one input row of a transposed one) and the
     dilation of a one-tap kernel. The answer is the same; the C++ core then never sizes
-    buffers by a meaningless stride of 2**31 - 1 (it raised MemoryError). A stride of half the
-    kernel stays (small, and what lets Winograd take a transposed kernel)."""
-    return (1 if positions == 1 and kernel != 2 * stride else stride), (1 if kernel == 1 else dilation)
+    buffers by a meaningless stride of 2**31 - 1 (it raised MemoryError). keep_half: a stride of
+    half the kernel stays (small, and what lets Winograd take a transposed kernel)."""
+    keep = keep_half and kernel == 2 * stride
+    return (1 if positions == 1 and not keep else stride), (1 if kernel == 1 else dilation)
 
 
 def _geometry_tuple(g, transposed=False):
-    (sh, dh), (sw, dw) = (_effective(g.stride[i], g.dilation[i], k, pos) for i, k, pos in (
+    (sh, dh), (sw, dw) = (_effective(g.stride[i], g.dilation[i], k, pos, transposed) for i, k, pos in (
         (0, g.kh, g.h if transposed else g.oh), (1, g.kw, g.w if transposed else g.ow)))
     return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, sh, sw, dh, dw, g.pad[0][0], g.pad[1][0], g.groups)
 
@@ -164,11 +165,21 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
     return PackedConv2dWeight(packed, layout, groups, hwio)
 
 
-def _winograd_weights(w, layout):
-    """A 3x3 one-group conv2d weight transformed for Winograd F(2x2, 3x3) (read-only, aligned)."""
-    o, c = (w.shape[0], w.shape[1]) if layout == "NCHW" else (w.shape[3], w.shape[2])
-    u = _aligned_empty((16, c, _core.winograd_weights_stride(o)), w.dtype)
-    _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], u)
+def _winograd_weights(w, layout, stride=None):
+    """A weight transformed for Winograd (read-only, aligned): a 3x3 one-group conv2d weight for
+    F(2x2, 3x3), or with `stride`, a conv_transpose2d weight twice the stride for F(3x3, 2x2) on
+    its stride phases."""
+    nchw = layout == "NCHW"
+    if stride is None:
+        c, columns = (w.shape[1], w.shape[0]) if nchw else (w.shape[2], w.shape[3])
+    else:
+        c, columns = (w.shape[0], w.shape[1]) if nchw else (w.shape[3], w.shape[2])
+        columns *= stride[0] * stride[1]
+    u = _aligned_empty((16, c, _core.winograd_weights_stride(columns)), w.dtype)
+    if stride is None:
+        _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], u)
+    else:
+        _core.conv_transpose2d_winograd_weights(w, _LAYOUT_CODE[layout], *stride, u)
     u.flags.writeable = False
     return u
 
@@ -561,12 +572,7 @@ class PackedConvTranspose2dWeight(_PackedWeight):
     def _winograd(self):
         """The Winograd transform of the weights (made on first use), or None if they have none."""
         if self._winograd_made is None and self._winograd_able:
-            w, (sh, sw) = self.weight, self.stride
-            c, o = (w.shape[0], w.shape[1]) if self.data_format == "NCHW" else (w.shape[3], w.shape[2])
-            u = _aligned_empty((16, c, _core.winograd_weights_stride(sh * sw * o)), w.dtype)
-            _core.conv_transpose2d_winograd_weights(w, _LAYOUT_CODE[self.data_format], sh, sw, u)
-            u.flags.writeable = False
-            self._winograd_made = u
+            self._winograd_made = _winograd_weights(self.weight, self.data_format, self.stride)
         return self._winograd_made
 
 
@@ -606,11 +612,11 @@ def _conv_transpose2d_plan(g, layout, act, act_param, algo, packed, float64, res
     geometry, code = _geometry_tuple(g, transposed=True), _LAYOUT_CODE[layout]
     same = packed is not None and geometry[9:13] == (*packed.stride, *packed.dilation)
     if same and packed._winograd_able:
-        plan = _core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, False, algo,
+        plan = _core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, algo,
                                          weight_winograd_given=True)
         if plan.algorithm == _TRANSPOSE_ALGORITHMS["winograd"]:
             return plan, "_winograd"
-    return (_core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, same, algo),
+    return (_core.ConvTranspose2dPlan(geometry, code, act, act_param, float64, result_shape, algo),
             "_phases" if same else None)
 
 
@@ -618,7 +624,9 @@ def explain_conv_transpose2d(x_shape, weight_shape, *, stride=1, padding=0, outp
                              groups=1, data_format="NCHW") -> str:
     """Which algorithm `algorithm="auto"` picks for these conv_transpose2d shapes, and why. Either
     shape may be given as an array (its shape is used); weight_shape may be a
-    PackedConvTranspose2dWeight (packed, a kernel twice the stride runs Winograd from fewer tiles)."""
+    PackedConvTranspose2dWeight (packed, a kernel twice the stride runs Winograd from fewer tiles;
+    the explanation assumes calls of the packed dtype, as other calls convert the weights and
+    transform them anew)."""
     layout = _args.data_format(data_format)
     x_shape = tuple(getattr(x_shape, "shape", x_shape))
     packed = weight_shape if type(weight_shape) is PackedConvTranspose2dWeight else None

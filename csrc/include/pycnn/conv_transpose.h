@@ -41,14 +41,15 @@ struct ConvTranspose2dParams {
 // as a direct stride-1 correlation written straight into the output, or (long reductions) as one
 // packed GEMM per tap accumulated into a canvas, then gathered into the output; or, kernels of
 // twice the stride, by Winograd F(3x3, 2x2) (p.algorithm; `Auto` picks). Bias and activation are
-// fused. Throws std::invalid_argument on inconsistent params, or a forced Winograd that does not
-// apply.
-// weight_phases (optional): the same weights split by stride phase, for this call's strides and
-// dilations: for phase r*stride_w + q, group g, a K x O/g row-major matrix whose rows are
-// k = (m, n, c): the m-th row tap kh and n-th column tap kw of the phase, each list in
-// descending order of the taps with kh*dilation_h % stride_h == r (kw: q), and input channel c
-// of the group; matrices in order of phase, then group. Forms that read phase panels read them
-// in place instead of packing them per call.
+// fused. Throws std::invalid_argument on inconsistent params, a forced Winograd that does not
+// apply, or Winograd weights given to a call that does not run Winograd.
+// weight_phases (optional): with p.weight_winograd_given, the weights' Winograd transform
+// (conv_transpose2d_winograd_weights, below; required then); else the same weights split by
+// stride phase, for this call's strides and dilations: for phase r*stride_w + q, group g, a
+// K x O/g row-major matrix whose rows are k = (m, n, c): the m-th row tap kh and n-th column tap
+// kw of the phase, each list in descending order of the taps with kh*dilation_h % stride_h == r
+// (kw: q), and input channel c of the group; matrices in order of phase, then group. Forms that
+// read phase panels read them in place instead of packing them per call.
 void conv_transpose2d(const ConvTranspose2dParams& p, const float* x, const float* weight,
                       const float* bias, float* y, const float* weight_phases = nullptr);
 void conv_transpose2d(const ConvTranspose2dParams& p, const double* x, const double* weight,

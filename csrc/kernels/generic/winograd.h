@@ -83,7 +83,7 @@ void winograd_input_ukernel(const typename V::T* const* rows, int64_t col0, int6
   else winograd_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
 }
 
-// A^T x for the four vectors x[0..3]: Out out. F(2x2, 3x3): A^T = [1 1 1 0; 0 1 -1 -1];
+// A^T x for the four vectors x[0..3]: Out outputs. F(2x2, 3x3): A^T = [1 1 1 0; 0 1 -1 -1];
 // F(3x3, 2x2): A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
 template <class V, int Out>
 inline void winograd_output_1d(const typename V::reg (&x)[4], typename V::reg (&y)[Out]) {
