@@ -352,3 +352,59 @@ def test_matches_torch(case, isa, rng, torch, assert_conv_close):
             if layout == "NHWC":
                 ours = ours.transpose(0, 3, 1, 2)
             assert_conv_close(ours, expected, scale, k, err_msg=f"isa={isa} layout={layout} dtype={np.dtype(dtype)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stride 1 as conv2d: the kernel flipped, its channel axes swapped, padded by dilation*(k-1) - pad.
+
+STRIDE1_CASES = [
+    _case("3x3-pad1", n=2, c=12, o=20, h=9, w=7, k=3, padding=1, activation="relu"),
+    _case("3x3-pad0-grows", c=5, o=3, h=4, w=6, k=3, padding=0),
+    _case("5x5-pad4-crops-to-centre", c=6, o=4, h=7, w=7, k=5, padding=4, activation="tanh"),
+    _case("k(2,3)-per-side-pad", c=4, o=6, h=5, w=6, k=(2, 3), padding=((1, 0), (2, 1))),
+    _case("3x3-dil2-op1", c=3, o=5, h=6, w=5, k=3, dilation=2, padding=1, output_padding=1, activation="silu"),
+    _case("same", c=7, o=9, h=6, w=8, k=4, padding="same"),
+    _case("1x1", c=16, o=24, h=5, w=5, k=1),
+]
+
+
+@pytest.mark.parametrize("case", STRIDE1_CASES)
+def test_stride1_as_conv2d_matches_reference(case, isa, rng, check_transpose):
+    for layout in LAYOUTS:
+        for dtype in DTYPES:
+            x, w, b, params = make_problem(rng, case, layout, dtype)
+            y = check_transpose(x, w, b, algorithm="conv2d", err_msg=f"isa={isa} layout={layout}", **params)
+            direct = pycnn.ops.conv_transpose2d(x, w, b, algorithm="direct", **params)
+            tol = 1e-5 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(stride=2), "a stride other than 1"),
+    (dict(groups=2, weight_shape=(4, 4, 3, 3)), "groups other than 1"),
+    (dict(padding=3), "padding past the kernel's reach"),
+])
+def test_stride1_as_conv2d_rejects_what_it_cannot_compute(kwargs, reason):
+    x = np.zeros((1, 4, 6, 6), np.float32)
+    w = np.zeros(kwargs.pop("weight_shape", (4, 8, 3, 3)), np.float32)
+    with pytest.raises(ValueError, match="algorithm='conv2d' needs stride 1, one group and padding within the "
+                                         "kernel's reach; got " + reason):
+        pycnn.ops.conv_transpose2d(x, w, algorithm="conv2d", **kwargs)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_auto_takes_conv2d_at_stride1_where_it_pays(layout, rng):
+    """3x3 64->64 @56 runs conv2d's Winograd; 256->128 @28 (phase reductions of 2304, past the direct
+    form) conv2d's pick; 32->16 @12 stays on the direct phase form. "auto" gives the named form's bits."""
+    for c, o, h, expect in ((64, 64, 56, "conv2d"), (256, 128, 28, "conv2d"), (32, 32, 12, "direct")):
+        case = dict(n=1, c=c, o=o, h=h, w=h, kh=3, kw=3, stride=1, padding=1, output_padding=None, dilation=1,
+                    groups=1, bias=True, activation=None)
+        x, w, b, params = make_problem(rng, case, layout, np.float32)
+        why = pycnn.ops.explain_conv_transpose2d(x, w, stride=1, padding=1, data_format=layout)
+        assert why.split(":")[0] == expect, why
+        if expect == "conv2d":
+            assert "padded by dilation*(k - 1) - padding; there " in why
+        np.testing.assert_array_equal(pycnn.ops.conv_transpose2d(x, w, b, **params),
+                                      pycnn.ops.conv_transpose2d(x, w, b, **{**params, "algorithm": expect}))
+    why = pycnn.ops.explain_conv_transpose2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert why.startswith("conv2d: at stride 1") and "there winograd: F(2x2, 3x3)" in why

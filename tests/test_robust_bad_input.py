@@ -413,12 +413,10 @@ def test_huge_stride_or_dilation_that_cannot_matter_matches_reference(case):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(raises=(MemoryError, ValueError), strict=True,
-                   reason="known limitation: transposed convolution sizes its padded planes by the dilated "
-                          "kernel extent, so a dilation of 2**31-1 with 'same' padding (valid: only the centre "
-                          "tap lands) cannot be served; the size product overflowed int64 (UBSan) and now "
-                          "raises ValueError")
 def test_transposed_huge_dilation_with_same_padding():
+    """Only the centre tap lands. The phase forms size their padded planes by the dilated kernel's
+    extent (they refuse it: below); at stride 1 "auto" runs conv2d, whose im2col does not."""
+    assert ops.explain_conv_transpose2d(X, WT, dilation=_HUGE, padding="same").startswith("conv2d: at stride 1")
     result = ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
     expected = ops.conv_transpose2d(X, WT[:, :, 1:2, 1:2])  # only the centre tap lands
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
@@ -478,11 +476,16 @@ def test_wide_image_keeps_the_direct_panel(data_format):
 def test_transposed_huge_dilation_refused_by_either_algorithm():
     """32 output channels in NHWC would take the direct phase correlations, whose input panel
     spans the dilated taps: such dilations go to the per-tap GEMMs, which refuse the size,
-    instead of a multi-gigabyte panel (MemoryError before)."""
+    instead of a multi-gigabyte panel (MemoryError before). (At stride 1 "auto" runs conv2d.)"""
     x = np.ones((1, 5, 5, 4), np.float32)
     w = np.ones((3, 3, 32, 4), np.float32)
     with pytest.raises(ValueError, match="overflows 64 bits"):
-        ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC")
+        ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC", algorithm="gemm")
+    with pytest.raises(ValueError, match="algorithm='direct' would build input panels mostly of zeros at this "
+                                         "dilation; use algorithm='gemm' or 'auto'"):
+        ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC", algorithm="direct")
+    np.testing.assert_array_equal(ops.conv_transpose2d(x, w, dilation=_HUGE, padding="same", data_format="NHWC"),
+                                  ops.conv_transpose2d(x, w[1:2, 1:2], data_format="NHWC"))
 
 
 def test_transposed_huge_column_stride_on_the_direct_path():
@@ -518,5 +521,5 @@ def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
         elif op == "separable_conv2d":
             _core.SeparablePlan(geometry, 4, 0, 0, 0.0, False, (2, 4, 7, 7))(X, DW, PW, None,
                                                                              np.empty((2, 4, 7, 7), np.float32))
-        else:
-            ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same")
+        else:  # the phase forms ("auto" runs conv2d at stride 1)
+            ops.conv_transpose2d(X, WT, dilation=_HUGE, padding="same", algorithm="gemm")

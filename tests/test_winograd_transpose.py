@@ -200,7 +200,7 @@ def test_winograd_rejects_what_it_cannot_compute(kwargs, reason):
 
 @pytest.mark.parametrize("algorithm", ["im2col", "fft", None])
 def test_unknown_algorithm_lists_the_choices(algorithm):
-    with pytest.raises(ValueError, match=f"one of 'auto', 'direct', 'gemm', 'winograd'; got {algorithm!r}"):
+    with pytest.raises(ValueError, match=f"one of 'auto', 'direct', 'gemm', 'winograd', 'conv2d'; got {algorithm!r}"):
         pycnn.ops.conv_transpose2d(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 4, 4), np.float32),
                                    stride=2, algorithm=algorithm)
 

@@ -1,6 +1,7 @@
-// conv_transpose2d: two algorithms over the stride-phase split of the full result, and a third,
-// Winograd F(3x3, 2x2) on every phase of a kernel twice the stride, in ops/winograd.cpp
-// (run_conv_transpose at the end picks; choose_conv_transpose2d_algorithm says why).
+// conv_transpose2d: two algorithms over the stride-phase split of the full result; Winograd
+// F(3x3, 2x2) on every phase of a kernel twice the stride, in ops/winograd.cpp; and at stride 1,
+// conv2d with the kernel flipped (stride1_as_conv2d). run_conv_transpose at the end picks;
+// choose_conv_transpose2d_algorithm says why.
 //
 // Input pixel (ih, iw) through tap (kh, kw) lands on full-result cell (ih*sh + kh*dh,
 // iw*sw + kw*dw). Split the full result by stride phase, cell (i*sh + r, j*sw + q) -> phase
@@ -33,6 +34,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -600,6 +602,16 @@ void conv_transpose_direct(const ConvTranspose2dParams& p, const ConvKernels<T>&
 // 371 -> 306; past it, 256->256 @7 (1 MiB) 317 -> 408. In NCHW the direct form also pays two
 // reorders, which few output channels per group cannot carry: 3x3 32->16 @64 direct 56-71,
 // GEMMs 86 (NHWC: direct 92, GEMMs 42); 2x2/2 128->64 @56 direct 106, GEMMs 72-90.
+// The direct form's input panel spans the tile plus the taps' reach: with dilations far past the
+// image (at most one tap of a row lands) it would be mostly zeros (and, at 2**31 - 1, gigabytes);
+// the GEMMs never build it.
+bool direct_panels_mostly_zeros(const ConvTranspose2dParams& p) {
+  int64_t span_w = 0;
+  for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w))
+    span_w = std::max<int64_t>(span_w, ph.k.empty() ? 0 : (int64_t)(ph.k.size() - 1) * ph.step);
+  return span_w > p.w + p.ow;
+}
+
 bool direct_transpose_pays(const ConvTranspose2dParams& p, std::string* why = nullptr) {
   auto reject = [&](const auto& reason) {
     if (why) *why = reason();
@@ -607,15 +619,10 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p, std::string* why = nu
   };
   if (p.layout == Layout::NCHW && p.o / p.groups < 32)
     return reject([] { return "NCHW with fewer than 32 output channels per group cannot carry its two reorders"; });
-  int64_t taps_h = 0, taps_w = 0, span_w = 0;
+  int64_t taps_h = 0, taps_w = 0;
   for (const PhaseTaps& ph : phase_taps(p.kh, p.stride_h, p.dilation_h)) taps_h = std::max<int64_t>(taps_h, (int64_t)ph.k.size());
-  for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w)) {
-    taps_w = std::max<int64_t>(taps_w, (int64_t)ph.k.size());
-    span_w = std::max<int64_t>(span_w, ph.k.empty() ? 0 : (int64_t)(ph.k.size() - 1) * ph.step);
-  }
-  // The input panel spans the tile plus the taps' reach: with dilations far past the image
-  // (at most one tap of a row lands) it would be mostly zeros; the GEMMs never build it.
-  if (span_w > p.w + p.ow) return reject([] { return "its input panels would be mostly zeros at this dilation"; });
+  for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w)) taps_w = std::max<int64_t>(taps_w, (int64_t)ph.k.size());
+  if (direct_panels_mostly_zeros(p)) return reject([] { return "its input panels would be mostly zeros at this dilation"; });
   // As conv2d's direct form (choose_conv2d_algorithm): K up to 768, or up to 1536 while a
   // phase's weights for the group stay within 640 KiB of float32 (L2 room beside the panels).
   const int64_t K = taps_h * taps_w * (p.c / p.groups);
@@ -632,6 +639,48 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p, std::string* why = nu
 // with few output channels the NHWC tiles are mostly idle: 3x3 32->16 @64 214 vs 313,
 // 3x3/2 64->8 @64 213 vs 453, 4x4/2 256->24 @28 457 vs 562.
 bool nchw_takes_nhwc_gemms(const ConvTranspose2dParams& p) { return p.o / p.groups >= 64; }
+
+// A stride-1 transposed convolution is the convolution of the input with the kernel flipped and
+// its channel axes swapped, padded by dilation*(k - 1) - pad on top (left), the rest below
+// (right): conv2d's params for it, if both paddings come out non-negative and there is one group
+// (conv2d's grouped forms are no faster than the phase forms).
+bool stride1_as_conv2d(const ConvTranspose2dParams& p, Conv2dParams* q, std::string* why = nullptr) {
+  auto reject = [&](const char* reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (p.stride_h != 1 || p.stride_w != 1) return reject("a stride other than 1");
+  if (p.groups != 1) return reject("groups other than 1");
+  const int64_t reach_h = p.dilation_h * (p.kh - 1), reach_w = p.dilation_w * (p.kw - 1);
+  const int64_t top = reach_h - p.pad_top, left = reach_w - p.pad_left;
+  if (top < 0 || left < 0 || p.oh + reach_h - p.h - top < 0 || p.ow + reach_w - p.w - left < 0)
+    return reject("padding past the kernel's reach");
+  if (q) {
+    q->n = p.n, q->c = p.c, q->h = p.h, q->w = p.w, q->o = p.o, q->kh = p.kh, q->kw = p.kw;
+    q->oh = p.oh, q->ow = p.ow, q->stride_h = q->stride_w = 1;
+    q->dilation_h = p.dilation_h, q->dilation_w = p.dilation_w, q->pad_top = top, q->pad_left = left;
+    q->groups = 1, q->layout = p.layout, q->activation = p.activation, q->activation_param = p.activation_param;
+  }
+  return true;
+}
+
+// conv2d's weights for stride1_as_conv2d: NCHW (C, O, KH, KW) -> (O, C, KH, KW), NHWC
+// (KH, KW, O, C) -> (KH, KW, C, O), each tap flipped in both dimensions.
+template <class T>
+void flipped_conv2d_weights(const ConvTranspose2dParams& p, const ConvKernels<T>& kn, const T* w, T* w2) {
+  const int64_t KK = p.kh * p.kw;
+  if (p.layout == Layout::NCHW) {
+    constexpr int64_t B = 16;  // blocks of channels: reads and writes both stay on a few lines
+    for (int64_t o0 = 0; o0 < p.o; o0 += B)
+      for (int64_t c0 = 0; c0 < p.c; c0 += B)
+        for (int64_t o = o0; o < std::min(p.o, o0 + B); ++o)
+          for (int64_t c = c0; c < std::min(p.c, c0 + B); ++c)
+            for (int64_t t = 0; t < KK; ++t) w2[(o * p.c + c) * KK + t] = w[(c * p.o + o) * KK + KK - 1 - t];
+  } else {
+    for (int64_t t = 0; t < KK; ++t)  // tap t's (O, C) block -> flipped tap's (C, O) block
+      transpose_blocks(kn, w + (KK - 1 - t) * p.o * p.c, p.c, p.o, p.c, w2 + t * p.c * p.o, p.o);
+  }
+}
 
 template <class T>
 void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, const T* bias, T* y,
@@ -657,6 +706,20 @@ void run_conv_transpose(const ConvTranspose2dParams& p, const T* x, const T* w, 
     if (p.weight_winograd_given) w_phases = nullptr;
     algo = direct_transpose_pays(p) ? ConvTransposeAlgorithm::Direct : ConvTransposeAlgorithm::Gemm;
   }
+  if (algo == ConvTransposeAlgorithm::Conv2d) {
+    Conv2dParams q;
+    std::string rejected;
+    if (!stride1_as_conv2d(p, &q, &rejected))
+      throw std::invalid_argument("conv_transpose2d: algorithm='conv2d' needs stride 1, one group and padding "
+                                  "within the kernel's reach; got " + rejected);
+    Workspace<T> flipped((size_t)(p.c * p.o * p.kh * p.kw), 1);
+    flipped_conv2d_weights(p, kn, w, flipped.data());
+    conv2d(q, x, flipped.data(), bias, y);
+    return;
+  }
+  if (algo == ConvTransposeAlgorithm::Direct && direct_panels_mostly_zeros(p))
+    throw std::invalid_argument("conv_transpose2d: algorithm='direct' would build input panels mostly of zeros "
+                                "at this dilation; use algorithm='gemm' or 'auto'");
   if (algo == ConvTransposeAlgorithm::Direct) conv_transpose_direct(p, kn, x, w, w_phases, bias, y);
   else if (p.layout == Layout::NCHW && !nchw_takes_nhwc_gemms(p)) conv_transpose_nchw(p, kn, kd, x, w, bias, y);
   else conv_transpose_nhwc(p, kn, kd, x, w, w_phases, bias, y);
@@ -679,6 +742,17 @@ ConvTransposeAlgorithm choose_conv_transpose2d_algorithm(const ConvTranspose2dPa
              (nchw ? std::string(" (NCHW: rows of tiles go through NHWC buffers)") : std::string()) +
              "; direct and gemm rejected: 2.25x the multiply-adds";
     });
+  // Stride 1: conv2d where it runs Winograd, or where the phase forms would take the GEMMs.
+  Conv2dParams q;
+  if (stride1_as_conv2d(p, &q)) {
+    std::string conv2d_why;
+    const ConvAlgorithm a = choose_conv2d_algorithm(q, why ? &conv2d_why : nullptr);
+    if (a == ConvAlgorithm::Winograd || !direct_transpose_pays(p))
+      return pick(ConvTransposeAlgorithm::Conv2d, [&] {
+        return "conv2d: at stride 1, a convolution with the kernel flipped, padded by dilation*(k - 1) - padding; "
+               "there " + conv2d_why;
+      });
+  }
   auto winograd_rejected = [&] {
     std::string reason;
     if (!winograd_transpose_applies(p, &reason)) return "; winograd rejected: " + reason;

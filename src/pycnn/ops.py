@@ -440,7 +440,7 @@ def explain_conv2d(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, gr
 # skip the typed-key conversion).
 _DEPTHWISE_OPTION_TYPES = (int, int, int, type(None), str)
 _TRANSPOSE_OPTION_TYPES = (int, int, type(None), int, int, type(None), str, str)
-_TRANSPOSE_ALGORITHMS = {"auto": 0, "direct": 1, "gemm": 2, "winograd": 3}
+_TRANSPOSE_ALGORITHMS = {"auto": 0, "direct": 1, "gemm": 2, "winograd": 3, "conv2d": 4}
 
 
 def _depthwise_key(x, weight, bias, stride, padding, dilation, activation, data_format):
@@ -655,10 +655,11 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     (an omitted output_padding gives out = in*stride for "same"). output_padding must be smaller
     than the stride or the dilation.
     algorithm: "auto", "direct" (each stride phase a correlation on the direct kernels), "gemm"
-    (a GEMM per kernel tap) or "winograd" (F(3x3, 2x2) on every stride phase: a kernel of twice
+    (a GEMM per kernel tap), "winograd" (F(3x3, 2x2) on every stride phase: a kernel of twice
     the stride, e.g. 4x4 at stride 2, no dilation, one group; a non-finite value makes the call
-    recompute by another form, so Inf/NaN propagate as in a direct sum); "auto" picks per shape
-    (see explain_conv_transpose2d).
+    recompute by another form, so Inf/NaN propagate as in a direct sum) or "conv2d" (stride 1,
+    one group, padding within the dilated kernel: conv2d with the kernel flipped, as conv2d's
+    "auto" runs it); "auto" picks per shape (see explain_conv_transpose2d).
     """
     tw = type(weight)
     key = None if tw is not np.ndarray and tw is not PackedConvTranspose2dWeight else _plan_key(
@@ -673,7 +674,8 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
     try:
         algo = _TRANSPOSE_ALGORITHMS[algorithm]
     except (KeyError, TypeError):
-        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'gemm', 'winograd'; got {algorithm!r}") from None
+        raise ValueError(f"algorithm must be one of 'auto', 'direct', 'gemm', 'winograd', 'conv2d'; "
+                         f"got {algorithm!r}") from None
     act, act_param, _ = _args.activation(activation)
     if tw is PackedConv2dWeight:
         raise TypeError("weight is a PackedConv2dWeight (for conv2d); conv_transpose2d takes an array or a "

@@ -12,8 +12,10 @@
 namespace pycnn {
 
 // Direct: each stride phase a correlation on the direct microkernel; Gemm: one GEMM per tap into a
-// canvas; Winograd: F(3x3, 2x2) on every phase (kernels of twice the stride, no dilation, one group).
-enum class ConvTransposeAlgorithm : int { Auto = 0, Direct = 1, Gemm = 2, Winograd = 3 };
+// canvas; Winograd: F(3x3, 2x2) on every phase (kernels of twice the stride, no dilation, one group);
+// Conv2d: stride 1 and one group, as conv2d with the kernel flipped (whichever algorithm conv2d's
+// `Auto` picks, Winograd for 3x3).
+enum class ConvTransposeAlgorithm : int { Auto = 0, Direct = 1, Gemm = 2, Winograd = 3, Conv2d = 4 };
 
 // Input pixel (i, j) through tap (a, b) adds x * w to output (i*stride_h + a*dilation_h - pad_top,
 // j*stride_w + b*dilation_w - pad_left); contributions outside [0, oh) x [0, ow) are dropped,
