@@ -619,10 +619,13 @@ bool direct_transpose_pays(const ConvTranspose2dParams& p, std::string* why = nu
   };
   if (p.layout == Layout::NCHW && p.o / p.groups < 32)
     return reject([] { return "NCHW with fewer than 32 output channels per group cannot carry its two reorders"; });
+  if (direct_panels_mostly_zeros(p))
+    return reject([] { return "its input panels would be mostly zeros at this dilation"; });
   int64_t taps_h = 0, taps_w = 0;
-  for (const PhaseTaps& ph : phase_taps(p.kh, p.stride_h, p.dilation_h)) taps_h = std::max<int64_t>(taps_h, (int64_t)ph.k.size());
-  for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w)) taps_w = std::max<int64_t>(taps_w, (int64_t)ph.k.size());
-  if (direct_panels_mostly_zeros(p)) return reject([] { return "its input panels would be mostly zeros at this dilation"; });
+  for (const PhaseTaps& ph : phase_taps(p.kh, p.stride_h, p.dilation_h))
+    taps_h = std::max<int64_t>(taps_h, (int64_t)ph.k.size());
+  for (const PhaseTaps& ph : phase_taps(p.kw, p.stride_w, p.dilation_w))
+    taps_w = std::max<int64_t>(taps_w, (int64_t)ph.k.size());
   // As conv2d's direct form (choose_conv2d_algorithm): K up to 768, or up to 1536 while a
   // phase's weights for the group stay within 640 KiB of float32 (L2 room beside the panels).
   const int64_t K = taps_h * taps_w * (p.c / p.groups);
