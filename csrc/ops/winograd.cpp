@@ -22,6 +22,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 
 #include "core/dispatch.h"
@@ -186,6 +187,10 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
   Workspace<T> band(nchw ? (size_t)(band_rows * g.w * C) : 0, threads),
       out_rows(nchw ? (size_t)(g.out_step * row_tiles * g.ow * g.o) : 0, threads);
   std::atomic<bool> finite{true};
+  // Tiles are numbered image-major, then row-major: tile -> (image, tile row, tile column).
+  auto tile_at = [&](int64_t tile) {
+    return std::array<int64_t, 3>{tile / (g.tiles_h * g.tiles_w), tile / g.tiles_w % g.tiles_h, tile % g.tiles_w};
+  };
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
@@ -201,8 +206,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     // output_pixel(n, oy, ox) the output pixel's NHWC channels.
     auto run_block = [&](int64_t t0, int64_t bt, const auto& input_row, const auto& output_pixel) {
       for (int64_t t = 0; t < bt; ++t) {
-        const int64_t tile = t0 + t, n = tile / (g.tiles_h * g.tiles_w), th = tile / g.tiles_w % g.tiles_h,
-                      tw = tile % g.tiles_w;
+        const auto [n, th, tw] = tile_at(t0 + t);
         const T* rows[4];
         for (int64_t r = 0; r < 4; ++r) rows[r] = input_row(n, g.row0 + g.step * th + r);
         kn.winograd.input(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * C, (size_t)(TB * C));
@@ -216,8 +220,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
                      (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
         }
         for (int64_t t = 0; t < bt; ++t) {
-          const int64_t tile = t0 + t, n = tile / (g.tiles_h * g.tiles_w), th = tile / g.tiles_w % g.tiles_h,
-                        tw = tile % g.tiles_w;
+          const auto [n, th, tw] = tile_at(t0 + t);
           all_finite &= write_tile(n, th, tw, mb + t * NR, (size_t)(TB * NR), np * NR, nr, output_pixel);
         }
       }
@@ -295,7 +298,7 @@ namespace {
 // multiple of 4 KiB, where storing to all 16 per channel thrashed one L1 set.
 template <class T>
 void conv_transpose_winograd_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
-                           int64_t c1, T* u) {
+                                  int64_t c1, T* u) {
   constexpr int64_t kChunk = 256 / sizeof(T);  // 20 KiB of stack in all
   const int64_t phases = sh * sw, cols = phases * O, ldu = winograd_weights_stride(cols), KH = 2 * sh, KW = 2 * sw;
   T tap[kWeightChannels][4][kChunk], planes[16][kChunk];

@@ -23,9 +23,10 @@ bool winograd_pays(const Conv2dParams& p);
 
 // y = act(conv(x, w) + bias) for a p that winograd_applies accepts. w: OIHW (NCHW) or HWIO
 // (NHWC). prepared: with p.weight_winograd_given the transformed weights
-// (conv2d_winograd_weights); else, NCHW with p.weight_hwio_given, the weights as HWIO; else null. Returns false, with y overwritten, when some value before the epilogue came
-// out non-finite: the transforms mix a tile's inputs, so an Inf among them can turn outputs
-// that read it into NaN (inf - inf) where a direct sum gives Inf; the caller then recomputes
+// (conv2d_winograd_weights); else, NCHW with p.weight_hwio_given, the weights as HWIO; else
+// null. Returns false, with y overwritten, when some value before the epilogue came out
+// non-finite: the transforms mix a tile's inputs, so an Inf among them can turn outputs that
+// read it into NaN (inf - inf) where a direct sum gives Inf; the caller then recomputes
 // directly, so non-finite data propagates exactly as in the other algorithms.
 template <class T>
 bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,

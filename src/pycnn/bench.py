@@ -132,6 +132,17 @@ def _ort_session(ort, node, inputs, output_shape, threads):
     return run
 
 
+def _winograd_note(explain, layouts, kw, form, direct) -> str:
+    """The line under a layer that "auto" runs by Winograd in some layout ("" if in none): which
+    layouts, and that its rates count the direct form's multiply-adds. explain: ops.explain_conv2d
+    or ops.explain_conv_transpose2d; layouts: (layout, x, packed weight) triples."""
+    winograd = [layout for layout, x, w in layouts if explain(x, w, data_format=layout, **kw).startswith("winograd")]
+    if not winograd:
+        return ""
+    return (f"{' and '.join(winograd)}: Winograd {form}; GFLOP/s and % peak count a direct {direct}'s "
+            f"multiply-adds, 2.25x the ones it does")
+
+
 def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
     rng = np.random.default_rng(0)
     cases = []
@@ -153,11 +164,8 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
-        winograd = [layout for layout, (xl, wl) in (("NCHW", (x, pw)), ("NHWC", (xn, pwn)))
-                    if ops.explain_conv2d(xl, wl, data_format=layout, **kw).startswith("winograd")]
-        if winograd:
-            case.note = (f"{' and '.join(winograd)}: Winograd F(2x2, 3x3); GFLOP/s and % peak count a direct "
-                         f"convolution's multiply-adds, 2.25x the ones it does")
+        case.note = _winograd_note(ops.explain_conv2d, (("NCHW", x, pw), ("NHWC", xn, pwn)), kw, "F(2x2, 3x3)",
+                                   "convolution")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             tx_cl = tx.contiguous(memory_format=torch.channels_last)
@@ -332,11 +340,8 @@ def transpose_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv_transpose2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv_transpose2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv_transpose2d(x, w, b, **kw)
-        winograd = [layout for layout, (xl, wl) in (("NCHW", (x, pw)), ("NHWC", (xn, pwn)))
-                    if ops.explain_conv_transpose2d(xl, wl, data_format=layout, **kw).startswith("winograd")]
-        if winograd:
-            case.note = (f"{' and '.join(winograd)}: Winograd F(3x3, 2x2) per stride phase; GFLOP/s and % peak count "
-                         f"a direct transposed convolution's multiply-adds, 2.25x the ones it does")
+        case.note = _winograd_note(ops.explain_conv_transpose2d, (("NCHW", x, pw), ("NHWC", xn, pwn)), kw,
+                                   "F(3x3, 2x2) per stride phase", "transposed convolution")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             for label, t in (("torch NCHW", tx), ("torch NHWC", tx.contiguous(memory_format=torch.channels_last))):
