@@ -1,12 +1,15 @@
-"""conv2d by Winograd F(2x2, 3x3) (algorithm="winograd", and where "auto" picks it) against the
-float64 reference, the direct algorithm and PyTorch where importable, on every ISA."""
+"""conv2d by Winograd (algorithm="winograd", and where "auto" picks it): F(2x2, 3x3) at stride 1,
+F(3x3, 2x2) on the input's 2x2 phases at stride 2, against the float64 reference, the direct
+algorithm and PyTorch where importable, on every ISA."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import pycnn
 import pycnn.ops
+import pycnn.reference
 from helpers import to_layout
 
 LAYOUTS = ["NCHW", "NHWC"]
@@ -93,15 +96,16 @@ def test_winograd_non_finite_values_propagate_as_direct(bad, layout, isa, rng):
 
 @pytest.mark.parametrize("kwargs, reason", [
     (dict(weight_shape=(8, 4, 5, 5)), "got a 5x5 kernel"),
-    (dict(stride=2), "got a stride other than 1"),
+    (dict(stride=3), r"got stride \(3, 3\) \(1 or 2, the same both ways\)"),
+    (dict(stride=(2, 1)), r"got stride \(2, 1\)"),
     (dict(dilation=2), "got a dilation other than 1"),
     (dict(groups=2, weight_shape=(8, 2, 3, 3)), "got groups other than 1"),
 ])
 def test_winograd_rejects_what_it_cannot_compute(kwargs, reason):
     x = np.zeros((1, 4, 12, 12), np.float32)
     w = np.zeros(kwargs.pop("weight_shape", (8, 4, 3, 3)), np.float32)
-    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation and one "
-                                         "group; " + reason):
+    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1 or 2, no dilation and "
+                                         "one group; " + reason):
         pycnn.ops.conv2d(x, w, algorithm="winograd", **kwargs)
 
 
@@ -150,15 +154,15 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
     packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
     assert pycnn.ops.explain_conv2d(x, w, data_format=layout).startswith("direct")
     assert pycnn.ops.explain_conv2d(x, packed, data_format=layout).startswith("winograd")
-    assert packed._winograd_made is None  # made by the first call that runs Winograd, not by explain
+    assert not packed._winograd_made  # made by the first call that runs Winograd, not by explain
     expected = check_conv2d(x, w, b, data_format=layout, algorithm="winograd", err_msg=f"isa={isa}")
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, data_format=layout), expected)
-    u = packed._winograd_made
+    u = packed._winograd_made[1]
     assert u.shape == (16, 32, 64) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
     # Another packed copy of the weight reuses the cached plan, which reads its transform: made then.
     again = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, again, b, data_format=layout), expected)
-    assert again._winograd_made is not None and again._winograd_made is not u
+    assert again._winograd_made[1] is not u
     for kwargs in (dict(stride=2), dict(algorithm="direct"), dict(padding=2, dilation=2)):
         # (the same algorithm, but an NCHW packed weight's HWIO copy may choose another reorder)
         expected = check_conv2d(x, w, b, data_format=layout, err_msg=str(kwargs), **kwargs)
@@ -177,7 +181,7 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
 def test_packed_weights_transform_only_3x3_single_group(rng):
     packed = pycnn.ops.pack_conv2d_weight(np.ones((1, 1, 3, 3), np.float32))
     pycnn.ops.conv2d(np.ones((1, 1, 8, 8), np.float32), packed)  # direct: nothing transformed
-    assert packed._winograd_made is None
+    assert not packed._winograd_made
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 4, 5, 5), np.float32))._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 2, 3, 3), np.float32), groups=2)._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((3, 3, 4, 70), np.float32), data_format="NHWC")._winograd.shape == (
@@ -196,3 +200,180 @@ def test_core_refuses_winograd_weights_for_another_algorithm():
             x, w, None, None, u[:1, :1])
     with pytest.raises(ValueError, match="HWIO or Winograd-transformed, not both"):
         pycnn._core.Conv2dPlan(geometry, 0, 0, 0.0, 3, True, weight_winograd_given=True)
+
+
+# Stride 2: tiles of 3x3 outputs from each input phase's 4x4 patch, every 6 input pixels. Output
+# sizes 0, 1 and 2 past a multiple of 3 (partial tile rows and columns), one output row or column
+# (its stride counts as 1 in the call's geometry; Winograd runs it at 2), odd and even inputs (a
+# phase one pixel shorter), paddings that start the patches on odd columns (each phase read from
+# the other parity), TensorFlow's asymmetric "same", one output pixel, partial GEMM panels and
+# vectors, and batches.
+STRIDED_CASES = [
+    dict(n=1, c=16, o=64, h=12, w=12, padding=1),
+    dict(n=1, c=3, o=5, h=5, w=5, padding=1),
+    dict(n=2, c=17, o=70, h=13, w=16, padding=0),
+    dict(n=1, c=24, o=40, h=4, w=12, padding=0),
+    dict(n=2, c=18, o=16, h=12, w=4, padding="valid"),
+    dict(n=3, c=20, o=33, h=9, w=14, padding=2),
+    dict(n=1, c=40, o=24, h=16, w=11, padding="same"),
+    dict(n=2, c=32, o=80, h=15, w=20, padding=((0, 2), (1, 0))),
+    dict(n=1, c=129, o=20, h=7, w=19, padding=((2, 1), (0, 1))),
+    dict(n=1, c=64, o=128, h=28, w=28, padding=1),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", STRIDED_CASES,
+                         ids=lambda c: "{n}x{c}->{o}@{h}x{w}-p{padding}".format(**c).replace(" ", ""))
+def test_strided_winograd_matches_reference(case, dtype, layout, isa, rng, check_conv2d):
+    x, w, b = problem(rng, case["n"], case["c"], case["o"], case["h"], case["w"], dtype, layout)
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    for bias, activation in ((None, None), (b, "relu"), (b, "silu")):
+        kwargs = dict(stride=2, padding=case["padding"], activation=activation, data_format=layout)
+        y = check_conv2d(x, w, bias, algorithm="winograd", err_msg=f"isa={isa}", **kwargs)
+        direct = pycnn.ops.conv2d(x, w, bias, algorithm="direct", **kwargs)
+        tol = 2e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
+        # The packed transform gives the same bits as the per-call one.
+        np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, bias, algorithm="winograd", **kwargs), y)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_strided_winograd_threads_agree(threads, layout, rng, restore_threads):
+    x, w, b = problem(rng, 2, 48, 72, 61, 50, layout=layout)
+    pycnn.set_num_threads(1)
+    one = pycnn.ops.conv2d(x, w, b, stride=2, padding=1, data_format=layout, algorithm="winograd")
+    pycnn.set_num_threads(threads)
+    np.testing.assert_array_equal(
+        pycnn.ops.conv2d(x, w, b, stride=2, padding=1, data_format=layout, algorithm="winograd"), one)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_conv2d):
+    """A packed 3x3 weight makes the stride-2 transform (4 phases: 64/9 of the weights) on the
+    first stride-2 call that runs Winograd, next to the stride-1 one; "auto" takes stride-2
+    Winograd only with it (each call transforming the weights was slower), and an output
+    written to out= is the same."""
+    x, w, b = problem(rng, 1, 64, 128, 56, 56, dtype, layout)
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    kwargs = dict(stride=2, padding=1, data_format=layout)
+    assert pycnn.ops.explain_conv2d(x, w, **kwargs).split(":")[0] in ("direct", "im2col")
+    why = pycnn.ops.explain_conv2d(x, packed, **kwargs)
+    assert why.startswith("winograd: F(3x3, 2x2) on each of the input's 2x2 stride phases, 49 multiplies")
+    assert why.endswith("direct and im2col rejected: 1.65x the multiply-adds")
+    assert not packed._winograd_made
+    expected = check_conv2d(x, w, b, algorithm="winograd", **kwargs)
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, **kwargs), expected)
+    u = packed._winograd_made[2]
+    assert list(packed._winograd_made) == [2]
+    assert u.shape == (16, 4 * 64, 128) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
+    out = np.full_like(expected, np.nan)
+    assert pycnn.ops.conv2d(x, packed, b, out=out, **kwargs) is out
+    np.testing.assert_array_equal(out, expected)
+    # Stride 1 with the same packed weight: its own transform, and the stride-2 one is kept.
+    one = pycnn.ops.conv2d(x, packed, b, padding=1, data_format=layout, algorithm="winograd")
+    np.testing.assert_array_equal(one, pycnn.ops.conv2d(x, w, b, padding=1, data_format=layout, algorithm="winograd"))
+    assert sorted(packed._winograd_made) == [1, 2] and packed._winograd_made[2] is u
+    assert packed._winograd_made[1].shape == (16, 64, 128)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_strided_winograd_non_finite_values_propagate_as_direct(bad, layout, isa, rng):
+    """As at stride 1, with the per-call and the packed transform, the bad value inside a tile, on
+    the row and column two tiles share, and in the last row and column."""
+    x, w, b = problem(rng, 1, 16, 64, 14, 14)
+    for where in ((0, 3, 4, 5), (0, 3, 7, 7), (0, 0, 13, 13)):
+        xi = x.copy()
+        xi[where] = bad
+        w2 = w.copy()
+        w2[2, 1, 2, 1] = bad
+        for xa, wa in ((xi, w), (x, w2)):
+            xa, wa = to_layout(xa, wa, layout)
+            direct = pycnn.ops.conv2d(xa, wa, b, stride=2, padding=1, data_format=layout, algorithm="direct")
+            assert not np.isfinite(direct).all()
+            for weight in (wa, pycnn.ops.pack_conv2d_weight(wa, data_format=layout)):
+                y = pycnn.ops.conv2d(xa, weight, b, stride=2, padding=1, data_format=layout, algorithm="winograd")
+                np.testing.assert_array_equal(y, direct, err_msg=str(where))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_strided_winograd_matches_torch(layout, rng, torch):
+    x, w, b = problem(rng, 2, 32, 64, 29, 30)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                          stride=2, padding=1).numpy()
+    xl, wl = to_layout(x, w, layout)
+    y = pycnn.ops.conv2d(xl, pycnn.ops.pack_conv2d_weight(wl, data_format=layout), b, stride=2, padding=1,
+                         data_format=layout, algorithm="winograd")
+    if layout == "NHWC":
+        y = y.transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_takes_strided_winograd_where_it_pays():
+    def explain(x_shape, c, o, **kwargs):
+        w = pycnn.ops.pack_conv2d_weight(np.zeros((3, 3, c, o), np.float32), data_format="NHWC")
+        return pycnn.ops.explain_conv2d(x_shape, w, stride=2, padding=1, data_format="NHWC", **kwargs)
+
+    assert explain((1, 56, 56, 128), 128, 256).startswith("winograd: F(3x3, 2x2)")
+    assert explain((1, 112, 112, 32), 32, 64).startswith("winograd")
+    assert explain((8, 28, 28, 64), 64, 128).startswith("winograd")
+    # Few tiles (25), few output channels, many input channels (small blocks, a large U), or a
+    # stride other than 2 both ways: not Winograd.
+    assert not explain((1, 28, 28, 128), 128, 128).startswith("winograd")
+    assert not explain((1, 56, 56, 32), 32, 32).startswith("winograd")
+    assert not explain((1, 56, 56, 256), 256, 512).startswith("winograd")
+    assert not explain((1, 56, 56, 8), 8, 64).startswith("winograd")
+    w = pycnn.ops.pack_conv2d_weight(np.zeros((3, 3, 128, 256), np.float32), data_format="NHWC")
+    assert not pycnn.ops.explain_conv2d((1, 56, 56, 128), w, stride=(2, 1), padding=1,
+                                        data_format="NHWC").startswith("winograd")
+
+
+def test_core_winograd_weights_take_stride_1_or_2():
+    w = np.zeros((8, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="conv2d_winograd_weights: stride must be 1 or 2"):
+        pycnn._core.conv2d_winograd_weights(w, 0, 3, np.zeros((16, 36, 64), np.float32))
+    with pytest.raises(ValueError, match="u: has 4096 elements, expected 16384"):
+        pycnn._core.conv2d_winograd_weights(w, 0, 2, np.zeros((16, 4, 64), np.float32))
+
+
+@st.composite
+def winograd_problems(draw):
+    stride = draw(st.sampled_from([1, 2]))
+    kind = draw(st.sampled_from(["int", "sides", "valid", "same"]))
+    if kind == "int":
+        padding = draw(st.integers(0, 3))
+    elif kind == "sides":
+        padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    else:
+        padding = kind
+    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 20)), o=draw(st.integers(1, 70)),
+                h=draw(st.integers(1, 16)), w=draw(st.integers(1, 16)), stride=stride, padding=padding,
+                activation=draw(st.sampled_from([None, "relu", "sigmoid"])), layout=draw(st.sampled_from(LAYOUTS)),
+                dtype=draw(st.sampled_from([np.float32, np.float64])), bias=draw(st.booleans()),
+                packed=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)))
+
+
+@given(problem=winograd_problems())
+def test_hypothesis_winograd_matches_reference(problem, isa, check_conv2d):
+    """Any size, padding and channel count at strides 1 and 2, plain or packed weights."""
+    p = problem
+    x, w, b = problem_of(np.random.default_rng(p["seed"]), p)
+    params = dict(stride=p["stride"], padding=p["padding"], activation=p["activation"], data_format=p["layout"])
+    try:
+        pycnn.reference.conv2d(x, w, b, **params)
+    except ValueError:  # a kernel larger than the padded input: refused alike
+        with pytest.raises(ValueError, match="kernel"):
+            pycnn.ops.conv2d(x, w, b, algorithm="winograd", **params)
+        return
+    weight = pycnn.ops.pack_conv2d_weight(w, data_format=p["layout"]) if p["packed"] else w
+    y = pycnn.ops.conv2d(x, weight, b, algorithm="winograd", **params)
+    np.testing.assert_array_equal(check_conv2d(x, w, b, algorithm="winograd", err_msg=f"isa={isa} {p}", **params), y)
+
+
+def problem_of(rng, p):
+    x, w, b = problem(rng, p["n"], p["c"], p["o"], p["h"], p["w"], p["dtype"], p["layout"])
+    return x, w, b if p["bias"] else None

@@ -1,7 +1,9 @@
 // Winograd convolutions on one engine (run_winograd): the transforms are microkernels
 // (kernels/generic/winograd.h), the 16 products per tile summed over input channels run on the
 // GEMM microkernel.
-//  - conv2d, F(2x2, 3x3): tiles of 2x2 outputs from 4x4 input patches every 2 pixels.
+//  - conv2d, F(2x2, 3x3): tiles of 2x2 outputs from 4x4 input patches every 2 pixels; at stride
+//    2, F(3x3, 2x2) on each of the input's 2x2 phases: tiles of 3x3 outputs from a 4x4 patch of
+//    each phase (8x8 input pixels) every 6 pixels, the phases summed by the GEMM.
 //  - conv_transpose2d, F(3x3, 2x2) on every stride phase (kernel 2s x 2s, stride s): one 4x4
 //    input patch every 3 pixels feeds 3x3 cells of each of the s*s phases (3s x 3s outputs),
 //    through one input transform and one GEMM over all phases' output channels.
@@ -34,6 +36,16 @@
 
 namespace pycnn {
 
+namespace {
+
+// The stride a Winograd call runs at: one over a single output row (column) does not matter, and
+// counts as the other.
+int64_t winograd_stride_of(const Conv2dParams& p) { return p.oh == 1 ? p.stride_w : p.stride_h; }
+
+}  // namespace
+
+int64_t conv2d_winograd_stride(const Conv2dParams& p) { return winograd_applies(p) ? winograd_stride_of(p) : 0; }
+
 bool winograd_applies(const Conv2dParams& p, std::string* why) {
   auto reject = [&](const auto& reason) {
     if (why) *why = reason();
@@ -43,7 +55,11 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
     return reject([&] {
       return "a " + std::to_string(p.kh) + "x" + std::to_string(p.kw) + " kernel (Winograd F(2x2, 3x3) is for 3x3)";
     });
-  if (p.stride_h != 1 || p.stride_w != 1) return reject([] { return "a stride other than 1"; });
+  if (winograd_stride_of(p) > 2 || (p.stride_h != p.stride_w && p.oh > 1 && p.ow > 1))
+    return reject([&] {
+      return "stride (" + std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) +
+             ") (1 or 2, the same both ways)";
+    });
   if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
   if (p.groups != 1) return reject([] { return "groups other than 1"; });
   return true;
@@ -61,7 +77,21 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // 489 -> 329; 32 @14 13.3 -> 10.5 / 15.0 -> 14.3; 64 @7 (16 tiles) 13.7 -> 12.0 / 17.4 -> 13.3;
 // 256 @7 155 -> 115 / 166 -> 147; 64->128 @5 (9 tiles) 13.2 -> 12.0 / 14.6 -> 13.7. Slower: 512
 // @7 (16 MiB of U streamed for 16 tiles) 537 -> 621 / 535 -> 806.
+//
+// Stride 2 (F(3x3, 2x2) on the input's phases; tiles of 3x3 outputs; U 64/9 of the weights),
+// measured the same way with packed weights: 3x3/2 128->256 @56 (100 tiles) 909 -> 760 / 915 ->
+// 820 (NHWC / NCHW); 64->128 @56 235 -> 212 / 258 -> 228; 64->128 @112 910 -> 714 / 977 -> 849;
+// 32->64 @112 234 -> 204 / 261 -> 229; batch 8 of 64->128 @28 465 -> 408 / 489 -> 463; 64->64 @32
+// (36 tiles) 39 -> 40 / 49 -> 46. Slower with few tiles, few output channels (half of a GEMM
+// panel idle) or a U that streams from past L3 for small blocks (V is 4x a stride-1 tile's, so
+// 256 input channels leave 12 tiles a block): 128->128 @28 (25 tiles) 118 -> 130, 32->32 @56
+// 35 -> 37, 256->512 @56 3723 -> 6034, 256->256 @14 130 -> 214. Each call transforming the
+// weights was slower nearly everywhere (64->128 @56 237 -> 285): never.
 bool winograd_pays(const Conv2dParams& p) {
+  if (winograd_stride_of(p) == 2) {
+    const int64_t tiles = p.n * ceil_div(p.oh, 3) * ceil_div(p.ow, 3);
+    return p.weight_winograd_given && p.c >= 16 && p.c <= 128 && p.o >= 64 && p.c * p.o <= 32768 && tiles >= 36;
+  }
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
   if (p.c < 16 || p.o < 16) return false;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
@@ -107,15 +137,6 @@ void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64
 
 int64_t winograd_weights_stride(int64_t o) { return round_up(o, 64); }
 
-void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const float* w, float* u) {
-  FlushDenormals ftz;
-  winograd_weight_rows(kernels_for<float>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
-}
-void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const double* w, double* u) {
-  FlushDenormals ftz;
-  winograd_weight_rows(kernels_for<double>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
-}
-
 namespace {
 
 // A Winograd problem as the engine sees it: tiles whose 4x4 input patches start every `step`
@@ -129,6 +150,12 @@ struct TileGrid {
   int64_t row0, col0;          // input row and column of tile (0, 0)'s patch (negative: padding)
   int64_t out_step, out_row0;  // output rows a row of tiles covers, and tile row 0's first (may be < 0)
   int64_t cols;                // GEMM columns (U's, before rounding up to ldu)
+  // 1, or 2 for a 3x3 stride-2 conv2d: the input splits into 2x2 phases (every other row and
+  // column from (py, px)), each read as its own 4x4 patch, `in_stride` rows and columns apart,
+  // into channels [(2*py + px)*c, +c) of the GEMM's K = in_stride^2 * c. A phase whose kernel
+  // lacks a third tap row (py = 1) or column (px = 1) has U's rows zero in the planes of the
+  // transform's fourth row (column); the GEMMs skip them: 49 of 64 channel blocks.
+  int64_t in_stride = 1;
 };
 
 // Runs the tiles of g: input transform, 16 GEMMs per panel of output columns, and
@@ -136,54 +163,73 @@ struct TileGrid {
 // tile's outputs of GEMM columns [j0, j0 + nr) (its planes at m[xi*ldm + j - j0]) through
 // out_pixel(n, oy, ox) (the NHWC pixel's channel 0; oy within the tile row's out_step rows) and
 // returns false if a value before its epilogue was not finite. U: given, or made by
-// make_u(c0, c1, u) (U's rows [c0, c1) of each plane) in the parallel region. Returns false if
-// any tile did.
+// make_u(c0, c1, u) (the rows of input channels [c0, c1), in each plane and input phase) in the
+// parallel region. Returns false if any tile did.
 template <class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow;
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, S = g.in_stride, K = S * S * C;
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
-  // U: plane xi's row c at u[(xi*C + c)*ldu], columns [cols, ldu) zero, so that any tile whose
+  // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(g.cols);
-  // The GEMM's tile, for blocks of up to kMaxBlockTiles; then TB: blocks as large as the cache
-  // allows, a multiple of the team in count where the tiles allow (an odd block left to one thread
-  // cost 10% at 9 blocks), all the same size (NCHW: whole rows of tiles of one image).
+  // Plane xi's GEMM sums over K ranges [ks[xi][i].first, .second), i < nks[xi]: all of K, or at
+  // in_stride 2 the phases whose U rows in the plane are not zero (TileGrid), runs merged.
+  std::array<std::array<std::pair<int64_t, int64_t>, 4>, 16> ks;
+  std::array<int, 16> nks{};
+  for (int xi = 0; xi < 16; ++xi)
+    for (int64_t ph = 0; ph < S * S; ++ph) {
+      if (S == 2 && ((ph / 2 == 1 && xi / 4 == 3) || (ph % 2 == 1 && xi % 4 == 3))) continue;
+      if (nks[xi] > 0 && ks[xi][nks[xi] - 1].second == ph * C) ks[xi][nks[xi] - 1].second += C;
+      else ks[xi][nks[xi]++] = {ph * C, (ph + 1) * C};
+    }
+  // The GEMM's tile, for blocks of up to kMaxBlockTiles.
   const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), g.cols, [&](const auto& k) {
     return round_up(g.cols, (int64_t)k.nr) <= ldu;
   });
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(g.cols, NR);
-  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (C + NR) * (int64_t)sizeof(T)));
-  const int64_t cap = std::max<int64_t>(MR, std::min(kMaxBlockTiles, fit) / MR * MR);
+  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (K + NR) * (int64_t)sizeof(T)));
   const int team = num_threads();
-  // NCHW: each image's rows of tiles in `groups` groups of at most row_tiles rows (balanced to a
-  // row), a count of blocks that the threads share evenly where a few more groups make one.
-  int64_t TB, blocks, row_tiles = 1, groups = 1;
-  if (nchw) {
-    groups = std::min(g.tiles_h,
-                      std::max(ceil_div(g.tiles_h, std::max<int64_t>(1, cap / g.tiles_w)), ceil_div(team, g.n)));
-    for (int64_t k = groups; k <= std::min(g.tiles_h, groups + team); ++k)
-      if (g.n * k % team == 0) {
-        groups = k;
-        break;
+  // Blocks: whole rows of tiles of one image in NCHW (`groups` per image, balanced to a row),
+  // any run of tiles in NHWC (balanced to a tile). The GEMMs take a block's tiles MR at a time, a
+  // partial MR costing a whole one, so the count of blocks is the one with the fewest GEMM rows
+  // on the busiest thread (static schedule), then blocks within the budget, then the fewest;
+  // blocks may pass the budget by half to make whole MRs. 3x3/2 128->256 @56 (10 x 10 tiles of
+  // 32 KiB of V each), NCHW: 3 rows of tiles a block, 54 GEMM rows a thread, where 1 or 2 rows
+  // made 60: 909 -> 810 us.
+  const int64_t most = std::max<int64_t>(1, std::min(kMaxBlockTiles, fit * 3 / 2));
+  int64_t TB = 0, blocks = 0, row_tiles = 1, groups = 1;
+  {
+    // Blocks of one image (NCHW) or of all tiles (NHWC): count k of them, block b's tiles.
+    const int64_t units = nchw ? g.tiles_h : tiles, per = nchw ? g.tiles_w : 1, images = nchw ? g.n : 1;
+    auto size_of = [&](int64_t k, int64_t b) { return ((b + 1) * units / k - b * units / k) * per; };
+    const int64_t lo = std::max(ceil_div(units, std::max<int64_t>(1, most / per)),
+                                std::min(units, ceil_div(team, images)));
+    std::array<int64_t, 3> best{};
+    for (int64_t k = lo; k <= std::min(units, lo + 2 * team); ++k) {
+      const int64_t count = images * k, share = count / team, extra = count % team;
+      int64_t busiest = 0;
+      for (int64_t t = 0, b = 0; t < team && b < count; ++t) {
+        int64_t work = 0;
+        for (const int64_t end = b + share + (t < extra); b < end; ++b) work += round_up(size_of(k, b % k), MR);
+        busiest = std::max(busiest, work);
       }
-    row_tiles = ceil_div(g.tiles_h, groups);
-    TB = row_tiles * g.tiles_w;
-    blocks = g.n * groups;
-  } else {
-    blocks = std::min(round_up(ceil_div(tiles, cap), team), ceil_div(tiles, std::min(MR, tiles)));
-    TB = ceil_div(tiles, blocks);
-    blocks = ceil_div(tiles, TB);
+      const std::array<int64_t, 3> cost{busiest, ceil_div(units, k) * per > fit, k};
+      if (k == lo || cost < best) best = cost, groups = k;
+    }
+    TB = ceil_div(units, groups) * per;
+    row_tiles = ceil_div(units, groups);
+    blocks = images * groups;
   }
-  const double flops = 2.0 * 16.0 * (double)tiles * (double)C * (double)g.cols;
+  const double flops = 2.0 * 16.0 * (double)tiles * (double)K * (double)g.cols;
   const int threads = threads_for(flops, blocks);
 
-  Workspace<T> u_made(given_u ? 0 : (size_t)(16 * C * ldu), 1);
+  Workspace<T> u_made(given_u ? 0 : (size_t)(16 * K * ldu), 1);
   const T* u = given_u ? given_u : u_made.data();
-  Workspace<T> v((size_t)(16 * TB * C), threads), m((size_t)(16 * TB * NR), threads);
-  // NCHW: a group of R rows of tiles reads step*R + 4 - step input rows and writes out_step*R
-  // output rows, through NHWC buffers.
-  const int64_t band_rows = g.step * row_tiles + 4 - g.step;
+  Workspace<T> v((size_t)(16 * TB * K), threads), m((size_t)(16 * TB * NR), threads);
+  // NCHW: a group of R rows of tiles reads step*R + span - step input rows (a patch spans 4*S)
+  // and writes out_step*R output rows, through NHWC buffers.
+  const int64_t span = 4 * S, band_rows = g.step * row_tiles + span - g.step;
   Workspace<T> band(nchw ? (size_t)(band_rows * g.w * C) : 0, threads),
       out_rows(nchw ? (size_t)(g.out_step * row_tiles * g.ow * g.o) : 0, threads);
   std::atomic<bool> finite{true};
@@ -207,17 +253,31 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     auto run_block = [&](int64_t t0, int64_t bt, const auto& input_row, const auto& output_pixel) {
       for (int64_t t = 0; t < bt; ++t) {
         const auto [n, th, tw] = tile_at(t0 + t);
-        const T* rows[4];
-        for (int64_t r = 0; r < 4; ++r) rows[r] = input_row(n, g.row0 + g.step * th + r);
-        kn.winograd.input(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * C, (size_t)(TB * C));
+        for (int64_t py = 0; py < S; ++py)
+          for (int64_t px = 0; px < S; ++px) {
+            // The phase's columns col, col + S, ...: those of parity q, as a row of (w - q)/S
+            // pixels S*C apart from column q.
+            const int64_t col = g.col0 + g.step * tw + px, q = (col % S + S) % S;
+            const T* rows[4];
+            for (int64_t r = 0; r < 4; ++r) {
+              const T* row = input_row(n, g.row0 + g.step * th + py + S * r);
+              rows[r] = row ? row + q * C : nullptr;
+            }
+            kn.winograd.input(rows, (col - q) / S, (g.w - q + S - 1) / S, S * C, C, vb + t * K + (py * S + px) * C,
+                              (size_t)(TB * K));
+          }
       }
       for (int64_t np = 0; np < npanels; ++np) {
         const int64_t nr = std::min(NR, g.cols - np * NR);
-        for (int64_t xi = 0; xi < 16; ++xi) {
-          const T* b = u + xi * C * ldu + np * NR;
+        for (int xi = 0; xi < 16; ++xi) {
+          const T* b = u + xi * K * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
-            gemm.run((size_t)C, vb + (xi * TB + i0) * C, (size_t)C, b, (size_t)ldu, mb + (xi * TB + i0) * NR,
-                     (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
+            for (int i = 0; i < nks[xi]; ++i) {
+              const auto [k0, k1] = ks[xi][i];
+              gemm.run((size_t)(k1 - k0), vb + (xi * TB + i0) * K + k0, (size_t)K, b + k0 * ldu, (size_t)ldu,
+                       mb + (xi * TB + i0) * NR, (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, i > 0,
+                       nullptr);
+            }
         }
         for (int64_t t = 0; t < bt; ++t) {
           const auto [n, th, tw] = tile_at(t0 + t);
@@ -233,7 +293,8 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
         const int64_t n = block / groups, k = block % groups;
         const int64_t th0 = k * g.tiles_h / groups, th1 = (k + 1) * g.tiles_h / groups;
         const int64_t ih0 = g.row0 + g.step * th0, oy0 = g.out_row0 + g.out_step * th0;
-        for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(g.h, ih0 + g.step * (th1 - th0) + 4 - g.step); ++ih)
+        const int64_t ih1 = std::min(g.h, ih0 + g.step * (th1 - th0) + span - g.step);
+        for (int64_t ih = std::max<int64_t>(ih0, 0); ih < ih1; ++ih)
           transpose_blocks(kn, x + n * C * HW + ih * g.w, HW, C, g.w, in_band + (ih - ih0) * g.w * C, C);
         run_block(
             (n * g.tiles_h + th0) * g.tiles_w, (th1 - th0) * g.tiles_w,
@@ -246,7 +307,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
 #pragma omp for schedule(static) nowait
       for (int64_t block = 0; block < blocks; ++block)
         run_block(
-            block * TB, std::min(TB, tiles - block * TB),
+            block * tiles / blocks, (block + 1) * tiles / blocks - block * tiles / blocks,
             [&](int64_t n, int64_t ih) { return ih >= 0 && ih < g.h ? x + (n * g.h + ih) * g.w * C : nullptr; },
             [&](int64_t n, int64_t oy, int64_t ox) { return y + ((n * g.oh + oy) * g.ow + ox) * g.o; });
     }
@@ -255,72 +316,31 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
   return finite.load();
 }
 
-}  // namespace
-
-template <class T>
-bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
-                   const T* bias, T* y) {
-  const bool nchw = p.layout == Layout::NCHW;
-  TileGrid g;
-  g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
-  g.tiles_h = ceil_div(p.oh, 2), g.tiles_w = ceil_div(p.ow, 2);
-  g.step = 2, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
-  g.out_step = 2, g.out_row0 = 0;
-  g.cols = p.o;
-  const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
-  const T* taps = nchw && prepared && !p.weight_winograd_given ? prepared : w;
-  const Epilogue<T> base = make_epilogue<T>(p);
-  const bool epilogue_needed = bias || p.activation != Activation::None;
-  return run_winograd(
-      g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
-      [&](int64_t c0, int64_t c1, T* u) { winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u); }, y,
-      [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
-        Epilogue<T> e = base;
-        e.bias_col = bias ? bias + j0 : nullptr;
-        T* out[4];
-        for (int64_t i = 0; i < 2; ++i)
-          for (int64_t j = 0; j < 2; ++j) {
-            const int64_t oy = 2 * th + i, ox = 2 * tw + j;
-            out[2 * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
-          }
-        return kn.winograd.output(m, ldm, out, (size_t)nr, epilogue_needed ? &e : nullptr);
-      });
-}
-
-namespace {
-
-// Rows [c0, c1) of U for conv_transpose2d (kernel 2*sh x 2*sw, C input and O output channels):
-// phase (rh, rw)'s taps g[a][b] = w[c][o][rh + sh*(1 - a)][rw + sw*(1 - b)] (NCHW (C, O, KH, KW);
-// NHWC (KH, KW, O, C)) to G g G^T, G = [1 0; .5 .5; .5 -.5; 0 -1], at columns phase*O + o;
-// columns from sh*sw*O to ldu zero. The taps of up to kWeightChannels channels x kChunk output
-// channels are gathered first (along the weights' rows: NHWC's run over c), and each plane's
-// row is built in a local block and copied out whole: the 16 planes lie C*ldu apart, often a
-// multiple of 4 KiB, where storing to all 16 per channel thrashed one L1 set.
-template <class T>
-void conv_transpose_winograd_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
-                                  int64_t c1, T* u) {
+// F(3x3, 2x2)'s weight transform G g G^T, G = [1 0; .5 .5; .5 -.5; 0 -1], of the 2x2 taps of
+// `phases` kernels per input channel c in [c0, c1): tap(c, ph, a, b, o) is phase ph's g[a][b] for
+// output channel o < O, and plane xi's values for (c, ph) go to row(xi, c, ph)[o]. The taps of
+// up to kWeightChannels channels x kChunk output channels are gathered first (the callers read
+// along the weights' rows: NHWC's run over c), and each plane's row is built in a local block
+// and copied out whole: the 16 planes lie many KiB apart, often a multiple of 4 KiB, where
+// storing to all 16 per channel thrashed one L1 set.
+template <class T, class Tap, class Row>
+void winograd_2x2_weight_rows(int64_t O, int64_t phases, int64_t c0, int64_t c1, const Tap& tap, const Row& row) {
   constexpr int64_t kChunk = 256 / sizeof(T);  // 20 KiB of stack in all
-  const int64_t phases = sh * sw, cols = phases * O, ldu = winograd_weights_stride(cols), KH = 2 * sh, KW = 2 * sw;
-  T tap[kWeightChannels][4][kChunk], planes[16][kChunk];
+  T taps[kWeightChannels][4][kChunk], planes[16][kChunk];
   const T half = T(0.5);
   for (int64_t cb = c0; cb < c1; cb += kWeightChannels) {
     const int64_t cn = std::min(kWeightChannels, c1 - cb);
-    for (int64_t ph = 0; ph < phases; ++ph) {
-      const int64_t rh = ph / sw, rw = ph % sw;
+    for (int64_t ph = 0; ph < phases; ++ph)
       for (int64_t o0 = 0; o0 < O; o0 += kChunk) {
         const int64_t n = std::min(kChunk, O - o0);
-        for (int t = 0; t < 4; ++t) {  // tap (a, b) = (t / 2, t % 2)
-          const int64_t kh = rh + sh * (1 - t / 2), kw = rw + sw * (1 - t % 2);
+        for (int t = 0; t < 4; ++t)  // tap (a, b) = (t / 2, t % 2)
           for (int64_t o = 0; o < n; ++o)
-            for (int64_t k = 0; k < cn; ++k)
-              tap[k][t][o] = nchw ? w[(((cb + k) * O + o0 + o) * KH + kh) * KW + kw]
-                                  : w[((kh * KW + kw) * O + o0 + o) * C + cb + k];
-        }
+            for (int64_t k = 0; k < cn; ++k) taps[k][t][o] = tap(cb + k, ph, t / 2, t % 2, o0 + o);
         for (int64_t k = 0; k < cn; ++k) {
           for (int64_t o = 0; o < n; ++o) {
             T col[4][2];  // G g
             for (int b = 0; b < 2; ++b) {
-              const T g0 = tap[k][b][o], g1 = tap[k][2 + b][o];
+              const T g0 = taps[k][b][o], g1 = taps[k][2 + b][o];
               col[0][b] = g0;
               col[1][b] = (g0 + g1) * half;
               col[2][b] = (g0 - g1) * half;
@@ -333,12 +353,95 @@ void conv_transpose_winograd_rows(const T* w, bool nchw, int64_t C, int64_t O, i
               planes[4 * i + 3][o] = -col[i][1];
             }
           }
-          for (int64_t xi = 0; xi < 16; ++xi)
-            std::copy(planes[xi], planes[xi] + n, u + (xi * C + cb + k) * ldu + ph * O + o0);
+          for (int xi = 0; xi < 16; ++xi) std::copy(planes[xi], planes[xi] + n, row(xi, cb + k, ph) + o0);
         }
       }
-    }
   }
+}
+
+// Rows [c0, c1) of U for a 3x3 stride-2 conv2d (OIHW or HWIO weights, C input and O output
+// channels): phase ph = 2*py + px's taps g[a][b] = w[o][c][2a + py][2b + px] (zero past the
+// kernel) at rows ph*C + c of each plane (TileGrid::in_stride), columns from O to ldu zero.
+template <class T>
+void strided_winograd_weight_rows(const T* w, bool oihw, int64_t C, int64_t O, int64_t c0, int64_t c1, T* u) {
+  const int64_t ldu = winograd_weights_stride(O);
+  winograd_2x2_weight_rows<T>(
+      O, 4, c0, c1,
+      [&](int64_t c, int64_t ph, int64_t a, int64_t b, int64_t o) {
+        const int64_t kh = 2 * a + ph / 2, kw = 2 * b + ph % 2;
+        if (kh > 2 || kw > 2) return T(0);
+        return oihw ? w[((o * C + c) * 3 + kh) * 3 + kw] : w[((kh * 3 + kw) * C + c) * O + o];
+      },
+      [&](int64_t xi, int64_t c, int64_t ph) { return u + ((xi * 4 + ph) * C + c) * ldu; });
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t r = 0; r < 64; ++r) {  // (plane, phase) pairs
+      T* row = u + (r * C + c) * ldu;
+      std::fill(row + O, row + ldu, T(0));
+    }
+}
+
+}  // namespace
+
+// Stride 1: F(2x2, 3x3), tiles of 2x2 outputs from 4x4 patches every 2 pixels. Stride 2:
+// along one dimension, output q reads input 2q - pad + k (k < 3): x[2(q + a) + r - pad] * w[2a + r]
+// over the phases r < 2 and a < 2 (w[3] = 0), a 2-tap correlation of each phase with (w[r],
+// w[r + 2]). F(3x3, 2x2) per phase, summed by the GEMM over the phases' channel blocks: tiles
+// of 3x3 outputs from 4x4 patches of each phase (8x8 input pixels) every 6 pixels; 49
+// multiplies per 3x3 outputs and channel pair where direct does 81.
+template <class T>
+bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
+                   const T* bias, T* y) {
+  const bool nchw = p.layout == Layout::NCHW, strided = winograd_stride_of(p) == 2;
+  const int64_t out = strided ? 3 : 2;  // outputs per tile row and column
+  TileGrid g;
+  g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
+  g.tiles_h = ceil_div(p.oh, out), g.tiles_w = ceil_div(p.ow, out);
+  g.in_stride = strided ? 2 : 1;
+  g.step = g.in_stride * out, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
+  g.out_step = out, g.out_row0 = 0;
+  g.cols = p.o;
+  const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
+  const T* taps = nchw && prepared && !p.weight_winograd_given ? prepared : w;
+  const Epilogue<T> base = make_epilogue<T>(p);
+  const bool epilogue_needed = bias || p.activation != Activation::None;
+  return run_winograd(
+      g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
+      [&](int64_t c0, int64_t c1, T* u) {
+        if (strided) strided_winograd_weight_rows(taps, oihw, p.c, p.o, c0, c1, u);
+        else winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u);
+      },
+      y,
+      [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
+        Epilogue<T> e = base;
+        e.bias_col = bias ? bias + j0 : nullptr;
+        T* dst[9];
+        for (int64_t i = 0; i < out; ++i)
+          for (int64_t j = 0; j < out; ++j) {
+            const int64_t oy = out * th + i, ox = out * tw + j;
+            dst[out * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
+          }
+        const auto output = strided ? kn.winograd.output_3x3 : kn.winograd.output;
+        return output(m, ldm, dst, (size_t)nr, epilogue_needed ? &e : nullptr);
+      });
+}
+
+
+namespace {
+
+// Rows [c0, c1) of U for conv_transpose2d (kernel 2*sh x 2*sw, C input and O output channels):
+// phase (rh, rw)'s taps g[a][b] = w[c][o][rh + sh*(1 - a)][rw + sw*(1 - b)] (NCHW (C, O, KH, KW);
+// NHWC (KH, KW, O, C)) at columns phase*O + o; columns from sh*sw*O to ldu zero.
+template <class T>
+void conv_transpose_winograd_rows(const T* w, bool nchw, int64_t C, int64_t O, int64_t sh, int64_t sw, int64_t c0,
+                                  int64_t c1, T* u) {
+  const int64_t phases = sh * sw, cols = phases * O, ldu = winograd_weights_stride(cols), KH = 2 * sh, KW = 2 * sw;
+  winograd_2x2_weight_rows<T>(
+      O, phases, c0, c1,
+      [&](int64_t c, int64_t ph, int64_t a, int64_t b, int64_t o) {
+        const int64_t kh = ph / sw + sh * (1 - a), kw = ph % sw + sw * (1 - b);
+        return nchw ? w[((c * O + o) * KH + kh) * KW + kw] : w[((kh * KW + kw) * O + o) * C + c];
+      },
+      [&](int64_t xi, int64_t c, int64_t ph) { return u + (xi * C + c) * ldu + ph * O; });
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t xi = 0; xi < 16; ++xi) std::fill(u + (xi * C + c) * ldu + cols, u + (xi * C + c + 1) * ldu, T(0));
 }
@@ -444,6 +547,25 @@ template bool conv_transpose_winograd<float>(const ConvTranspose2dParams&, const
                                              const float*, const float*, const float*, float*);
 template bool conv_transpose_winograd<double>(const ConvTranspose2dParams&, const ConvKernels<double>&,
                                               const double*, const double*, const double*, const double*, double*);
+
+namespace {
+
+template <class T>
+void conv2d_winograd_weights_of(Layout layout, int64_t c, int64_t o, int64_t stride, const T* w, T* u) {
+  if (stride != 1 && stride != 2) throw std::invalid_argument("conv2d_winograd_weights: stride must be 1 or 2");
+  FlushDenormals ftz;
+  if (stride == 2) strided_winograd_weight_rows(w, layout == Layout::NCHW, c, o, 0, c, u);
+  else winograd_weight_rows(kernels_for<T>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
+}
+
+}  // namespace
+
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const float* w, float* u) {
+  conv2d_winograd_weights_of(layout, c, o, stride, w, u);
+}
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const double* w, double* u) {
+  conv2d_winograd_weights_of(layout, c, o, stride, w, u);
+}
 
 void conv_transpose2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride_h, int64_t stride_w,
                                        const float* w, float* u) {

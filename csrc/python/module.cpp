@@ -7,6 +7,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -46,7 +47,10 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
   const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
-  const int64_t prepared_size = p.weight_winograd_given ? 16 * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
+  // Winograd weights of stride 1 where Winograd cannot run p (pycnn::conv2d then says why).
+  const int64_t phases = std::max<int64_t>(1, pycnn::conv2d_winograd_stride(p));
+  const int64_t prepared_size =
+      p.weight_winograd_given ? 16 * phases * phases * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
   const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", prepared_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
@@ -362,6 +366,12 @@ PYBIND11_MODULE(_core, m) {
       .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none(), py::arg("weight_hwio") = py::none())
       .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
+      // The `stride` of the Winograd weights a Winograd call takes (pycnn::conv2d_winograd_stride,
+      // 1 where Winograd cannot run).
+      .def_property_readonly("winograd_stride",
+                             [](const Conv2dPlan& plan) {
+                               return std::max<int64_t>(1, pycnn::conv2d_winograd_stride(plan.params));
+                             })
       // The algorithm a call runs (`Auto` resolved; Winograd may still recompute directly when a
       // value is not finite).
       .def_property_readonly("algorithm",
@@ -413,12 +423,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),
         py::arg("layout"), py::arg("element_size"));
 
-  // Winograd F(2x2, 3x3) weights of a 3x3, one-group conv2d weight (OIHW for layout 0, HWIO for
-  // 1) into u: (16, C, winograd_weights_stride(O)), C-contiguous, of the weight's dtype.
+  // Winograd weights of a 3x3, one-group conv2d weight (OIHW for layout 0, HWIO for 1) for calls
+  // at stride 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the input's phases) into u: (16, stride^2 * C,
+  // winograd_weights_stride(O)), C-contiguous, of the weight's dtype.
   m.def("winograd_weights_stride", &pycnn::winograd_weights_stride, py::arg("o"));
   m.def(
       "conv2d_winograd_weights",
-      [](const py::array& w, int layout, py::array& u) {
+      [](const py::array& w, int layout, int64_t stride, py::array& u) {
         if (w.ndim() != 4) throw std::invalid_argument("conv2d_winograd_weights: weight must be 4-D");
         const bool nchw = layout == 0;
         const int64_t o = w.shape(nchw ? 0 : 3), c = w.shape(nchw ? 1 : 2);
@@ -427,14 +438,15 @@ PYBIND11_MODULE(_core, m) {
         auto run = [&](auto zero) {
           using T = decltype(zero);
           const T* wd = data_of<T>(w, "weight", o * c * 9);
-          T* ud = mutable_data_of<T>(u, "u", 16 * c * pycnn::winograd_weights_stride(o));
+          T* ud = mutable_data_of<T>(u, "u", 16 * stride * stride * c * pycnn::winograd_weights_stride(o));
           py::gil_scoped_release release;
-          pycnn::conv2d_winograd_weights((pycnn::Layout)layout, c, o, wd, ud);
+          pycnn::conv2d_winograd_weights((pycnn::Layout)layout, c, o, stride, wd, ud);
         };
+        if (stride != 1 && stride != 2) throw std::invalid_argument("conv2d_winograd_weights: stride must be 1 or 2");
         if (w.dtype().is(py::dtype::of<double>())) run(0.0);
         else run(0.0f);
       },
-      py::arg("weight"), py::arg("layout"), py::arg("u"));
+      py::arg("weight"), py::arg("layout"), py::arg("stride"), py::arg("u"));
   // Winograd F(3x3, 2x2) weights of a conv_transpose2d weight with a kernel twice the stride and
   // one group ((C, O, KH, KW) for layout 0, (KH, KW, O, C) for 1) into u: (16, C,
   // winograd_weights_stride(stride_h * stride_w * O)), C-contiguous, of the weight's dtype.

@@ -132,15 +132,16 @@ def _ort_session(ort, node, inputs, output_shape, threads):
     return run
 
 
-def _winograd_note(explain, layouts, kw, form, direct) -> str:
+def _winograd_note(explain, layouts, kw, form, direct, fewer="2.25x") -> str:
     """The line under a layer that "auto" runs by Winograd in some layout ("" if in none): which
-    layouts, and that its rates count the direct form's multiply-adds. explain: ops.explain_conv2d
-    or ops.explain_conv_transpose2d; layouts: (layout, x, packed weight) triples."""
+    layouts, and that its rates count the direct form's multiply-adds, `fewer` times the ones
+    Winograd does. explain: ops.explain_conv2d or ops.explain_conv_transpose2d; layouts: (layout,
+    x, packed weight) triples."""
     winograd = [layout for layout, x, w in layouts if explain(x, w, data_format=layout, **kw).startswith("winograd")]
     if not winograd:
         return ""
     return (f"{' and '.join(winograd)}: Winograd {form}; GFLOP/s and % peak count a direct {direct}'s "
-            f"multiply-adds, 2.25x the ones it does")
+            f"multiply-adds, {fewer} the ones it does")
 
 
 def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
@@ -164,8 +165,10 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
-        case.note = _winograd_note(ops.explain_conv2d, (("NCHW", x, pw), ("NHWC", xn, pwn)), kw, "F(2x2, 3x3)",
-                                   "convolution")
+        strided = layer.stride == 2  # F(3x3, 2x2) per input phase: 49 multiplies per 3x3 outputs, not 81
+        case.note = _winograd_note(ops.explain_conv2d, (("NCHW", x, pw), ("NHWC", xn, pwn)), kw,
+                                   "F(3x3, 2x2) per input stride phase" if strided else "F(2x2, 3x3)", "convolution",
+                                   "1.65x" if strided else "2.25x")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             tx_cl = tx.contiguous(memory_format=torch.channels_last)

@@ -132,8 +132,9 @@ class PackedConv2dWeight(_PackedWeight):
     packed for. It holds a private read-only copy (later changes to the array it was made from
     do not reach it); for NCHW, the same weights reordered to (KH, KW, C/groups, O), the form
     the direct kernels read, so no call reorders them; and for a 3x3 kernel with one group, the
-    weights transformed for Winograd F(2x2, 3x3), made by the first call that runs Winograd (they
-    take 16/9 of the weights' memory and more), so no Winograd call transforms them.
+    weights transformed for Winograd (F(2x2, 3x3) at stride 1, F(3x3, 2x2) on the input's phases
+    at stride 2), each made by the first call of its stride that runs Winograd (they take 16/9
+    and 64/9 of the weights' memory and more), so no Winograd call transforms them.
     """
 
     __slots__ = ("_hwio", "_winograd_able", "_winograd_made")
@@ -142,14 +143,22 @@ class PackedConv2dWeight(_PackedWeight):
         self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
         kernel = weight.shape[2:] if data_format == "NCHW" else weight.shape[:2]
         self._winograd_able = groups == 1 and kernel == (3, 3)
-        self._winograd_made = None
+        self._winograd_made = {}
+
+    def _winograd_for(self, stride):
+        """The Winograd transform of the weights for calls at `stride` (made on first use), or
+        None if they have none."""
+        if stride not in self._winograd_made and self._winograd_able:
+            self._winograd_made[stride] = _winograd_weights(self.weight, self.data_format, stride)
+        return self._winograd_made.get(stride)
 
     @property
     def _winograd(self):
-        """The Winograd transform of the weights (made on first use), or None if they have none."""
-        if self._winograd_made is None and self._winograd_able:
-            self._winograd_made = _winograd_weights(self.weight, self.data_format)
-        return self._winograd_made
+        return self._winograd_for(1)
+
+    @property
+    def _winograd_strided(self):
+        return self._winograd_for(2)
 
 
 def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
@@ -165,19 +174,21 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
     return PackedConv2dWeight(packed, layout, groups, hwio)
 
 
-def _winograd_weights(w, layout, stride=None):
+def _winograd_weights(w, layout, stride):
     """A weight transformed for Winograd (read-only, aligned): a 3x3 one-group conv2d weight for
-    F(2x2, 3x3), or with `stride`, a conv_transpose2d weight twice the stride for F(3x3, 2x2) on
+    calls at `stride` 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the input's phases), or with a
+    (stride_h, stride_w) `stride`, a conv_transpose2d weight twice the stride for F(3x3, 2x2) on
     its stride phases."""
     nchw = layout == "NCHW"
-    if stride is None:
+    if isinstance(stride, int):
         c, columns = (w.shape[1], w.shape[0]) if nchw else (w.shape[2], w.shape[3])
+        c *= stride * stride  # the input's phases, at stride 2
     else:
         c, columns = (w.shape[0], w.shape[1]) if nchw else (w.shape[3], w.shape[2])
         columns *= stride[0] * stride[1]
     u = _aligned_empty((16, c, _core.winograd_weights_stride(columns)), w.dtype)
-    if stride is None:
-        _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], u)
+    if isinstance(stride, int):
+        _core.conv2d_winograd_weights(w, _LAYOUT_CODE[layout], stride, u)
     else:
         _core.conv_transpose2d_winograd_weights(w, _LAYOUT_CODE[layout], *stride, u)
     u.flags.writeable = False
@@ -317,7 +328,7 @@ def _depthwise_as_conv2d_weight(w, g, layout):
 def _run_plan(plan, prepared, x, weight, bias, out=None):
     """A conv2d plan's call. prepared (kept in the plan's cache entry): how it takes a packed
     weight, None for a DepthwisePlan (the weights as given), else the name of the packed form it
-    also reads ("_hwio" or "_winograd"), or "" for none."""
+    also reads ("_hwio", "_winograd" or "_winograd_strided"), or "" for none."""
     if type(weight) is PackedConv2dWeight:
         if prepared is None:
             return plan(x, weight.weight, bias, out)
@@ -333,11 +344,13 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     NHWC: x (N, H, W, C), weight (KH, KW, C/groups, O) as in Keras.
     weight may also be a PackedConv2dWeight (pack_conv2d_weight) for the same data_format/groups.
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
-    algorithm: "auto", "direct", "im2col" or "winograd" (F(2x2, 3x3): 3x3 kernels, stride 1, no
-    dilation, one group; see explain_conv2d). "auto" runs groups == channels (one input channel
-    per group) on the depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1
-    layers with enough channels and output tiles. A Winograd call that meets a non-finite value
-    recomputes directly, so Inf and NaN propagate as in a direct sum.
+    algorithm: "auto", "direct", "im2col" or "winograd" (3x3 kernels, no dilation, one group;
+    F(2x2, 3x3) at stride 1, F(3x3, 2x2) on the input's 2x2 phases at stride 2; see
+    explain_conv2d). "auto" runs groups == channels (one input channel per group) on the
+    depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1 layers with
+    enough channels and output tiles, and for 3x3 stride-2 ones with packed weights, 16 to 128
+    input channels and enough tiles. A Winograd call that meets a non-finite value recomputes
+    directly, so Inf and NaN propagate as in a direct sum.
     """
     key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
                     (type(stride), type(padding), type(dilation), type(groups), type(activation),
@@ -396,7 +409,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
 
 
 def _conv2d_plan(g, layout, act, act_param, algo, packed, float64, result_shape=()):
-    """(the Conv2dPlan of a conv2d call, the packed form it reads: "_winograd", "_hwio" or "").
+    """(the Conv2dPlan of a conv2d call, the packed form it reads: "_winograd", "_winograd_strided",
+    "_hwio" or "").
     packed: the call's PackedConv2dWeight when its dtype is the call's, else None. A 3x3 one-group
     packed weight offers its Winograd transform, so that "auto" counts none; the plan takes it
     when its algorithm is Winograd."""
@@ -405,7 +419,7 @@ def _conv2d_plan(g, layout, act, act_param, algo, packed, float64, result_shape=
         plan = _core.Conv2dPlan(geometry, code, act, act_param, algo, False, float64, result_shape,
                                 weight_winograd_given=True)
         if plan.algorithm == _ALGORITHMS["winograd"]:
-            return plan, "_winograd"
+            return plan, "_winograd_strided" if plan.winograd_stride == 2 else "_winograd"
     hwio_use = packed is not None and packed._hwio is not None
     return _core.Conv2dPlan(geometry, code, act, act_param, algo, hwio_use, float64, result_shape), (
         "_hwio" if hwio_use else "")

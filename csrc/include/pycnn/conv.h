@@ -52,11 +52,15 @@ void conv2d(const Conv2dParams& p, const double* x, const double* weight, const 
             const double* weight_hwio = nullptr);
 
 // The weights of a 3x3 conv2d with one group (C input, O output channels; OIHW for NCHW, HWIO
-// for NHWC) transformed for Winograd F(2x2, 3x3): 16 * C * winograd_weights_stride(O)
-// elements, passed as conv2d's weight_hwio argument with p.weight_winograd_given.
+// for NHWC) transformed for Winograd at `stride` 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the
+// input's 2x2 phases): 16 * stride^2 * C * winograd_weights_stride(O) elements, passed as
+// conv2d's weight_hwio argument with p.weight_winograd_given to calls of that stride.
 int64_t winograd_weights_stride(int64_t o);
-void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const float* w, float* u);
-void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, const double* w, double* u);
+// The stride conv2d's Winograd runs p at, 1 or 2 (a stride over a single output row or column
+// counts as the other's), or 0 if Winograd cannot run p: the `stride` of the weights it takes.
+int64_t conv2d_winograd_stride(const Conv2dParams& p);
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const float* w, float* u);
+void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const double* w, double* u);
 
 // The algorithm `Auto` resolves to for these parameters, and why (one line per rejected choice).
 ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why = nullptr);
