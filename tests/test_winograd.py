@@ -154,15 +154,15 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
     packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
     assert pycnn.ops.explain_conv2d(x, w, data_format=layout).startswith("direct")
     assert pycnn.ops.explain_conv2d(x, packed, data_format=layout).startswith("winograd")
-    assert not packed._winograd_made  # made by the first call that runs Winograd, not by explain
+    assert packed._winograd_made is None  # made by the first call that runs Winograd, not by explain
     expected = check_conv2d(x, w, b, data_format=layout, algorithm="winograd", err_msg=f"isa={isa}")
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, data_format=layout), expected)
-    u = packed._winograd_made[1]
+    u = packed._winograd_made
     assert u.shape == (16, 32, 64) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
     # Another packed copy of the weight reuses the cached plan, which reads its transform: made then.
     again = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, again, b, data_format=layout), expected)
-    assert again._winograd_made[1] is not u
+    assert again._winograd_made is not None and again._winograd_made is not u
     for kwargs in (dict(stride=2), dict(algorithm="direct"), dict(padding=2, dilation=2)):
         # (the same algorithm, but an NCHW packed weight's HWIO copy may choose another reorder)
         expected = check_conv2d(x, w, b, data_format=layout, err_msg=str(kwargs), **kwargs)
@@ -181,7 +181,7 @@ def test_packed_weights_carry_the_transform(dtype, layout, isa, rng, check_conv2
 def test_packed_weights_transform_only_3x3_single_group(rng):
     packed = pycnn.ops.pack_conv2d_weight(np.ones((1, 1, 3, 3), np.float32))
     pycnn.ops.conv2d(np.ones((1, 1, 8, 8), np.float32), packed)  # direct: nothing transformed
-    assert not packed._winograd_made
+    assert packed._winograd_made is None and packed._winograd_strided_made is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 4, 5, 5), np.float32))._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((8, 2, 3, 3), np.float32), groups=2)._winograd is None
     assert pycnn.ops.pack_conv2d_weight(np.ones((3, 3, 4, 70), np.float32), data_format="NHWC")._winograd.shape == (
@@ -264,11 +264,11 @@ def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_c
     why = pycnn.ops.explain_conv2d(x, packed, **kwargs)
     assert why.startswith("winograd: F(3x3, 2x2) on each of the input's 2x2 stride phases, 49 multiplies")
     assert why.endswith("direct and im2col rejected: 1.65x the multiply-adds")
-    assert not packed._winograd_made
+    assert packed._winograd_strided_made is None
     expected = check_conv2d(x, w, b, algorithm="winograd", **kwargs)
     np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, **kwargs), expected)
-    u = packed._winograd_made[2]
-    assert list(packed._winograd_made) == [2]
+    u = packed._winograd_strided_made
+    assert packed._winograd_made is None
     assert u.shape == (16, 4 * 64, 128) and u.dtype == dtype and not u.flags.writeable and u.ctypes.data % 64 == 0
     out = np.full_like(expected, np.nan)
     assert pycnn.ops.conv2d(x, packed, b, out=out, **kwargs) is out
@@ -276,8 +276,7 @@ def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_c
     # Stride 1 with the same packed weight: its own transform, and the stride-2 one is kept.
     one = pycnn.ops.conv2d(x, packed, b, padding=1, data_format=layout, algorithm="winograd")
     np.testing.assert_array_equal(one, pycnn.ops.conv2d(x, w, b, padding=1, data_format=layout, algorithm="winograd"))
-    assert sorted(packed._winograd_made) == [1, 2] and packed._winograd_made[2] is u
-    assert packed._winograd_made[1].shape == (16, 64, 128)
+    assert packed._winograd_strided_made is u and packed._winograd_made.shape == (16, 64, 128)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <type_traits>
 
 #include "core/dispatch.h"
 #include "core/threading.h"
@@ -150,12 +151,6 @@ struct TileGrid {
   int64_t row0, col0;          // input row and column of tile (0, 0)'s patch (negative: padding)
   int64_t out_step, out_row0;  // output rows a row of tiles covers, and tile row 0's first (may be < 0)
   int64_t cols;                // GEMM columns (U's, before rounding up to ldu)
-  // 1, or 2 for a 3x3 stride-2 conv2d: the input splits into 2x2 phases (every other row and
-  // column from (py, px)), each read as its own 4x4 patch, `in_stride` rows and columns apart,
-  // into channels [(2*py + px)*c, +c) of the GEMM's K = in_stride^2 * c. A phase whose kernel
-  // lacks a third tap row (py = 1) or column (px = 1) has U's rows zero in the planes of the
-  // transform's fourth row (column); the GEMMs skip them: 49 of 64 channel blocks.
-  int64_t in_stride = 1;
 };
 
 // Runs the tiles of g: input transform, 16 GEMMs per panel of output columns, and
@@ -165,16 +160,23 @@ struct TileGrid {
 // returns false if a value before its epilogue was not finite. U: given, or made by
 // make_u(c0, c1, u) (the rows of input channels [c0, c1), in each plane and input phase) in the
 // parallel region. Returns false if any tile did.
-template <class T, class MakeU, class WriteTile>
+// S (the input stride): 1, or 2 for a 3x3 stride-2 conv2d: the input splits into 2x2 phases
+// (every other row and column from (py, px)), each read as its own 4x4 patch, S rows and columns
+// apart, into channels [(2*py + px)*c, +c) of the GEMM's K = S^2 * c. A phase whose kernel lacks
+// a third tap row (py = 1) or column (px = 1) has U's rows zero in the planes of the transform's
+// fourth row (column); the GEMMs skip them: 49 of 64 channel blocks. (A template parameter: the
+// stride-1 forms, 36-tile layers among them, pay nothing for it.)
+template <int64_t S, class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, S = g.in_stride, K = S * S * C;
+  static_assert(S == 1 || S == 2, "the input stride is 1 or 2");
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C;
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
   // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(g.cols);
   // Plane xi's GEMM sums over K ranges [ks[xi][i].first, .second), i < nks[xi]: all of K, or at
-  // in_stride 2 the phases whose U rows in the plane are not zero (TileGrid), runs merged.
+  // S = 2 the phases whose U rows in the plane are not zero, runs merged.
   std::array<std::array<std::pair<int64_t, int64_t>, 4>, 16> ks;
   std::array<int, 16> nks{};
   for (int xi = 0; xi < 16; ++xi)
@@ -200,18 +202,25 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
   const int64_t most = std::max<int64_t>(1, std::min(kMaxBlockTiles, fit * 3 / 2));
   int64_t TB = 0, blocks = 0, row_tiles = 1, groups = 1;
   {
-    // Blocks of one image (NCHW) or of all tiles (NHWC): count k of them, block b's tiles.
+    // k blocks of `units` (one image's rows of tiles in NCHW, all tiles in NHWC) of `per` tiles,
+    // balanced: block b ends at unit (b + 1)*units/k, so it takes q or q + 1 of them.
     const int64_t units = nchw ? g.tiles_h : tiles, per = nchw ? g.tiles_w : 1, images = nchw ? g.n : 1;
-    auto size_of = [&](int64_t k, int64_t b) { return ((b + 1) * units / k - b * units / k) * per; };
     const int64_t lo = std::max(ceil_div(units, std::max<int64_t>(1, most / per)),
                                 std::min(units, ceil_div(team, images)));
     std::array<int64_t, 3> best{};
     for (int64_t k = lo; k <= std::min(units, lo + 2 * team); ++k) {
+      const int64_t q = units / k, r = units % k, small = round_up(q * per, MR), large = round_up((q + 1) * per, MR);
       const int64_t count = images * k, share = count / team, extra = count % team;
-      int64_t busiest = 0;
+      // carry: (b*r) mod k for the next block b of an image, back to 0 after k blocks; no
+      // divisions, as this runs on every call (they cost 0.2 us of a 9 us layer).
+      int64_t busiest = 0, carry = 0;
       for (int64_t t = 0, b = 0; t < team && b < count; ++t) {
         int64_t work = 0;
-        for (const int64_t end = b + share + (t < extra); b < end; ++b) work += round_up(size_of(k, b % k), MR);
+        for (const int64_t end = b + share + (t < extra); b < end; ++b) {
+          carry += r;
+          if (carry >= k) carry -= k, work += large;
+          else work += small;
+        }
         busiest = std::max(busiest, work);
       }
       const std::array<int64_t, 3> cost{busiest, ceil_div(units, k) * per > fit, k};
@@ -257,7 +266,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
           for (int64_t px = 0; px < S; ++px) {
             // The phase's columns col, col + S, ...: those of parity q, as a row of (w - q)/S
             // pixels S*C apart from column q.
-            const int64_t col = g.col0 + g.step * tw + px, q = (col % S + S) % S;
+            const int64_t col = g.col0 + g.step * tw + px, q = col & (S - 1);
             const T* rows[4];
             for (int64_t r = 0; r < 4; ++r) {
               const T* row = input_row(n, g.row0 + g.step * th + py + S * r);
@@ -272,7 +281,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
         for (int xi = 0; xi < 16; ++xi) {
           const T* b = u + xi * K * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
-            for (int i = 0; i < nks[xi]; ++i) {
+            for (int i = 0; i < (S == 1 ? 1 : nks[xi]); ++i) {
               const auto [k0, k1] = ks[xi][i];
               gemm.run((size_t)(k1 - k0), vb + (xi * TB + i0) * K + k0, (size_t)K, b + k0 * ldu, (size_t)ldu,
                        mb + (xi * TB + i0) * NR, (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, i > 0,
@@ -361,7 +370,7 @@ void winograd_2x2_weight_rows(int64_t O, int64_t phases, int64_t c0, int64_t c1,
 
 // Rows [c0, c1) of U for a 3x3 stride-2 conv2d (OIHW or HWIO weights, C input and O output
 // channels): phase ph = 2*py + px's taps g[a][b] = w[o][c][2a + py][2b + px] (zero past the
-// kernel) at rows ph*C + c of each plane (TileGrid::in_stride), columns from O to ldu zero.
+// kernel) at rows ph*C + c of each plane (run_winograd's S = 2), columns from O to ldu zero.
 template <class T>
 void strided_winograd_weight_rows(const T* w, bool oihw, int64_t C, int64_t O, int64_t c0, int64_t c1, T* u) {
   const int64_t ldu = winograd_weights_stride(O);
@@ -391,38 +400,41 @@ void strided_winograd_weight_rows(const T* w, bool oihw, int64_t C, int64_t O, i
 template <class T>
 bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
                    const T* bias, T* y) {
-  const bool nchw = p.layout == Layout::NCHW, strided = winograd_stride_of(p) == 2;
-  const int64_t out = strided ? 3 : 2;  // outputs per tile row and column
-  TileGrid g;
-  g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
-  g.tiles_h = ceil_div(p.oh, out), g.tiles_w = ceil_div(p.ow, out);
-  g.in_stride = strided ? 2 : 1;
-  g.step = g.in_stride * out, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
-  g.out_step = out, g.out_row0 = 0;
-  g.cols = p.o;
+  const bool nchw = p.layout == Layout::NCHW;
   const bool oihw = nchw && !prepared;  // NCHW weights come as HWIO when prepared (weight_hwio_given)
   const T* taps = nchw && prepared && !p.weight_winograd_given ? prepared : w;
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
-  return run_winograd(
-      g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
-      [&](int64_t c0, int64_t c1, T* u) {
-        if (strided) strided_winograd_weight_rows(taps, oihw, p.c, p.o, c0, c1, u);
-        else winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u);
-      },
-      y,
-      [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
-        Epilogue<T> e = base;
-        e.bias_col = bias ? bias + j0 : nullptr;
-        T* dst[9];
-        for (int64_t i = 0; i < out; ++i)
-          for (int64_t j = 0; j < out; ++j) {
-            const int64_t oy = out * th + i, ox = out * tw + j;
-            dst[out * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
-          }
-        const auto output = strided ? kn.winograd.output_3x3 : kn.winograd.output;
-        return output(m, ldm, dst, (size_t)nr, epilogue_needed ? &e : nullptr);
-      });
+  auto run = [&](auto stride) {
+    constexpr int64_t S = decltype(stride)::value, out = S == 2 ? 3 : 2;  // outputs per tile row and column
+    TileGrid g;
+    g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
+    g.tiles_h = ceil_div(p.oh, out), g.tiles_w = ceil_div(p.ow, out);
+    g.step = S * out, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
+    g.out_step = out, g.out_row0 = 0;
+    g.cols = p.o;
+    return run_winograd<S>(
+        g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
+        [&](int64_t c0, int64_t c1, T* u) {
+          if constexpr (S == 2) strided_winograd_weight_rows(taps, oihw, p.c, p.o, c0, c1, u);
+          else winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u);
+        },
+        y,
+        [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
+          Epilogue<T> e = base;
+          e.bias_col = bias ? bias + j0 : nullptr;
+          T* dst[out * out];
+          for (int64_t i = 0; i < out; ++i)
+            for (int64_t j = 0; j < out; ++j) {
+              const int64_t oy = out * th + i, ox = out * tw + j;
+              dst[out * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
+            }
+          return (S == 2 ? kn.winograd.output_3x3 : kn.winograd.output)(m, ldm, dst, (size_t)nr,
+                                                                         epilogue_needed ? &e : nullptr);
+        });
+  };
+  if (winograd_stride_of(p) == 2) return run(std::integral_constant<int64_t, 2>{});
+  return run(std::integral_constant<int64_t, 1>{});
 }
 
 
@@ -521,7 +533,7 @@ bool conv_transpose_winograd(const ConvTranspose2dParams& p, const ConvKernels<T
   };
   Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
-  return run_winograd(
+  return run_winograd<1>(
       g, nchw, kn, x, p.weight_winograd_given ? u : nullptr, make_u, y,
       [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
         bool finite = true;

@@ -137,28 +137,29 @@ class PackedConv2dWeight(_PackedWeight):
     and 64/9 of the weights' memory and more), so no Winograd call transforms them.
     """
 
-    __slots__ = ("_hwio", "_winograd_able", "_winograd_made")
+    __slots__ = ("_hwio", "_winograd_able", "_winograd_made", "_winograd_strided_made")
 
     def __init__(self, weight, data_format, groups, hwio):
         self.weight, self.data_format, self.groups, self._hwio = weight, data_format, groups, hwio
         kernel = weight.shape[2:] if data_format == "NCHW" else weight.shape[:2]
         self._winograd_able = groups == 1 and kernel == (3, 3)
-        self._winograd_made = {}
+        self._winograd_made = self._winograd_strided_made = None
 
-    def _winograd_for(self, stride):
-        """The Winograd transform of the weights for calls at `stride` (made on first use), or
-        None if they have none."""
-        if stride not in self._winograd_made and self._winograd_able:
-            self._winograd_made[stride] = _winograd_weights(self.weight, self.data_format, stride)
-        return self._winograd_made.get(stride)
-
+    # Two plain properties, not one keyed by stride: read on every Winograd call.
     @property
     def _winograd(self):
-        return self._winograd_for(1)
+        """The Winograd transform of the weights for calls at stride 1 (made on first use), or
+        None if they have none."""
+        if self._winograd_made is None and self._winograd_able:
+            self._winograd_made = _winograd_weights(self.weight, self.data_format, 1)
+        return self._winograd_made
 
     @property
     def _winograd_strided(self):
-        return self._winograd_for(2)
+        """The same for calls at stride 2."""
+        if self._winograd_strided_made is None and self._winograd_able:
+            self._winograd_strided_made = _winograd_weights(self.weight, self.data_format, 2)
+        return self._winograd_strided_made
 
 
 def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> PackedConv2dWeight:
