@@ -158,7 +158,7 @@ def test_pointwise_nhwc_batch_is_one_gemm(shape, dtype, algorithm, isa, rng, che
 
 def test_explain_names_the_choice():
     assert pycnn.ops.explain_conv2d((1, 256, 56, 56), (64, 256, 1, 1)).startswith("im2col")
-    # 3x3 stride 1 on large images: Winograd (test_winograd.py); strided or dilated, direct.
+    # 3x3 stride 1 on large images: Winograd (test_winograd.py); strided (unpacked) or dilated, direct.
     assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=1).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 64, 56, 56), (64, 64, 3, 3), padding=2, dilation=2).startswith("direct")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), padding=2, dilation=2,

@@ -437,7 +437,6 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   return run(std::integral_constant<int64_t, 1>{});
 }
 
-
 namespace {
 
 // Rows [c0, c1) of U for conv_transpose2d (kernel 2*sh x 2*sw, C input and O output channels):

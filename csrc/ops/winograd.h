@@ -1,6 +1,7 @@
 // conv2d by Winograd (ops/winograd.cpp): 3x3 kernels, no dilation, one group; F(2x2, 3x3) at
-// stride 1, F(3x3, 2x2) on the input's 2x2 phases at stride 2. Called by conv2d's run_conv2d (ops/conv2d.cpp) for algorithm "winograd" or when "auto"
-// picks it. And conv_transpose2d by F(3x3, 2x2) on the same engine (below).
+// stride 1, F(3x3, 2x2) on the input's 2x2 phases at stride 2. Called by conv2d's run_conv2d
+// (ops/conv2d.cpp) for algorithm "winograd" or when "auto" picks it. And conv_transpose2d by
+// F(3x3, 2x2) on the same engine (below).
 #pragma once
 
 #include <string>

@@ -8,7 +8,7 @@
 // three transforms, vectorised over channels (NHWC), with
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
-// F(3x3, 2x2) (conv_transpose2d's stride phases, ops/winograd.cpp) shares the input transform:
+// F(3x3, 2x2) (conv_transpose2d's stride phases, stride-2 conv2d's input phases) shares the input transform:
 // its own B^T is this one with row 3 negated, and a sign on both U's and V's element (i, j)
 // cancels in their product, so the op negates G's last row instead (G = [1 0; .5 .5; .5 -.5;
 // 0 -1]); its 3x3 outputs then come from A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
