@@ -45,7 +45,7 @@ int64_t winograd_stride_of(const Conv2dParams& p) { return p.oh == 1 ? p.stride_
 
 }  // namespace
 
-int64_t conv2d_winograd_stride(const Conv2dParams& p) { return winograd_applies(p) ? winograd_stride_of(p) : 0; }
+int64_t conv2d_winograd_stride(const Conv2dParams& p) { return winograd_applies(p) ? winograd_stride_of(p) : 1; }
 
 bool winograd_applies(const Conv2dParams& p, std::string* why) {
   auto reject = [&](const auto& reason) {
@@ -226,8 +226,8 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
       const std::array<int64_t, 3> cost{busiest, ceil_div(units, k) * per > fit, k};
       if (k == lo || cost < best) best = cost, groups = k;
     }
-    TB = ceil_div(units, groups) * per;
     row_tiles = ceil_div(units, groups);
+    TB = row_tiles * per;
     blocks = images * groups;
   }
   const double flops = 2.0 * 16.0 * (double)tiles * (double)K * (double)g.cols;

@@ -7,7 +7,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -47,8 +46,7 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
   const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
-  // Winograd weights of stride 1 where Winograd cannot run p (pycnn::conv2d then says why).
-  const int64_t phases = std::max<int64_t>(1, pycnn::conv2d_winograd_stride(p));
+  const int64_t phases = pycnn::conv2d_winograd_stride(p);
   const int64_t prepared_size =
       p.weight_winograd_given ? 16 * phases * phases * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
   const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", prepared_size);
@@ -366,12 +364,9 @@ PYBIND11_MODULE(_core, m) {
       .def("__call__", &Conv2dPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none(), py::arg("weight_hwio") = py::none())
       .def_property_readonly("uses_hwio", [](const Conv2dPlan& plan) { return plan.params.weight_hwio_given; })
-      // The `stride` of the Winograd weights a Winograd call takes (pycnn::conv2d_winograd_stride,
-      // 1 where Winograd cannot run).
+      // The `stride` of the Winograd weights a Winograd call takes (pycnn::conv2d_winograd_stride).
       .def_property_readonly("winograd_stride",
-                             [](const Conv2dPlan& plan) {
-                               return std::max<int64_t>(1, pycnn::conv2d_winograd_stride(plan.params));
-                             })
+                             [](const Conv2dPlan& plan) { return pycnn::conv2d_winograd_stride(plan.params); })
       // The algorithm a call runs (`Auto` resolved; Winograd may still recompute directly when a
       // value is not finite).
       .def_property_readonly("algorithm",

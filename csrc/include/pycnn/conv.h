@@ -56,8 +56,9 @@ void conv2d(const Conv2dParams& p, const double* x, const double* weight, const 
 // input's 2x2 phases): 16 * stride^2 * C * winograd_weights_stride(O) elements, passed as
 // conv2d's weight_hwio argument with p.weight_winograd_given to calls of that stride.
 int64_t winograd_weights_stride(int64_t o);
-// The stride conv2d's Winograd runs p at, 1 or 2 (a stride over a single output row or column
-// counts as the other's), or 0 if Winograd cannot run p: the `stride` of the weights it takes.
+// The `stride` of the Winograd weights a conv2d call of p takes: the stride Winograd runs p at, 1
+// or 2 (a stride over a single output row or column counts as the other's); 1 where Winograd
+// cannot run p (the call then says why).
 int64_t conv2d_winograd_stride(const Conv2dParams& p);
 void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const float* w, float* u);
 void conv2d_winograd_weights(Layout layout, int64_t c, int64_t o, int64_t stride, const double* w, double* u);
