@@ -158,9 +158,9 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 }
 
 // The three column taps of one input row for an in-place NCHW vector (see below): x[kw] holds
-// the columns tap kw reads for the vector's W output columns. Masked: the loads keep to the row
-// (lanes); otherwise every lane is inside it and plain loads serve (AVX2's masked loads,
-// vmaskmovps, are a slower instruction).
+// the columns tap kw reads for the vector's W output columns. Masked: the loads (bit k: load k)
+// that keep to the row (lanes); the others have every lane inside it and load plainly (AVX2's
+// masked loads, vmaskmovps, are a slower instruction).
 // A W-lane load from a column off the cache-line grid crosses a line, which costs two loads on
 // Zen 5 (half the load rate), and numpy's buffers start 16 bytes past a line. So with cheap
 // masks (AVX-512) each tap that a shift can make is one: at stride 1, taps 0 and 2 are tap 1
@@ -175,30 +175,45 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 // 4, one thread, p10 us: 3x3/2 96 @112 231 -> 204, 144 @56 113 -> 103, 32 @224 290 -> 270. On
 // AVX-512 a two-source permute costs what an in-lane shuffle does (a replica of the kernel, 8.4
 // vs 9.0 cycles an input row), so it keeps its split.
-template <class V, size_t SW, bool Masked = true>
+// Load K of an in-place NCHW vector (below): masked (bit K of Masked set) to keep to the row, or
+// plain where every lane of it is inside.
+constexpr unsigned kAllLoadsMasked = 0xF;
+template <class V, unsigned Masked, size_t K>
+PYCNN_TILE_INLINE typename V::reg in_place_load(const typename V::T* row, const int64_t (&start)[4],
+                                                const typename V::Lanes (&lanes)[4]) {
+  if constexpr ((Masked >> K) & 1) return V::load_masked(row + start[K], lanes[K]);
+  else return V::load(row + start[K]);
+}
+
+template <class V, size_t SW, unsigned Masked = kAllLoadsMasked>
 PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&start)[4],
                                      const typename V::Lanes (&lanes)[4], typename V::reg (&x)[3]) {
   constexpr size_t W = V::W;
-  constexpr bool shifted = Masked && V::kMaskedLoadsCheap && W > 1;  // lanes: a bit mask
-  auto load = [&](size_t k) { return Masked ? V::load_masked(row + start[k], lanes[k]) : V::load(row + start[k]); };
+  constexpr bool shifted = Masked == kAllLoadsMasked && V::kMaskedLoadsCheap && W > 1;  // lanes: a bit mask
+  auto load = [&](auto k) { return in_place_load<V, Masked, decltype(k)::value>(row, start, lanes); };
+  using k0 = std::integral_constant<size_t, 0>;
+  using k1 = std::integral_constant<size_t, 1>;
+  using k2 = std::integral_constant<size_t, 2>;
+  using k3 = std::integral_constant<size_t, 3>;
   if constexpr (SW == 1 && shifted) {
     static_assert(std::is_integral_v<typename V::Lanes>, "lane tests read the lane sets as bit masks");
-    x[1] = load(1);
+    x[1] = load(k1{});
     x[0] = V::shift_in(broadcast_or_zero<V>(row + start[0], lanes[0] & 1), x[1], W - 1);
     x[2] = V::shift_in(x[1], broadcast_or_zero<V>(row + start[2] + (W - 1), (lanes[2] >> (W - 1)) & 1), 1);
   } else if constexpr (SW == 1) {
-#pragma GCC unroll 3
-    for (size_t k = 0; k < 3; ++k) x[k] = load(k);
+    x[0] = load(k0{});
+    x[1] = load(k1{});
+    x[2] = load(k2{});
   } else if constexpr (has_even_odd_in_lanes<V>::value) {
-    const typename V::reg lo = load(0);
-    const typename V::reg hi = load(1);
+    const typename V::reg lo = load(k0{});
+    const typename V::reg hi = load(k1{});
     x[0] = V::even_in_lanes(lo, hi);
     x[1] = V::odd_in_lanes(lo, hi);
-    x[2] = V::even_in_lanes(load(2), load(3));
+    x[2] = V::even_in_lanes(load(k2{}), load(k3{}));
   } else {
-    static_assert(Masked, "plain loads at stride 2 take the split in lanes");
-    const typename V::reg lo = load(0);
-    const typename V::reg hi = load(1);
+    static_assert(Masked == kAllLoadsMasked, "plain loads at stride 2 take the split in lanes");
+    const typename V::reg lo = load(k0{});
+    const typename V::reg hi = load(k1{});
     x[0] = V::even(lo, hi);
     x[1] = V::odd(lo, hi);
     x[2] = V::shift_in(x[0], broadcast_or_zero<V>(row + start[2], lanes[2] & 1), 1);
@@ -207,7 +222,7 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
 
 // The MR rows of an in-place NCHW vector (below): each input row's taps feed every output row
 // that reads it.
-template <class V, size_t MR, size_t SH, size_t SW, bool Masked>
+template <class V, size_t MR, size_t SH, size_t SW, unsigned Masked>
 PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, const int64_t (&start)[4],
                                      const typename V::Lanes (&lanes)[4], const typename V::reg (&wv)[3][3],
                                      typename V::reg (&acc)[MR][1]) {
@@ -259,13 +274,24 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // columns after loads 0 and 1.
     constexpr size_t loads = in_lanes ? 4 : 3;
     int64_t start[4];
-    Lanes lanes[4];
 #pragma GCC unroll 4
-    for (size_t k = 0; k < loads; ++k) {
+    for (size_t k = 0; k < loads; ++k)
       start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
-      lanes[k] = V::lane_range(-start[k], a.in_w - start[k]);
+    // Where masked loads cost more than plain ones (V::kMaskedLoadsCheap), only the loads that
+    // leave the row are masked, and vectors with none skip the lane sets.
+    unsigned masked = kAllLoadsMasked;
+    if constexpr (!V::kMaskedLoadsCheap) {
+      masked = 0;
+#pragma GCC unroll 4
+      for (size_t k = 0; k < loads; ++k)
+        if (start[k] < 0 || start[k] + (int64_t)W > a.in_w) masked |= 1u << k;
     }
     const size_t cols = a.cols - v * W < W ? a.cols - v * W : W;
+    Lanes lanes[4] = {};
+    if (masked != 0 || cols <= W / 2) {  // the half-vector tail below masks all its loads
+#pragma GCC unroll 4
+      for (size_t k = 0; k < loads; ++k) lanes[k] = V::lane_range(-start[k], a.in_w - start[k]);
+    }
     T* y = a.y + v * W;
     if constexpr (SH == 1 && SW == 1 && MR % 2 == 0 && W >= 2) {
       // A last vector at most half full (rows of 56 columns: 3 vectors and 8 columns) takes two
@@ -309,16 +335,21 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     }
     reg acc[MR][1];
     zero_tile<V, MR, 1>(acc);
-    // Where masked loads cost more than plain ones (V::kMaskedLoadsCheap), vectors whose taps
-    // all lie inside the row load plainly: AVX2 on Zen 4, one thread, us, 3x3/2 96 @112 262 ->
-    // 231, 144 @56 211 -> 199 (on AVX-512 the second copy of the rows cost 2-5%).
+    // Where masked loads cost more than plain ones, vectors whose taps all lie inside the row
+    // load plainly: AVX2 on Zen 4, one thread, us, 3x3/2 96 @112 262 -> 231, 144 @56 211 -> 199
+    // (on AVX-512 the second copy of the rows cost 2-5%). On Zen 1 a masked load (vmaskmovps)
+    // costs several plain ones, so an edge vector masks only the loads that leave the row: at a
+    // left edge the first (load 0), at a right edge the last (SW = 1: load 2; SW = 2: loads 1
+    // and 3, the second of each pair).
     if constexpr (V::kMaskedLoadsCheap) {
-      in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+      in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
     } else {
       static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
-      const bool inside = start[0] >= 0 && start[loads - 1] + (int64_t)W <= a.in_w;  // the last load ends last
-      if (inside) in_place_rows<V, MR, SH, SW, false>(a, start, lanes, wv, acc);
-      else in_place_rows<V, MR, SH, SW, true>(a, start, lanes, wv, acc);
+      constexpr unsigned left = 1u, right = SW == 1 ? 4u : 10u;
+      if (masked == 0) in_place_rows<V, MR, SH, SW, 0u>(a, start, lanes, wv, acc);
+      else if (masked == left) in_place_rows<V, MR, SH, SW, left>(a, start, lanes, wv, acc);
+      else if (masked == right) in_place_rows<V, MR, SH, SW, right>(a, start, lanes, wv, acc);
+      else in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
     }
     if constexpr (in_lanes) {
 #pragma GCC unroll 16
