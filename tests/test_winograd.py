@@ -251,13 +251,26 @@ def test_strided_winograd_threads_agree(threads, layout, rng, restore_threads):
         pycnn.ops.conv2d(x, w, b, stride=2, padding=1, data_format=layout, algorithm="winograd"), one)
 
 
+@pytest.fixture
+def l2_cache():
+    """Sets the L2 size the algorithm choice reads (`l2_cache(bytes)`), with no plans cached
+    across it; restores the reported size."""
+    pycnn.ops._PLANS.clear()
+    try:
+        yield pycnn._core.set_l2_cache_bytes
+    finally:
+        pycnn._core.set_l2_cache_bytes(0)
+        pycnn.ops._PLANS.clear()
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_conv2d):
+def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_conv2d, l2_cache):
     """A packed 3x3 weight makes the stride-2 transform (4 phases: 64/9 of the weights) on the
     first stride-2 call that runs Winograd, next to the stride-1 one; "auto" takes stride-2
     Winograd only with it (each call transforming the weights was slower), and an output
     written to out= is the same."""
+    l2_cache(1 << 20)
     x, w, b = problem(rng, 1, 64, 128, 56, 56, dtype, layout)
     packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
     kwargs = dict(stride=2, padding=1, data_format=layout)
@@ -313,11 +326,21 @@ def test_strided_winograd_matches_torch(layout, rng, torch):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_auto_takes_strided_winograd_where_it_pays():
+def test_auto_takes_strided_winograd_where_it_pays(l2_cache):
     def explain(x_shape, c, o, **kwargs):
         w = pycnn.ops.pack_conv2d_weight(np.zeros((3, 3, c, o), np.float32), data_format="NHWC")
         return pycnn.ops.explain_conv2d(x_shape, w, stride=2, padding=1, data_format="NHWC", **kwargs)
 
+    # A core with an L2 under 1 MiB (Zen 1: 512 KiB, U streaming from DRAM): never at stride 2,
+    # while stride 1 is unchanged.
+    l2_cache(512 << 10)
+    assert pycnn._core.l2_cache_bytes() == 512 << 10
+    assert explain((1, 56, 56, 128), 128, 256).split(":")[0] in ("direct", "im2col")
+    assert explain((1, 112, 112, 32), 32, 64).split(":")[0] in ("direct", "im2col")
+    w1 = pycnn.ops.pack_conv2d_weight(np.zeros((3, 3, 64, 64), np.float32), data_format="NHWC")
+    assert pycnn.ops.explain_conv2d((1, 56, 56, 64), w1, padding=1, data_format="NHWC").startswith(
+        "winograd: F(2x2, 3x3)")
+    l2_cache(1 << 20)
     assert explain((1, 56, 56, 128), 128, 256).startswith("winograd: F(3x3, 2x2)")
     assert explain((1, 112, 112, 32), 32, 64).startswith("winograd")
     assert explain((8, 28, 28, 64), 64, 128).startswith("winograd")

@@ -88,10 +88,16 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // 256 input channels leave 12 tiles a block): 128->128 @28 (25 tiles) 118 -> 130, 32->32 @56
 // 35 -> 37, 256->512 @56 3723 -> 6034, 256->256 @14 130 -> 214. Each call transforming the
 // weights was slower nearly everywhere (64->128 @56 237 -> 285): never.
+// Those figures are a Zen 5's (1 MiB L2, 32 MiB L3). On a Zen 1 (512 KiB L2, 8 MiB of L3 shared
+// with other tenants; AVX2) U streams from DRAM once per block, and stride 2 lost or tied
+// (medians of 3 alternating rounds, us, Winograd vs the faster of direct and im2col, NCHW /
+// NHWC): 128->256 @56 9139 vs 8980 / 11358 vs 7016, 32->64 @112 2713 vs 1948 / 1722 vs 1720,
+// 64->128 @56 1933 vs 1924 / 1673 vs 1701. So it needs a core with an L2 of 1 MiB or more.
 bool winograd_pays(const Conv2dParams& p) {
   if (winograd_stride_of(p) == 2) {
     const int64_t tiles = p.n * ceil_div(p.oh, 3) * ceil_div(p.ow, 3);
-    return p.weight_winograd_given && p.c >= 16 && p.c <= 128 && p.o >= 64 && p.c * p.o <= 32768 && tiles >= 36;
+    return p.weight_winograd_given && l2_cache_bytes() >= (int64_t(1) << 20) && p.c >= 16 && p.c <= 128 &&
+           p.o >= 64 && p.c * p.o <= 32768 && tiles >= 36;
   }
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
   if (p.c < 16 || p.o < 16) return false;

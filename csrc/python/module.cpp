@@ -475,6 +475,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_isa", [] { return std::string(pycnn::isa_name(pycnn::current_isa())); });
   m.def("set_isa", [](const std::string& name) { pycnn::set_isa(pycnn::isa_from_name(name)); },
         py::arg("isa"));
+  m.def("l2_cache_bytes", &pycnn::l2_cache_bytes);
+  m.def("set_l2_cache_bytes", &pycnn::set_l2_cache_bytes, py::arg("bytes"));
   m.def("get_num_threads", &pycnn::num_threads);
   m.def("set_num_threads", &pycnn::set_num_threads, py::arg("n"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {

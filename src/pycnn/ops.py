@@ -350,8 +350,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     explain_conv2d). "auto" runs groups == channels (one input channel per group) on the
     depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1 layers with
     enough channels and output tiles, and for 3x3 stride-2 ones with packed weights, 16 to 128
-    input channels and enough tiles. A Winograd call that meets a non-finite value recomputes
-    directly, so Inf and NaN propagate as in a direct sum.
+    input channels and enough tiles on a core with an L2 of 1 MiB or more. A Winograd call that
+    meets a non-finite value recomputes directly, so Inf and NaN propagate as in a direct sum.
     """
     key = _plan_key(x, weight, bias, (stride, padding, dilation, groups, activation, data_format, algorithm),
                     (type(stride), type(padding), type(dilation), type(groups), type(activation),

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ std::string cpu_vendor();
 // (measured on Zen 4), false elsewhere (Intel measured a split-load penalty). Kernels that could
 // read a misaligned operand in place or pack it to an aligned copy ask this.
 bool split_line_loads_cheap();
+// One core's L2 cache in bytes as the OS reports it (sysconf; 1 MiB where it reports none), or
+// as set by set_l2_cache_bytes (bytes <= 0: the reported size again), for tests of the
+// algorithm choices that depend on it. Plans made before a change keep their choice.
+int64_t l2_cache_bytes();
+void set_l2_cache_bytes(int64_t bytes);
 // ISAs whose kernels this CPU (and OS) can run, Scalar first.
 std::vector<Isa> available_isas();
 // The ISA used by the next call. Starts as PYCNN_ISA if set, else the best available.

@@ -277,8 +277,8 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 4
     for (size_t k = 0; k < loads; ++k)
       start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
-    // Where masked loads cost more than plain ones (V::kMaskedLoadsCheap), only the loads that
-    // leave the row are masked, and vectors with none skip the lane sets.
+    // Loads that leave the row (bit k: load k), where masked loads cost more than plain ones
+    // (see below); vectors with none skip the lane sets.
     unsigned masked = kAllLoadsMasked;
     if constexpr (!V::kMaskedLoadsCheap) {
       masked = 0;
