@@ -137,21 +137,20 @@ bool split_line_loads_cheap() {
   return amd;
 }
 
-std::atomic<int64_t>& l2_override() {
-  static std::atomic<int64_t> bytes{0};
-  return bytes;
-}
+namespace {
+std::atomic<int64_t> l2_override{0};  // set_l2_cache_bytes; 0: the reported size
+}  // namespace
 
 int64_t l2_cache_bytes() {
   static const int64_t reported = [] {
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc reads it from CPUID
     return l2 > 0 ? (int64_t)l2 : int64_t(1) << 20;
   }();
-  const int64_t set = l2_override().load(std::memory_order_relaxed);
+  const int64_t set = l2_override.load(std::memory_order_relaxed);
   return set > 0 ? set : reported;
 }
 
-void set_l2_cache_bytes(int64_t bytes) { l2_override().store(bytes > 0 ? bytes : 0, std::memory_order_relaxed); }
+void set_l2_cache_bytes(int64_t bytes) { l2_override.store(bytes > 0 ? bytes : 0, std::memory_order_relaxed); }
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
