@@ -305,8 +305,11 @@ struct DepthwiseNchwArgs {
   //   col0: the column tap kw = 0 of the tile's first output column reads (negative in left
   //         padding); output column j, tap kw reads col0 + j*stride_w + kw.
   //   cols: any number (the kernel steps a vector of columns at a time), not only up to NR.
+  //   next_rows: null, or (used at stride_w 2 only) as many rows as in_rows of the next
+  //            tile, which the kernel prefetches a vector's columns at a time as it goes.
   const T* const* in_rows;
   int64_t in_w, col0, stride_w;
+  const T* const* next_rows;
 };
 template <class T>
 using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);

@@ -143,7 +143,7 @@ bool nchw_in_place(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd
 // The arguments every NCHW tile of the call shares.
 template <class T>
 DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
-  DepthwiseNchwArgs<T> a;
+  DepthwiseNchwArgs<T> a{};  // pointers the caller does not set stay null
   a.kh = p.kh;
   a.kw = p.kw;
   a.stride_h = p.stride_h;
@@ -214,21 +214,45 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
   if ((TALL - 1) * p.stride_h + 3 > kMaxTileInputRows)
     throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
   const int64_t tall_rows = in_place_tall_tiles(band, TALL, MR) * TALL;  // the band's first rows
-  const T* in_rows[kMaxTileInputRows];
+  const T* rows[2][kMaxTileInputRows];
   DepthwiseNchwArgs<T> a = nchw_args<T>(p);
-  a.in_rows = in_rows;
+  auto tile_input_rows = [&](int64_t i0) { return ((i0 < tall_rows ? TALL : MR) - 1) * p.stride_h + 3; };
+  // The input rows of the tile whose first output row is band row i0, and zero_row up to
+  // `count`; past the band, the same rows of the next channel of the image (what comes next
+  // when bands are whole planes; only prefetched), or zero_row after its last channel.
+  auto fill_rows = [&](int64_t i0, const T** tile_rows, int64_t count) {
+    const T* x = x_c;
+    const bool next_channel = i0 >= band, none = next_channel && c + 1 == p.c;
+    if (next_channel) i0 = 0, x += none ? 0 : p.h * p.w;
+    const int64_t IR = none ? 0 : tile_input_rows(i0);
+    for (int64_t r = 0; r < count; ++r) {
+      const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
+      tile_rows[r] = r < IR && ih >= 0 && ih < p.h ? x + ih * p.w : zero_row;
+    }
+  };
+  // The kernel prefetches the next tile's rows at stride 2 with rows of 256 bytes or more. Zen 1
+  // (AVX2), alternating, min of p10 us over 5 rounds, one thread: 3x3/2 96 @112 1210 -> 855,
+  // 64 @112 735 -> 472, 32 @224 1623 -> 1138; two threads, medians, 96 @112 1013 -> 735. Its
+  // samples sat on each new row's first load: a tile's 9 rows of 448 bytes are a new page
+  // walked a line of each row at a time, which the hardware prefetchers did not follow. With
+  // rows of 224 bytes (144 @56) it measured 1.02 -> 1.07x A's time, and the stride-1 kernel
+  // with it 1.06 -> 1.20x (144 @56): those stay without.
+  const bool prefetch = p.stride_w == 2 && p.w * (int64_t)sizeof(T) >= 256;
   for (int64_t m = 0; m < M; ++m) {
     const int64_t oc = c * M + m;
     a.w = w + oc * p.kh * p.kw;
     a.bias = bias ? bias + oc : nullptr;
+    int current = 0;
+    fill_rows(0, rows[current], tile_input_rows(0));
     for (int64_t i0 = 0; i0 < band;) {
       const bool tall = i0 < tall_rows;
-      const int64_t tile = tall ? TALL : MR, IR = (tile - 1) * p.stride_h + 3;
+      const int64_t tile = tall ? TALL : MR;
       a.rows = (size_t)std::min(tile, band - i0);
-      for (int64_t r = 0; r < IR; ++r) {
-        const int64_t ih = (oh0 + i0) * p.stride_h - p.pad_top + r;
-        in_rows[r] = ih >= 0 && ih < p.h ? x_c + ih * p.w : zero_row;
-      }
+      // The next tile's rows, as many as this tile reads (the kernel prefetches that many).
+      const int64_t count = std::max(tile_input_rows(i0), tile_input_rows(i0 + tile));
+      fill_rows(i0 + tile, rows[1 - current], count);
+      a.in_rows = rows[current];
+      a.next_rows = prefetch ? rows[1 - current] : nullptr;
       // The whole row in one call: its 9 weights broadcast once, where calls of NR columns
       // measured 2-6% slower (alternating, p10 us, 1 thread: 144 @56 164 -> 160, 32 @112 123
       // -> 116, 3x3/2 96 @112 186 -> 180; 2 threads 144 @56 87 -> 83, 32 @112 65 -> 61).
@@ -237,6 +261,7 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
       a.cols = (size_t)p.ow;
       (tall ? kd.nchw_3x3_in_place_tall : kd.nchw_3x3_in_place)(a);
       i0 += tile;
+      current = 1 - current;
     }
   }
 }

@@ -126,6 +126,12 @@ struct VecF {
   static reg in_lane_order(reg v) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
   }
+  // In the same order: element i takes v's element i - 1, element 0 a zero. (Lanes hold
+  // elements 0 1 4 5 2 3 6 7.)
+  static reg previous_in_lanes(reg v) {
+    const reg moved = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 5, 2, 1, 4, 3, 6));
+    return _mm256_blend_ps(moved, _mm256_setzero_ps(), 0x01);
+  }
   // Even lanes of the 2W-lane pair (a, b).
   static reg every2(reg a, reg b) { return in_lane_order(even_in_lanes(a, b)); }
   static reg even(reg a, reg b) { return every2(a, b); }
@@ -238,6 +244,10 @@ struct VecD {
   static reg even_in_lanes(reg a, reg b) { return _mm256_unpacklo_pd(a, b); }
   static reg odd_in_lanes(reg a, reg b) { return _mm256_unpackhi_pd(a, b); }
   static reg in_lane_order(reg v) { return _mm256_permute4x64_pd(v, _MM_SHUFFLE(3, 1, 2, 0)); }
+  // As VecF's (lanes hold elements 0 2 1 3).
+  static reg previous_in_lanes(reg v) {
+    return _mm256_blend_pd(_mm256_permute4x64_pd(v, _MM_SHUFFLE(1, 0, 2, 0)), _mm256_setzero_pd(), 0x1);
+  }
   // Even lanes of the 2W-lane pair (a, b).
   static reg every2(reg a, reg b) { return in_lane_order(even_in_lanes(a, b)); }
   static reg even(reg a, reg b) { return every2(a, b); }

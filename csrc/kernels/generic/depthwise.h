@@ -178,6 +178,14 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 // Load K of an in-place NCHW vector (below): masked (bit K of Masked set) to keep to the row, or
 // plain where every lane of it is inside.
 constexpr unsigned kAllLoadsMasked = 0xF;
+// Stride 2 with the split in lanes, where AVX2's masked loads are dear, two edges need no mask:
+// - kTap2OneEarly, a right edge one column past the row's end (load 3's last lane, an odd
+//   column that tap 2 never reads): loads 2 and 3 start a column early, and tap 2 takes their
+//   odd lanes, the same columns.
+// - kTap0Previous, a left edge one column before the row (padding 1): loads 0 and 1 start a
+//   column late, at column 0; their even lanes are tap 1, their odd lanes tap 2, and tap 0 is
+//   tap 2 a column back, a zero first (the padding column).
+constexpr unsigned kTap2OneEarly = 0x10, kTap0Previous = 0x20;
 template <class V, unsigned Masked, size_t K>
 PYCNN_TILE_INLINE typename V::reg in_place_load(const typename V::T* row, const int64_t (&start)[4],
                                                 const typename V::Lanes (&lanes)[4]) {
@@ -205,11 +213,21 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     x[1] = load(k1{});
     x[2] = load(k2{});
   } else if constexpr (has_even_odd_in_lanes<V>::value) {
+    if constexpr (Masked == kTap0Previous) {
+      const typename V::reg lo = V::load(row + start[0] + 1), hi = V::load(row + start[1] + 1);
+      x[1] = V::even_in_lanes(lo, hi);
+      x[2] = V::odd_in_lanes(lo, hi);
+      x[0] = V::previous_in_lanes(x[2]);
+      return;
+    }
     const typename V::reg lo = load(k0{});
     const typename V::reg hi = load(k1{});
     x[0] = V::even_in_lanes(lo, hi);
     x[1] = V::odd_in_lanes(lo, hi);
-    x[2] = V::even_in_lanes(load(k2{}), load(k3{}));
+    if constexpr (Masked == kTap2OneEarly)
+      x[2] = V::odd_in_lanes(V::load(row + start[2] - 1), V::load(row + start[3] - 1));
+    else
+      x[2] = V::even_in_lanes(load(k2{}), load(k3{}));
   } else {
     static_assert(Masked == kAllLoadsMasked, "plain loads at stride 2 take the split in lanes");
     const typename V::reg lo = load(k0{});
@@ -292,6 +310,16 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 4
       for (size_t k = 0; k < loads; ++k) lanes[k] = V::lane_range(-start[k], a.in_w - start[k]);
     }
+    if (SW == 2 && a.next_rows) {
+      // The columns this vector reads, of the next tile's rows (stride 2 only: the stride-1
+      // kernel with this code measured slower; see depthwise_nchw_band_in_place).
+      const int64_t first = a.col0 + (int64_t)(v * SW * W), last = first + (int64_t)(SW * W) + 1;
+#pragma GCC unroll 32
+      for (size_t r = 0; r < IR; ++r) {
+        if (v == 0) __builtin_prefetch(a.next_rows[r] + first);
+        __builtin_prefetch(a.next_rows[r] + last);
+      }
+    }
     T* y = a.y + v * W;
     if constexpr (SH == 1 && SW == 1 && MR % 2 == 0 && W >= 2) {
       // A last vector at most half full (rows of 56 columns: 3 vectors and 8 columns) takes two
@@ -340,15 +368,22 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // (on AVX-512 the second copy of the rows cost 2-5%). On Zen 1 a masked load (vmaskmovps)
     // costs several plain ones, so an edge vector masks only the loads that leave the row: at a
     // left edge the first (load 0), at a right edge the last (SW = 1: load 2; SW = 2: loads 1
-    // and 3, the second of each pair).
+    // and 3, the second of each pair), and none at edges one column past either end (padding 1:
+    // kTap2OneEarly, kTap0Previous). Zen 1, alternating, min of p10 us over 10 rounds, one
+    // thread, 3x3/2 8 @112 (in cache): masked edges 68.3 -> kTap2OneEarly 60.3 -> and
+    // kTap0Previous 56.1.
     if constexpr (V::kMaskedLoadsCheap) {
       in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
     } else {
       static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
       constexpr unsigned left = 1u, right = SW == 1 ? 4u : 10u;
       if (masked == 0) in_place_rows<V, MR, SH, SW, 0u>(a, start, lanes, wv, acc);
+      else if (SW == 2 && masked == left && start[0] == -1 && start[1] + (int64_t)W < a.in_w)
+        in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap0Previous : left)>(a, start, lanes, wv, acc);
       else if (masked == left) in_place_rows<V, MR, SH, SW, left>(a, start, lanes, wv, acc);
       else if (masked == right) in_place_rows<V, MR, SH, SW, right>(a, start, lanes, wv, acc);
+      else if (SW == 2 && masked == 8u && start[3] + (int64_t)W == a.in_w + 1)
+        in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap2OneEarly : right)>(a, start, lanes, wv, acc);
       else in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
     }
     if constexpr (in_lanes) {
