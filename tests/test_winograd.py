@@ -251,18 +251,6 @@ def test_strided_winograd_threads_agree(threads, layout, rng, restore_threads):
         pycnn.ops.conv2d(x, w, b, stride=2, padding=1, data_format=layout, algorithm="winograd"), one)
 
 
-@pytest.fixture
-def l2_cache():
-    """Sets the L2 size the algorithm choice reads (`l2_cache(bytes)`), with no plans cached
-    across it; restores the reported size."""
-    pycnn.ops._PLANS.clear()
-    try:
-        yield pycnn._core.set_l2_cache_bytes
-    finally:
-        pycnn._core.set_l2_cache_bytes(0)
-        pycnn.ops._PLANS.clear()
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_conv2d, l2_cache):

@@ -222,7 +222,8 @@ def test_auto_takes_winograd_where_it_pays(layout, rng):
         np.testing.assert_array_equal(auto, pycnn.ops.conv_transpose2d(x, w, b, algorithm=expect, **params))
 
 
-def test_explain_names_each_rejection():
+def test_explain_names_each_rejection(l2_cache):
+    l2_cache(1 << 20)
     nchw = dict(stride=2, padding=1)
     why = pycnn.ops.explain_conv_transpose2d((1, 64, 64, 64), (64, 32, 4, 4), **nchw)
     assert why.startswith("winograd: F(3x3, 2x2) on each of the 4 stride phases")
@@ -247,6 +248,36 @@ def test_explain_names_each_rejection():
     assert packed._winograd_made is None  # explain makes nothing
     with pytest.raises(ValueError, match="weight was packed for stride=\\(2, 2\\); this call has stride=\\(1, 1\\)"):
         pycnn.ops.explain_conv_transpose2d((1, 256, 14, 14), packed, padding=1)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_auto_needs_more_tiles_with_a_small_l2(layout, rng, l2_cache):
+    """With an L2 under 1 MiB U streams from DRAM, and "auto" takes Winograd only with 8x the
+    tiles per element of U: a packed 256->128 @14 (25 tiles, 5243 per tile) goes direct, with
+    no hint that a packed weight would take Winograd; @28 (100 tiles) and 128->64 @14 stay on
+    Winograd. The L2 a call sees decides, and "auto" gives the bits of the form it names."""
+    def explain(c, o, h, packed=True):
+        shape = (1, c, h, h) if layout == "NCHW" else (1, h, h, c)
+        w = np.zeros((c, o, 4, 4) if layout == "NCHW" else (4, 4, o, c), np.float32)
+        if packed:
+            w = pycnn.ops.pack_conv_transpose2d_weight(w, stride=2, data_format=layout)
+        return pycnn.ops.explain_conv_transpose2d(shape, w, stride=2, padding=1, data_format=layout)
+
+    l2_cache(512 << 10)
+    assert explain(256, 128, 14).startswith("direct"), explain(256, 128, 14)
+    assert explain(256, 128, 14, packed=False).endswith("winograd rejected: too few tiles or channels to repay its "
+                                                        "transforms")
+    assert explain(256, 128, 28).startswith("winograd")
+    assert explain(128, 64, 14).startswith("winograd")
+    x, w, b = problem(rng, 1, 256, 128, 14, 14, layout=layout)
+    packed = pycnn.ops.pack_conv_transpose2d_weight(w, stride=2, data_format=layout)
+    params = dict(stride=2, padding=1, data_format=layout)
+    np.testing.assert_array_equal(pycnn.ops.conv_transpose2d(x, packed, b, **params),
+                                  pycnn.ops.conv_transpose2d(x, w, b, algorithm="direct", **params))
+    l2_cache(1 << 20)
+    assert explain(256, 128, 14).startswith("winograd")
+    np.testing.assert_array_equal(pycnn.ops.conv_transpose2d(x, packed, b, **params),
+                                  pycnn.ops.conv_transpose2d(x, packed, b, algorithm="winograd", **params))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -25,9 +25,10 @@ std::string cpu_vendor();
 bool split_line_loads_cheap();
 // One core's L2 cache in bytes as the OS reports it (sysconf; 1 MiB where it reports none), or
 // as set by set_l2_cache_bytes (bytes <= 0: the reported size again), for tests of the
-// algorithm choices that depend on it. "auto" is resolved on every call, while a pycnn.ops plan
-// fixes at creation which prepared weights it passes: a plan made to run the stride-2 Winograd
-// raises once a smaller setting turns that choice down, so clear pycnn.ops' plan caches around a
+// algorithm choices that depend on it (stride-2 Winograd; transposed Winograd's tiles). "auto"
+// is resolved on every call, while a pycnn.ops plan fixes at creation which prepared weights it
+// passes (conv2d: a plan made to run the stride-2 Winograd raises once a smaller setting turns
+// that choice down) or its form (conv_transpose2d), so clear pycnn.ops' plan caches around a
 // change (the tests' l2_cache fixture does).
 int64_t l2_cache_bytes();
 void set_l2_cache_bytes(int64_t bytes);
