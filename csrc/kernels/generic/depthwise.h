@@ -378,7 +378,7 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
       static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
       constexpr unsigned left = 1u, right = SW == 1 ? 4u : 10u;
       if (masked == 0) in_place_rows<V, MR, SH, SW, 0u>(a, start, lanes, wv, acc);
-      else if (SW == 2 && masked == left && start[0] == -1 && start[1] + (int64_t)W < a.in_w)
+      else if (SW == 2 && masked == left && start[0] == -1)  // loads 1-3 inside: so are 0 and 1 a column on
         in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap0Previous : left)>(a, start, lanes, wv, acc);
       else if (masked == left) in_place_rows<V, MR, SH, SW, left>(a, start, lanes, wv, acc);
       else if (masked == right) in_place_rows<V, MR, SH, SW, right>(a, start, lanes, wv, acc);
