@@ -174,25 +174,20 @@ def restore_threads():
     pycnn.set_num_threads(previous)
 
 
-def _clear_plans():
-    for plans in (pycnn.ops._PLANS, pycnn.ops._TRANSPOSE_PLANS):
-        plans.clear()
-
-
 @pytest.fixture
 def l2_cache():
     """Sets the L2 size the algorithm choice reads (`l2_cache(bytes)`), with no conv2d or
     conv_transpose2d plans cached across a change (a plan fixes the form, or the prepared
     weights, chosen when it was made); restores the reported size."""
     def set_l2(size):
-        _clear_plans()
+        pycnn.ops._clear_plans()
         pycnn._core.set_l2_cache_bytes(size)
 
     try:
         yield set_l2
     finally:
         pycnn._core.set_l2_cache_bytes(0)
-        _clear_plans()
+        pycnn.ops._clear_plans()
 
 
 @pytest.fixture

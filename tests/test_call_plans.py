@@ -1,5 +1,6 @@
-"""The cached call plans of depthwise_conv2d, separable_conv2d and conv_transpose2d (conv2d's:
-test_pack.py).
+"""The cached call plans of depthwise_conv2d, separable_conv2d, conv_transpose2d and pooling
+(conv2d's: test_pack.py), kept by pycnn.ops and, for calls whose options the C++ PlanCache keys,
+found there without Python code.
 
 A repeated call shape runs a plan made by its first call, skipping the Python-side argument
 handling (a tiny call: 8-11 -> ~2 us). It must give the first call's bits, convert inputs as an
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import pycnn.ops as ops
+from pycnn import reference
 
 
 def _depthwise(rng, layout, dtype, unbatched=False):
@@ -148,3 +150,66 @@ def test_out_through_the_cached_plan(op, rng):
     np.testing.assert_array_equal(bad, 3.0)
     with pytest.raises((TypeError, ValueError), match=r"out"):
         fn(x, w, b, out=np.zeros(expected.shape, np.float64), **kw)
+
+
+@pytest.mark.parametrize("name, cache", [("depthwise_conv2d", "_DEPTHWISE_CACHE"),
+                                         ("conv_transpose2d", "_TRANSPOSE_CACHE")])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_repeated_calls_run_the_plan_cached_in_cpp(rng, name, cache, layout):
+    # Calls with array weights and no out= find their plan in C++ (ops._*_CACHE, plan_cache.h),
+    # one entry per option set, and give the first call's bits.
+    fn, make, kw = OPS[name]
+    cache = getattr(ops, cache)
+    ops._clear_plans()
+    x, w, b = make(rng, layout, np.float32)
+    option_sets = [dict(kw, data_format=layout), dict(kw, activation="relu", data_format=layout),
+                   dict(padding=((1, 0), (0, 1)), data_format=layout)]
+    for i, options in enumerate(option_sets):
+        for bias in (None, b):
+            first = fn(x, w, bias, **options)
+            assert len(cache) == 2 * i + (bias is not None) + 1
+            for _ in range(2):
+                y = fn(x * 1, w * 1, bias, **options)
+                assert y.dtype == np.float32 and y.shape == first.shape
+                np.testing.assert_array_equal(y, first)
+    assert len(cache) == 2 * len(option_sets)
+    # NumPy integer options and out= take the Python path: no new entry.
+    expected = fn(x, w, b, **option_sets[0])
+    np.testing.assert_array_equal(fn(x, w, b, **dict(option_sets[0], stride=np.int64(kw["stride"]))), expected)
+    out = np.empty_like(expected)
+    assert fn(x, w, b, out=out, **option_sets[0]) is out
+    np.testing.assert_array_equal(out, expected)
+    assert len(cache) == 2 * len(option_sets)
+    ops._clear_plans()
+    assert len(cache) == 0
+
+
+def test_pooling_calls_run_the_plan_cached_in_cpp(rng):
+    # max_pool2d and avg_pool2d share a cache whose key holds the kind; bools key apart from ints.
+    ops._clear_plans()
+    x = rng.standard_normal((2, 3, 9, 10)).astype(np.float32)
+    calls = [(ops.max_pool2d, dict(kernel_size=3)), (ops.avg_pool2d, dict(kernel_size=3)),
+             (ops.max_pool2d, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+             (ops.avg_pool2d, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+             (ops.avg_pool2d, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
+             (ops.avg_pool2d, dict(kernel_size=(2, 3), padding="same")),
+             (ops.max_pool2d, dict(kernel_size=2, data_format="NHWC"))]
+    firsts = []
+    for i, (fn, kw) in enumerate(calls):
+        first = fn(x, **kw)
+        assert len(ops._POOL_CACHE) == i + 1
+        for _ in range(2):
+            y = fn(x * 1, **kw)
+            assert y.dtype == np.float32 and y.shape == first.shape
+            np.testing.assert_array_equal(y, first)
+        firsts.append(first)
+    assert not np.array_equal(firsts[0], firsts[1])  # max and avg did not share a plan
+    assert not np.array_equal(firsts[3], firsts[4])  # nor count_include_pad True and False
+    np.testing.assert_array_equal(firsts[0], reference.max_pool2d(x, 3))
+    # float64 and unbatched inputs of the same shapes are other plans.
+    np.testing.assert_array_equal(ops.max_pool2d(x.astype(np.float64), 3), firsts[0].astype(np.float64))
+    np.testing.assert_array_equal(ops.max_pool2d(x[0], 3), firsts[0][0])
+    assert ops.max_pool2d(x[0], 3).shape == firsts[0].shape[1:]
+    assert len(ops._POOL_CACHE) == len(calls) + 2
+    with pytest.raises(TypeError, match="kernel_size"):
+        ops.max_pool2d(x, 3.0)

@@ -171,6 +171,122 @@ def test_cached_calls_convert_inputs_like_uncached_ones(rng):
     np.testing.assert_array_equal(yi, ops.conv2d(xi.astype(np.float64), w))
 
 
+class _Array(np.ndarray):
+    """An ndarray subclass: never keyed by the C++ plan cache (its type is not exactly ndarray)."""
+
+
+# Calls of one (x, weight) shape, each with its own plan: options as ints, tuples, nested tuples,
+# strings and None; a bias; groups == channels (a DepthwisePlan); NHWC; an unbatched 3-D input.
+CPP_CACHED_CALLS = [
+    dict(),
+    dict(stride=2, padding=(1, 0), dilation=(1, 2)),
+    dict(padding=((1, 0), (2, 1)), activation="relu6"),
+    dict(padding="same", activation=None, algorithm="im2col"),
+    dict(bias=True),
+    dict(groups=4, depthwise=True),
+    dict(data_format="NHWC", padding="valid"),
+    dict(unbatched=True, data_format="channels_last"),
+]
+
+
+def _cpp_cached_call(rng, dtype, bias=False, depthwise=False, unbatched=False, **kw):
+    x = rng.standard_normal((2, 4, 9, 10)).astype(dtype)
+    w = rng.standard_normal((4, 1 if depthwise else 4, 3, 3)).astype(dtype)
+    if kw.get("data_format", "NCHW") != "NCHW":
+        x, w = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy()
+    b = rng.standard_normal(4).astype(dtype) if bias else None
+    return (x[1] if unbatched else x), w, b, kw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_repeated_calls_run_the_plan_cached_in_cpp(rng, dtype):
+    # Each call shape and option set gets its own entry, and its cached calls give the first call's bits.
+    ops._clear_plans()
+    for i, call in enumerate(CPP_CACHED_CALLS):
+        x, w, b, kw = _cpp_cached_call(rng, dtype, **call)
+        first = ops.conv2d(x, w, b, **kw)
+        assert len(ops._CONV2D_CACHE) == i + 1, call
+        assert ops._run_cached_conv2d(x, w, b, (0,)) is None  # other options: not cached
+        for _ in range(2):
+            y = ops.conv2d(x * 1, w, b, **kw)  # new arrays of the same shapes
+            assert y.dtype == dtype and y.shape == first.shape and y.flags.c_contiguous
+            np.testing.assert_array_equal(y, first)
+        assert len(ops._CONV2D_CACHE) == i + 1
+
+
+def test_the_cpp_cache_keys_dtypes_and_array_presence(rng):
+    ops._clear_plans()
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    y32 = ops.conv2d(x, w)
+    y64 = ops.conv2d(x.astype(np.float64), w)  # the same shapes in another dtype: another plan
+    assert y32.dtype == np.float32 and y64.dtype == np.float64
+    np.testing.assert_allclose(y64, y32, rtol=1e-5, atol=1e-5)
+    yb = ops.conv2d(x, w, b)  # with a bias: another plan
+    np.testing.assert_allclose(yb, y32 + b[:, None, None], rtol=1e-6, atol=1e-6)
+    yw = ops.conv2d(x, w.astype(np.float64))  # the weight's dtype counts too
+    assert yw.dtype == np.float64
+    assert len(ops._CONV2D_CACHE) == 4
+    np.testing.assert_array_equal(ops.conv2d(x, w), y32)
+    np.testing.assert_array_equal(ops.conv2d(x.astype(np.float64), w), y64)
+    np.testing.assert_array_equal(ops.conv2d(x, w, b), yb)
+
+
+def test_calls_the_cpp_cache_does_not_key_run_through_python(rng):
+    # A packed weight, an ndarray subclass, NumPy integer or bool options, out=: no C++ entry, and the
+    # answer of the plain call.
+    ops._clear_plans()
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    expected = ops.conv2d(x, w, padding=1)
+    ops._clear_plans()
+    for _ in range(2):
+        np.testing.assert_array_equal(ops.conv2d(x, pack_conv2d_weight(w), padding=1), expected)
+        np.testing.assert_array_equal(ops.conv2d(x.view(_Array), w, padding=1), expected)
+        np.testing.assert_array_equal(ops.conv2d(x, w.view(_Array), padding=1), expected)
+        np.testing.assert_array_equal(ops.conv2d(x, w, padding=np.int64(1)), expected)
+        np.testing.assert_array_equal(ops.conv2d(x, w, padding=(1, np.int32(1))), expected)
+        out = np.empty_like(expected)
+        assert ops.conv2d(x, w, padding=1, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+    # The only C++ entries: the plain call's (made by the out= call, whose options are keyed).
+    assert len(ops._CONV2D_CACHE) == 1
+    with pytest.raises(TypeError, match="padding"):
+        ops.conv2d(x, w, padding=True)
+    with pytest.raises(ValueError, match="padding"):
+        ops.conv2d(x, w, padding=2**70)  # past int64: not keyed, and refused
+    with pytest.raises(ValueError, match="out"):
+        ops.conv2d(x, w, padding=1, out=np.empty((1, 5, 7, 8), np.float32))
+
+
+def test_cpp_cached_calls_convert_inputs_like_uncached_ones(rng):
+    # Byte-swapped, Fortran-order and read-only arrays of a cached shape are converted, not misread.
+    ops._clear_plans()
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    expected = ops.conv2d(x, w, b, stride=2)
+    for xv, wv, bv in [(x.astype(">f4"), w, b), (x, w.astype(">f4"), b.astype(">f4")), (np.asfortranarray(x), w, b),
+                       (x, np.asfortranarray(w), b), (x[..., ::-1].copy()[..., ::-1], w, b)]:
+        assert ops._run_cached_conv2d(xv, wv, bv, (2, 0, 1, 1, None, "NCHW", "auto")) is not None
+        np.testing.assert_array_equal(ops.conv2d(xv, wv, bv, stride=2), expected)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(ops.conv2d(frozen, w, b, stride=2), expected)
+    assert len(ops._CONV2D_CACHE) == 1
+
+
+def test_the_cpp_cache_is_bounded_and_cleared(rng):
+    ops._clear_plans()
+    w = np.ones((1, 1, 1, 1), np.float32)
+    for width in range(1, 300):
+        ops.conv2d(np.ones((1, 1, 1, width), np.float32), w)
+        assert 1 <= len(ops._CONV2D_CACHE) <= 256
+    ops._clear_plans()
+    assert len(ops._CONV2D_CACHE) == 0 and not ops._PLANS
+
+
 # ---------------------------------------------------------------------------------------------
 # pack_conv_transpose2d_weight
 

@@ -235,17 +235,21 @@ def test_core_rejects_inconsistent_calls_without_crashing():
 
     y = np.zeros(RESULT_SHAPE, np.float32)
     geometry = (2, 6, 9, 9, 3, 3, 5, 5, 2, 2, 1, 1, 1, 1, 1, 1)
+    def pool2d(x, y, geometry, layout, kind, count_include_pad, float64=False):
+        _core.Pool2dPlan(geometry, layout, kind, count_include_pad, float64, y.shape)(x, y)
+
     with pytest.raises(ValueError, match="elements"):
-        _core.pool2d(X[:1], y, geometry, 0, 0, True)
-    with pytest.raises(ValueError, match="dtype"):
-        _core.pool2d(X.astype(np.float64), y, geometry, 0, 0, True)
+        pool2d(X[:1], y, geometry, 0, 0, True)
+    with pytest.raises(ValueError, match="dtype"):  # a float64 plan given a float32 result
+        pool2d(X.astype(np.float64), y, geometry, 0, 0, True, float64=True)
+    with pytest.raises(ValueError, match="16 entries"):
+        pool2d(X, y, geometry[:-1], 0, 0, True)
     with pytest.raises(ValueError, match=">= 1"):
-        _core.pool2d(X, y, (2, 6, 9, 9, 0, 3, 5, 5, 2, 2, 1, 1, 1, 1, 1, 1), 0, 0, True)
+        pool2d(X, y, (2, 6, 9, 9, 0, 3, 5, 5, 2, 2, 1, 1, 1, 1, 1, 1), 0, 0, True)
     with pytest.raises(ValueError, match="padding"):
-        _core.pool2d(X, y, (2, 6, 9, 9, 3, 3, 5, 5, 2, 2, 1, 1, -1, 1, 1, 1), 0, 0, True)
+        pool2d(X, y, (2, 6, 9, 9, 3, 3, 5, 5, 2, 2, 1, 1, -1, 1, 1, 1), 0, 0, True)
     with pytest.raises(ValueError, match="no cell"):  # an avg window entirely in the padding
-        _core.pool2d(X, np.zeros((2, 6, 5, 7), np.float32), (2, 6, 9, 9, 1, 1, 5, 7, 2, 2, 1, 1, 0, 0, 4, 0), 0, 1,
-                     False)
+        pool2d(X, np.zeros((2, 6, 5, 7), np.float32), (2, 6, 9, 9, 1, 1, 5, 7, 2, 2, 1, 1, 0, 0, 4, 0), 0, 1, False)
     with pytest.raises(ValueError, match="pool_size"):
         _core.depth_max_pool2d(X, np.zeros((2, 1, 9, 9), np.float32), 2, 6, 9, 9, 4, 0)
     with pytest.raises(ValueError, match="read-only"):

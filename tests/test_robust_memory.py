@@ -41,8 +41,8 @@ def test_rss_does_not_grow_over_many_calls_of_every_op():
         for _ in range(n // 4):  # error paths: validation failures and the C++ core's own checks
             for bad in (lambda: ops.conv2d(x, CALLS["conv2d"][1][1], stride=0),
                         lambda: ops.max_pool2d(x, 2, out=np.empty((1, 1), np.float32)),
-                        lambda: pycnn._core.pool2d(x, np.empty((1, 4, 3, 3), np.float32),
-                                                   (1, 4, 6, 6, 2, 2, 3, 3, 0, 2, 1, 1, 0, 0, 0, 0), 0, 0, True)):
+                        lambda: pycnn._core.Pool2dPlan((1, 4, 6, 6, 2, 2, 3, 3, 0, 2, 1, 1, 0, 0, 0, 0), 0, 0, True,
+                                                       False, (1, 4, 3, 3))(x)):
                 try:
                     bad()
                 except (ValueError, TypeError):
@@ -96,8 +96,7 @@ def test_every_op_leaves_the_callers_ftz_daz_alone(isa, dtype):
 def test_every_op_leaves_ftz_daz_alone_after_an_error():
     x = np.ones((1, 2, 4, 4), np.float32)
     with pytest.raises(ValueError):
-        pycnn._core.pool2d(x, np.empty((1, 2, 2, 2), np.float32), (1, 2, 4, 4, 2, 2, 2, 2, 0, 2, 1, 1, 0, 0, 0, 0),
-                           0, 1, True)
+        pycnn._core.Pool2dPlan((1, 2, 4, 4, 2, 2, 2, 2, 0, 2, 1, 1, 0, 0, 0, 0), 0, 1, True, False, (1, 2, 2, 2))(x)
     with pytest.raises(ValueError):
         ops.conv2d(x, np.ones((2, 2, 9, 9), np.float32))
     assert denormals_survive()

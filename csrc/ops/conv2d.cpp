@@ -435,10 +435,13 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t panel_kh = padded_image ? p.dilation_h * phase_width : s * phase_width;
   const int64_t panel_c = padded_image ? plane_size : p.kh * panel_kh;
   const int64_t taps = p.kh * p.kw;
-  std::vector<int64_t> tap((size_t)taps);
+  // The taps' offsets, on the stack up to 8x8 (a tiny call's malloc and free otherwise).
+  int64_t tap_on_stack[64];
+  std::vector<int64_t> tap_on_heap(taps > 64 ? (size_t)taps : 0);
+  int64_t* const tap = taps > 64 ? tap_on_heap.data() : tap_on_stack;
   for (int64_t kh = 0; kh < p.kh; ++kh)
     for (int64_t kw = 0; kw < p.kw; ++kw)
-      tap[(size_t)(kh * p.kw + kw)] = kh * panel_kh + (kw * d % s) * phase_width + kw * d / s;
+      tap[kh * p.kw + kw] = kh * panel_kh + (kw * d % s) * phase_width + kw * d / s;
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
@@ -464,7 +467,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     if (tail_copied) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
-    args.tap = tap.data();
+    args.tap = tap;
     args.taps = taps;
     args.channels = Cg;
     args.ldw = K;

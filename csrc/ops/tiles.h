@@ -61,14 +61,18 @@ double tile_work(const K& k, int64_t m, int64_t n) {
 // pick_tile (below) among the shapes `allowed` accepts; null if it accepts none.
 template <class K, class Allowed>
 const K* pick_tile_among(const K (&shapes)[kTileShapes], int64_t m, int64_t n, const Allowed& allowed) {
-  auto eligible = [&](const K& k) { return allowed(k) && (&k != &shapes[kTileShapes - 1] || n <= (int64_t)k.nr); };
-  const K* least = nullptr;
-  for (const K& k : shapes)
-    if (eligible(k) && (!least || tile_work(k, m, n) < tile_work(*least, m, n))) least = &k;
-  if (least)
-    for (const K& k : shapes)
-      if (eligible(k) && tile_work(k, m, n) <= tile_work(*least, m, n) * 1.03) return &k;
-  return least;
+  double work[kTileShapes];  // of the eligible shapes, else negative
+  int least = -1;
+  for (int i = 0; i < kTileShapes; ++i) {
+    const K& k = shapes[i];
+    const bool eligible = allowed(k) && (i != kTileShapes - 1 || n <= (int64_t)k.nr);
+    work[i] = eligible ? tile_work(k, m, n) : -1.0;
+    if (eligible && (least < 0 || work[i] < work[least])) least = i;
+  }
+  if (least < 0) return nullptr;
+  for (int i = 0; i < kTileShapes; ++i)
+    if (work[i] >= 0.0 && work[i] <= work[least] * 1.03) return &shapes[i];
+  return &shapes[least];
 }
 
 // The register-tile shape that wastes the least work on an m x n output (rows as computed_rows,

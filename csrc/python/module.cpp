@@ -1,4 +1,5 @@
-// pybind11 bindings: array conversion, GIL release, exception translation. Nothing else.
+// pybind11 bindings: array conversion, GIL release, exception translation, and the cache that
+// finds a repeated call's plan from its arguments (plan_cache.h). Nothing else.
 //
 // pycnn/ops.py has already validated and normalised every argument: arrays arrive C-contiguous,
 // of one floating dtype, with shapes that match the parameters. The checks here only guard the
@@ -17,14 +18,27 @@
 #include "pycnn/conv_transpose.h"
 #include "pycnn/depthwise.h"
 #include "pycnn/runtime.h"
+#include "plan_cache.h"
 
 namespace py = pybind11;
 
 namespace {
 
+// Whether `h` is an ndarray of T in native byte order and C order: array_t<T>'s check without
+// its dtype object (PyArray_DescrFromType + PyArray_EquivTypes on each of a call's arrays).
+template <class T>
+bool is_c_array_of(const py::handle& h) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(h.ptr())) return false;
+  const auto* a = py::detail::array_proxy(h.ptr());
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  return d->type_num == py::detail::npy_format_descriptor<T>::value && d->byteorder != '>' &&
+         (a->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_);
+}
+
 template <class T>
 const T* data_of(const py::array& a, const char* name, int64_t expected_size) {
-  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style))
+  if (!is_c_array_of<T>(a))
     throw std::invalid_argument(std::string(name) + ": expected a C-contiguous array of the op's dtype");
   if (a.size() != expected_size)
     throw std::invalid_argument(std::string(name) + ": has " + std::to_string(a.size()) +
@@ -85,8 +99,7 @@ using PlanArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 template <class T>
 PlanArray<T> plan_array(const py::handle& h) {
-  if (PlanArray<T>::check_(h) && (py::reinterpret_borrow<py::array>(h).flags() & py::array::c_style))
-    return py::reinterpret_borrow<PlanArray<T>>(h);  // already right: no conversion call
+  if (is_c_array_of<T>(h)) return py::reinterpret_borrow<PlanArray<T>>(h);  // already right: no conversion call
   PlanArray<T> a = PlanArray<T>::ensure(h);
   if (!a) throw py::error_already_set();
   return a;
@@ -97,9 +110,18 @@ py::object plan_optional(const py::handle& h) {
   return h.is_none() ? py::object(py::none()) : py::object(plan_array<T>(h));
 }
 
+// A new C-order result of `shape`, from NumPy directly: array_t's constructor also builds a
+// strides vector and a dtype object.
 template <class T>
 py::array plan_result(const py::object& out, const std::vector<py::ssize_t>& shape) {
-  return out.is_none() ? py::array(PlanArray<T>(shape)) : out.cast<py::array>();
+  if (!out.is_none()) return out.cast<py::array>();
+  const auto& api = py::detail::npy_api::get();
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  if (!descr) throw py::error_already_set();
+  PyObject* y = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, (int)shape.size(),
+                                          const_cast<Py_intptr_t*>(shape.data()), nullptr, nullptr, 0, nullptr);
+  if (!y) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(y);
 }
 
 // The plan of an op on (x, weight, bias) and, optionally, the weights in a form prepared ahead
@@ -146,9 +168,9 @@ void pool2d_typed(const pycnn::Pool2dParams& p, const py::array& x, py::array& y
   pycnn::pool2d(p, xd, yd);
 }
 
-void pool2d(const py::array& x, py::array& y, py::tuple geometry, int layout, int kind, bool count_include_pad) {
-  // geometry: (n, c, h, w, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w,
-  //            pad_top, pad_bottom, pad_left, pad_right)
+// geometry: (n, c, h, w, kh, kw, oh, ow, stride_h, stride_w, dil_h, dil_w, pad_top, pad_bottom,
+// pad_left, pad_right)
+pycnn::Pool2dParams pool2d_params(const py::tuple& geometry, int layout, int kind, bool count_include_pad) {
   if (geometry.size() != 16) throw std::invalid_argument("pool2d: geometry must have 16 entries");
   pycnn::Pool2dParams p;
   int64_t* fields[] = {&p.n, &p.c, &p.h, &p.w, &p.kh, &p.kw, &p.oh, &p.ow, &p.stride_h, &p.stride_w,
@@ -157,9 +179,7 @@ void pool2d(const py::array& x, py::array& y, py::tuple geometry, int layout, in
   p.layout = (pycnn::Layout)layout;
   p.kind = (pycnn::PoolKind)kind;
   p.count_include_pad = count_include_pad;
-  if (x.dtype().is(py::dtype::of<float>())) pool2d_typed<float>(p, x, y);
-  else if (x.dtype().is(py::dtype::of<double>())) pool2d_typed<double>(p, x, y);
-  else throw std::invalid_argument("pool2d: x must be float32 or float64");
+  return p;
 }
 
 template <class T>
@@ -320,6 +340,25 @@ struct WeightedPlan {
 
 using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
 
+// max_pool2d's and avg_pool2d's plan: x -> y.
+struct Pool2dPlan {
+  pycnn::Pool2dParams params;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
+
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::object& out) const {
+    const PlanArray<T> xa = plan_array<T>(x);
+    py::array y = plan_result<T>(out, result_shape);
+    pool2d_typed<T>(params, xa, y);
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::object& out) const {
+    return float64 ? run_typed<double>(x, out) : run_typed<float>(x, out);
+  }
+};
+
 // conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices or,
 // with params.weight_winograd_given, its Winograd transform.
 struct ConvTranspose2dPlan
@@ -343,6 +382,20 @@ void bind_weighted_plan(py::module_& m, const char* name,
            py::arg("float64"), py::arg("result_shape"))
       .def("__call__", &Plan::run, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(),
            py::arg("out") = py::none());
+}
+
+// PlanCache runners: a cached plan's call with no out= and no prepared weights.
+py::object run_conv2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
+  return static_cast<const Conv2dPlan*>(plan)->run(x, w, bias, py::none(), py::none());
+}
+py::object run_depthwise_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
+  return static_cast<const DepthwisePlan*>(plan)->run(x, w, bias, py::none());
+}
+py::object run_pool2d_plan(void* plan, const py::handle& x, const py::handle&, const py::handle&) {
+  return static_cast<const Pool2dPlan*>(plan)->run(x, py::none());
+}
+py::object run_conv_transpose2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
+  return static_cast<const ConvTranspose2dPlan*>(plan)->run(x, w, bias, py::none(), py::none());
 }
 
 }  // namespace
@@ -397,8 +450,15 @@ PYBIND11_MODULE(_core, m) {
                          ? pycnn::choose_conv_transpose2d_algorithm(plan.params)
                          : plan.params.algorithm);
       });
-  m.def("pool2d", &pool2d, py::arg("x"), py::arg("out"), py::arg("geometry"), py::arg("layout"), py::arg("kind"),
-        py::arg("count_include_pad"));
+  py::class_<Pool2dPlan>(m, "Pool2dPlan")
+      .def(py::init([](const py::tuple& geometry, int layout, int kind, bool count_include_pad, bool float64,
+                       std::vector<py::ssize_t> result_shape) {
+             return Pool2dPlan{pool2d_params(geometry, layout, kind, count_include_pad), float64,
+                               std::move(result_shape)};
+           }),
+           py::arg("geometry"), py::arg("layout"), py::arg("kind"), py::arg("count_include_pad"), py::arg("float64"),
+           py::arg("result_shape"))
+      .def("__call__", &Pool2dPlan::run, py::arg("x"), py::arg("out") = py::none());
   m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),
         py::arg("w"), py::arg("layout"), py::arg("kind"));
   m.def("depth_max_pool2d", &depth_max_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"),
@@ -415,6 +475,32 @@ PYBIND11_MODULE(_core, m) {
            py::arg("float64"), py::arg("result_shape"))
       .def("__call__", &SeparablePlan::run, py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"),
            py::arg("bias") = py::none(), py::arg("out") = py::none());
+  // A cache of plans by call arguments (plan_cache.h): Conv2dPlans, DepthwisePlans (depthwise_conv2d,
+  // and conv2d's groups == channels), ConvTranspose2dPlans or Pool2dPlans (weight and bias None),
+  // run on (x, weight, bias) as pycnn.ops validated them for equal options.
+  py::class_<pycnn_python::PlanCache>(m, "PlanCache")
+      .def(py::init<>())
+      // cache.runner()(x, weight, bias, options): the result, or None when nothing is cached.
+      .def("runner", [](const py::object& self) { return pycnn_python::PlanCache::runner(self); })
+      .def(
+          "remember",
+          [](pycnn_python::PlanCache& cache, const py::handle& x, const py::handle& w, const py::handle& bias,
+             const py::handle& options, const py::object& plan) {
+            if (py::isinstance<Conv2dPlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<Conv2dPlan&>(), run_conv2d_plan);
+            else if (py::isinstance<DepthwisePlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<DepthwisePlan&>(), run_depthwise_plan);
+            else if (py::isinstance<ConvTranspose2dPlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<ConvTranspose2dPlan&>(), run_conv_transpose2d_plan);
+            else if (py::isinstance<Pool2dPlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan);
+            else
+              throw std::invalid_argument(
+                  "PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, ConvTranspose2dPlan or Pool2dPlan");
+          },
+          py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"), py::arg("plan"))
+      .def("clear", &pycnn_python::PlanCache::clear)
+      .def("__len__", &pycnn_python::PlanCache::size);
   m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),
         py::arg("layout"), py::arg("element_size"));
 
