@@ -233,16 +233,59 @@ def test_the_cpp_cache_keys_dtypes_and_array_presence(rng):
     np.testing.assert_array_equal(ops.conv2d(x, w, b), yb)
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("algorithm", ["winograd", "direct", "im2col"])
+def test_packed_weights_in_the_cpp_cache(rng, layout, algorithm):
+    # A packed weight keys by its array's shape and dtype, data_format and groups; each call reads
+    # the weights (and the prepared form its plan takes) of the packed weight it is given.
+    ops._clear_plans()
+    x, w, b = _case(rng, layout, 1, np.float32, 16, 24, 10)
+    kw = dict(padding=1, data_format=layout, algorithm=algorithm)
+    packed = pack_conv2d_weight(w, data_format=layout)
+    first = ops.conv2d(x, packed, b, **kw)
+    assert len(ops._CONV2D_CACHE) == 1
+    np.testing.assert_array_equal(ops.conv2d(x, packed, b, **kw), first)
+    other_w = rng.standard_normal(w.shape).astype(np.float32)
+    other = ops.conv2d(x, pack_conv2d_weight(other_w, data_format=layout), b, **kw)  # same key, other weights
+    assert len(ops._CONV2D_CACHE) == 1
+    ops._clear_plans()
+    np.testing.assert_array_equal(other, ops.conv2d(x, pack_conv2d_weight(other_w, data_format=layout), b, **kw))
+    assert not np.array_equal(other, first)
+    # The plain weight and a float64 packed one are other plans.
+    ops.conv2d(x, w, b, **kw)
+    ops.conv2d(x, pack_conv2d_weight(w, data_format=layout, dtype=np.float64), b, **kw)
+    assert len(ops._CONV2D_CACHE) == 3
+
+
+def test_a_packed_weight_for_other_groups_or_layout_is_another_key(rng):
+    # Weights of one shape packed for other groups or another data_format, in a call whose own
+    # arguments match a cached one: refused as by an uncached call, not run on the cached plan.
+    ops._clear_plans()
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    for _ in range(2):
+        y = ops.conv2d(x, pack_conv2d_weight(w, groups=2), groups=2)
+    np.testing.assert_array_equal(y, ops.conv2d(x, w, groups=2))
+    with pytest.raises(ValueError, match=r"weight was packed for groups=1; this call has groups=2"):
+        ops.conv2d(x, pack_conv2d_weight(w), groups=2)
+    x3 = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w3 = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    for _ in range(2):
+        ops.conv2d(x3, pack_conv2d_weight(w3))
+    with pytest.raises(ValueError, match=r"weight was packed for data_format 'NHWC'; this call has data_format 'NCHW'"):
+        ops.conv2d(x3, pack_conv2d_weight(w3, data_format="NHWC"))
+    assert len(ops._CONV2D_CACHE) == 3  # w plain, w packed, w3 packed
+
+
 def test_calls_the_cpp_cache_does_not_key_run_through_python(rng):
-    # A packed weight, an ndarray subclass, NumPy integer or bool options, out=: no C++ entry, and the
-    # answer of the plain call.
+    # An ndarray subclass, NumPy integer or bool options, out=: no C++ entry, and the answer of the
+    # plain call.
     ops._clear_plans()
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     expected = ops.conv2d(x, w, padding=1)
     ops._clear_plans()
     for _ in range(2):
-        np.testing.assert_array_equal(ops.conv2d(x, pack_conv2d_weight(w), padding=1), expected)
         np.testing.assert_array_equal(ops.conv2d(x.view(_Array), w, padding=1), expected)
         np.testing.assert_array_equal(ops.conv2d(x, w.view(_Array), padding=1), expected)
         np.testing.assert_array_equal(ops.conv2d(x, w, padding=np.int64(1)), expected)
@@ -405,3 +448,21 @@ def test_conv_transpose2d_refuses_a_weight_packed_for_another_call(rng):
         ops.conv_transpose2d(x, pack_conv2d_weight(w))
     with pytest.raises(TypeError, match="weight is a PackedConvTranspose2dWeight .for conv_transpose2d.; conv2d"):
         ops.conv2d(x, packed)
+
+
+def test_packed_transposed_weights_in_the_cpp_cache(rng):
+    # Keyed by what they were packed for (stride and dilation too); each call reads its own weights.
+    ops._clear_plans()
+    x = rng.standard_normal((1, 6, 7, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 5, 4, 4)).astype(np.float32)
+    for _ in range(2):
+        y = ops.conv_transpose2d(x, pack_conv_transpose2d_weight(w, stride=2), stride=2, padding=1)
+    np.testing.assert_array_equal(y, ops.conv_transpose2d(x, w, stride=2, padding=1))
+    w2 = rng.standard_normal(w.shape).astype(np.float32)
+    np.testing.assert_array_equal(ops.conv_transpose2d(x, pack_conv_transpose2d_weight(w2, stride=2), stride=2, padding=1),
+                                  ops.conv_transpose2d(x, w2, stride=2, padding=1))
+    assert len(ops._TRANSPOSE_CACHE) == 2  # packed and plain
+    with pytest.raises(ValueError, match=r"weight was packed for stride=\(1, 1\)"):
+        ops.conv_transpose2d(x, pack_conv_transpose2d_weight(w), stride=2, padding=1)
+    with pytest.raises(ValueError, match=r"weight was packed for dilation=\(2, 2\)"):
+        ops.conv_transpose2d(x, pack_conv_transpose2d_weight(w, stride=2, dilation=2), stride=2, padding=1)

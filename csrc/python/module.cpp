@@ -384,18 +384,21 @@ void bind_weighted_plan(py::module_& m, const char* name,
            py::arg("out") = py::none());
 }
 
-// PlanCache runners: a cached plan's call with no out= and no prepared weights.
-py::object run_conv2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
-  return static_cast<const Conv2dPlan*>(plan)->run(x, w, bias, py::none(), py::none());
+// PlanCache runners: a cached plan's call with no out=.
+py::object run_conv2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias,
+                           const py::handle& prepared) {
+  return static_cast<const Conv2dPlan*>(plan)->run(x, w, bias, py::none(), prepared);
 }
-py::object run_depthwise_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
+py::object run_depthwise_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias,
+                              const py::handle&) {
   return static_cast<const DepthwisePlan*>(plan)->run(x, w, bias, py::none());
 }
-py::object run_pool2d_plan(void* plan, const py::handle& x, const py::handle&, const py::handle&) {
+py::object run_pool2d_plan(void* plan, const py::handle& x, const py::handle&, const py::handle&, const py::handle&) {
   return static_cast<const Pool2dPlan*>(plan)->run(x, py::none());
 }
-py::object run_conv_transpose2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias) {
-  return static_cast<const ConvTranspose2dPlan*>(plan)->run(x, w, bias, py::none(), py::none());
+py::object run_conv_transpose2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias,
+                                     const py::handle& prepared) {
+  return static_cast<const ConvTranspose2dPlan*>(plan)->run(x, w, bias, py::none(), prepared);
 }
 
 }  // namespace
@@ -479,26 +482,29 @@ PYBIND11_MODULE(_core, m) {
   // and conv2d's groups == channels), ConvTranspose2dPlans or Pool2dPlans (weight and bias None),
   // run on (x, weight, bias) as pycnn.ops validated them for equal options.
   py::class_<pycnn_python::PlanCache>(m, "PlanCache")
-      .def(py::init<>())
+      .def(py::init<py::object, const std::vector<std::string>&>(), py::arg("packed_type") = py::none(),
+           py::arg("packed_fields") = std::vector<std::string>{})
       // cache.runner()(x, weight, bias, options): the result, or None when nothing is cached.
       .def("runner", [](const py::object& self) { return pycnn_python::PlanCache::runner(self); })
       .def(
           "remember",
           [](pycnn_python::PlanCache& cache, const py::handle& x, const py::handle& w, const py::handle& bias,
-             const py::handle& options, const py::object& plan) {
+             const py::handle& options, const py::object& plan, const py::object& prepared) {
             if (py::isinstance<Conv2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<Conv2dPlan&>(), run_conv2d_plan);
+              cache.remember(x, w, bias, options, plan, &plan.cast<Conv2dPlan&>(), run_conv2d_plan, prepared);
             else if (py::isinstance<DepthwisePlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<DepthwisePlan&>(), run_depthwise_plan);
+              cache.remember(x, w, bias, options, plan, &plan.cast<DepthwisePlan&>(), run_depthwise_plan, prepared);
             else if (py::isinstance<ConvTranspose2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<ConvTranspose2dPlan&>(), run_conv_transpose2d_plan);
+              cache.remember(x, w, bias, options, plan, &plan.cast<ConvTranspose2dPlan&>(), run_conv_transpose2d_plan,
+                             prepared);
             else if (py::isinstance<Pool2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan);
+              cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan, prepared);
             else
               throw std::invalid_argument(
                   "PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, ConvTranspose2dPlan or Pool2dPlan");
           },
-          py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"), py::arg("plan"))
+          py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"), py::arg("plan"),
+          py::arg("prepared") = py::none())
       .def("clear", &pycnn_python::PlanCache::clear)
       .def("__len__", &pycnn_python::PlanCache::size);
   m.def("separable_scratch_bytes", &separable_scratch_bytes, py::arg("geometry"), py::arg("o"),

@@ -2,9 +2,10 @@
 // small call (1x1x8x8 input, 3x3 kernel) then skips pycnn.ops' argument normalisation and its
 // Python key (~3 us of a ~6 us call on a 2.4 GHz Zen 1).
 //
-// A key is the arrays' shapes and dtypes (weight and bias may be None) and the call's options,
-// compared by exact type and value: ints, bools, strs, None and tuples of them (1, 1.0, True and
-// np.int64(1) never share a plan; any other
+// A key is the arrays' shapes and dtypes (weight and bias may be None; a packed weight of the
+// cache's packed type counts as its `weight` array and the attributes it was packed for) and the
+// call's options, compared by exact type and value: ints, bools, strs, None and tuples of them
+// (1, 1.0, True and np.int64(1) never share a plan; any other
 // type, a subclass of ndarray, an int past int64 or a key past kMaxKey words is not cached, and
 // pycnn.ops takes its own path). The arrays are those of an earlier call that pycnn.ops validated
 // with equal options, so the plan's checks are the only ones left (dtype and contiguity are
@@ -21,7 +22,9 @@
 #include <exception>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace pycnn_python {
 
@@ -29,30 +32,42 @@ namespace py = pybind11;
 
 class PlanCache {
  public:
-  // Runs a cached plan on (x, weight, bias); the plan object is the first argument.
-  using Runner = py::object (*)(void* plan, const py::handle& x, const py::handle& weight, const py::handle& bias);
+  // Runs a cached plan on (x, weight array, bias, the packed weight's prepared form or None); the
+  // plan object is the first argument.
+  using Runner = py::object (*)(void* plan, const py::handle& x, const py::handle& weight, const py::handle& bias,
+                                const py::handle& prepared);
 
   static constexpr size_t kMaxEntries = 256;  // then cleared, as pycnn.ops' own caches
+
+  // packed_type: the class of the op's packed weights (None: array weights only); packed_fields:
+  // the attributes of one that a plan depends on besides its `weight` array.
+  PlanCache(py::object packed_type, const std::vector<std::string>& packed_fields)
+      : packed_type_(std::move(packed_type)), weight_name_(py::str("weight")) {
+    for (const std::string& f : packed_fields) packed_fields_.push_back(py::str(f));
+  }
 
   // The result of the plan cached for these arguments, or None (not cached, or not cacheable).
   py::object run(const py::handle& x, const py::handle& weight, const py::handle& bias,
                  const py::handle& options) const {
     Key key;
-    if (!make_key(x, weight, bias, options, key)) return py::none();
+    py::object w;
+    if (!make_key(x, weight, bias, options, key, w)) return py::none();
     const auto it = entries_.find(key);
     if (it == entries_.end()) return py::none();
     const Entry entry = it->second;  // holds the plan while the call runs without the GIL
-    return entry.run(entry.plan, x, weight, bias);
+    const py::object prepared = entry.prepared.is_none() ? py::object(py::none()) : py::object(weight.attr(entry.prepared));
+    return entry.run(entry.plan, x, w, bias, prepared);
   }
 
   // Caches `plan_object` (whose C++ object `plan` runs through `run`) for these arguments, when they
-  // can be keyed.
+  // can be keyed. prepared: the packed weight's attribute that the plan also reads, or None.
   void remember(const py::handle& x, const py::handle& weight, const py::handle& bias, const py::handle& options,
-                py::object plan_object, void* plan, Runner run) {
+                py::object plan_object, void* plan, Runner run, py::object prepared) {
     Key key;
-    if (!make_key(x, weight, bias, options, key)) return;
+    py::object w;
+    if (!make_key(x, weight, bias, options, key, w)) return;
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    entries_[key] = Entry{std::move(plan_object), plan, run};
+    entries_[key] = Entry{std::move(plan_object), plan, run, std::move(prepared)};
   }
 
   // A function (x, weight, bias, options) -> run(...), of the cache object `self` (a PlanCache),
@@ -126,6 +141,7 @@ class PlanCache {
     py::object plan_object;  // keeps `plan` alive
     void* plan;
     Runner run;
+    py::object prepared;  // the name of the packed weight's prepared form, or None
   };
 
   // An exact ndarray's rank, dims and dtype number.
@@ -139,7 +155,7 @@ class PlanCache {
     return key.push(py::detail::array_descriptor_proxy(proxy->descr)->type_num);
   }
 
-  enum Tag : int64_t { kNone = 1, kBool, kInt, kStr, kTuple };
+  enum Tag : int64_t { kNone = 1, kBool, kInt, kStr, kTuple, kPacked };
 
   static bool push_option(const py::handle& o, Key& key, int depth) {
     PyObject* p = o.ptr();
@@ -175,14 +191,37 @@ class PlanCache {
     return false;
   }
 
-  static bool make_key(const py::handle& x, const py::handle& weight, const py::handle& bias,
-                       const py::handle& options, Key& key) {
+  // An attribute of `o`, or null (and no Python error) when it has none.
+  static py::object attribute(const py::handle& o, const py::object& name) {
+    PyObject* v = PyObject_GetAttr(o.ptr(), name.ptr());
+    if (!v) PyErr_Clear();
+    return py::reinterpret_steal<py::object>(v);
+  }
+
+  // The key of a call, and its weight as an array (a packed weight's `weight`) in `w`.
+  bool make_key(const py::handle& x, const py::handle& weight, const py::handle& bias, const py::handle& options,
+                Key& key, py::object& w) const {
     if (!push_array(x, key)) return false;
-    if (weight.is_none() ? !key.push(kNone) : !push_array(weight, key)) return false;
+    if (weight.is_none()) {
+      if (!key.push(kNone)) return false;
+    } else if (!packed_type_.is_none() && Py_TYPE(weight.ptr()) == (PyTypeObject*)packed_type_.ptr()) {
+      w = attribute(weight, weight_name_);
+      if (!w || !key.push(kPacked) || !push_array(w, key)) return false;
+      for (const py::object& field : packed_fields_) {
+        const py::object v = attribute(weight, field);
+        if (!v || !push_option(v, key, 1)) return false;
+      }
+    } else {
+      if (!push_array(weight, key)) return false;
+    }
+    if (!w) w = py::reinterpret_borrow<py::object>(weight);
     if (bias.is_none() ? !key.push(kNone) : !push_array(bias, key)) return false;
     return PyTuple_CheckExact(options.ptr()) && push_option(options, key, 0);
   }
 
+  py::object packed_type_;
+  py::object weight_name_;
+  std::vector<py::object> packed_fields_;
   std::unordered_map<Key, Entry, KeyHash> entries_;
 };
 

@@ -248,16 +248,16 @@ _DEPTHWISE_PLANS: dict = {}
 _SEPARABLE_PLANS: dict = {}
 _TRANSPOSE_PLANS: dict = {}
 _MAX_PLANS = 256
-# The plans of conv2d, depthwise_conv2d and conv_transpose2d again, for calls with array weights
-# and no out=, and max_pool2d's and avg_pool2d's, found in C++ from the call's own arguments
-# (_core.PlanCache, whose keys are stricter than these dicts': options of exactly int, bool, str,
-# None or tuples of them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the
-# Python key skipped, 2.6 with the cached call's array checks and result allocation made direct
-# NumPy calls.
-_CONV2D_CACHE, _DEPTHWISE_CACHE, _TRANSPOSE_CACHE, _POOL_CACHE = (_core.PlanCache() for _ in range(4))
+# The plans of conv2d, depthwise_conv2d and conv_transpose2d (_TRANSPOSE_CACHE, below its packed
+# weight's class) again, for calls with no out=, and max_pool2d's and avg_pool2d's, found in C++ from the call's own arguments (_core.PlanCache,
+# whose keys are stricter than these dicts': options of exactly int, bool, str, None or tuples of
+# them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the Python key skipped,
+# 2.6 with the cached call's array checks and result allocation made direct NumPy calls.
+_CONV2D_CACHE = _core.PlanCache(PackedConv2dWeight, ["data_format", "groups"])
+_DEPTHWISE_CACHE = _core.PlanCache()
+_POOL_CACHE = _core.PlanCache()
 _run_cached_conv2d = _CONV2D_CACHE.runner()
 _run_cached_depthwise = _DEPTHWISE_CACHE.runner()
-_run_cached_transpose = _TRANSPOSE_CACHE.runner()
 _run_cached_pool = _POOL_CACHE.runner()
 _FLAT_KEY_TYPES = frozenset((int, str, type(None)))
 _DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
@@ -428,8 +428,8 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
         usable = packed if packed is not None and packed.dtype == a.dtype else None
         plan, prepared = _conv2d_plan(g, a.layout, act, act_param, algo, usable, a.dtype == np.float64, y.shape)
     _remember(_PLANS, key, plan, y, prepared)
-    if key is not None and packed is None:
-        _CONV2D_CACHE.remember(x, weight, bias, options, plan)
+    if key is not None:
+        _CONV2D_CACHE.remember(x, weight, bias, options, plan, prepared or None)
     _run_plan(plan, prepared, a.x4, weight if packed is not None else a.weights[0], a.bias, y4)
     return y
 
@@ -689,6 +689,11 @@ def explain_conv_transpose2d(x_shape, weight_shape, *, stride=1, padding=0, outp
     return _conv_transpose2d_plan(g, layout, 0, 0.0, _TRANSPOSE_ALGORITHMS["auto"], packed, False)[0].explain()
 
 
+# conv_transpose2d's C++ plan cache (as _CONV2D_CACHE).
+_TRANSPOSE_CACHE = _core.PlanCache(PackedConvTranspose2dWeight, ["data_format", "groups", "stride", "dilation"])
+_run_cached_transpose = _TRANSPOSE_CACHE.runner()
+
+
 def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_padding=None, dilation=1, groups=1,
                      activation=None, data_format="NCHW", algorithm="auto", out=None):
     """Transposed convolution (the gradient of conv2d with respect to its input), then bias and
@@ -748,8 +753,8 @@ def conv_transpose2d(x, weight, bias=None, *, stride=1, padding=0, output_paddin
                                                 packed if packed is not None and packed.dtype == a.dtype else None,
                                                 a.dtype == np.float64, y.shape)
         _remember(_TRANSPOSE_PLANS, key, plan, y, prepared)
-        if key is not None and packed is None:
-            _TRANSPOSE_CACHE.remember(x, weight, bias, options, plan)
+        if key is not None:
+            _TRANSPOSE_CACHE.remember(x, weight, bias, options, plan, prepared or None)
         plan(a.x4, a.weights[0], a.bias, y4, getattr(packed, prepared) if prepared else None)
     return y
 
