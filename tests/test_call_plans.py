@@ -213,3 +213,28 @@ def test_pooling_calls_run_the_plan_cached_in_cpp(rng):
     assert len(ops._POOL_CACHE) == len(calls) + 2
     with pytest.raises(TypeError, match="kernel_size"):
         ops.max_pool2d(x, 3.0)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_global_pooling_calls_run_the_plan_cached_in_cpp(rng, layout):
+    ops._clear_plans()
+    x = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
+    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    calls = [(ops.global_avg_pool2d, dict(), x.mean(axis=axes)),
+             (ops.global_max_pool2d, dict(), x.max(axis=axes)),
+             (ops.global_max_pool2d, dict(keepdims=True), x.max(axis=axes, keepdims=True))]
+    for i, (fn, kw, expected) in enumerate(calls):
+        for _ in range(3):  # the first call makes the plan
+            y = fn(x * 1, data_format=layout, **kw)
+            assert y.dtype == np.float32 and y.shape == expected.shape
+            np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+        assert len(ops._POOL_CACHE) == i + 1
+    # Unbatched and float64 inputs of the same shapes are other plans.
+    for _ in range(2):
+        np.testing.assert_array_equal(ops.global_max_pool2d(x[1], data_format=layout, keepdims=True),
+                                      calls[2][2][1])
+        y64 = ops.global_avg_pool2d(x.astype(np.float64), data_format=layout)
+        assert y64.dtype == np.float64 and y64.shape == calls[0][2].shape
+    assert len(ops._POOL_CACHE) == len(calls) + 2
+    with pytest.raises(TypeError, match="keepdims"):
+        ops.global_max_pool2d(x, data_format=layout, keepdims=1)

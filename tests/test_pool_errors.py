@@ -253,4 +253,4 @@ def test_core_rejects_inconsistent_calls_without_crashing():
     with pytest.raises(ValueError, match="pool_size"):
         _core.depth_max_pool2d(X, np.zeros((2, 1, 9, 9), np.float32), 2, 6, 9, 9, 4, 0)
     with pytest.raises(ValueError, match="read-only"):
-        _core.global_pool2d(X, read_only(np.zeros((2, 6), np.float32)), 2, 6, 9, 9, 0, 1)
+        _core.GlobalPool2dPlan(1, 0, 2, 6, 9, 9, False, (2, 6))(X, read_only(np.zeros((2, 6), np.float32)))

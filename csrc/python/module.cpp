@@ -191,12 +191,6 @@ void global_pool2d_typed(int kind, int layout, int64_t n, int64_t c, int64_t h, 
   pycnn::global_pool2d((pycnn::PoolKind)kind, (pycnn::Layout)layout, n, c, h, w, xd, yd);
 }
 
-void global_pool2d(const py::array& x, py::array& y, int64_t n, int64_t c, int64_t h, int64_t w, int layout,
-                   int kind) {
-  if (x.dtype().is(py::dtype::of<float>())) global_pool2d_typed<float>(kind, layout, n, c, h, w, x, y);
-  else if (x.dtype().is(py::dtype::of<double>())) global_pool2d_typed<double>(kind, layout, n, c, h, w, x, y);
-  else throw std::invalid_argument("global_pool2d: x must be float32 or float64");
-}
 
 template <class T>
 void depth_max_pool2d_typed(int layout, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, const py::array& x,
@@ -359,6 +353,27 @@ struct Pool2dPlan {
   }
 };
 
+// global_avg_pool2d's and global_max_pool2d's plan: x (n, c, h, w in `layout`) -> the n*c values
+// in a result of result_shape.
+struct GlobalPool2dPlan {
+  int kind = 0, layout = 0;
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  bool float64 = false;
+  std::vector<py::ssize_t> result_shape;
+
+  template <class T>
+  py::array run_typed(const py::handle& x, const py::object& out) const {
+    const PlanArray<T> xa = plan_array<T>(x);
+    py::array y = plan_result<T>(out, result_shape);
+    global_pool2d_typed<T>(kind, layout, n, c, h, w, xa, y);
+    return y;
+  }
+
+  py::array run(const py::handle& x, const py::object& out) const {
+    return float64 ? run_typed<double>(x, out) : run_typed<float>(x, out);
+  }
+};
+
 // conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices or,
 // with params.weight_winograd_given, its Winograd transform.
 struct ConvTranspose2dPlan
@@ -395,6 +410,10 @@ py::object run_depthwise_plan(void* plan, const py::handle& x, const py::handle&
 }
 py::object run_pool2d_plan(void* plan, const py::handle& x, const py::handle&, const py::handle&, const py::handle&) {
   return static_cast<const Pool2dPlan*>(plan)->run(x, py::none());
+}
+py::object run_global_pool2d_plan(void* plan, const py::handle& x, const py::handle&, const py::handle&,
+                                  const py::handle&) {
+  return static_cast<const GlobalPool2dPlan*>(plan)->run(x, py::none());
 }
 py::object run_conv_transpose2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias,
                                      const py::handle& prepared) {
@@ -462,8 +481,14 @@ PYBIND11_MODULE(_core, m) {
            py::arg("geometry"), py::arg("layout"), py::arg("kind"), py::arg("count_include_pad"), py::arg("float64"),
            py::arg("result_shape"))
       .def("__call__", &Pool2dPlan::run, py::arg("x"), py::arg("out") = py::none());
-  m.def("global_pool2d", &global_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"), py::arg("h"),
-        py::arg("w"), py::arg("layout"), py::arg("kind"));
+  py::class_<GlobalPool2dPlan>(m, "GlobalPool2dPlan")
+      .def(py::init([](int kind, int layout, int64_t n, int64_t c, int64_t h, int64_t w, bool float64,
+                       std::vector<py::ssize_t> result_shape) {
+             return GlobalPool2dPlan{kind, layout, n, c, h, w, float64, std::move(result_shape)};
+           }),
+           py::arg("kind"), py::arg("layout"), py::arg("n"), py::arg("c"), py::arg("h"), py::arg("w"),
+           py::arg("float64"), py::arg("result_shape"))
+      .def("__call__", &GlobalPool2dPlan::run, py::arg("x"), py::arg("out") = py::none());
   m.def("depth_max_pool2d", &depth_max_pool2d, py::arg("x"), py::arg("out"), py::arg("n"), py::arg("c"),
         py::arg("h"), py::arg("w"), py::arg("pool_size"), py::arg("layout"));
   py::class_<SeparablePlan>(m, "SeparablePlan")
@@ -479,7 +504,8 @@ PYBIND11_MODULE(_core, m) {
       .def("__call__", &SeparablePlan::run, py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"),
            py::arg("bias") = py::none(), py::arg("out") = py::none());
   // A cache of plans by call arguments (plan_cache.h): Conv2dPlans, DepthwisePlans (depthwise_conv2d,
-  // and conv2d's groups == channels), ConvTranspose2dPlans or Pool2dPlans (weight and bias None),
+  // and conv2d's groups == channels), ConvTranspose2dPlans, Pool2dPlans or GlobalPool2dPlans (weight
+  // and bias None),
   // run on (x, weight, bias) as pycnn.ops validated them for equal options.
   py::class_<pycnn_python::PlanCache>(m, "PlanCache")
       .def(py::init<py::object, const std::vector<std::string>&>(), py::arg("packed_type") = py::none(),
@@ -499,9 +525,12 @@ PYBIND11_MODULE(_core, m) {
                              prepared);
             else if (py::isinstance<Pool2dPlan>(plan))
               cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan, prepared);
+            else if (py::isinstance<GlobalPool2dPlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<GlobalPool2dPlan&>(), run_global_pool2d_plan,
+                             prepared);
             else
-              throw std::invalid_argument(
-                  "PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, ConvTranspose2dPlan or Pool2dPlan");
+              throw std::invalid_argument("PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, "
+                                          "ConvTranspose2dPlan, Pool2dPlan or GlobalPool2dPlan");
           },
           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"), py::arg("plan"),
           py::arg("prepared") = py::none())

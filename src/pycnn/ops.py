@@ -249,7 +249,7 @@ _SEPARABLE_PLANS: dict = {}
 _TRANSPOSE_PLANS: dict = {}
 _MAX_PLANS = 256
 # The plans of conv2d, depthwise_conv2d and conv_transpose2d (_TRANSPOSE_CACHE, below its packed
-# weight's class) again, for calls with no out=, and max_pool2d's and avg_pool2d's, found in C++ from the call's own arguments (_core.PlanCache,
+# weight's class) again, for calls with no out=, and the pooling ops' (but depth_max_pool2d's), found in C++ from the call's own arguments (_core.PlanCache,
 # whose keys are stricter than these dicts': options of exactly int, bool, str, None or tuples of
 # them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the Python key skipped,
 # 2.6 with the cached call's array checks and result allocation made direct NumPy calls.
@@ -845,6 +845,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def _global_pool2d(kind, x, data_format, keepdims):
+    options = (kind, data_format, keepdims)
+    y = _run_cached_pool(x, None, None, options)
+    if y is not None:
+        return y
     layout = _args.data_format(data_format)
     keepdims = _args.flag(keepdims, "keepdims")
     x_in = _args.as_array(x, "x")
@@ -856,7 +860,10 @@ def _global_pool2d(kind, x, data_format, keepdims):
     # (N, C) values in either result shape: the core writes them straight into it.
     y = np.empty(_args.global_pool_shape(n, c, layout, keepdims), dtype)
     if y.size:
-        _core.global_pool2d(_contiguous(x4, dtype), y, n, c, h, w, _LAYOUT_CODE[layout], _POOL_KIND[kind])
+        plan = _core.GlobalPool2dPlan(_POOL_KIND[kind], _LAYOUT_CODE[layout], n, c, h, w, dtype == np.float64,
+                                      y.shape[1:] if unbatched else y.shape)
+        _POOL_CACHE.remember(x, None, None, options, plan)
+        plan(_contiguous(x4, dtype), y)
     return y[0] if unbatched else y
 
 
