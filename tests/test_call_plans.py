@@ -153,6 +153,7 @@ def test_out_through_the_cached_plan(op, rng):
 
 
 @pytest.mark.parametrize("name, cache", [("depthwise_conv2d", "_DEPTHWISE_CACHE"),
+                                         ("separable_conv2d", "_SEPARABLE_CACHE"),
                                          ("conv_transpose2d", "_TRANSPOSE_CACHE")])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_repeated_calls_run_the_plan_cached_in_cpp(rng, name, cache, layout):
@@ -169,7 +170,7 @@ def test_repeated_calls_run_the_plan_cached_in_cpp(rng, name, cache, layout):
             first = fn(x, w, bias, **options)
             assert len(cache) == 2 * i + (bias is not None) + 1
             for _ in range(2):
-                y = fn(x * 1, w * 1, bias, **options)
+                y = fn(x * 1, _each_weight(w, lambda v: v * 1), bias, **options)
                 assert y.dtype == np.float32 and y.shape == first.shape
                 np.testing.assert_array_equal(y, first)
     assert len(cache) == 2 * len(option_sets)
@@ -238,3 +239,15 @@ def test_global_pooling_calls_run_the_plan_cached_in_cpp(rng, layout):
     assert len(ops._POOL_CACHE) == len(calls) + 2
     with pytest.raises(TypeError, match="keepdims"):
         ops.global_max_pool2d(x, data_format=layout, keepdims=1)
+
+
+def test_separable_plans_key_both_weights(rng):
+    ops._clear_plans()
+    x, (dw, pw), _ = _separable(rng, "NCHW", np.float32)
+    pw9 = rng.standard_normal((9, 12, 1, 1)).astype(np.float32)
+    for _ in range(2):  # the second round runs the cached plans
+        y7, y9 = ops.separable_conv2d(x, dw, pw), ops.separable_conv2d(x, dw, pw9)
+        assert y7.shape == (2, 7, 7, 8) and y9.shape == (2, 9, 7, 8)
+        np.testing.assert_allclose(y9, ops.conv2d(ops.depthwise_conv2d(x, dw), pw9), rtol=1e-5, atol=1e-5)
+    assert len(ops._SEPARABLE_CACHE) == 2
+    assert ops._run_cached_separable(x, (dw, pw9), None, (1, 0, 1, None, "NCHW")).shape == y9.shape

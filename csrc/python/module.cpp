@@ -415,6 +415,11 @@ py::object run_global_pool2d_plan(void* plan, const py::handle& x, const py::han
                                   const py::handle&) {
   return static_cast<const GlobalPool2dPlan*>(plan)->run(x, py::none());
 }
+py::object run_separable_plan(void* plan, const py::handle& x, const py::handle& weights, const py::handle& bias,
+                              const py::handle&) {
+  const py::tuple w = py::reinterpret_borrow<py::tuple>(weights);  // (depthwise, pointwise), as keyed
+  return static_cast<const SeparablePlan*>(plan)->run(x, w[0], w[1], bias, py::none());
+}
 py::object run_conv_transpose2d_plan(void* plan, const py::handle& x, const py::handle& w, const py::handle& bias,
                                      const py::handle& prepared) {
   return static_cast<const ConvTranspose2dPlan*>(plan)->run(x, w, bias, py::none(), prepared);
@@ -504,8 +509,8 @@ PYBIND11_MODULE(_core, m) {
       .def("__call__", &SeparablePlan::run, py::arg("x"), py::arg("depthwise_weight"), py::arg("pointwise_weight"),
            py::arg("bias") = py::none(), py::arg("out") = py::none());
   // A cache of plans by call arguments (plan_cache.h): Conv2dPlans, DepthwisePlans (depthwise_conv2d,
-  // and conv2d's groups == channels), ConvTranspose2dPlans, Pool2dPlans or GlobalPool2dPlans (weight
-  // and bias None),
+  // and conv2d's groups == channels), SeparablePlans (weight: the tuple of both weights),
+  // ConvTranspose2dPlans, Pool2dPlans or GlobalPool2dPlans (weight and bias None),
   // run on (x, weight, bias) as pycnn.ops validated them for equal options.
   py::class_<pycnn_python::PlanCache>(m, "PlanCache")
       .def(py::init<py::object, const std::vector<std::string>&>(), py::arg("packed_type") = py::none(),
@@ -525,12 +530,14 @@ PYBIND11_MODULE(_core, m) {
                              prepared);
             else if (py::isinstance<Pool2dPlan>(plan))
               cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan, prepared);
+            else if (py::isinstance<SeparablePlan>(plan))
+              cache.remember(x, w, bias, options, plan, &plan.cast<SeparablePlan&>(), run_separable_plan, prepared);
             else if (py::isinstance<GlobalPool2dPlan>(plan))
               cache.remember(x, w, bias, options, plan, &plan.cast<GlobalPool2dPlan&>(), run_global_pool2d_plan,
                              prepared);
             else
               throw std::invalid_argument("PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, "
-                                          "ConvTranspose2dPlan, Pool2dPlan or GlobalPool2dPlan");
+                                          "SeparablePlan, ConvTranspose2dPlan, Pool2dPlan or GlobalPool2dPlan");
           },
           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"), py::arg("plan"),
           py::arg("prepared") = py::none())

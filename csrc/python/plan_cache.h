@@ -2,8 +2,9 @@
 // small call (1x1x8x8 input, 3x3 kernel) then skips pycnn.ops' argument normalisation and its
 // Python key (~3 us of a ~6 us call on a 2.4 GHz Zen 1).
 //
-// A key is the arrays' shapes and dtypes (weight and bias may be None; a packed weight of the
-// cache's packed type counts as its `weight` array and the attributes it was packed for) and the
+// A key is the arrays' shapes and dtypes (weight and bias may be None, weight a tuple of arrays; a
+// packed weight of the cache's packed type counts as its `weight` array and the attributes it was
+// packed for) and the
 // call's options, compared by exact type and value: ints, bools, strs, None and tuples of them
 // (1, 1.0, True and np.int64(1) never share a plan; any other
 // type, a subclass of ndarray, an int past int64 or a key past kMaxKey words is not cached, and
@@ -211,6 +212,11 @@ class PlanCache {
         const py::object v = attribute(weight, field);
         if (!v || !push_option(v, key, 1)) return false;
       }
+    } else if (PyTuple_CheckExact(weight.ptr())) {  // several weight arrays (separable_conv2d's two)
+      const Py_ssize_t n = PyTuple_GET_SIZE(weight.ptr());
+      if (!key.push(kTuple) || !key.push(n)) return false;
+      for (Py_ssize_t i = 0; i < n; ++i)
+        if (!push_array(PyTuple_GET_ITEM(weight.ptr(), i), key)) return false;
     } else {
       if (!push_array(weight, key)) return false;
     }

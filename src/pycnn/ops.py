@@ -248,16 +248,18 @@ _DEPTHWISE_PLANS: dict = {}
 _SEPARABLE_PLANS: dict = {}
 _TRANSPOSE_PLANS: dict = {}
 _MAX_PLANS = 256
-# The plans of conv2d, depthwise_conv2d and conv_transpose2d (_TRANSPOSE_CACHE, below its packed
-# weight's class) again, for calls with no out=, and the pooling ops' (but depth_max_pool2d's), found in C++ from the call's own arguments (_core.PlanCache,
+# The plans of conv2d, depthwise_conv2d, separable_conv2d and conv_transpose2d (_TRANSPOSE_CACHE,
+# below its packed weight's class) again, for calls with no out=, and the pooling ops' (but depth_max_pool2d's), found in C++ from the call's own arguments (_core.PlanCache,
 # whose keys are stricter than these dicts': options of exactly int, bool, str, None or tuples of
 # them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the Python key skipped,
 # 2.6 with the cached call's array checks and result allocation made direct NumPy calls.
 _CONV2D_CACHE = _core.PlanCache(PackedConv2dWeight, ["data_format", "groups"])
 _DEPTHWISE_CACHE = _core.PlanCache()
+_SEPARABLE_CACHE = _core.PlanCache()  # weight: (depthwise weight, pointwise weight)
 _POOL_CACHE = _core.PlanCache()
 _run_cached_conv2d = _CONV2D_CACHE.runner()
 _run_cached_depthwise = _DEPTHWISE_CACHE.runner()
+_run_cached_separable = _SEPARABLE_CACHE.runner()
 _run_cached_pool = _POOL_CACHE.runner()
 _FLAT_KEY_TYPES = frozenset((int, str, type(None)))
 _DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
@@ -266,7 +268,7 @@ _DEFAULT_OPTION_TYPES = (int, int, int, int, type(None), str, str)
 def _clear_plans():
     """Forgets every cached plan (after a change to what the algorithm choice reads)."""
     for plans in (_PLANS, _DEPTHWISE_PLANS, _SEPARABLE_PLANS, _TRANSPOSE_PLANS, _CONV2D_CACHE, _DEPTHWISE_CACHE,
-                  _TRANSPOSE_CACHE, _POOL_CACHE):
+                  _SEPARABLE_CACHE, _TRANSPOSE_CACHE, _POOL_CACHE):
         plans.clear()
 
 
@@ -541,6 +543,11 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
     scratch and fed straight to the GEMM; it is never materialised whole (see
     separable_conv2d_scratch_bytes).
     """
+    options = (stride, padding, dilation, activation, data_format)
+    if out is None:
+        y = _run_cached_separable(x, (depthwise_weight, pointwise_weight), bias, options)
+        if y is not None:
+            return y
     key = None
     if type(pointwise_weight) is np.ndarray:
         key = _depthwise_key(x, depthwise_weight, bias, stride, padding, dilation, activation, data_format)
@@ -569,6 +576,8 @@ def separable_conv2d(x, depthwise_weight, pointwise_weight, bias=None, *, stride
         plan = _core.SeparablePlan(_depthwise_geometry_tuple(dg), pg.o, _LAYOUT_CODE[a.layout], act, act_param,
                                    a.dtype == np.float64, y.shape)
         _remember(_SEPARABLE_PLANS, key, plan, y)
+        if key is not None:
+            _SEPARABLE_CACHE.remember(x, (depthwise_weight, pointwise_weight), bias, options, plan)
         plan(*a.arrays(), y4)
     return y
 
