@@ -186,6 +186,8 @@ CPP_CACHED_CALLS = [
     dict(groups=4, depthwise=True),
     dict(data_format="NHWC", padding="valid"),
     dict(unbatched=True, data_format="channels_last"),
+    dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1, activation="relu6",
+         data_format="channels_last", algorithm="direct", bias=True),  # a long key
 ]
 
 

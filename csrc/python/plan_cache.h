@@ -2,15 +2,14 @@
 // small call (1x1x8x8 input, 3x3 kernel) then skips pycnn.ops' argument normalisation and its
 // Python key (~3 us of a ~6 us call on a 2.4 GHz Zen 1).
 //
-// A key is the arrays' shapes and dtypes (weight and bias may be None, weight a tuple of arrays; a
-// packed weight of the cache's packed type counts as its `weight` array and the attributes it was
-// packed for) and the
-// call's options, compared by exact type and value: ints, bools, strs, None and tuples of them
-// (1, 1.0, True and np.int64(1) never share a plan; any other
-// type, a subclass of ndarray, an int past int64 or a key past kMaxKey words is not cached, and
-// pycnn.ops takes its own path). The arrays are those of an earlier call that pycnn.ops validated
-// with equal options, so the plan's checks are the only ones left (dtype and contiguity are
-// converted there as for any call).
+// A key is the arrays' shapes and dtypes and the call's options. Weight and bias may be None, the
+// weight a tuple of arrays, or a packed weight of the cache's packed type (its `weight` array and
+// the attributes it was packed for). Options compare by exact type and value: ints, bools, strs,
+// None and tuples of them, so 1, 1.0, True and np.int64(1) never share a plan. Any other type, an
+// ndarray subclass, an int past int64 or a key past kMaxKey words is not cached: pycnn.ops takes
+// its own path. Every item of a key starts with its tag, so no two calls' keys run together.
+// The arrays are those of an earlier call that pycnn.ops validated with equal options, so the
+// plan's checks are the only ones left (dtype and contiguity are converted there as for any call).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -56,7 +55,8 @@ class PlanCache {
     const auto it = entries_.find(key);
     if (it == entries_.end()) return py::none();
     const Entry entry = it->second;  // holds the plan while the call runs without the GIL
-    const py::object prepared = entry.prepared.is_none() ? py::object(py::none()) : py::object(weight.attr(entry.prepared));
+    const py::object prepared =
+        entry.prepared.is_none() ? py::object(py::none()) : py::object(weight.attr(entry.prepared));
     return entry.run(entry.plan, x, w, bias, prepared);
   }
 
@@ -90,7 +90,7 @@ class PlanCache {
   size_t size() const { return entries_.size(); }
 
  private:
-  static constexpr size_t kMaxKey = 64;
+  static constexpr size_t kMaxKey = 96;  // words; a conv2d call with every option spelled out takes ~60
   static constexpr const char* kCapsule = "pycnn.PlanCache";
 
   static PyObject* call(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
@@ -145,18 +145,18 @@ class PlanCache {
     py::object prepared;  // the name of the packed weight's prepared form, or None
   };
 
+  enum Tag : int64_t { kNone = 1, kBool, kInt, kStr, kTuple, kPacked, kArray };
+
   // An exact ndarray's rank, dims and dtype number.
   static bool push_array(const py::handle& a, Key& key) {
     const auto& api = py::detail::npy_api::get();
     if (Py_TYPE(a.ptr()) != (PyTypeObject*)api.PyArray_Type_) return false;
     const auto* proxy = py::detail::array_proxy(a.ptr());
-    if (!key.push(proxy->nd)) return false;
+    if (!key.push(kArray) || !key.push(proxy->nd)) return false;
     for (int i = 0; i < proxy->nd; ++i)
       if (!key.push((int64_t)proxy->dimensions[i])) return false;
     return key.push(py::detail::array_descriptor_proxy(proxy->descr)->type_num);
   }
-
-  enum Tag : int64_t { kNone = 1, kBool, kInt, kStr, kTuple, kPacked };
 
   static bool push_option(const py::handle& o, Key& key, int depth) {
     PyObject* p = o.ptr();
