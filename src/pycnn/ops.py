@@ -248,11 +248,13 @@ _DEPTHWISE_PLANS: dict = {}
 _SEPARABLE_PLANS: dict = {}
 _TRANSPOSE_PLANS: dict = {}
 _MAX_PLANS = 256
-# The plans of conv2d, depthwise_conv2d, separable_conv2d and conv_transpose2d (_TRANSPOSE_CACHE,
-# below its packed weight's class) again, for calls with no out=, and the pooling ops' (but depth_max_pool2d's), found in C++ from the call's own arguments (_core.PlanCache,
-# whose keys are stricter than these dicts': options of exactly int, bool, str, None or tuples of
-# them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the Python key skipped,
-# 2.6 with the cached call's array checks and result allocation made direct NumPy calls.
+# The same plans of conv2d, depthwise_conv2d, separable_conv2d and conv_transpose2d
+# (_TRANSPOSE_CACHE, below its packed weight's class) for calls with no out=, and the plans of
+# the pooling ops but depth_max_pool2d, found in C++ from the call's own arguments
+# (_core.PlanCache, whose keys are stricter than these dicts': options of exactly int, bool, str,
+# None or tuples of them). A tiny conv2d (1x1x8x8, 3x3), alternating, us: 5.7 -> 3.2 with the
+# Python key skipped, 2.6 with the cached call's array checks and result allocation made direct
+# NumPy calls.
 _CONV2D_CACHE = _core.PlanCache(PackedConv2dWeight, ["data_format", "groups"])
 _DEPTHWISE_CACHE = _core.PlanCache()
 _SEPARABLE_CACHE = _core.PlanCache()  # weight: (depthwise weight, pointwise weight)
