@@ -48,6 +48,46 @@ def test_concurrent_calls_of_every_op_match_serial_calls():
             assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
 
 
+def test_cached_calls_survive_a_cache_cleared_under_them():
+    """Threads repeat cached calls (their plans found in C++, run without the GIL) while another
+    clears every plan cache and fills the caches past their bound: each result still equals the
+    serial one (a running call holds its plan)."""
+    import threading
+
+    from pycnn import ops
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 16, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dw = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    calls = [lambda: ops.conv2d(x, w, padding=1), lambda: ops.depthwise_conv2d(x, dw, padding=1),
+             lambda: ops.max_pool2d(x, 3, 2, 1), lambda: ops.conv_transpose2d(x, w, stride=2)]
+    serial = [f() for f in calls]
+    stop = threading.Event()
+
+    def churn():
+        one = np.ones((1, 1, 1, 1), np.float32)
+        while not stop.is_set():
+            ops._clear_plans()
+            for width in range(1, 300):  # past the caches' bound of 256 entries
+                ops.max_pool2d(np.ones((1, 1, 1, width), np.float32), 1)
+                ops.conv2d(np.ones((1, 1, 1, width), np.float32), one)
+
+    def work(i):
+        return i % len(calls), calls[i % len(calls)]()
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(work, range(120)))
+    finally:
+        stop.set()
+        churner.join()
+    for k, got in results:
+        np.testing.assert_array_equal(got, serial[k])
+
+
 def test_concurrent_calls_with_out_into_distinct_buffers():
     calls = make_calls(seed=3)
     names = ["conv2d", "depthwise_conv2d", "separable_conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"]
