@@ -185,7 +185,12 @@ constexpr unsigned kAllLoadsMasked = 0xF;
 // - kTap0Previous, a left edge one column before the row (padding 1): loads 0 and 1 start a
 //   column late, at column 0; their even lanes are tap 1, their odd lanes tap 2, and tap 0 is
 //   tap 2 a column back, a zero first (the padding column).
-constexpr unsigned kTap2OneEarly = 0x10, kTap0Previous = 0x20;
+// At stride 1, with the same names for the same columns (padding 1, AVX2 on Zen 1, see below):
+// - kTap0Previous, a left edge one column before the row: tap 0 is tap 1 a column back, a zero
+//   first; loads 1 and 2 only.
+// - kTap2Next, a right edge one column past the row's end: tap 2 is tap 1 a column on, a zero
+//   last; loads 0 and 1 only.
+constexpr unsigned kTap2OneEarly = 0x10, kTap0Previous = 0x20, kTap2Next = 0x40;
 template <class V, unsigned Masked, size_t K>
 PYCNN_TILE_INLINE typename V::reg in_place_load(const typename V::T* row, const int64_t (&start)[4],
                                                 const typename V::Lanes (&lanes)[4]) {
@@ -208,6 +213,14 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     x[1] = load(k1{});
     x[0] = V::shift_in(broadcast_or_zero<V>(row + start[0], lanes[0] & 1), x[1], W - 1);
     x[2] = V::shift_in(x[1], broadcast_or_zero<V>(row + start[2] + (W - 1), (lanes[2] >> (W - 1)) & 1), 1);
+  } else if constexpr (SW == 1 && Masked == kTap0Previous) {
+    x[1] = V::load(row + start[1]);
+    x[2] = V::load(row + start[2]);
+    x[0] = V::shift_in(V::zero(), x[1], W - 1);
+  } else if constexpr (SW == 1 && Masked == kTap2Next) {
+    x[0] = V::load(row + start[0]);
+    x[1] = V::load(row + start[1]);
+    x[2] = V::shift_in(x[1], V::zero(), 1);
   } else if constexpr (SW == 1) {
     x[0] = load(k0{});
     x[1] = load(k1{});
@@ -371,16 +384,20 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // and 3, the second of each pair), and none at edges one column past either end (padding 1:
     // kTap2OneEarly, kTap0Previous). Zen 1, alternating, min of p10 us over 10 rounds, one
     // thread, 3x3/2 8 @112 (in cache): masked edges 68.3 -> kTap2OneEarly 60.3 -> and
-    // kTap0Previous 56.1.
+    // kTap0Previous 56.1. At stride 1 (kTap0Previous, kTap2Next: a vpermps and a blend for the
+    // masked load, whose variants also spilled weights), medians of 5 alternating rounds, us, 3x3
+    // 144 @56 one thread 498 -> 440, two 300 -> 270; 32 @112 (min) 363 -> 337.
     if constexpr (V::kMaskedLoadsCheap) {
       in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
     } else {
       static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
       constexpr unsigned left = 1u, right = SW == 1 ? 4u : 10u;
       if (masked == 0) in_place_rows<V, MR, SH, SW, 0u>(a, start, lanes, wv, acc);
-      else if (SW == 2 && masked == left && start[0] == -1)  // loads 1-3 inside: so are 0 and 1 a column on
-        in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap0Previous : left)>(a, start, lanes, wv, acc);
+      else if (masked == left && start[0] == -1)  // SW = 2: loads 1-3 inside, so are 0 and 1 a column on
+        in_place_rows<V, MR, SH, SW, kTap0Previous>(a, start, lanes, wv, acc);
       else if (masked == left) in_place_rows<V, MR, SH, SW, left>(a, start, lanes, wv, acc);
+      else if (SW == 1 && masked == right && start[2] + (int64_t)W == a.in_w + 1)
+        in_place_rows<V, MR, SH, SW, (SW == 1 ? kTap2Next : right)>(a, start, lanes, wv, acc);
       else if (masked == right) in_place_rows<V, MR, SH, SW, right>(a, start, lanes, wv, acc);
       else if (SW == 2 && masked == 8u && start[3] + (int64_t)W == a.in_w + 1)
         in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap2OneEarly : right)>(a, start, lanes, wv, acc);
