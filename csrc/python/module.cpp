@@ -182,13 +182,18 @@ pycnn::Pool2dParams pool2d_params(const py::tuple& geometry, int layout, int kin
   return p;
 }
 
+// global_avg_pool2d's and global_max_pool2d's: x (n, c, h, w in `layout`) -> its n*c values.
+struct GlobalPool2dParams {
+  int kind = 0, layout = 0;
+  int64_t n = 0, c = 0, h = 0, w = 0;
+};
+
 template <class T>
-void global_pool2d_typed(int kind, int layout, int64_t n, int64_t c, int64_t h, int64_t w, const py::array& x,
-                         py::array& y) {
-  const T* xd = data_of<T>(x, "x", n * c * h * w);
-  T* yd = mutable_data_of<T>(y, "out", n * c);
+void global_pool2d_typed(const GlobalPool2dParams& p, const py::array& x, py::array& y) {
+  const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
+  T* yd = mutable_data_of<T>(y, "out", p.n * p.c);
   py::gil_scoped_release release;
-  pycnn::global_pool2d((pycnn::PoolKind)kind, (pycnn::Layout)layout, n, c, h, w, xd, yd);
+  pycnn::global_pool2d((pycnn::PoolKind)p.kind, (pycnn::Layout)p.layout, p.n, p.c, p.h, p.w, xd, yd);
 }
 
 
@@ -334,9 +339,11 @@ struct WeightedPlan {
 
 using DepthwisePlan = WeightedPlan<pycnn::DepthwiseConv2dParams, depthwise_typed<float>, depthwise_typed<double>>;
 
-// max_pool2d's and avg_pool2d's plan: x -> y.
-struct Pool2dPlan {
-  pycnn::Pool2dParams params;
+// The plan of an op on x alone (pooling): x -> y.
+template <class Params, void (*RunFloat)(const Params&, const py::array&, py::array&),
+          void (*RunDouble)(const Params&, const py::array&, py::array&)>
+struct InputPlan {
+  Params params;
   bool float64 = false;
   std::vector<py::ssize_t> result_shape;
 
@@ -344,7 +351,7 @@ struct Pool2dPlan {
   py::array run_typed(const py::handle& x, const py::object& out) const {
     const PlanArray<T> xa = plan_array<T>(x);
     py::array y = plan_result<T>(out, result_shape);
-    pool2d_typed<T>(params, xa, y);
+    (std::is_same_v<T, double> ? RunDouble : RunFloat)(params, xa, y);
     return y;
   }
 
@@ -353,26 +360,9 @@ struct Pool2dPlan {
   }
 };
 
-// global_avg_pool2d's and global_max_pool2d's plan: x (n, c, h, w in `layout`) -> the n*c values
-// in a result of result_shape.
-struct GlobalPool2dPlan {
-  int kind = 0, layout = 0;
-  int64_t n = 0, c = 0, h = 0, w = 0;
-  bool float64 = false;
-  std::vector<py::ssize_t> result_shape;
-
-  template <class T>
-  py::array run_typed(const py::handle& x, const py::object& out) const {
-    const PlanArray<T> xa = plan_array<T>(x);
-    py::array y = plan_result<T>(out, result_shape);
-    global_pool2d_typed<T>(kind, layout, n, c, h, w, xa, y);
-    return y;
-  }
-
-  py::array run(const py::handle& x, const py::object& out) const {
-    return float64 ? run_typed<double>(x, out) : run_typed<float>(x, out);
-  }
-};
+using Pool2dPlan = InputPlan<pycnn::Pool2dParams, pool2d_typed<float>, pool2d_typed<double>>;
+// Its result_shape holds the n*c values.
+using GlobalPool2dPlan = InputPlan<GlobalPool2dParams, global_pool2d_typed<float>, global_pool2d_typed<double>>;
 
 // conv_transpose2d's, whose prepared form is a PackedConvTranspose2dWeight's phase matrices or,
 // with params.weight_winograd_given, its Winograd transform.
@@ -489,7 +479,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<GlobalPool2dPlan>(m, "GlobalPool2dPlan")
       .def(py::init([](int kind, int layout, int64_t n, int64_t c, int64_t h, int64_t w, bool float64,
                        std::vector<py::ssize_t> result_shape) {
-             return GlobalPool2dPlan{kind, layout, n, c, h, w, float64, std::move(result_shape)};
+             return GlobalPool2dPlan{{kind, layout, n, c, h, w}, float64, std::move(result_shape)};
            }),
            py::arg("kind"), py::arg("layout"), py::arg("n"), py::arg("c"), py::arg("h"), py::arg("w"),
            py::arg("float64"), py::arg("result_shape"))
