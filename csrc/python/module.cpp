@@ -196,7 +196,6 @@ void global_pool2d_typed(const GlobalPool2dParams& p, const py::array& x, py::ar
   pycnn::global_pool2d((pycnn::PoolKind)p.kind, (pycnn::Layout)p.layout, p.n, p.c, p.h, p.w, xd, yd);
 }
 
-
 template <class T>
 void depth_max_pool2d_typed(int layout, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, const py::array& x,
                             py::array& y) {
@@ -511,21 +510,19 @@ PYBIND11_MODULE(_core, m) {
           "remember",
           [](pycnn_python::PlanCache& cache, const py::handle& x, const py::handle& w, const py::handle& bias,
              const py::handle& options, const py::object& plan, const py::object& prepared) {
-            if (py::isinstance<Conv2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<Conv2dPlan&>(), run_conv2d_plan, prepared);
-            else if (py::isinstance<DepthwisePlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<DepthwisePlan&>(), run_depthwise_plan, prepared);
-            else if (py::isinstance<ConvTranspose2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<ConvTranspose2dPlan&>(), run_conv_transpose2d_plan,
-                             prepared);
-            else if (py::isinstance<Pool2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<Pool2dPlan&>(), run_pool2d_plan, prepared);
-            else if (py::isinstance<SeparablePlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<SeparablePlan&>(), run_separable_plan, prepared);
-            else if (py::isinstance<GlobalPool2dPlan>(plan))
-              cache.remember(x, w, bias, options, plan, &plan.cast<GlobalPool2dPlan&>(), run_global_pool2d_plan,
-                             prepared);
-            else
+            // Caches `plan` with `run` when it is a Plan (tag: a null Plan*); whether it was one.
+            const auto remember_as = [&](auto* tag, pycnn_python::PlanCache::Runner run) {
+              using Plan = std::remove_pointer_t<decltype(tag)>;
+              if (!py::isinstance<Plan>(plan)) return false;
+              cache.remember(x, w, bias, options, plan, &plan.cast<Plan&>(), run, prepared);
+              return true;
+            };
+            if (!(remember_as((Conv2dPlan*)nullptr, run_conv2d_plan) ||
+                  remember_as((DepthwisePlan*)nullptr, run_depthwise_plan) ||
+                  remember_as((SeparablePlan*)nullptr, run_separable_plan) ||
+                  remember_as((ConvTranspose2dPlan*)nullptr, run_conv_transpose2d_plan) ||
+                  remember_as((Pool2dPlan*)nullptr, run_pool2d_plan) ||
+                  remember_as((GlobalPool2dPlan*)nullptr, run_global_pool2d_plan)))
               throw std::invalid_argument("PlanCache.remember: plan must be a Conv2dPlan, DepthwisePlan, "
                                           "SeparablePlan, ConvTranspose2dPlan, Pool2dPlan or GlobalPool2dPlan");
           },
