@@ -240,7 +240,9 @@ using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
 //   y + i*y_step receives the n outputs; scale + i*y_step (avg; null: no scaling) multiplies them.
 //   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
 //   shift, (kw - 1)*dilation / stride, is below the vector width W.
-//   Reads only input elements inside the rows' [0, width) (masked loads at the edges).
+//   Reads only input elements inside the rows' [0, width) (masked loads at the edges); before
+//   each output row it prefetches (hints only, any address) the window rows of the output row
+//   about kPoolPrefetchBytes of input further on.
 template <class T>
 struct PoolNchwArgs {
   const T* x;
