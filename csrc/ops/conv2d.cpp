@@ -155,8 +155,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* tile_buf = tiles.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic) nowait
-    for (int64_t item = 0; item < items; ++item) {
+    for_dynamic(items, [&](int64_t item) {
       const int64_t mc = item % mchunks;
       const int64_t pt = (item / mchunks) % ptiles;
       const int64_t g = (item / mchunks / ptiles) % G;
@@ -187,7 +186,7 @@ void conv_gemm_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           }
         }
       }
-    }
+    });
   });
 }
 
@@ -371,8 +370,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
     before(/*wait=*/!weights.waits());
     weights.pack(kn);
     const T** a_rows = row_pointers.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < items; ++item) {
+    for_dynamic(items, [&](int64_t item) {
       const int64_t nc = item % nchunks;
       const int64_t pt = (item / nchunks) % ptiles;
       const int64_t g = (item / nchunks / ptiles) % G;
@@ -400,7 +398,7 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
           }
         }
       }
-    }
+    }, /*chunk=*/1, /*wait=*/true);
     after();
   });
 }
@@ -472,8 +470,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     args.channels = Cg;
     args.ldw = K;
     args.ldy = p.oh * p.ow;
-#pragma omp for schedule(guided) nowait
-    for (int64_t item = 0; item < items; ++item) {
+    for_guided(items, [&](int64_t item) {
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       const T* rows = panel;  // the output row's kernel row 0 in channel 0 of group g
       if (padded_image) {
@@ -527,7 +524,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
           run(args);
         }
       }
-    }
+    });
   });
 }
 

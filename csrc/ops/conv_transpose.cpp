@@ -280,8 +280,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
 
   parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
-#pragma omp for schedule(dynamic)
-    for (int64_t ngp = 0; ngp < p.n * G * bpanels; ++ngp) {
+    for_dynamic(p.n * G * bpanels, [&](int64_t ngp) {
       const int64_t jp = ngp % bpanels, ng = ngp / bpanels, j0 = jp * NR, cols = std::min(NR, cells - j0);
       const T* x_group = x + ng * Cg * HW;  // (n, g) -> channels (n*C + g*Cg): ng*Cg
       T* dst = packed_x.data() + ngp * Cg * NR;
@@ -299,7 +298,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
         }
         std::fill(d + cols, d + NR, T(0));
       }
-    }
+    }, /*chunk=*/1, /*wait=*/true);
     // For output channel o, the (input channel x tap) matrix w[c][o][:] (row stride Og*KK) is
     // transposed into the taps' rows (row stride tap_stride).
 #pragma omp for schedule(static)
@@ -309,15 +308,14 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       for (int64_t i = 0; i < rows; ++i)
         transpose_blocks(kn, w + ((g * Cg) * Og + mp * MR + i) * KK, Og * KK, Cg, KK, dst + i * Cg, tap_stride);
     }
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < plan.items; ++item) {
+    for_dynamic(plan.items, [&](int64_t item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
       const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
       const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), mpanels = ceil_div(obn, MR);
       T* cbase = canvas.data() + (((n * G + g) * cv.phases + ph) * Og + o0) * cv.plane;
       std::fill(cbase, cbase + obn * cv.plane, T(0));
       const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
-      if (taps.empty()) continue;
+      if (taps.empty()) return;  // next item
       // The item's rows of tap t start at row o0 of (g, t).
       const T* a_item = packed_w.data() + g * KK * tap_stride + o0 * Cg;
       const T* x_panels = packed_x.data() + (n * G + g) * bpanels * Cg * NR;
@@ -335,10 +333,9 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
           }
         }
       }
-    }
+    }, /*chunk=*/1, /*wait=*/true);
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(dynamic, 8) nowait
-    for (int64_t row = 0; row < rows_out; ++row) {
+    for_dynamic(rows_out, [&](int64_t row) {
       const int64_t oh = row % p.oh, oc = (row / p.oh) % p.o, n = row / p.oh / p.o;
       const int64_t g = oc / Og, o = oc % Og, fr = oh + p.pad_top;
       T* yrow = y + row * p.ow;
@@ -361,7 +358,7 @@ void conv_transpose_nchw(const ConvTranspose2dParams& p, const ConvKernels<T>& k
         e.bias_row = bias ? bias + oc : nullptr;
         kd.epilogue(yrow, (size_t)p.ow, 1, (size_t)p.ow, e);
       }
-    }
+    }, /*chunk=*/8);
   });
 }
 
@@ -405,8 +402,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
   parallel_region(plan.threads, [&] {
     FlushDenormals ftz;
     weights.pack(kn, w);
-#pragma omp for schedule(dynamic)
-    for (int64_t ngr = 0; ngr < p.n * G * p.h; ++ngr) {
+    for_dynamic(p.n * G * p.h, [&](int64_t ngr) {
       const int64_t ih = ngr % p.h, g = (ngr / p.h) % G, n = ngr / p.h / G;
       T* dst = packed_x.data() + ((n * G + g) * cells + ih * cv.cw) * Cg;
       if (nchw) {
@@ -416,16 +412,15 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
         for (int64_t iw = 0; iw < p.w; ++iw) std::memcpy(dst + iw * Cg, src + iw * p.c, (size_t)Cg * sizeof(T));
       }
       std::fill(dst + p.w * Cg, dst + cv.cw * Cg, T(0));
-    }
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < plan.items; ++item) {
+    }, /*chunk=*/1, /*wait=*/true);
+    for_dynamic(plan.items, [&](int64_t item) {
       const int64_t blk = item % plan.oblocks, ph = (item / plan.oblocks) % cv.phases;
       const int64_t g = (item / plan.oblocks / cv.phases) % G, n = item / plan.oblocks / cv.phases / G;
       const int64_t o0 = blk * plan.ob, obn = std::min(plan.ob, Og - o0), npanels = ceil_div(obn, NR);
       T* cbase = canvas.data() + ((n * G + g) * cv.phases + ph) * cv.plane * Og + o0;
       for (int64_t q = 0; q < cv.plane; ++q) std::fill(cbase + q * Og, cbase + q * Og + obn, T(0));
       const std::vector<int64_t>& taps = cv.taps[(size_t)ph];
-      if (taps.empty()) continue;
+      if (taps.empty()) return;  // next item
       const T* x_rows = packed_x.data() + (n * G + g) * cells * Cg;
       for (int64_t k0 = 0; k0 < Cg; k0 += KC) {
         const int64_t kc = std::min(KC, Cg - k0);
@@ -444,10 +439,9 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
           }
         }
       }
-    }
+    }, /*chunk=*/1, /*wait=*/true);
     // Gather: output (oh, ow) is full-result cell (oh + top, ow + left), zero past its end.
-#pragma omp for schedule(dynamic, 8) nowait
-    for (int64_t row = 0; row < rows_out; ++row) {
+    for_dynamic(rows_out, [&](int64_t row) {
       const int64_t oh = row % p.oh, n = row / p.oh, fr = oh + p.pad_top;
       T* yrow = nchw ? rows_nhwc.slice(omp_get_thread_num()) : y + row * p.ow * p.o;
       const int64_t valid = fr < cv.full_h ? std::max<int64_t>(0, std::min(p.ow, cv.full_w - p.pad_left)) : 0;
@@ -464,7 +458,7 @@ void conv_transpose_nhwc(const ConvTranspose2dParams& p, const ConvKernels<T>& k
       std::fill(yrow + valid * p.o, yrow + p.ow * p.o, T(0));
       if (epilogue_needed) kd.epilogue(yrow, (size_t)p.o, (size_t)p.ow, (size_t)p.o, base);
       if (nchw) transpose_blocks(kn, yrow, p.o, p.ow, p.o, y + n * p.o * p.oh * p.ow + oh * p.ow, p.oh * p.ow);
-    }
+    }, /*chunk=*/8);
   });
 }
 

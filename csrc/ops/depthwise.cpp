@@ -567,8 +567,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     T* plane_buf = planes.slice(tid);
     if (!in_place) plane.zero_padding(plane_buf);
     T* mid = mids.slice(tid);
-#pragma omp for schedule(dynamic) nowait
-    for (int64_t item = 0; item < plan.items; ++item) {
+    for_dynamic(plan.items, [&](int64_t item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], rows = plan.band_start[(size_t)b + 1] - oh0, bp = rows * p.ow;
       for (int64_t c = 0; c < p.c; ++c) {
@@ -596,7 +595,7 @@ void separable_nchw(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
           }
         }
       }
-    }
+    });
   });
 }
 
@@ -639,8 +638,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
     g.dilation = 1;
     g.ldw = NR;
     g.ldy = O;
-#pragma omp for schedule(dynamic) nowait
-    for (int64_t item = 0; item < plan.items; ++item) {
+    for_dynamic(plan.items, [&](int64_t item) {
       const int64_t b = item % plan.bands, n = item / plan.bands;
       const int64_t oh0 = plan.band_start[(size_t)b], nrows = plan.band_start[(size_t)b + 1] - oh0, bp = nrows * p.ow;
       for (int64_t r = 0; r < nrows; ++r) {
@@ -664,7 +662,7 @@ void separable_nhwc(const SeparableConv2dParams& sp, const ConvKernels<T>& kn, c
           pointwise(g);
         }
       }
-    }
+    });
   });
 }
 

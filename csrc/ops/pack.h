@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/threading.h"
 #include "core/workspace.h"
 #include "kernels/microkernels.h"
 
@@ -293,24 +294,23 @@ class NhwcInput {
   void for_each_row(const ConvKernels<T>& kn, int64_t groups, int64_t rows, const Row& row) {
     if (per_image_) {
       T* image = buffer_.slice(omp_get_thread_num());
-#pragma omp for schedule(dynamic) nowait
-      for (int64_t i = 0; i < n_; ++i) {
+      for_dynamic(n_, [&](int64_t i) {
         transpose_image(kn, i, image);
         for (int64_t g = 0; g < groups; ++g)
           for (int64_t r = 0; r < rows; ++r) row(i, g, r, (const T*)image);
-      }
+      });
     } else if (private_) {
       T* image = buffer_.slice(omp_get_thread_num());
       transpose_image(kn, 0, image);
-#pragma omp for schedule(guided) nowait
-      for (int64_t item = 0; item < groups * rows; ++item) row(0, item / rows, item % rows, (const T*)image);
+      for_guided(groups * rows, [&](int64_t item) {
+        row(0, item / rows, item % rows, (const T*)image);
+      });
     } else {
       const T* batch = nchw_ ? buffer_.data() : x_;
-#pragma omp for schedule(guided) nowait
-      for (int64_t item = 0; item < n_ * groups * rows; ++item) {
+      for_guided(n_ * groups * rows, [&](int64_t item) {
         const int64_t r = item % rows, g = (item / rows) % groups, i = item / rows / groups;
         row(i, g, r, batch + i * hw_ * c_);
-      }
+      });
     }
   }
 
