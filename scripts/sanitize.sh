@@ -19,4 +19,7 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:symbolize=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYTHONMALLOC=malloc
+# An editable install's import hook would shadow the staged module and test the plain build.
+PYTHONPATH="$stage" python3 -c "import sys, pycnn._core as c; sys.exit(0 if c.__file__.startswith('$stage') else
+    'sanitize.sh: pycnn loads from ' + c.__file__ + ', not the sanitized build; use an environment without pycnn')"
 PYTHONPATH="$stage" python3 -m pytest -q -p no:cacheprovider "$@"
