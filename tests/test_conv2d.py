@@ -348,6 +348,45 @@ def test_nchw_in_place_padded_image_and_row_panels(dtype, c, side, isa, rng, che
         check_conv2d(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} stride={stride}", **params)
 
 
+# Strided NCHW layers with little work next to their data (past L1, under 40 multiply-adds per
+# element a reorder would touch, so no ISA reorders them): overlapping windows run in place,
+# windows that do not overlap take im2col, whose packing then copies each element at most once.
+STRIDED_OVERLAPPING = [
+    pytest.param((1, 3, 67, 45), (32, 3, 3, 3), dict(stride=2, padding=1), id="3x3-s2-c3-o32"),
+    pytest.param((1, 64, 15, 15), (64, 2, 3, 3), dict(stride=2, padding=1, groups=32), id="3x3-s2-groups32"),
+    pytest.param((2, 6, 40, 40), (8, 6, 5, 5), dict(stride=2, padding=2), id="5x5-s2-batch2"),
+    pytest.param((1, 3, 50, 50), (8, 3, 5, 5), dict(stride=3, padding=2), id="5x5-s3"),
+    pytest.param((1, 4, 40, 40), (8, 4, 2, 2), dict(stride=2, dilation=2), id="2x2-s2-dil2"),
+    pytest.param((1, 4, 33, 37), (8, 4, 1, 3), dict(stride=2, padding=(0, 1)), id="1x3-s2"),
+]
+STRIDED_DISJOINT = [
+    pytest.param((1, 3, 64, 64), (96, 3, 4, 4), dict(stride=4), id="4x4-s4"),
+    pytest.param((1, 3, 48, 48), (8, 3, 2, 2), dict(stride=2), id="2x2-s2"),
+    pytest.param((1, 8, 60, 60), (8, 8, 3, 3), dict(stride=3), id="3x3-s3"),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", STRIDED_OVERLAPPING)
+def test_nchw_strided_overlapping_windows_run_in_place(x_shape, w_shape, params, isa, rng, check_conv2d):
+    why = pycnn.ops.explain_conv2d(x_shape, w_shape, **params)
+    assert why.startswith("direct (NCHW in place)") and "where strided windows overlap" in why, why
+    for dtype in DTYPES:
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = rng.standard_normal(w_shape).astype(dtype)
+        b = rng.standard_normal(w_shape[0]).astype(dtype)
+        y = check_conv2d(x, w, b, activation="relu", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
+        np.testing.assert_array_equal(y, pycnn.ops.conv2d(x, w, b, activation="relu", algorithm="direct", **params))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, params", STRIDED_DISJOINT)
+def test_nchw_strided_disjoint_windows_take_im2col(x_shape, w_shape, params, isa, rng, check_conv2d):
+    why = pycnn.ops.explain_conv2d(x_shape, w_shape, **params)
+    assert why.startswith("im2col: the data is large next to the work"), why
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    check_conv2d(x, w, err_msg=f"isa={isa}", **params)
+
+
 @pytest.mark.parametrize("groups, o", [(1, o) for o in (4, 8, 16, 20, 28, 32, 40)] +
                          [(2, o) for o in (4, 8, 20, 28, 32, 40)])  # 2 groups of 16 reorder
 def test_nchw_in_place_last_channel_blocks(o, groups, isa, rng, check_conv2d):
@@ -418,13 +457,17 @@ def test_nchw_gemm_with_long_b_panels(c, side, o, k, stride, isa, rng, check_con
     partial last tile, pixel counts that leave a partial last panel (529, 576) or none (1024),
     the input read in place (1x1 up to 128 channels), packed because the 6x2's one-line panel
     rows would straddle cache lines over more than 128 planes (1x1, 160 channels on 529-pixel
-    planes, AVX2), or packed as im2col (3x3/2)."""
+    planes, AVX2), or packed as im2col (3x3/2, asked for: "auto" runs its overlapping windows
+    in place)."""
     for dtype in DTYPES:
         case = dict(n=1, c=c, h=side, w=side, o=o, kh=k, kw=k, stride=stride, padding=k // 2, dilation=1,
                     groups=1, bias=True, activation="relu")
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
         explained = pycnn.ops.explain_conv2d(x, w, stride=stride, padding=k // 2)
-        assert explained.startswith("im2col") and "reordered" not in explained, explained
+        if k == 1:
+            assert explained.startswith("im2col") and "reordered" not in explained, explained
+        else:
+            assert explained.startswith("direct (NCHW in place)"), explained
         check_conv2d(x, w, b, algorithm="im2col", err_msg=f"isa={isa} dtype={np.dtype(dtype)}", **params)
 
 
