@@ -40,6 +40,7 @@ struct VecF {
   static __mmask16 mask(size_t n) { return (__mmask16)((1u << n) - 1u); }
   static reg load_partial(const T* p, size_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store_partial(T* p, reg v, size_t n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static void store_partial_split(T* p, reg v, size_t n) { store_partial(p, v, n); }  // masked stores are cheap
   // dst[3*j + i] = lane j of row i, for the 3 rows a, b, c (3*W elements): an RGB image's planes
   // to pixels. Output vector k, lane l holds element e = k*W + l: lane e / 3 of row e % 3.
   static constexpr unsigned interleave3_rows(int k, int row) {
@@ -177,6 +178,7 @@ struct VecD {
   static __mmask8 mask(size_t n) { return (__mmask8)((1u << n) - 1u); }
   static reg load_partial(const T* p, size_t n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void store_partial(T* p, reg v, size_t n) { _mm512_mask_storeu_pd(p, mask(n), v); }
+  static void store_partial_split(T* p, reg v, size_t n) { store_partial(p, v, n); }  // masked stores are cheap
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }

@@ -27,8 +27,10 @@ namespace pycnn::PYCNN_ISA_NS {
 // is a large part of a tile's time (out of line, GCC's choice for some shapes, the tile went
 // through memory: 3x3 1->32 @28 NHWC 6.2 -> 5.3 us inlined). The costlier activations go
 // through a stack copy of the tile and one rolled loop, out of line, so that their code exists
-// once per tile shape. Both apply the same operations in the same order.
-template <class V, size_t MR, size_t NV, int Act>
+// once per tile shape. Both apply the same operations in the same order. SplitEdges: edge
+// vectors through V::store_partial_split (for a column of rows, each with an edge: NCHW
+// depthwise), not the one-instruction masked store that keeps a wide tile's unrolled code small.
+template <class V, size_t MR, size_t NV, int Act, bool SplitEdges = false>
 PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typename V::T* c, size_t ldc,
                                            size_t mr, size_t nr, bool accumulate, const Epilogue<typename V::T>* e) {
   using T = typename V::T;
@@ -58,6 +60,7 @@ PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typen
       if (Act >= 1) x = V::max(V::zero(), x);
       if (Act == 2) x = V::min(V::set1(T(6)), x);
       if (n >= W) V::store(p, x);
+      else if constexpr (SplitEdges) V::store_partial_split(p, x, n);
       else V::store_partial(p, x, n);
     }
   }

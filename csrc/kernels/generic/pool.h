@@ -91,7 +91,7 @@ void pool_rows_loop(const typename V::T* src, int64_t row_stride, int64_t rows, 
     reg acc = rows > 0 ? V::load_partial(src + i, m) : Op::template identity<V>();
     for (int64_t r = 1; r < rows; ++r) acc = Op::template combine<V>(acc, V::load_partial(src + r * row_stride + i, m));
     if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
-    V::store_partial(dst + i, acc, m);
+    V::store_partial_split(dst + i, acc, m);
   }
 }
 
@@ -150,7 +150,7 @@ void pool_window_loop(const typename V::T* src, int64_t n, int64_t runtime_taps,
     for (int64_t t = 1; t < taps; ++t)
       acc = Op::template combine<V>(acc, Load::partial(p + t * dilation, stride, m));
     if (scaled) acc = V::mul(acc, V::load_partial(scale + j, m));
-    V::store_partial(y + j, acc, m);
+    V::store_partial_split(y + j, acc, m);
   }
 }
 
@@ -231,7 +231,7 @@ inline void pool_store_outputs(typename V::reg acc, const typename V::T* scale, 
   } else {
     const size_t m = (size_t)(n - j);
     if (Op::kScaled && scale) acc = V::mul(acc, V::load_partial(scale + j, m));
-    V::store_partial(y + j, acc, m);
+    V::store_partial_split(y + j, acc, m);
   }
 }
 
@@ -401,7 +401,7 @@ inline void pool_nhwc_pixel(const typename V::T* x, int64_t row_stride, int64_t 
       for (int64_t t = 0; t < taps; ++t)
         acc = Op::template combine<V>(acc, V::load_partial(x + r * row_stride + t * tap_stride + c, m));
     if (Op::kScaled) acc = V::mul(acc, V::set1(scale));
-    V::store_partial(y + c, acc, m);
+    V::store_partial_split(y + c, acc, m);
   }
 }
 

@@ -19,6 +19,7 @@ struct VecScalar {
   static void store(T* p, reg v) { *p = v; }
   static reg load_partial(const T* p, size_t n) { return n ? *p : 0; }
   static void store_partial(T* p, reg v, size_t n) { if (n) *p = v; }
+  static void store_partial_split(T* p, reg v, size_t n) { store_partial(p, v, n); }
   static reg add(reg a, reg b) { return a + b; }
   static reg sub(reg a, reg b) { return a - b; }
   static reg mul(reg a, reg b) { return a * b; }
