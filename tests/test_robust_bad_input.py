@@ -505,11 +505,30 @@ def test_transposed_huge_column_stride_on_the_direct_path():
     assert np.all(result[:, :, 1:-1] == 0.5)  # columns between the two input columns: bias only
 
 
+def test_narrow_nchw_depthwise_with_huge_dilation(isa):
+    """NCHW planes of at most 14 columns run on the NHWC kernels with the vector ISAs, which skip
+    the padding taps: a dilation of 2**31-1 with "same" padding leaves the centre tap, exactly.
+    The scalar kernels' padded NCHW planes would overflow and say so."""
+    from pycnn import _args, _core
+
+    g = _args.depthwise_conv2d_geometry(X.shape, DW.shape, stride=1, padding_spec="same", dilation=_HUGE,
+                                        layout="NCHW")
+    plan, y = _core.DepthwisePlan(ops._depthwise_geometry_tuple(g), 0, 0, 0.0, False, (2, 6, 7, 7)), \
+        np.empty((2, 6, 7, 7), np.float32)
+    if isa == "scalar":
+        with pytest.raises(ValueError, match="overflows 64 bits"):
+            plan(X, DW, None, y)
+    else:
+        plan(X, DW, None, y)
+        np.testing.assert_array_equal(y, np.repeat(X, 2, axis=1) * DW[:, 0, 1, 1][None, :, None, None])
+
+
 @pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d", "conv_transpose2d"])
 def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped
     size could be small and overrun the buffer); the core now checks the products. (pycnn.ops
-    sends such depthwise kernels to conv2d's im2col, above: the core's plans are called here.)"""
+    sends such depthwise kernels to conv2d's im2col, above: the core's plans are called here. The
+    depthwise input is 15 columns wide: narrower NCHW planes run on the NHWC kernels, below.)"""
     from pycnn import _args, _core
 
     g = _args.depthwise_conv2d_geometry(X.shape, DW.shape, stride=1, padding_spec="same", dilation=_HUGE,
@@ -517,7 +536,11 @@ def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     geometry, y = ops._depthwise_geometry_tuple(g), np.empty((2, 6, 7, 7), np.float32)
     with pytest.raises(ValueError, match="overflows 64 bits"):
         if op == "depthwise_conv2d":
-            _core.DepthwisePlan(geometry, 0, 0, 0.0, False, y.shape)(X, DW, None, y)
+            x_wide = np.zeros((2, 3, 7, 15), np.float32)
+            g = _args.depthwise_conv2d_geometry(x_wide.shape, DW.shape, stride=1, padding_spec="same",
+                                                dilation=_HUGE, layout="NCHW")
+            _core.DepthwisePlan(ops._depthwise_geometry_tuple(g), 0, 0, 0.0, False, (2, 6, 7, 15))(
+                x_wide, DW, None, np.empty((2, 6, 7, 15), np.float32))
         elif op == "separable_conv2d":
             _core.SeparablePlan(geometry, 4, 0, 0, 0.0, False, (2, 4, 7, 7))(X, DW, PW, None,
                                                                              np.empty((2, 4, 7, 7), np.float32))

@@ -7,7 +7,8 @@
 //    channel's M multipliers. Vectors run along the output width.
 //  - NHWC: per (image, output row[, channel chunk]), the microkernel reads the input rows in
 //    place (vectors run along channels; padding taps are skipped, not copied). With M > 1 the
-//    rows are first expanded so that input channel c sits at c*M + m, like the output.
+//    rows are first expanded so that input channel c sits at c*M + m, like the output. NCHW
+//    planes of a few columns are reordered to NHWC and run here (kNhwcMaxWidth).
 //  - separable: per (image, band of output rows), the depthwise result of the band goes into
 //    per-thread scratch and is multiplied by the pre-packed pointwise weights at once, with bias
 //    and activation in the store: NCHW feeds the band to the GEMM microkernel as its B operand
@@ -435,11 +436,38 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
   });
 }
 
+// NCHW planes at most this wide run on the NHWC kernels (vector ISAs): a row of 7 or 14 columns
+// is too little work for the NCHW kernels' per-plane, per-row and edge costs, where the NHWC
+// vectors run along the channels. AVX2 on Zen 1, 2 threads, us, NCHW kernels -> reordered: 3x3
+// 960 @7 145 -> 101, 576 @14 182 -> 154, 3x3/2 960 @14 256 -> 153, 64 @7 19.7 -> 11.4; at 28
+// columns the reorders cost more than they save (192 @28 170 -> 182, 3x3/2 576 @28 262 -> 271).
+constexpr int64_t kNhwcMaxWidth = 14;
+
+// NCHW depthwise on the NHWC kernels: the input to NHWC, the (C*M, 1, KH, KW) weights to
+// (KH, KW, C, M), the result back to NCHW.
+template <class T>
+void depthwise_nchw_via_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd, const T* x,
+                             const T* w, const T* bias, T* y) {
+  const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
+  const int64_t CM = p.c * p.multiplier, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
+  Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * CM), 1), w_nhwc((size_t)(taps * CM), 1);
+  for (int64_t k = 0; k < CM; ++k)
+    for (int64_t t = 0; t < taps; ++t) w_nhwc.data()[t * CM + k] = w[k * taps + t];
+  const int threads = threads_for(2.0 * p.n * CM * P * taps, p.n * p.c);
+  parallel_region(threads, [&] { transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data()); });
+  DepthwiseConv2dParams q = p;
+  q.layout = Layout::NHWC;
+  depthwise_nhwc(q, kd, x_nhwc.data(), w_nhwc.data(), bias, y_nhwc.data());
+  parallel_region(threads, [&] { transpose_matrices(kn, y_nhwc.data(), p.n, P, CM, y); });
+}
+
 template <class T>
 void run_depthwise(const DepthwiseConv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   check(p);
   const DepthwiseKernels<T>& kd = depthwise_kernels_for<T>(active_kernels());
-  if (p.layout == Layout::NCHW) depthwise_nchw(p, kd, x, w, bias, y);
+  if (p.layout == Layout::NCHW && p.w <= kNhwcMaxWidth && kd.nchw_in_place_nr > 1)
+    depthwise_nchw_via_nhwc(p, kd, x, w, bias, y);
+  else if (p.layout == Layout::NCHW) depthwise_nchw(p, kd, x, w, bias, y);
   else depthwise_nhwc(p, kd, x, w, bias, y);
 }
 
