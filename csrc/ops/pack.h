@@ -231,26 +231,31 @@ constexpr int64_t kPrefetchBytes = 256;
 
 // dst[m] = src[m] transposed, for `count` row-major rows x cols matrices: an image's (C, HW) to
 // (HW, C) and back. Iterations are (matrix, 64 source columns): whole destination rows each,
-// and enough of them for the team on one small image (a 14x14 map has 196 columns).
+// and enough of them for the team on one small image (a 14x14 map has 196 columns). With fewer
+// than the team (one 7x7 map of 960 channels: 49 columns), the rows are split too, in runs of
+// 64: the whole transpose on one thread held the other at the barrier (3x3 depthwise 960 @7
+// NCHW, reordered to NHWC, 2 threads: a quarter of the samples in libgomp's wait).
 // An orphaned `omp for`: shared by the team inside a parallel region, run whole outside one.
 // wait = false skips the barrier at its end, for a caller whose next loop ends in one before
 // anything reads dst.
 template <class T>
 void transpose_matrices(const ConvKernels<T>& kn, const T* src, int64_t count, int64_t rows, int64_t cols,
                         T* dst, bool wait = true) {
-  constexpr int64_t kColumnsPerItem = 64;
-  const int64_t chunks = ceil_div(cols, kColumnsPerItem);
+  constexpr int64_t kColumnsPerItem = 64, kRowRun = 64;
+  const int64_t chunks = ceil_div(cols, kColumnsPerItem), team = omp_get_num_threads();
+  const int64_t run = count * chunks >= team ? rows : round_up(ceil_div(rows, ceil_div(team, count * chunks)), kRowRun);
+  const int64_t runs = ceil_div(rows, run), items = count * chunks * runs;
   auto transpose_item = [&](int64_t item) {
-    const int64_t m = item / chunks, c0 = item % chunks * kColumnsPerItem;
-    transpose_blocks(kn, src + m * rows * cols + c0, cols, rows, std::min(kColumnsPerItem, cols - c0),
-                     dst + m * rows * cols + c0 * rows, rows, kPrefetchBytes);
+    const int64_t m = item / (chunks * runs), c0 = item / runs % chunks * kColumnsPerItem, r0 = item % runs * run;
+    transpose_blocks(kn, src + (m * rows + r0) * cols + c0, cols, std::min(run, rows - r0),
+                     std::min(kColumnsPerItem, cols - c0), dst + m * rows * cols + c0 * rows + r0, rows, kPrefetchBytes);
   };
   if (wait) {
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < count * chunks; ++item) transpose_item(item);
+    for (int64_t item = 0; item < items; ++item) transpose_item(item);
   } else {
 #pragma omp for schedule(static) nowait
-    for (int64_t item = 0; item < count * chunks; ++item) transpose_item(item);
+    for (int64_t item = 0; item < items; ++item) transpose_item(item);
   }
 }
 
