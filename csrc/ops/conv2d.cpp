@@ -689,9 +689,10 @@ bool direct_nchw_reorders_pay(const Conv2dParams& p) {
 // vectors, masked past its last channel, so groups of at most half a vector's channels leave
 // most lanes idle and mask every store, where the in-place NCHW tiles run along output columns.
 // Reordering to NCHW pays when, besides, the NHWC tiles would do 1.25x the in-place tiles' work
-// (and the NCHW layer itself stays in place). Measured, 2 threads, us, NHWC direct vs reordered
-// to NCHW in place: 3x3 64->64 @56, 16 groups of 4, 2210 vs 640; 128->128 @56, 32 groups, 4392
-// vs 1980.
+// (and the NCHW layer itself stays in place). Measured, AVX2, 2 threads, medians of alternating
+// processes, us, NHWC direct vs reordered to NCHW in place: 3x3 64->64 @56 in 16 groups of 4
+// 1664 vs 780, 128->128 @56 in 32 groups of 4 3157 vs 2057, 32->32 @28 in 16 groups of 2 456 vs
+// 123; 5x5 64->64 @28 in 16 groups 877 vs 731.
 bool direct_nhwc_reorders_pay(const Conv2dParams& p) {
   if (NchwReorder(p).fmas < 16384.0 || direct_nchw_reorders_pay(p)) return false;
   const ConvKernels<float>& kn = kernels_for<float>(active_kernels());

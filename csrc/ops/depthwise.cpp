@@ -439,8 +439,9 @@ void depthwise_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& k
 // NCHW planes at most this wide run on the NHWC kernels (vector ISAs): a row of 7 or 14 columns
 // is too little work for the NCHW kernels' per-plane, per-row and edge costs, where the NHWC
 // vectors run along the channels. AVX2 on Zen 1, 2 threads, us, NCHW kernels -> reordered: 3x3
-// 960 @7 145 -> 101, 576 @14 182 -> 154, 3x3/2 960 @14 256 -> 153, 64 @7 19.7 -> 11.4; at 28
-// columns the reorders cost more than they save (192 @28 170 -> 182, 3x3/2 576 @28 262 -> 271).
+// 960 @7 145 -> 101 (89 once transpose_matrices split its rows), 576 @14 182 -> 154, 3x3/2 960
+// @14 256 -> 153, 64 @7 19.7 -> 11.4; at 28 columns the reorders cost more than they save (192
+// @28 170 -> 182, 3x3/2 576 @28 262 -> 271).
 constexpr int64_t kNhwcMaxWidth = 14;
 
 // NCHW depthwise on the NHWC kernels: the input to NHWC, the (C*M, 1, KH, KW) weights to
