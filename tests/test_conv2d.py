@@ -387,14 +387,16 @@ def test_nchw_strided_disjoint_windows_take_im2col(x_shape, w_shape, params, isa
     check_conv2d(x, w, err_msg=f"isa={isa}", **params)
 
 
-# NHWC groups of at most half a vector's output channels (AVX2: 4 float32): the NHWC tiles would
-# leave most lanes idle, so the vector ISAs reorder to NCHW and run the in-place kernel; the
-# scalar kernels' tiles are a few lanes wide and stay NHWC. A pointwise batch runs as one image.
+# NHWC groups of at most half a vector's output channels (AVX2: 4 float32), or as few outputs in
+# one group: the NHWC tiles would leave most lanes idle, so the vector ISAs reorder to NCHW and
+# run the in-place kernel; the scalar kernels' tiles are a few lanes wide and stay NHWC. A
+# pointwise batch runs as one image.
 NHWC_SMALL_GROUPS = [
     pytest.param((1, 56, 56, 64), (3, 3, 4, 64), dict(padding=1, groups=16), id="3x3-groups16-of-4"),
     pytest.param((2, 20, 40, 32), (3, 3, 2, 32), dict(stride=(2, 1), padding=1, groups=16), id="3x3-s(2,1)-of-2"),
     pytest.param((1, 30, 44, 24), (3, 3, 4, 24), dict(padding="same", dilation=2, groups=6), id="dil2-same-of-4"),
     pytest.param((3, 9, 56, 64), (1, 1, 4, 64), dict(groups=16), id="1x1-batch3-of-4"),
+    pytest.param((1, 30, 50, 16), (3, 3, 16, 2), dict(padding=1), id="one-group-of-2"),
 ]
 
 
@@ -404,8 +406,9 @@ def test_nhwc_small_groups_run_in_place_nchw(x_shape, w_shape, params, isa, rng,
     if isa == "scalar":
         assert why.startswith("direct: row panels feed pixel x channel tiles"), why
     else:
-        assert why.startswith("direct (NCHW in place, input and result reordered): groups of "
-                              f"{w_shape[3] // params['groups']} output channels"), why
+        groups = params.get("groups", 1)
+        assert why.startswith("direct (NCHW in place, input and result reordered): " +
+                              ("groups of " if groups > 1 else "") + f"{w_shape[3] // groups} output channels"), why
     for dtype in DTYPES:
         x = rng.standard_normal(x_shape).astype(dtype)
         w = rng.standard_normal(w_shape).astype(dtype)

@@ -692,7 +692,8 @@ bool direct_nchw_reorders_pay(const Conv2dParams& p) {
 // (and the NCHW layer itself stays in place). Measured, AVX2, 2 threads, medians of alternating
 // processes, us, NHWC direct vs reordered to NCHW in place: 3x3 64->64 @56 in 16 groups of 4
 // 1664 vs 780, 128->128 @56 in 32 groups of 4 3157 vs 2057, 32->32 @28 in 16 groups of 2 456 vs
-// 123; 5x5 64->64 @28 in 16 groups 877 vs 731.
+// 123; 5x5 64->64 @28 in 16 groups 877 vs 731; one group, 3x3 16->1 @224 1850 vs 1461, 64->4
+// @56 595 vs 548.
 bool direct_nhwc_reorders_pay(const Conv2dParams& p) {
   if (NchwReorder(p).fmas < 16384.0 || direct_nchw_reorders_pay(p)) return false;
   const ConvKernels<float>& kn = kernels_for<float>(active_kernels());
@@ -901,9 +902,9 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
                   "than the reorder"; });
   if (direct_nhwc_reorders_pay(p))
     return pick(ConvAlgorithm::Direct, [&] {
-      return "direct (NCHW in place, input and result reordered): groups of " + std::to_string(p.o / p.groups) +
-             " output channels would leave most lanes of the NHWC tiles idle, the NCHW tiles run along output "
-             "columns; im2col rejected: packing the image would cost more than it saves";
+      return "direct (NCHW in place, input and result reordered): " + std::string(p.groups > 1 ? "groups of " : "") +
+             std::to_string(p.o / p.groups) + " output channels would leave most lanes of the NHWC tiles idle, the "
+             "NCHW tiles run along output columns; im2col rejected: packing the image would cost more than it saves";
     });
   return pick(ConvAlgorithm::Direct,
               [] { return "direct: row panels feed pixel x channel tiles with no im2col packing; im2col "
