@@ -528,7 +528,7 @@ def test_buffer_sizes_that_overflow_64_bits_raise_value_error(op):
     """Plane sizes from a dilation of 2**31-1 overflowed int64 (UBSan: signed overflow; a wrapped
     size could be small and overrun the buffer); the core now checks the products. (pycnn.ops
     sends such depthwise kernels to conv2d's im2col, above: the core's plans are called here. The
-    depthwise input is 15 columns wide: narrower NCHW planes run on the NHWC kernels, below.)"""
+    depthwise input is 15 columns wide: narrower NCHW planes run on the NHWC kernels, above.)"""
     from pycnn import _args, _core
 
     g = _args.depthwise_conv2d_geometry(X.shape, DW.shape, stride=1, padding_spec="same", dilation=_HUGE,
