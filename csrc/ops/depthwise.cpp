@@ -452,8 +452,7 @@ void depthwise_nchw_via_nhwc(const DepthwiseConv2dParams& p, const DepthwiseKern
   const ConvKernels<T>& kn = kernels_for<T>(active_kernels());
   const int64_t CM = p.c * p.multiplier, taps = p.kh * p.kw, HW = p.h * p.w, P = p.oh * p.ow;
   Workspace<T> x_nhwc((size_t)(p.n * HW * p.c), 1), y_nhwc((size_t)(p.n * P * CM), 1), w_nhwc((size_t)(taps * CM), 1);
-  for (int64_t k = 0; k < CM; ++k)
-    for (int64_t t = 0; t < taps; ++t) w_nhwc.data()[t * CM + k] = w[k * taps + t];
+  transpose_blocks(kn, w, taps, CM, taps, w_nhwc.data(), CM);  // (C*M, taps) -> (taps, C*M)
   const int threads = threads_for(2.0 * p.n * CM * P * taps, p.n * p.c);
   parallel_region(threads, [&] { transpose_matrices(kn, x, p.n, p.c, HW, x_nhwc.data()); });
   DepthwiseConv2dParams q = p;
