@@ -289,11 +289,12 @@ def test_output_channels_across_register_tiles(algorithm, layout, isa, rng, chec
 @pytest.mark.parametrize("o", [1, 4, 8, 16])
 def test_single_vector_tile(o, algorithm, layout, isa, rng, check_conv2d):
     """Output channels that fit one vector take the single-vector tile (12 rows x W pixels or
-    channels; W = 16/8 float32/float64 on AVX-512, 8/4 on AVX2, 1 scalar): rows of 12 + 12 + 5
-    pixels give full and partial tiles, and channel counts below W partial vectors. An NCHW GEMM
-    puts output channels on the tile's rows and pixels on its vector, so it takes the tile when
-    the image fits one vector: 3 x 5 pixels on AVX-512 float32, 1 x 1 on every ISA."""
-    for h, w in ((29, 29), (3, 5), (1, 1)):
+    channels; W = 16/8 float32/float64 on AVX-512, 8/4 on AVX2, 1 scalar): NHWC direct rows of
+    29, 28 and 16 pixels run as 10 + 10 + 9, 10 + 9 + 9 and 8 + 8 (the MR-2, MR-3 and MR-4
+    kernels), 13 as 12 + a partial tile of 1, and channel counts below W fill partial vectors. An
+    NCHW GEMM puts output channels on the tile's rows and pixels on its vector, so it takes the
+    tile when the image fits one vector: 3 x 5 pixels on AVX-512 float32, 1 x 1 on every ISA."""
+    for h, w in ((29, 29), (3, 28), (2, 16), (3, 13), (3, 5), (1, 1)):
         case = dict(n=2, c=7, h=h, w=w, o=o, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
                     bias=True, activation="relu")
         for dtype in DTYPES:
@@ -303,12 +304,13 @@ def test_single_vector_tile(o, algorithm, layout, isa, rng, check_conv2d):
 
 
 @pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 2)])
-@pytest.mark.parametrize("ow", [28, 27, 26, 15, 14, 13, 12, 5])
+@pytest.mark.parametrize("ow", [28, 27, 26, 23, 21, 19, 15, 14, 13, 12, 10, 5])
 def test_two_vector_pixel_tiles(ow, stride, dilation, isa, rng, check_conv2d):
     """Two vectors of output channels (32 float32 / 16 float64 on AVX-512) take the NHWC direct
     kernel's longest tile: 14 pixels on AVX-512, whose 14 pixel addresses are four-pixel base
-    pointers plus 0-3 pixel steps. Rows of 28, 27 and 26 pixels split into two tiles of 14, 13 or
-    12 (the MR, MR-1 and MR-2 kernels); 15 into 14 + 1; 5 and 12 take one partial or short tile.
+    pointers plus 0-3 pixel steps. Rows of 28, 27, 26, 23 and 21 pixels split into two tiles of
+    14, 13, 12, 11 or 10 (the MR and MR-1 ... MR-4 kernels); 19 and 15 into 14 + a partial tile;
+    5, 10 and 12 take one partial or short tile.
     Strides and dilations change the pixel step and the taps' layout in the panel."""
     w_in = (ow - 1) * stride + 2 * dilation + 1 - 2  # 3x3, padding 1
     for dtype, o in ((np.float32, 32), (np.float64, 16)):
@@ -418,6 +420,42 @@ def test_nhwc_small_groups_run_in_place_nchw(x_shape, w_shape, params, isa, rng,
         assert y.flags.c_contiguous
         np.testing.assert_array_equal(
             y, pycnn.ops.conv2d(x, w, b, activation="relu6", data_format="NHWC", algorithm="direct", **params))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("n, c, side, groups, params", [
+    (2, 64, 28, 8, dict(padding=1)),
+    (2, 64, 29, 8, dict(stride=2, padding=((0, 2), (1, 1)))),
+    (1, 48, 20, 6, dict(dilation=2, padding="same")),
+    (1, 64, 48, 2, dict(padding=1)),  # NHWC: 32-channel groups past kGroupImageBytes: row panels
+])
+def test_grouped_direct_pads_each_group_once(n, c, side, groups, params, layout, isa, rng, check_conv2d,
+                                              restore_threads):
+    """Grouped direct convolutions pad each (image, group) once per thread and read every output
+    row from that copy (NHWC: a group image up to 256 KiB, per-row panels past it; NCHW in place:
+    the group's planes at stride 1). Batch 2 and both thread counts, so threads move between
+    images and groups; strided, dilated and asymmetrically padded rows."""
+    for threads in (1, 2):
+        pycnn.set_num_threads(threads)
+        for dtype in DTYPES:
+            x = rng.standard_normal((n, side, side, c) if layout == "NHWC" else (n, c, side, side)).astype(dtype)
+            wt = rng.standard_normal((c, c // groups, 3, 3)).astype(dtype)
+            if layout == "NHWC":
+                wt = np.ascontiguousarray(wt.transpose(2, 3, 1, 0))
+            b = rng.standard_normal(c).astype(dtype)
+            check_conv2d(x, wt, b, algorithm="direct", groups=groups, data_format=layout, activation="relu",
+                         err_msg=f"isa={isa} dtype={np.dtype(dtype)} threads={threads}", **params)
+
+
+@pytest.mark.parametrize("dtype, side", [(np.float32, 128), (np.float64, 96)])
+def test_nchw_in_place_pads_a_group_past_the_image_bound(dtype, side, isa, rng, check_conv2d):
+    """NCHW in place with groups: the whole padded image is past 1 MiB, one group's four planes
+    are not, so each thread pads the group it works on (batch 2: again for the second image)."""
+    x = rng.standard_normal((2, 32, side, side)).astype(dtype)
+    w = rng.standard_normal((32, 4, 3, 3)).astype(dtype)
+    assert 32 * (side + 2) * side * np.dtype(dtype).itemsize > 1 << 20
+    assert pycnn.ops.explain_conv2d(x, w, padding=1, groups=8).startswith("direct (NCHW in place)")
+    check_conv2d(x, w, None, padding=1, groups=8, err_msg=f"isa={isa} dtype={np.dtype(dtype)}")
 
 
 @pytest.mark.parametrize("groups, o", [(1, o) for o in (4, 8, 16, 20, 28, 32, 40)] +

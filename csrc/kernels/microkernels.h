@@ -104,20 +104,21 @@ struct Tiled {
   Fn run;
 };
 
-// The NHWC direct kernels also come one and two output pixels shorter (MR-1 and MR-2 rows, at
+// The NHWC direct kernels also come one to four output pixels shorter (MR-1 ... MR-4 rows, at
 // least 1), so that an output row whose width MR does not divide is cut into balanced tiles
 // instead of ending in a mostly idle one (56 pixels: 6x6 + 4x5, not 9x6 + a 6-row tile for 2;
-// see RowTiles in ops/tiles.h).
+// 28 at MR = 12: 10 + 9 + 9, not 12 + 12 + a 12-row tile for 4, 3x3 256->256 @28 in 32
+// groups of 8, one thread, 1650 -> 1322-1426 us; see RowTiles in ops/tiles.h).
+constexpr size_t kRowShortfalls = 4;
+
 template <class Fn>
 struct TiledRows {
   size_t mr, nr;
-  Fn run;          // MR rows (or fewer: mr <= MR)
-  Fn run_less[2];  // exactly MR-1 and MR-2 rows
-  Fn for_rows(size_t rows) const {
-    return rows + 1 == mr ? run_less[0] : rows + 2 == mr ? run_less[1] : run;
-  }
+  Fn run;                         // MR rows (or fewer: mr <= MR)
+  Fn run_less[kRowShortfalls];    // exactly MR-1 ... MR-4 rows
+  Fn for_rows(size_t rows) const { return rows < mr && rows + kRowShortfalls >= mr ? run_less[mr - rows - 1] : run; }
   // The output pixels (input columns) the for_rows(rows) kernel reads: `run` reads all MR.
-  size_t rows_read(size_t rows) const { return rows + 1 == mr || rows + 2 == mr ? rows : mr; }
+  size_t rows_read(size_t rows) const { return rows < mr && rows + kRowShortfalls >= mr ? rows : mr; }
 };
 
 // The NCHW direct kernels also come 4 and 8 output channels shorter (MR-4 and MR-8 rows, when

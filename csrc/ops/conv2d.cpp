@@ -290,8 +290,12 @@ struct NoWork {
 
 // Whether a call is large enough to repay copying its HWIO weights into packed panels
 // (WeightPanels, ops/pack.h, which packs only where the panels in place would be slow): ~50 us
-// of multiply-adds, and a few hundred output pixels for every weight.
-inline bool repays_weight_packing(double flops, int64_t pixels) { return flops >= 1e7 && pixels >= 256; }
+// of multiply-adds, and a few dozen output pixels for every weight. In place, a panel's K rows
+// lie O columns apart, which L1 and L2 sets hold few of at large O (2 threads, us, in place ->
+// packed: 3x3 1024->1024 @7 in 32 groups NHWC 814 -> 559, 512->512 @28/2 in 32 groups 712 ->
+// 600; direct forced, 512->512 @4 8406 -> 4790), while below ~32 pixels the copy is not repaid
+// (1024->1024 @4 in 32 groups 300 -> 332, direct 256->256 @5 548 -> 621).
+inline bool repays_weight_packing(double flops, int64_t pixels) { return flops >= 1e7 && pixels >= 32; }
 
 // `before` and `after` run inside the GEMM's parallel region, on its whole team, around the GEMM
 // (orphaned `omp for` loops whose barriers order them): a caller's reorders share the region.
@@ -407,11 +411,14 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 // Direct, NCHW: per output row, a zero-padded, stride-phase-split panel of the input rows it
 // reads; tiles of MR output channels x NR output columns.
 //
-// At stride 1 (one phase) each thread instead pads the image's planes once, up to this size,
-// and every output row reads its KH rows there: per-row panels copy each input row KH times, in
-// C*KH calls per output row. One thread, pinned, p10 us, panels -> padded image: 3x3 1->32 @28
-// 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7, 3->32 @64 49.9 -> 46.4; 2 threads
-// (each pads the whole image) 3->64 @224 (615 KiB a thread) 730 -> 669, 3->32 @112 98 -> 93.
+// At stride 1 (one phase) each thread instead pads a group's planes (with one group, the
+// image's) once, up to this size, and every output row reads its KH rows there: per-row panels
+// copy each input row KH times, in C*KH calls per output row. One thread, pinned, p10 us, panels
+// -> padded image: 3x3 1->32 @28 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7,
+// 3->32 @64 49.9 -> 46.4; 2 threads (each pads the whole image) 3->64 @224 (615 KiB a thread)
+// 730 -> 669, 3->32 @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes
+// where the whole image is past the bound: 3x3 128->128 @56 in 32 groups 1033 -> 691, 256->256
+// @28 in 32 groups 921 -> 695.
 constexpr int64_t kPaddedImageBytes = 1 << 20;
 
 template <class T>
@@ -427,7 +434,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   // The padded image: plane_rows rows of phase_width per channel, from input row -pad_top.
   const int64_t plane_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
   const int64_t plane_size = plane_rows * phase_width;
-  const bool padded_image = s == 1 && p.c * plane_size * (int64_t)sizeof(T) <= kPaddedImageBytes;
+  const bool padded_image = s == 1 && Cg * plane_size * (int64_t)sizeof(T) <= kPaddedImageBytes;
   // Kernel row kh of an output row is panel_kh past row 0 in a row panel (its rows stacked),
   // dilation_h rows past it in the padded image.
   const int64_t panel_kh = padded_image ? p.dilation_h * phase_width : s * phase_width;
@@ -443,7 +450,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 
   const int64_t items = p.n * G * p.oh;
   const int threads = threads_for(2.0 * p.n * p.oh * p.ow * p.o * K, items);
-  Workspace<T> panels((size_t)(padded_image ? p.c : Cg) * panel_c, threads);
+  Workspace<T> panels((size_t)(Cg * panel_c), threads);
   // A group's last block of fewer than MR channels runs the kernel of exactly its rows where there
   // is one (MR-4, MR-8: TiledBlocks), in place. One thread, pinned, p10 us: 3x3 4->16 @28 (12 + 4
   // channels) 10.5 -> 8.1, 3->32 @64 45.5 -> 43.7; 1->32 @28 level. Otherwise it is read from a
@@ -459,7 +466,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
     T* panel = panels.slice(omp_get_thread_num());
-    int64_t image_padded = -1;  // which image `panel` holds, as a padded image
+    int64_t padded_n = -1, padded_g = -1;  // whose padded group planes `panel` holds
     T* tail = tails.slice(omp_get_thread_num());
     int64_t tail_group = -1;  // whose last block `tail` holds
     if (tail_copied) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
@@ -474,17 +481,17 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
       const int64_t oh = item % p.oh, g = (item / p.oh) % G, n = item / p.oh / G;
       const T* rows = panel;  // the output row's kernel row 0 in channel 0 of group g
       if (padded_image) {
-        if (image_padded != n) {
-          for (int64_t c = 0; c < p.c; ++c)
+        if (padded_n != n || padded_g != g) {
+          for (int64_t c = 0; c < Cg; ++c)
             for (int64_t r = 0; r < plane_rows; ++r) {
               T* dst = panel + c * plane_size + r * phase_width;
               const int64_t ih = r - p.pad_top;
               if (ih < 0 || ih >= p.h) std::fill(dst, dst + phase_width, T(0));
-              else copy_padded(x + ((n * p.c + c) * p.h + ih) * p.w, p.w, -p.pad_left, 1, phase_width, dst);
+              else copy_padded(x + ((n * p.c + g * Cg + c) * p.h + ih) * p.w, p.w, -p.pad_left, 1, phase_width, dst);
             }
-          image_padded = n;
+          padded_n = n, padded_g = g;
         }
-        rows = panel + g * Cg * plane_size + oh * p.stride_h * phase_width;
+        rows = panel + oh * p.stride_h * phase_width;
       } else {
         for (int64_t c = 0; c < Cg; ++c) {
           const T* plane = x + ((n * p.c + g * Cg + c) * p.h) * p.w;
@@ -538,6 +545,12 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
 // every microkernel load aligned and contiguous, which the in-place NCHW kernel (unaligned tap
 // shifts) cannot.
 
+// With groups, each thread pads a group's input rows once, as one panel of all the rows its
+// output rows read (a group image, up to this size), where per-row panels copy every input row
+// KH times, a pixel's Cg channels per copy. One thread, 3x3 256->256 @28 in 32 groups (8
+// channels each): 1881 -> 1650 us, the copies 17% -> 8% of the time.
+constexpr int64_t kGroupImageBytes = 256 << 10;
+
 template <class T>
 void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w,
                       const T* bias, T* y, const T* w_hwio_given) {
@@ -550,6 +563,9 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const RowTiles row_tiles(p.ow, MR);
   const int64_t columns = (round_up(p.ow, MR) - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
   const int64_t panel_kh = columns * Cg;
+  // A group image (kGroupImageBytes): image_rows rows of panel_kh, from input row -pad_top.
+  const int64_t image_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+  const bool group_image = G > 1 && image_rows * panel_kh * (int64_t)sizeof(T) <= kGroupImageBytes;
 
   const int64_t items = p.n * G * p.oh;
   const double flops = 2.0 * p.n * P * p.o * K;
@@ -567,12 +583,13 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const bool w_oihw = nchw && !w_hwio_given;
   WeightPanels<T> weights(w_oihw || !nchw ? w : w_hwio_given, w_oihw, Cg, taps, p.o, G, NR,
                           repays_weight_packing(flops, p.n * P), input.shared_transpose() ? 1 : threads);
-  Workspace<T> panels((size_t)(p.kh * panel_kh), threads);
+  Workspace<T> panels((size_t)((group_image ? image_rows : p.kh) * panel_kh), threads);
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
 
   parallel_region(threads, [&] {
     FlushDenormals ftz;
+    int64_t padded_n = -1, padded_g = -1;  // whose group image `panel` holds
     // One barrier after the reorders (the input's transpose runs into the weights'), and none
     // when neither is shared: each costs ~0.3 us on 2 threads, a tenth of a LeNet-size layer,
     // and more when a thread starts late.
@@ -603,7 +620,19 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         fill_nhwc_panel(image, p.h, p.w, p.c, g * Cg, Cg, p.kh, ih0, p.dilation_h, -p.pad_left, qa, qb, panel,
                         panel_kh);
       };
-      if (!rows_inside) fill_panel(0, columns);
+      const T* row_panel = panel;  // the row's kernel row 0, column 0
+      int64_t row_panel_kh = panel_kh;
+      if (group_image) {
+        if (padded_n != n || padded_g != g) {
+          fill_nhwc_panel(image, p.h, p.w, p.c, g * Cg, Cg, image_rows, -p.pad_top, 1, -p.pad_left, 0, columns,
+                          panel, panel_kh);
+          padded_n = n, padded_g = g;
+        }
+        row_panel = panel + oh * p.stride_h * panel_kh;
+        row_panel_kh = p.dilation_h * panel_kh;
+      } else if (!rows_inside) {
+        fill_panel(0, columns);
+      }
       for (int64_t np = u0 / row_tile_count; np * row_tile_count < u1; ++np) {
         const int64_t o0 = g * Og + np * NR;
         Epilogue<T> e = base;
@@ -627,8 +656,8 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
             args.panel_kh = p.dilation_h * p.w * p.c;
           } else {
             if (rows_inside) fill_panel(q0, q_last + 1);  // an edge tile of an in-place row
-            args.panel = panel + q0 * Cg;
-            args.panel_kh = panel_kh;
+            args.panel = row_panel + q0 * Cg;
+            args.panel_kh = row_panel_kh;
           }
           args.mr = (size_t)mr;
           args.y = nchw ? out_row + i0 * NR : y + ((n * p.oh + oh) * p.ow + i0) * p.o + o0;

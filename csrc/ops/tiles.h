@@ -11,16 +11,16 @@
 namespace pycnn {
 
 // A row of `width` pixels in as many tiles as MR-pixel tiles would need, balanced: the first
-// `extra` of `base` + 1 pixels, the rest of `base` (56 at MR = 6: 6x6 + 4x5; 64 at MR = 12:
-// 4x11 + 2x10), when no tile is shorter than MR-2 (TiledRows has kernels for MR, MR-1 and
-// MR-2); otherwise MR-pixel tiles, the last one partial.
+// `extra` of `base` + 1 pixels, the rest of `base` (56 at MR = 6: 6x6 + 4x5; 28 at MR = 12:
+// 10 + 2x9), when no tile is shorter than MR-4 (TiledRows has kernels for MR and MR-1 ...
+// MR-4); otherwise MR-pixel tiles, the last one partial.
 struct RowTiles {
   int64_t tiles, base, extra;
   RowTiles(int64_t width, int64_t mr) {
     tiles = std::max<int64_t>(1, ceil_div(width, mr));
     base = width / tiles;
     extra = width % tiles;
-    if (base + 2 < mr) base = mr, extra = 0;
+    if (base + (int64_t)kRowShortfalls < mr) base = mr, extra = 0;
   }
   // Pixels of tile t, which starts at pixel i0.
   int64_t size(int64_t t, int64_t i0, int64_t width) const {
@@ -36,7 +36,7 @@ struct RowTiles {
 };
 
 // Rows an m-row output costs a tile shape: rounded up to MR, or for the NHWC direct kernels
-// (TiledRows, with MR-1 and MR-2 row variants) as RowTiles cuts it, or for the NCHW direct
+// (TiledRows, with MR-1 ... MR-4 row variants) as RowTiles cuts it, or for the NCHW direct
 // kernels (TiledBlocks) m itself when a kernel computes the last block's rows exactly.
 template <class Fn>
 int64_t computed_rows(const Tiled<Fn>& k, int64_t m) {

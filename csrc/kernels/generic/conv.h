@@ -275,9 +275,11 @@ constexpr TiledBlocks<DirectNchwUkernel<typename V::T>> direct_nchw_kernels() {
 
 template <class V, class S>
 constexpr TiledRows<DirectNhwcUkernel<typename V::T>> direct_nhwc_kernels() {
-  constexpr size_t less1 = S::MR > 1 ? S::MR - 1 : 1, less2 = S::MR > 2 ? S::MR - 2 : 1;
+  static_assert(kRowShortfalls == 4);
+  constexpr auto less = [](size_t k) { return S::MR > k ? S::MR - k : 1; };
   return {S::MR, S::NV * V::W, direct_nhwc_ukernel<V, S::MR, S::NV>,
-          {direct_nhwc_ukernel<V, less1, S::NV>, direct_nhwc_ukernel<V, less2, S::NV>}};
+          {direct_nhwc_ukernel<V, less(1), S::NV>, direct_nhwc_ukernel<V, less(2), S::NV>,
+           direct_nhwc_ukernel<V, less(3), S::NV>, direct_nhwc_ukernel<V, less(4), S::NV>}};
 }
 
 // The four tile shapes of every family; DirectNhwcS2 replaces S2 for the NHWC direct kernel,
