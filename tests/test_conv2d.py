@@ -353,7 +353,12 @@ def test_nchw_in_place_padded_image_and_row_panels(dtype, c, side, isa, rng, che
 # Strided NCHW layers with little work next to their data (past L1, under 40 multiply-adds per
 # element a reorder would touch, so no ISA reorders them): overlapping windows run in place,
 # windows that do not overlap take im2col, whose packing then copies each element at most once.
+# In place, a thread pads each group's planes once, every row split into its column phases,
+# where every input row is read (undilated, stride_h <= KH), and per-row panels elsewhere (the
+# dilated and the 1x3 case).
 STRIDED_OVERLAPPING = [
+    pytest.param((2, 8, 23, 31), (16, 4, 3, 3), dict(stride=(1, 2), padding=((0, 2), (1, 0)), groups=2),
+                 id="3x3-s(1,2)-groups2-asymmetric"),
     pytest.param((1, 3, 67, 45), (32, 3, 3, 3), dict(stride=2, padding=1), id="3x3-s2-c3-o32"),
     pytest.param((1, 64, 15, 15), (64, 2, 3, 3), dict(stride=2, padding=1, groups=32), id="3x3-s2-groups32"),
     pytest.param((2, 6, 40, 40), (8, 6, 5, 5), dict(stride=2, padding=2), id="5x5-s2-batch2"),

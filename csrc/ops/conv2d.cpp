@@ -411,14 +411,17 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 // Direct, NCHW: per output row, a zero-padded, stride-phase-split panel of the input rows it
 // reads; tiles of MR output channels x NR output columns.
 //
-// At stride 1 (one phase) each thread instead pads a group's planes (with one group, the
-// image's) once, up to this size, and every output row reads its KH rows there: per-row panels
-// copy each input row KH times, in C*KH calls per output row. One thread, pinned, p10 us, panels
+// Each thread instead pads a group's planes (with one group, the image's) once, up to this size,
+// and every output row reads its KH rows there: per-row panels copy each input row about KH/SH
+// times, in C*KH*SW calls per output row. One thread, pinned, p10 us, panels
 // -> padded image: 3x3 1->32 @28 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7,
 // 3->32 @64 49.9 -> 46.4; 2 threads (each pads the whole image) 3->64 @224 (615 KiB a thread)
 // 730 -> 669, 3->32 @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes
 // where the whole image is past the bound: 3x3 128->128 @56 in 32 groups 1033 -> 691, 256->256
-// @28 in 32 groups 921 -> 695.
+// @28 in 32 groups 921 -> 695. Strided, every row of the padded image is split into its column
+// phases (copy_padded: stride 2 by shuffles); one thread, row panels copied one element at a
+// time -> padded planes: 3x3/2 512->512 @28 in 32 groups 2381 -> 1804, 64->64 @112 in 8
+// groups 2692 -> 1800, 3->32 @224 981 -> 898, 16->32 @32 111 -> 94; 5x5/2 8->16 @128 level.
 constexpr int64_t kPaddedImageBytes = 1 << 20;
 
 template <class T>
@@ -431,13 +434,17 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t s = p.stride_w, d = p.dilation_w;
   // Phase q of the panel holds padded column q*s + phase; loads reach q < OW_rounded + max tap.
   const int64_t phase_width = round_up(p.ow, NR) + (p.kw - 1) * d / s + 1;
-  // The padded image: plane_rows rows of phase_width per channel, from input row -pad_top.
+  // A padded row: its s phases, one after the other.
+  const int64_t row_size = s * phase_width;
+  // The padded image: plane_rows padded rows per channel, from input row -pad_top. Strided, only
+  // where every input row is read (at stride 1 the rows a vertical stride skips are few).
   const int64_t plane_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
-  const int64_t plane_size = plane_rows * phase_width;
-  const bool padded_image = s == 1 && Cg * plane_size * (int64_t)sizeof(T) <= kPaddedImageBytes;
+  const int64_t plane_size = plane_rows * row_size;
+  const bool padded_image = (s == 1 || (p.dilation_h == 1 && p.stride_h <= p.kh)) &&
+                            Cg * plane_size * (int64_t)sizeof(T) <= kPaddedImageBytes;
   // Kernel row kh of an output row is panel_kh past row 0 in a row panel (its rows stacked),
   // dilation_h rows past it in the padded image.
-  const int64_t panel_kh = padded_image ? p.dilation_h * phase_width : s * phase_width;
+  const int64_t panel_kh = padded_image ? p.dilation_h * row_size : row_size;
   const int64_t panel_c = padded_image ? plane_size : p.kh * panel_kh;
   const int64_t taps = p.kh * p.kw;
   // The taps' offsets, on the stack up to 8x8 (a tiny call's malloc and free otherwise).
@@ -484,14 +491,19 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
         if (padded_n != n || padded_g != g) {
           for (int64_t c = 0; c < Cg; ++c)
             for (int64_t r = 0; r < plane_rows; ++r) {
-              T* dst = panel + c * plane_size + r * phase_width;
+              T* dst = panel + c * plane_size + r * row_size;
               const int64_t ih = r - p.pad_top;
-              if (ih < 0 || ih >= p.h) std::fill(dst, dst + phase_width, T(0));
-              else copy_padded(x + ((n * p.c + g * Cg + c) * p.h + ih) * p.w, p.w, -p.pad_left, 1, phase_width, dst);
+              if (ih < 0 || ih >= p.h) {
+                std::fill(dst, dst + row_size, T(0));
+                continue;
+              }
+              for (int64_t phase = 0; phase < s; ++phase)
+                copy_padded(x + ((n * p.c + g * Cg + c) * p.h + ih) * p.w, p.w, phase - p.pad_left, s, phase_width,
+                            dst + phase * phase_width);
             }
           padded_n = n, padded_g = g;
         }
-        rows = panel + oh * p.stride_h * phase_width;
+        rows = panel + oh * p.stride_h * row_size;
       } else {
         for (int64_t c = 0; c < Cg; ++c) {
           const T* plane = x + ((n * p.c + g * Cg + c) * p.h) * p.w;

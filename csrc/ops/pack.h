@@ -33,15 +33,21 @@ void pack_column_panels(const T* src, int64_t k, int64_t cols, int64_t ld, int64
 // index `start + t*step` lies in [0, size), and writes zeros elsewhere (the padding).
 template <class T>
 inline void copy_padded(const T* row, int64_t size, int64_t start, int64_t step, int64_t count, T* dst) {
-  // First t with start + t*step >= 0, and first t with start + t*step >= size.
-  int64_t lo = start >= 0 ? 0 : (-start + step - 1) / step;
-  int64_t hi = start >= size ? 0 : (size - start + step - 1) / step;
+  // First t with start + t*step >= 0, and first t with start + t*step >= size. Strides 1 and 2
+  // divide by shifts: an integer division costs as much as copying a short row (the NCHW direct
+  // kernel's row panels copy each of a row's phases in a call of its own).
+  auto ceil_div_step = [step](int64_t a) { return step == 1 ? a : step == 2 ? (a + 1) >> 1 : (a + step - 1) / step; };
+  int64_t lo = start >= 0 ? 0 : ceil_div_step(-start);
+  int64_t hi = start >= size ? 0 : ceil_div_step(size - start);
   if (lo > count) lo = count;
   if (hi > count) hi = count;
   if (hi < lo) hi = lo;
   for (int64_t t = 0; t < lo; ++t) dst[t] = T(0);
   if (step == 1) {
     if (hi > lo) std::memcpy(dst + lo, row + start + lo, (size_t)(hi - lo) * sizeof(T));
+  } else if (step == 2) {
+    const T* src = row + start;
+    for (int64_t t = lo; t < hi; ++t) dst[t] = src[2 * t];
   } else {
     for (int64_t t = lo; t < hi; ++t) dst[t] = row[start + t * step];
   }
