@@ -53,6 +53,35 @@ def test_winograd_matches_reference(case, dtype, layout, isa, rng, check_conv2d)
         np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
 
 
+# Groups at stride 1: a GEMM per group over its input channels' rows of V and U, writing its
+# output channels. Channels per group that leave partial GEMM panels and vectors (20, 33, 5), one
+# per panel, a batch and asymmetric padding.
+GROUPED_CASES = [
+    dict(n=1, c=64, o=64, h=12, w=12, groups=2, padding=1),
+    dict(n=2, c=48, o=60, h=9, w=7, groups=3, padding=((0, 2), (1, 0))),
+    dict(n=1, c=66, o=99, h=10, w=11, groups=3, padding=0),
+    dict(n=1, c=16, o=20, h=8, w=9, groups=4, padding="same"),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", GROUPED_CASES, ids=lambda c: "{n}x{c}->{o}g{groups}@{h}x{w}".format(**c))
+def test_grouped_winograd_matches_reference_and_direct(case, dtype, layout, isa, rng, check_conv2d):
+    g = case["groups"]
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"])).astype(dtype)
+    w = (rng.standard_normal((case["o"], case["c"] // g, 3, 3)) / np.sqrt(9 * case["c"] // g)).astype(dtype)
+    b = rng.standard_normal(case["o"]).astype(dtype)
+    x, w = to_layout(x, w, layout)
+    params = dict(padding=case["padding"], groups=g, data_format=layout, activation="relu")
+    y = check_conv2d(x, w, b, algorithm="winograd", err_msg=f"isa={isa}", **params)
+    direct = pycnn.ops.conv2d(x, w, b, algorithm="direct", **params)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, direct, rtol=tol, atol=tol * max(1.0, np.abs(direct).max()))
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout, groups=g)  # HWIO, transformed per call
+    np.testing.assert_array_equal(pycnn.ops.conv2d(x, packed, b, algorithm="winograd", **params), y)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_winograd_threads_agree(threads, layout, rng, restore_threads):
@@ -99,13 +128,13 @@ def test_winograd_non_finite_values_propagate_as_direct(bad, layout, isa, rng):
     (dict(stride=3), r"got stride \(3, 3\) \(1 or 2, the same both ways\)"),
     (dict(stride=(2, 1)), r"got stride \(2, 1\)"),
     (dict(dilation=2), "got a dilation other than 1"),
-    (dict(groups=2, weight_shape=(8, 2, 3, 3)), "got groups other than 1"),
+    (dict(groups=2, stride=2, weight_shape=(8, 2, 3, 3)), "got groups at stride 2"),
 ])
 def test_winograd_rejects_what_it_cannot_compute(kwargs, reason):
     x = np.zeros((1, 4, 12, 12), np.float32)
     w = np.zeros(kwargs.pop("weight_shape", (8, 4, 3, 3)), np.float32)
-    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1 or 2, no dilation and "
-                                         "one group; " + reason):
+    with pytest.raises(ValueError, match=r"algorithm='winograd' needs a 3x3 kernel, stride 1 or 2 \(1 with groups\) "
+                                         "and no dilation; " + reason):
         pycnn.ops.conv2d(x, w, algorithm="winograd", **kwargs)
 
 
@@ -128,6 +157,12 @@ def test_auto_takes_winograd_where_it_pays():
     assert pycnn.ops.explain_conv2d((1, 32, 28, 28), (32, 32, 3, 3), padding=1).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 32, 14, 14), (32, 32, 3, 3), padding=1).startswith("direct")
     assert pycnn.ops.explain_conv2d((1, 32, 20, 20), (16, 32, 3, 3), padding=1).startswith("winograd")
+    # Groups: 32 or more channels a group and 100 tiles (a GEMM each), not 16 channels or 49 tiles.
+    why = pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 32, 64), groups=2, **nhwc)
+    assert why.startswith("winograd: F(2x2, 3x3)") and "(a GEMM per group)" in why, why
+    assert pycnn.ops.explain_conv2d((1, 128, 28, 28), (128, 32, 3, 3), padding=1, groups=4).startswith("winograd")
+    assert not pycnn.ops.explain_conv2d((1, 14, 14, 512), (3, 3, 32, 512), groups=16, **nhwc).startswith("winograd")
+    assert not pycnn.ops.explain_conv2d((1, 28, 28, 256), (3, 3, 16, 256), groups=16, **nhwc).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 16), (3, 3, 16, 16), **nhwc).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), stride=2, **nhwc).startswith("direct")
 

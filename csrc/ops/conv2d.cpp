@@ -828,8 +828,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (algo == ConvAlgorithm::Winograd) {
     std::string rejected;
     if (!winograd_applies(p, &rejected))
-      throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1 or 2, no dilation and "
-                                  "one group; got " + rejected);
+      throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1 or 2 (1 with groups) "
+                                  "and no dilation; got " + rejected);
     if (conv_winograd(p, kn, x, w, winograd_weights ? winograd_weights : w_hwio, bias, y)) return;
     algo = ConvAlgorithm::Direct;  // non-finite values: recomputed so that they propagate as in a direct sum
   }
@@ -881,7 +881,8 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
     return pick(ConvAlgorithm::Winograd, [&] {
       const bool stride1 = conv2d_winograd_stride(p) == 1;
       return std::string(stride1 ? "winograd: F(2x2, 3x3), 16 multiplies per 2x2 outputs and channel pair where "
-                                   "direct does 36, summed over the input channels by the GEMM microkernel"
+                                   "direct does 36, summed over the input channels by the GEMM microkernel" +
+                                   std::string(p.groups > 1 ? " (a GEMM per group)" : "")
                                  : "winograd: F(3x3, 2x2) on each of the input's 2x2 stride phases, 49 multiplies "
                                    "per 3x3 outputs and channel pair where direct does 81, summed over the input "
                                    "channels and phases by the GEMM microkernel") +

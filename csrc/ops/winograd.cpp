@@ -67,7 +67,7 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
              ") (1 or 2, the same both ways)";
     });
   if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
-  if (p.groups != 1) return reject([] { return "groups other than 1"; });
+  if (p.groups != 1 && winograd_stride_of(p) != 1) return reject([] { return "groups at stride 2"; });
   return true;
 }
 
@@ -98,6 +98,15 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // (medians of 3 alternating rounds, us, Winograd vs the faster of direct and im2col, NCHW /
 // NHWC): 128->256 @56 9139 vs 8980 / 11358 vs 7016, 32->64 @112 2713 vs 1948 / 1722 vs 1720,
 // 64->128 @56 1933 vs 1924 / 1673 vs 1701. So it needs a core with an L2 of 1 MiB or more.
+//
+// Groups (a GEMM per group, K = C/groups; the weights transformed on every call, as packed
+// weights keep HWIO), Zen 1, 2 threads, medians of alternating processes, us, direct ->
+// Winograd, NCHW / NHWC: 3x3 64->64 @56 in 2 groups 1903 -> 1214 / 1776 -> 1106; 128->128 @56
+// in 4 groups 3812 -> 2737 / 3550 -> 2446; 128 @28 in 4 groups 996 -> 806 / 878 -> 643; 256 @28
+// in 8 groups 1892 -> 1832 / 1714 -> 1301; 96 @28 in 2 groups 1065 -> 732 / 976 -> 693. Slower
+// with few tiles (512 @14 in 16 groups, 49 tiles: 1016 -> 1139 / 878 -> 906; 1024 @7 in 32
+// groups 738 -> 1511) or 16 channels a group (512 @14 in 32 groups 670 -> 964 / 539 -> 681,
+// 256 @28 in 16 groups 1154 -> 1295 / 980 -> 1278; 64 @56 in 4 groups level).
 bool winograd_pays(const Conv2dParams& p) {
   if (winograd_stride_of(p) == 2) {
     const int64_t tiles = p.n * ceil_div(p.oh, 3) * ceil_div(p.ow, 3);
@@ -105,7 +114,8 @@ bool winograd_pays(const Conv2dParams& p) {
            p.o >= 64 && p.c * p.o <= 32768 && tiles >= 36;
   }
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
-  if (p.c < 16 || p.o < 16) return false;
+  if (p.c / p.groups < 16 || p.o / p.groups < 16) return false;
+  if (p.groups > 1) return p.c / p.groups >= 32 && tiles >= 100;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
   return tiles >= 40 && p.c * tiles >= 3000;
 }
@@ -123,25 +133,27 @@ constexpr int64_t kMaxBlockTiles = 96;
 // Input channels per work item of a weight transform.
 constexpr int64_t kWeightChannels = 16;
 
-// Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights.
+// Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights. With groups,
+// input channel c's row holds the Og output channels of its group, g = c / Cg.
 template <class T>
-void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64_t C, int64_t O, int64_t c0,
-                          int64_t c1, T* u) {
-  const int64_t ld = winograd_weights_stride(O);
+void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64_t C, int64_t O, int64_t groups,
+                          int64_t c0, int64_t c1, T* u) {
+  const int64_t Cg = C / groups, Og = O / groups, ld = winograd_weights_stride(Og);
   for (int64_t c = c0; c < c1; ++c) {
+    const int64_t g = c / Cg, ci = c % Cg;
     T* row = u + c * ld;
-    if (oihw) {  // tap t of (o, c) at w[(o*C + c)*9 + t]: gathered into a (9, O) block first
+    if (oihw) {  // tap t of (o, c) at w[(o*Cg + ci)*9 + t]: gathered into a (9, Og) block first
       T taps[9 * 64];
-      for (int64_t o0 = 0; o0 < O; o0 += 64) {
-        const int64_t n = std::min<int64_t>(64, O - o0);
+      for (int64_t o0 = 0; o0 < Og; o0 += 64) {
+        const int64_t n = std::min<int64_t>(64, Og - o0);
         for (int64_t o = 0; o < n; ++o)
-          for (int64_t t = 0; t < 9; ++t) taps[t * 64 + o] = w[((o0 + o) * C + c) * 9 + t];
+          for (int64_t t = 0; t < 9; ++t) taps[t * 64 + o] = w[((g * Og + o0 + o) * Cg + ci) * 9 + t];
         kn.winograd.weight(taps, 64, (size_t)n, row + o0, (size_t)(C * ld));
       }
-    } else {  // HWIO: tap t of (c, o) at w[(t*C + c)*O + o]
-      kn.winograd.weight(w + c * O, C * O, (size_t)O, row, (size_t)(C * ld));
+    } else {  // HWIO: tap t of (c, o) at w[(t*Cg + ci)*O + o]
+      kn.winograd.weight(w + ci * O + g * Og, Cg * O, (size_t)Og, row, (size_t)(C * ld));
     }
-    for (int64_t xi = 0; xi < 16; ++xi) std::fill(row + xi * C * ld + O, row + xi * C * ld + ld, T(0));
+    for (int64_t xi = 0; xi < 16; ++xi) std::fill(row + xi * C * ld + Og, row + xi * C * ld + ld, T(0));
   }
 }
 
@@ -161,7 +173,8 @@ struct TileGrid {
   int64_t step;                // input rows (columns) between tiles' patches
   int64_t row0, col0;          // input row and column of tile (0, 0)'s patch (negative: padding)
   int64_t out_step, out_row0;  // output rows a row of tiles covers, and tile row 0's first (may be < 0)
-  int64_t cols;                // GEMM columns (U's, before rounding up to ldu)
+  int64_t cols;                // GEMM columns (U's, before rounding up to ldu) of each group
+  int64_t groups = 1;          // (stride 1 only) group k's GEMMs: K rows [k*C/groups, +C/groups), columns k*cols + j
 };
 
 // Runs the tiles of g: input transform, 16 GEMMs per panel of output columns, and
@@ -181,7 +194,7 @@ template <int64_t S, class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
   static_assert(S == 1 || S == 2, "the input stride is 1 or 2");
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C;
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C, Kg = K / g.groups;
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
   // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
@@ -287,21 +300,22 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
                               (size_t)(TB * K));
           }
       }
-      for (int64_t np = 0; np < npanels; ++np) {
-        const int64_t nr = std::min(NR, g.cols - np * NR);
+      for (int64_t gp = 0; gp < g.groups * npanels; ++gp) {  // group gp / npanels, its panel np
+        const int64_t np = gp % npanels, kg = gp / npanels * Kg, nr = std::min(NR, g.cols - np * NR);
         for (int xi = 0; xi < 16; ++xi) {
           const T* b = u + xi * K * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
             for (int i = 0; i < (S == 1 ? 1 : nks[xi]); ++i) {
-              const auto [k0, k1] = ks[xi][i];
+              const auto [k0, k1] = S == 1 ? std::pair<int64_t, int64_t>{kg, kg + Kg} : ks[xi][i];
               gemm.run((size_t)(k1 - k0), vb + (xi * TB + i0) * K + k0, (size_t)K, b + k0 * ldu, (size_t)ldu,
                        mb + (xi * TB + i0) * NR, (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, i > 0,
                        nullptr);
             }
         }
+        const int64_t j0 = gp / npanels * g.cols + np * NR;
         for (int64_t t = 0; t < bt; ++t) {
           const auto [n, th, tw] = tile_at(t0 + t);
-          all_finite &= write_tile(n, th, tw, mb + t * NR, (size_t)(TB * NR), np * NR, nr, output_pixel);
+          all_finite &= write_tile(n, th, tw, mb + t * NR, (size_t)(TB * NR), j0, nr, output_pixel);
         }
       }
     };
@@ -423,12 +437,13 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
     g.tiles_h = ceil_div(p.oh, out), g.tiles_w = ceil_div(p.ow, out);
     g.step = S * out, g.row0 = -p.pad_top, g.col0 = -p.pad_left;
     g.out_step = out, g.out_row0 = 0;
-    g.cols = p.o;
+    g.cols = p.o / p.groups;
+    g.groups = p.groups;
     return run_winograd<S>(
         g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
         [&](int64_t c0, int64_t c1, T* u) {
           if constexpr (S == 2) strided_winograd_weight_rows(taps, oihw, p.c, p.o, c0, c1, u);
-          else winograd_weight_rows(kn, taps, oihw, p.c, p.o, c0, c1, u);
+          else winograd_weight_rows(kn, taps, oihw, p.c, p.o, p.groups, c0, c1, u);
         },
         y,
         [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
@@ -583,7 +598,7 @@ void conv2d_winograd_weights_of(Layout layout, int64_t c, int64_t o, int64_t str
   if (stride != 1 && stride != 2) throw std::invalid_argument("conv2d_winograd_weights: stride must be 1 or 2");
   FlushDenormals ftz;
   if (stride == 2) strided_winograd_weight_rows(w, layout == Layout::NCHW, c, o, 0, c, u);
-  else winograd_weight_rows(kernels_for<T>(active_kernels()), w, layout == Layout::NCHW, c, o, 0, c, u);
+  else winograd_weight_rows(kernels_for<T>(active_kernels()), w, layout == Layout::NCHW, c, o, 1, 0, c, u);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// conv2d by Winograd (ops/winograd.cpp): 3x3 kernels, no dilation, one group; F(2x2, 3x3) at
-// stride 1, F(3x3, 2x2) on the input's 2x2 phases at stride 2. Called by conv2d's run_conv2d
+// conv2d by Winograd (ops/winograd.cpp): 3x3 kernels, no dilation; F(2x2, 3x3) at stride 1
+// (groups too), F(3x3, 2x2) on the input's 2x2 phases at stride 2 (one group). Called by conv2d's run_conv2d
 // (ops/conv2d.cpp) for algorithm "winograd" or when "auto" picks it. And conv_transpose2d by
 // F(3x3, 2x2) on the same engine (below).
 #pragma once
@@ -12,8 +12,8 @@
 
 namespace pycnn {
 
-// Whether Winograd can compute p: a 3x3 kernel, stride 1 or 2 (the same both ways), no
-// dilation, one group. When it cannot and `why` is given, *why says why ("a 5x5 kernel ...");
+// Whether Winograd can compute p: a 3x3 kernel, stride 1 or 2 (the same both ways; 1 with
+// groups), no dilation. When it cannot and `why` is given, *why says why ("a 5x5 kernel ...");
 // it is built only then, as "auto" asks on every call.
 bool winograd_applies(const Conv2dParams& p, std::string* why = nullptr);
 

@@ -367,12 +367,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     NHWC: x (N, H, W, C), weight (KH, KW, C/groups, O) as in Keras.
     weight may also be a PackedConv2dWeight (pack_conv2d_weight) for the same data_format/groups.
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
-    algorithm: "auto", "direct", "im2col" or "winograd" (3x3 kernels, no dilation, one group;
-    F(2x2, 3x3) at stride 1, F(3x3, 2x2) on the input's 2x2 phases at stride 2; see
+    algorithm: "auto", "direct", "im2col" or "winograd" (3x3 kernels, no dilation; F(2x2, 3x3)
+    at stride 1, groups too, F(3x3, 2x2) on the input's 2x2 phases at stride 2, one group; see
     explain_conv2d). "auto" runs groups == channels (one input channel per group) on the
     depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1 layers with
-    enough channels and output tiles, and for 3x3 stride-2 ones with packed weights, 16 to 128
-    input channels and enough tiles on a core with an L2 of 1 MiB or more. A Winograd call that
+    enough channels (per group) and output tiles, and for 3x3 stride-2 ones with packed weights,
+    16 to 128 input channels and enough tiles on a core with an L2 of 1 MiB or more. A Winograd call that
     meets a non-finite value recomputes directly, so Inf and NaN propagate as in a direct sum.
     """
     options = (stride, padding, dilation, groups, activation, data_format, algorithm)
