@@ -6,6 +6,7 @@ the reduction length (see conftest.py).
 """
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -553,9 +554,10 @@ def test_large_nhwc_call_weights_at_any_alignment(offset, algorithm, isa, rng, c
     """A call large enough to pack its HWIO weights packs them when they are off a 64-byte
     boundary or their panels are narrow, and reads them in place otherwise: the same results
     from weights starting `offset` bytes past a cache line, 64 output channels (one 64-wide GEMM
-    panel, or two 32-wide direct ones)."""
-    for dtype in DTYPES:
-        case = dict(n=1, c=32, h=24, w=24, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
+    panel, or two 32-wide direct ones), on 576 pixels and on 81 (where the GEMM packs only
+    weights off a 64-byte boundary)."""
+    for dtype, (c, side) in itertools.product(DTYPES, ((32, 24), (128, 9))):
+        case = dict(n=1, c=c, h=side, w=side, o=64, kh=3, kw=3, stride=1, padding=1, dilation=1, groups=1,
                     bias=True, activation=None)
         x, w, b, params = make_problem(rng, case, "NHWC", dtype)
         y = check_conv2d(x, at_line_offset(w, offset), b, algorithm=algorithm,

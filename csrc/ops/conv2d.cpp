@@ -290,12 +290,19 @@ struct NoWork {
 
 // Whether a call is large enough to repay copying its HWIO weights into packed panels
 // (WeightPanels, ops/pack.h, which packs only where the panels in place would be slow): ~50 us
-// of multiply-adds, and a few dozen output pixels for every weight. In place, a panel's K rows
-// lie O columns apart, which L1 and L2 sets hold few of at large O (2 threads, us, in place ->
-// packed: 3x3 1024->1024 @7 in 32 groups NHWC 814 -> 559, 512->512 @28/2 in 32 groups 712 ->
-// 600; direct forced, 512->512 @4 8406 -> 4790), while below ~32 pixels the copy is not repaid
-// (1024->1024 @4 in 32 groups 300 -> 332, direct 256->256 @5 548 -> 621).
-inline bool repays_weight_packing(double flops, int64_t pixels) { return flops >= 1e7 && pixels >= 32; }
+// of multiply-adds, and `min_pixels` output pixels for every weight: kPackingPixels, or for the
+// GEMM's tiles on 64-byte aligned weights kAlignedGemmPackingPixels. The direct kernels walk a
+// panel down all of K per tile, its K rows O columns apart, which L1 and L2 sets hold few of
+// at large O. Zen 1, 2 threads, medians of alternating processes (weights 64-byte aligned / 16
+// bytes off, as NumPy's large arrays are), us, in place -> packed: direct NHWC 3x3 1024->1024
+// @7 in 32 groups 722 -> 506 / 810 -> 582, 512->512 @28/2 in 32 groups 596 -> 554 / 665 -> 593;
+// GEMM NHWC 1x1 512->2048 @7 2908 -> 2178 (16 off), 1024->256 @14 1663 -> 1447 (16 off), but
+// aligned 3x3 512->512 @7 5005 -> 5673, 1x1 2048->512 @7 2062 -> 2210. Under 32 pixels the copy
+// is not repaid (unaligned, direct 1024->1024 @4 in 32 groups 300 -> 332, 256->256 @5 548 -> 621).
+constexpr int64_t kPackingPixels = 32, kAlignedGemmPackingPixels = 256;
+inline bool repays_weight_packing(double flops, int64_t pixels, int64_t min_pixels = kPackingPixels) {
+  return flops >= 1e7 && pixels >= min_pixels;
+}
 
 // `before` and `after` run inside the GEMM's parallel region, on its whole team, around the GEMM
 // (orphaned `omp for` loops whose barriers order them): a caller's reorders share the region.
@@ -360,7 +367,10 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   const int threads = threads_for(flops, items);
 
   const int64_t taps = p.kh * p.kw;
-  WeightPanels<T> weights(w, w_oihw, Cg, taps, p.o, G, NR, !few_pixels && repays_weight_packing(flops, p.n * P));
+  const bool w_aligned = reinterpret_cast<uintptr_t>(w) % 64 == 0;
+  WeightPanels<T> weights(w, w_oihw, Cg, taps, p.o, G, NR,
+                          !few_pixels && repays_weight_packing(flops, p.n * P,
+                                                               w_aligned ? kAlignedGemmPackingPixels : kPackingPixels));
   const TapBlocks blocks(taps, Cg, few_pixels ? Blocking<T>::kc_few_pixels : kMaxReductionBlock<T>);
   const auto& igemm = kn.igemm[&gemm - kn.gemm];
   Workspace<const T*> row_pointers((size_t)(tile * blocks.taps_per_block), threads);  // tile: whole MR tiles
