@@ -157,11 +157,13 @@ def test_auto_takes_winograd_where_it_pays():
     assert pycnn.ops.explain_conv2d((1, 32, 28, 28), (32, 32, 3, 3), padding=1).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 32, 14, 14), (32, 32, 3, 3), padding=1).startswith("direct")
     assert pycnn.ops.explain_conv2d((1, 32, 20, 20), (16, 32, 3, 3), padding=1).startswith("winograd")
-    # Groups: 32 or more channels a group and 100 tiles (a GEMM each), not 16 channels or 49 tiles.
+    # Groups (a GEMM each): 32 channels a group on 100 tiles or more, 64 on 49; not 16 channels,
+    # nor 32 on 49 tiles.
     why = pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 32, 64), groups=2, **nhwc)
     assert why.startswith("winograd: F(2x2, 3x3)") and "(a GEMM per group)" in why, why
     assert pycnn.ops.explain_conv2d((1, 128, 28, 28), (128, 32, 3, 3), padding=1, groups=4).startswith("winograd")
     assert not pycnn.ops.explain_conv2d((1, 14, 14, 512), (3, 3, 32, 512), groups=16, **nhwc).startswith("winograd")
+    assert pycnn.ops.explain_conv2d((1, 14, 14, 256), (3, 3, 64, 256), groups=4, **nhwc).startswith("winograd")
     assert not pycnn.ops.explain_conv2d((1, 28, 28, 256), (3, 3, 16, 256), groups=16, **nhwc).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 16), (3, 3, 16, 16), **nhwc).startswith("winograd")
     assert pycnn.ops.explain_conv2d((1, 56, 56, 64), (3, 3, 64, 64), stride=2, **nhwc).startswith("direct")

@@ -104,9 +104,12 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // Winograd, NCHW / NHWC: 3x3 64->64 @56 in 2 groups 1903 -> 1214 / 1776 -> 1106; 128->128 @56
 // in 4 groups 3812 -> 2737 / 3550 -> 2446; 128 @28 in 4 groups 996 -> 806 / 878 -> 643; 256 @28
 // in 8 groups 1892 -> 1832 / 1714 -> 1301; 96 @28 in 2 groups 1065 -> 732 / 976 -> 693. Slower
-// with few tiles (512 @14 in 16 groups, 49 tiles: 1016 -> 1139 / 878 -> 906; 1024 @7 in 32
-// groups 738 -> 1511) or 16 channels a group (512 @14 in 32 groups 670 -> 964 / 539 -> 681,
-// 256 @28 in 16 groups 1154 -> 1295 / 980 -> 1278; 64 @56 in 4 groups level).
+// with 32 channels a group on few tiles (512 @14 in 16 groups, 49 tiles: 1016 -> 1139 / 878 ->
+// 906; 256 @14 in 8 groups 519 -> 564 / 441 -> 461; 1024 @7 in 32 groups 738 -> 1511) or 16
+// channels a group (512 @14 in 32 groups 670 -> 964 / 539 -> 681, 256 @28 in 16 groups 1154 ->
+// 1295 / 980 -> 1278; 64 @56 in 4 groups level). From 64 channels a group, 49 tiles repay it as
+// they do one group's: 384 @13 in 2 groups 3640 -> 3096 / 3748 -> 2597, 256 @14 in 4 groups 973
+// -> 802 / 856 -> 625, 128 @14 in 2 groups 497 -> 384 / 430 -> 321.
 bool winograd_pays(const Conv2dParams& p) {
   if (winograd_stride_of(p) == 2) {
     const int64_t tiles = p.n * ceil_div(p.oh, 3) * ceil_div(p.ow, 3);
@@ -115,7 +118,7 @@ bool winograd_pays(const Conv2dParams& p) {
   }
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
   if (p.c / p.groups < 16 || p.o / p.groups < 16) return false;
-  if (p.groups > 1) return p.c / p.groups >= 32 && tiles >= 100;
+  if (p.groups > 1) return p.c / p.groups >= 64 ? tiles >= 40 : p.c / p.groups >= 32 && tiles >= 100;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
   return tiles >= 40 && p.c * tiles >= 3000;
 }
