@@ -451,7 +451,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t plane_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
   const int64_t plane_size = plane_rows * row_size;
   const bool padded_image = (s == 1 || (p.dilation_h == 1 && p.stride_h <= p.kh)) &&
-                            Cg * plane_size * (int64_t)sizeof(T) <= kPaddedImageBytes;
+                            (double)Cg * (double)plane_size * sizeof(T) <= kPaddedImageBytes;
   // Kernel row kh of an output row is panel_kh past row 0 in a row panel (its rows stacked),
   // dilation_h rows past it in the padded image.
   const int64_t panel_kh = padded_image ? p.dilation_h * row_size : row_size;
@@ -587,7 +587,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t panel_kh = columns * Cg;
   // A group image (kGroupImageBytes): image_rows rows of panel_kh, from input row -pad_top.
   const int64_t image_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
-  const bool group_image = G > 1 && image_rows * panel_kh * (int64_t)sizeof(T) <= kGroupImageBytes;
+  const bool group_image = G > 1 && (double)image_rows * (double)panel_kh * sizeof(T) <= kGroupImageBytes;
 
   const int64_t items = p.n * G * p.oh;
   const double flops = 2.0 * p.n * P * p.o * K;
