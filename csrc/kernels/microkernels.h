@@ -114,11 +114,12 @@ constexpr size_t kRowShortfalls = 4;
 template <class Fn>
 struct TiledRows {
   size_t mr, nr;
-  Fn run;                         // MR rows (or fewer: mr <= MR)
-  Fn run_less[kRowShortfalls];    // exactly MR-1 ... MR-4 rows
-  Fn for_rows(size_t rows) const { return rows < mr && rows + kRowShortfalls >= mr ? run_less[mr - rows - 1] : run; }
+  Fn run;                       // MR rows (or fewer: mr <= MR)
+  Fn run_less[kRowShortfalls];  // exactly MR-1 ... MR-4 rows
+  bool has_exact(size_t rows) const { return rows < mr && rows + kRowShortfalls >= mr; }
+  Fn for_rows(size_t rows) const { return has_exact(rows) ? run_less[mr - rows - 1] : run; }
   // The output pixels (input columns) the for_rows(rows) kernel reads: `run` reads all MR.
-  size_t rows_read(size_t rows) const { return rows < mr && rows + kRowShortfalls >= mr ? rows : mr; }
+  size_t rows_read(size_t rows) const { return has_exact(rows) ? rows : mr; }
 };
 
 // The NCHW direct kernels also come 4 and 8 output channels shorter (MR-4 and MR-8 rows, when

@@ -423,10 +423,10 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 //
 // Each thread instead pads a group's planes (with one group, the image's) once, up to this size,
 // and every output row reads its KH rows there: per-row panels copy each input row about KH/SH
-// times, in C*KH*SW calls per output row. One thread, pinned, p10 us, panels
-// -> padded image: 3x3 1->32 @28 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7,
-// 3->32 @64 49.9 -> 46.4; 2 threads (each pads the whole image) 3->64 @224 (615 KiB a thread)
-// 730 -> 669, 3->32 @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes
+// times, in Cg*KH*SW calls per output row. One thread, pinned, p10 us, panels -> padded image:
+// 3x3 1->32 @28 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7, 3->32 @64 49.9 ->
+// 46.4; 2 threads (each pads the whole image) 3->64 @224 (615 KiB a thread) 730 -> 669, 3->32
+// @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes
 // where the whole image is past the bound: 3x3 128->128 @56 in 32 groups 1033 -> 691, 256->256
 // @28 in 32 groups 921 -> 695. Strided, every row of the padded image is split into its column
 // phases (copy_padded: stride 2 by shuffles); one thread, row panels copied one element at a
