@@ -238,6 +238,10 @@ def test_core_refuses_winograd_weights_for_another_algorithm():
             x, w, None, None, u[:1, :1])
     with pytest.raises(ValueError, match="HWIO or Winograd-transformed, not both"):
         pycnn._core.Conv2dPlan(geometry, 0, 0, 0.0, 3, True, weight_winograd_given=True)
+    grouped = geometry[:-1] + (2,)  # Winograd runs groups, but only from weights it transforms itself
+    with pytest.raises(ValueError, match="Winograd weights are for one group"):
+        pycnn._core.Conv2dPlan(grouped, 0, 0, 0.0, 3, weight_winograd_given=True, result_shape=(1, 8, 6, 6))(
+            x, np.zeros((8, 2, 3, 3), np.float32), None, None, u)
 
 
 # Stride 2: tiles of 3x3 outputs from each input phase's 4x4 patch, every 6 input pixels. Output

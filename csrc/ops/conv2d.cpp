@@ -835,6 +835,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
                                 "; use algorithm='im2col' or 'auto'");
   if (p.weight_winograd_given && algo != ConvAlgorithm::Winograd)
     throw std::invalid_argument("conv2d: Winograd weights given to a call that does not run Winograd");
+  if (p.weight_winograd_given && p.groups != 1)  // (pack_conv2d_weight transforms one group's only)
+    throw std::invalid_argument("conv2d: Winograd weights are for one group");
   if (algo == ConvAlgorithm::Winograd) {
     std::string rejected;
     if (!winograd_applies(p, &rejected))
