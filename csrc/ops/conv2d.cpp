@@ -417,6 +417,11 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
   });
 }
 
+// Input rows, from row -pad_top, that the output rows read (the padded image's height).
+inline int64_t padded_rows_read(const Conv2dParams& p) {
+  return (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Direct, NCHW: per output row, a zero-padded, stride-phase-split panel of the input rows it
 // reads; tiles of MR output channels x NR output columns.
@@ -426,9 +431,9 @@ void conv_gemm_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x,
 // times, in Cg*KH*SW calls per output row. One thread, pinned, p10 us, panels -> padded image:
 // 3x3 1->32 @28 6.8 -> 6.5, 4->16 @28 12.8 -> 10.9, 16->8 @28 27.3 -> 20.7, 3->32 @64 49.9 ->
 // 46.4; 2 threads (each pads the whole image) 3->64 @224 (615 KiB a thread) 730 -> 669, 3->32
-// @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes
-// where the whole image is past the bound: 3x3 128->128 @56 in 32 groups 1033 -> 691, 256->256
-// @28 in 32 groups 921 -> 695. Strided, every row of the padded image is split into its column
+// @112 98 -> 93. Groups, 2 threads, medians, whole image -> a group's planes where the whole
+// image is past the bound: 3x3 128->128 @56 in 32 groups 1033 -> 691, 256->256 @28 in 32 groups
+// 921 -> 695. Strided, every row of the padded image is split into its column
 // phases (copy_padded: stride 2 by shuffles); one thread, row panels copied one element at a
 // time -> padded planes: 3x3/2 512->512 @28 in 32 groups 2381 -> 1804, 64->64 @112 in 8
 // groups 2692 -> 1800, 3->32 @224 981 -> 898, 16->32 @32 111 -> 94; 5x5/2 8->16 @128 level.
@@ -448,7 +453,7 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t row_size = s * phase_width;
   // The padded image: plane_rows padded rows per channel, from input row -pad_top. Strided, only
   // where every input row is read (at stride 1 the rows a vertical stride skips are few).
-  const int64_t plane_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+  const int64_t plane_rows = padded_rows_read(p);
   const int64_t plane_size = plane_rows * row_size;
   const bool padded_image = (s == 1 || (p.dilation_h == 1 && p.stride_h <= p.kh)) &&
                             (double)Cg * (double)plane_size * sizeof(T) <= kPaddedImageBytes;
@@ -487,6 +492,12 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
     T* tail = tails.slice(omp_get_thread_num());
     int64_t tail_group = -1;  // whose last block `tail` holds
     if (tail_copied) std::fill(tail + tail_mr * K, tail + MR * K, T(0));
+    // Input row ih of `plane` as its s zero-padded column phases (zeros outside the image).
+    auto pad_row = [&](const T* plane, int64_t ih, T* dst) {
+      if (ih < 0 || ih >= p.h) return std::fill(dst, dst + row_size, T(0));
+      for (int64_t phase = 0; phase < s; ++phase)
+        copy_padded(plane + ih * p.w, p.w, phase - p.pad_left, s, phase_width, dst + phase * phase_width);
+    };
     DirectNchwArgs<T> args;
     args.panel_c = panel_c;
     args.tap = tap;
@@ -500,34 +511,16 @@ void conv_direct_nchw(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
       if (padded_image) {
         if (padded_n != n || padded_g != g) {
           for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t r = 0; r < plane_rows; ++r) {
-              T* dst = panel + c * plane_size + r * row_size;
-              const int64_t ih = r - p.pad_top;
-              if (ih < 0 || ih >= p.h) {
-                std::fill(dst, dst + row_size, T(0));
-                continue;
-              }
-              for (int64_t phase = 0; phase < s; ++phase)
-                copy_padded(x + ((n * p.c + g * Cg + c) * p.h + ih) * p.w, p.w, phase - p.pad_left, s, phase_width,
-                            dst + phase * phase_width);
-            }
+            for (int64_t r = 0; r < plane_rows; ++r)
+              pad_row(x + (n * p.c + g * Cg + c) * p.h * p.w, r - p.pad_top, panel + c * plane_size + r * row_size);
           padded_n = n, padded_g = g;
         }
         rows = panel + oh * p.stride_h * row_size;
       } else {
         for (int64_t c = 0; c < Cg; ++c) {
           const T* plane = x + ((n * p.c + g * Cg + c) * p.h) * p.w;
-          for (int64_t kh = 0; kh < p.kh; ++kh) {
-            T* dst = panel + c * panel_c + kh * panel_kh;
-            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-            if (ih < 0 || ih >= p.h) {
-              std::fill(dst, dst + panel_kh, T(0));
-              continue;
-            }
-            for (int64_t phase = 0; phase < s; ++phase)
-              copy_padded(plane + ih * p.w, p.w, phase - p.pad_left, s, phase_width,
-                          dst + phase * phase_width);
-          }
+          for (int64_t kh = 0; kh < p.kh; ++kh)
+            pad_row(plane, oh * p.stride_h - p.pad_top + kh * p.dilation_h, panel + c * panel_c + kh * panel_kh);
         }
       }
       for (int64_t mp = 0; mp < mpanels; ++mp) {
@@ -586,7 +579,7 @@ void conv_direct_nhwc(const Conv2dParams& p, const ConvKernels<T>& kn, const T* 
   const int64_t columns = (round_up(p.ow, MR) - 1) * p.stride_w + (p.kw - 1) * p.dilation_w + 1;
   const int64_t panel_kh = columns * Cg;
   // A group image (kGroupImageBytes): image_rows rows of panel_kh, from input row -pad_top.
-  const int64_t image_rows = (p.oh - 1) * p.stride_h + (p.kh - 1) * p.dilation_h + 1;
+  const int64_t image_rows = padded_rows_read(p);
   const bool group_image = G > 1 && (double)image_rows * (double)panel_kh * sizeof(T) <= kGroupImageBytes;
 
   const int64_t items = p.n * G * p.oh;

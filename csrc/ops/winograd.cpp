@@ -197,20 +197,21 @@ template <int64_t S, class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
   static_assert(S == 1 || S == 2, "the input stride is 1 or 2");
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C, Kg = K / g.groups;
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C, Cg = C / g.groups;
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
   // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(g.cols);
-  // Plane xi's GEMM sums over K ranges [ks[xi][i].first, .second), i < nks[xi]: all of K, or at
-  // S = 2 the phases whose U rows in the plane are not zero, runs merged.
+  // Plane xi's GEMM for a group sums over K ranges [ks[xi][i].first, .second), i < nks[xi], past
+  // the group's first K row: all of its Cg channels, or at S = 2 (one group) the phases whose U
+  // rows in the plane are not zero, runs merged.
   std::array<std::array<std::pair<int64_t, int64_t>, 4>, 16> ks;
   std::array<int, 16> nks{};
   for (int xi = 0; xi < 16; ++xi)
     for (int64_t ph = 0; ph < S * S; ++ph) {
       if (S == 2 && ((ph / 2 == 1 && xi / 4 == 3) || (ph % 2 == 1 && xi % 4 == 3))) continue;
-      if (nks[xi] > 0 && ks[xi][nks[xi] - 1].second == ph * C) ks[xi][nks[xi] - 1].second += C;
-      else ks[xi][nks[xi]++] = {ph * C, (ph + 1) * C};
+      if (nks[xi] > 0 && ks[xi][nks[xi] - 1].second == ph * Cg) ks[xi][nks[xi] - 1].second += Cg;
+      else ks[xi][nks[xi]++] = {ph * Cg, (ph + 1) * Cg};
     }
   // The GEMM's tile, for blocks of up to kMaxBlockTiles.
   const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), g.cols, [&](const auto& k) {
@@ -304,12 +305,12 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
           }
       }
       for (int64_t gp = 0; gp < g.groups * npanels; ++gp) {  // group gp / npanels, its panel np
-        const int64_t np = gp % npanels, kg = gp / npanels * Kg, nr = std::min(NR, g.cols - np * NR);
+        const int64_t np = gp % npanels, kg = gp / npanels * Cg, nr = std::min(NR, g.cols - np * NR);
         for (int xi = 0; xi < 16; ++xi) {
           const T* b = u + xi * K * ldu + np * NR;
           for (int64_t i0 = 0; i0 < bt; i0 += MR)
             for (int i = 0; i < (S == 1 ? 1 : nks[xi]); ++i) {
-              const auto [k0, k1] = S == 1 ? std::pair<int64_t, int64_t>{kg, kg + Kg} : ks[xi][i];
+              const int64_t k0 = kg + ks[xi][i].first, k1 = kg + ks[xi][i].second;
               gemm.run((size_t)(k1 - k0), vb + (xi * TB + i0) * K + k0, (size_t)K, b + k0 * ldu, (size_t)ldu,
                        mb + (xi * TB + i0) * NR, (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, i > 0,
                        nullptr);
