@@ -162,6 +162,12 @@ using TransposeUkernel = void (*)(const T* src, size_t lds, T* dst, size_t ldd, 
 //     at g[t*tap_stride + j], plane xi to u[xi*ldu + j], j < n.
 //   Output_3x3: as Output, for F(3x3, 2x2) (the same input transform; see generic/winograd.h):
 //     a tile's 3x3 outputs, pixel (i, j) to y[3*i + j] + j'.
+// F(2x2, 3x3) at stride 2 (generic/winograd.h): a tile's 25 products, point (i, j) of its 5x5
+// transform, lie in slots winograd_strided_slot(i, j), grouped by the plane of U they take,
+// (min(i, 3), min(j, 3)) in row-major order, so the GEMMs of one plane run back to back.
+//   Strided_input: as Input for the 5x5 patch (rows: its 5 input rows), slot q to v[q*ldv + c].
+//   Strided_output: as Output from the 25 slots m[q*ldm + j].
+//   Strided_weight: as Weight, its 16 planes.
 template <class T>
 struct WinogradKernels {
   void (*input)(const T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride, int64_t channels, T* v,
@@ -169,7 +175,25 @@ struct WinogradKernels {
   bool (*output)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
   void (*weight)(const T* g, int64_t tap_stride, size_t n, T* u, size_t ldu);
   bool (*output_3x3)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
+  void (*strided_input)(const T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride, int64_t channels,
+                        T* v, size_t ldv);
+  bool (*strided_output)(const T* m, size_t ldm, T* const* y, size_t nr, const Epilogue<T>* epilogue);
+  void (*strided_weight)(const T* g, int64_t tap_stride, size_t n, T* u, size_t ldu);
 };
+
+// Points (i, j) of the stride-2 transform that take U's plane (a, b): i = a (a < 3) or 3, 4.
+constexpr int winograd_strided_points(int a) { return a == 3 ? 2 : 1; }
+// The first of plane xi's slots; the plane has points(xi / 4) * points(xi % 4) of them.
+constexpr int winograd_strided_first_slot(int xi) {
+  int slot = 0;
+  for (int q = 0; q < xi; ++q) slot += winograd_strided_points(q / 4) * winograd_strided_points(q % 4);
+  return slot;
+}
+constexpr int winograd_strided_slot(int i, int j) {
+  const int a = i < 3 ? i : 3, b = j < 3 ? j : 3;
+  return winograd_strided_first_slot(4 * a + b) + (i - a) * winograd_strided_points(b) + (j - b);
+}
+static_assert(winograd_strided_slot(4, 4) == 24 && winograd_strided_first_slot(16) == 25);
 
 template <class T>
 struct ConvKernels {

@@ -9,9 +9,9 @@
 //  - direct: per output row, the input rows it reads are copied once into a zero-padded panel
 //    (split by stride phase in NCHW, so every tap is a contiguous vector load), and the
 //    microkernel sweeps output-channel x output-column (NCHW) or pixel x channel (NHWC) tiles.
-//  - winograd (3x3 kernels, stride 1 or 2): F(2x2, 3x3), or F(3x3, 2x2) on the input's stride
-//    phases, in ops/winograd.cpp, its 16 products per tile summed over the input channels (and
-//    phases) by the GEMM microkernel.
+//  - winograd (3x3 kernels, stride 1 or 2): F(2x2, 3x3) in ops/winograd.cpp (at stride 2 from
+//    5x5 patches, the even and odd inputs apart), its 16 (25) products per tile summed over the
+//    input channels by the GEMM microkernel.
 //
 // Threads: one parallel region per call; its work items (output rows, or pixel tiles x channel
 // chunks) are handed out dynamically. Every item is computed the same way whichever thread
@@ -833,8 +833,8 @@ void run_conv2d(const Conv2dParams& p, const T* x, const T* w, const T* bias, T*
   if (algo == ConvAlgorithm::Winograd) {
     std::string rejected;
     if (!winograd_applies(p, &rejected))
-      throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1 or 2 (1 with groups) "
-                                  "and no dilation; got " + rejected);
+      throw std::invalid_argument("conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1 or 2 and no "
+                                  "dilation; got " + rejected);
     if (conv_winograd(p, kn, x, w, winograd_weights ? winograd_weights : w_hwio, bias, y)) return;
     algo = ConvAlgorithm::Direct;  // non-finite values: recomputed so that they propagate as in a direct sum
   }
@@ -888,11 +888,11 @@ ConvAlgorithm choose_conv2d_algorithm(const Conv2dParams& p, std::string* why) {
       return std::string(stride1 ? "winograd: F(2x2, 3x3), 16 multiplies per 2x2 outputs and channel pair where "
                                    "direct does 36, summed over the input channels by the GEMM microkernel" +
                                    std::string(p.groups > 1 ? " (a GEMM per group)" : "")
-                                 : "winograd: F(3x3, 2x2) on each of the input's 2x2 stride phases, 49 multiplies "
-                                   "per 3x3 outputs and channel pair where direct does 81, summed over the input "
-                                   "channels and phases by the GEMM microkernel") +
+                                 : "winograd: F(2x2, 3x3) at stride 2, the even and odd inputs apart, 25 "
+                                   "multiplies per 2x2 outputs and channel pair where direct does 36, summed over "
+                                   "the input channels by the GEMM microkernel") +
              (nchw ? " (NCHW: rows of tiles go through NHWC buffers)" : "") + "; direct and im2col rejected: " +
-             (stride1 ? "2.25x" : "1.65x") + " the multiply-adds";
+             (stride1 ? "2.25x" : "1.44x") + " the multiply-adds";
     });
   const int64_t weights = K * (p.o / p.groups);
   const bool direct_fits = K <= 768 || (K <= 1536 && weights <= 160 * 1024);  // <= 640 KiB float32

@@ -2,8 +2,8 @@
 // (kernels/generic/winograd.h), the 16 products per tile summed over input channels run on the
 // GEMM microkernel.
 //  - conv2d, F(2x2, 3x3): tiles of 2x2 outputs from 4x4 input patches every 2 pixels; at stride
-//    2, F(3x3, 2x2) on each of the input's 2x2 phases: tiles of 3x3 outputs from a 4x4 patch of
-//    each phase (8x8 input pixels) every 6 pixels, the phases summed by the GEMM.
+//    2, from 5x5 patches every 4 pixels, the even and odd inputs of each dimension apart (25
+//    products a tile, whose weights take 16 planes; see generic/winograd.h).
 //  - conv_transpose2d, F(3x3, 2x2) on every stride phase (kernel 2s x 2s, stride s): one 4x4
 //    input patch every 3 pixels feeds 3x3 cells of each of the s*s phases (3s x 3s outputs),
 //    through one input transform and one GEMM over all phases' output channels.
@@ -15,8 +15,8 @@
 //    the GEMM's B.
 //  - Tiles, numbered image-major then row-major, go out in blocks of TB tiles (NCHW: R rows of
 //    tiles of one image, their input rows transposed into the thread's buffer and their output
-//    rows transposed out of another). A block's input transform fills V (16 planes of TB x C),
-//    then per panel of NR columns the 16 GEMMs fill M (16 planes of TB x NR) and the output
+//    rows transposed out of another). A block's input transform fills V (16 slots of TB x C, 25
+//    at stride 2), then per panel of NR columns the GEMMs fill M (as many of TB x NR) and the output
 //    transform writes the block's pixels of those columns. V and M stay in the thread's L2; U
 //    streams from L2 or L3, once per block (TB multiply-adds per element loaded).
 #include "ops/winograd.h"
@@ -45,7 +45,7 @@ int64_t winograd_stride_of(const Conv2dParams& p) { return p.oh == 1 ? p.stride_
 
 // Whether the rules below may count on the cache they were tuned with (a Zen 5's 1 MiB L2 and
 // 32 MiB L3): under a 1 MiB L2 (a Zen 1: 512 KiB, 8 MiB of shared L3) U streams from DRAM, and
-// the stride-2 and transposed rules ask for more (see winograd_pays, winograd_transpose_pays).
+// the transposed rule asks for more (see winograd_transpose_pays).
 bool u_stays_in_cache() { return l2_cache_bytes() >= (int64_t(1) << 20); }
 
 }  // namespace
@@ -67,7 +67,6 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
              ") (1 or 2, the same both ways)";
     });
   if (p.dilation_h != 1 || p.dilation_w != 1) return reject([] { return "a dilation other than 1"; });
-  if (p.groups != 1 && winograd_stride_of(p) != 1) return reject([] { return "groups at stride 2"; });
   return true;
 }
 
@@ -84,21 +83,20 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // 256 @7 155 -> 115 / 166 -> 147; 64->128 @5 (9 tiles) 13.2 -> 12.0 / 14.6 -> 13.7. Slower: 512
 // @7 (16 MiB of U streamed for 16 tiles) 537 -> 621 / 535 -> 806.
 //
-// Stride 2 (F(3x3, 2x2) on the input's phases; tiles of 3x3 outputs; U 64/9 of the weights),
-// measured the same way with packed weights: 3x3/2 128->256 @56 (100 tiles) 909 -> 760 / 915 ->
-// 820 (NHWC / NCHW); 64->128 @56 235 -> 212 / 258 -> 228; 64->128 @112 910 -> 714 / 977 -> 849;
-// 32->64 @112 234 -> 204 / 261 -> 229; batch 8 of 64->128 @28 465 -> 408 / 489 -> 463; 64->64 @32
-// (36 tiles) 39 -> 40 / 49 -> 46. Slower with few tiles, few output channels (half of a GEMM
-// panel idle) or a U that streams from past L3 for small blocks (V is 4x a stride-1 tile's, so
-// 256 input channels leave 12 tiles a block): 128->128 @28 (25 tiles) 118 -> 130, 32->32 @56
-// 35 -> 37, 256->512 @56 3723 -> 6034, 256->256 @14 130 -> 214. Each call transforming the
-// weights was slower nearly everywhere (64->128 @56 237 -> 285): never.
-// Those figures are a Zen 5's (1 MiB L2, 32 MiB L3). On a Zen 1 (512 KiB L2, 8 MiB of L3 shared
-// with other tenants; AVX2) U streams from DRAM once per block, and stride 2 lost or tied
-// (medians of 3 alternating rounds, us, Winograd vs the faster of direct and im2col, NCHW /
-// NHWC): 128->256 @56 9139 vs 8980 / 11358 vs 7016, 32->64 @112 2713 vs 1948 / 1722 vs 1720,
-// 64->128 @56 1933 vs 1924 / 1673 vs 1701. So it needs a core with an L2 of 1 MiB or more.
-//
+// Stride 2 (F(2x2, 3x3) at stride 2: 25 products per tile where direct does 36; U 16/9 of the
+// weights, as at stride 1), Zen 1, one thread, CPU time (the machine's other tenants moved wall
+// times by 2x), medians of 5 alternating processes, us, the faster of direct and im2col ->
+// Winograd, NCHW / NHWC, each call transforming the weights: 3x3/2 128->256 @56 (196 tiles)
+// 15386 -> 14187 / 14647 -> 12408; 64->128 @56 4279 -> 3618 / 3549 -> 3687 (fastest processes
+// 3849 -> 3513 / 3461 -> 3142); 64->128 @112 (fastest) 14616 -> 13416 / 13329 -> 12357; 32->64
+// @112 4129 -> 3888 / 3507 -> 3463; 64->64 @32 (64 tiles) 713 -> 652 / 611 -> 560; 128->128 @28
+// (49) 2068 -> 2026 / 1944 -> 1631; 96->192 @28 2304 -> 2406 (fastest 2191 -> 1904) / 2091 ->
+// 1759; 32->32 @56 1013 -> 478 / 489 -> 413; batch 8 of 64->128 @28 8320 -> 6736 / 7054 -> 5987.
+// With the weights packed: 128->256 @56 15120 -> 13438 / 14134 -> 11994; 64->128 @56 3921 ->
+// 3366 / 3840 -> 3053. Slower or level with a U of 4 MiB or more (256->256 @28 9195 -> 9294 /
+// 7622 -> 8066, packed 7385 -> 8129 / 7228 -> 7191; 512->512 @14 10392 -> 23287) or 16 input
+// channels (16->32 @64 342 -> 431 / 285 -> 324; 24->48 @56 level). Two threads, 128->256 @56:
+// 13980 -> 12050 / 12262 -> 9662.
 // Groups (a GEMM per group, K = C/groups; the weights transformed on every call, as packed
 // weights keep HWIO), Zen 1, 2 threads, medians of alternating processes, us, direct ->
 // Winograd, NCHW / NHWC: 3x3 64->64 @56 in 2 groups 1903 -> 1214 / 1776 -> 1106; 128->128 @56
@@ -111,12 +109,9 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // they do one group's: 384 @13 in 2 groups 3640 -> 3096 / 3748 -> 2597, 256 @14 in 4 groups 973
 // -> 802 / 856 -> 625, 128 @14 in 2 groups 497 -> 384 / 430 -> 321.
 bool winograd_pays(const Conv2dParams& p) {
-  if (winograd_stride_of(p) == 2) {
-    const int64_t tiles = p.n * ceil_div(p.oh, 3) * ceil_div(p.ow, 3);
-    return p.weight_winograd_given && u_stays_in_cache() && p.c >= 16 && p.c <= 128 &&
-           p.o >= 64 && p.c * p.o <= 32768 && tiles >= 36;
-  }
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
+  if (winograd_stride_of(p) == 2)
+    return p.groups == 1 && p.c >= 32 && p.o >= 32 && p.c * p.o <= 32768 && tiles >= 40;
   if (p.c / p.groups < 16 || p.o / p.groups < 16) return false;
   if (p.groups > 1) return p.c / p.groups >= 64 ? tiles >= 40 : p.c / p.groups >= 32 && tiles >= 100;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;
@@ -136,11 +131,12 @@ constexpr int64_t kMaxBlockTiles = 96;
 // Input channels per work item of a weight transform.
 constexpr int64_t kWeightChannels = 16;
 
-// Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights. With groups,
-// input channel c's row holds the Og output channels of its group, g = c / Cg.
+// Rows [c0, c1) of U (conv2d_winograd_weights' layout) from OIHW or HWIO weights, by `transform`
+// (WinogradKernels' weight, or strided_weight at stride 2). With groups, input channel c's row
+// holds the Og output channels of its group, g = c / Cg.
 template <class T>
-void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64_t C, int64_t O, int64_t groups,
-                          int64_t c0, int64_t c1, T* u) {
+void winograd_weight_rows(decltype(WinogradKernels<T>::weight) transform, const T* w, bool oihw, int64_t C, int64_t O,
+                          int64_t groups, int64_t c0, int64_t c1, T* u) {
   const int64_t Cg = C / groups, Og = O / groups, ld = winograd_weights_stride(Og);
   for (int64_t c = c0; c < c1; ++c) {
     const int64_t g = c / Cg, ci = c % Cg;
@@ -151,10 +147,10 @@ void winograd_weight_rows(const ConvKernels<T>& kn, const T* w, bool oihw, int64
         const int64_t n = std::min<int64_t>(64, Og - o0);
         for (int64_t o = 0; o < n; ++o)
           for (int64_t t = 0; t < 9; ++t) taps[t * 64 + o] = w[((g * Og + o0 + o) * Cg + ci) * 9 + t];
-        kn.winograd.weight(taps, 64, (size_t)n, row + o0, (size_t)(C * ld));
+        transform(taps, 64, (size_t)n, row + o0, (size_t)(C * ld));
       }
     } else {  // HWIO: tap t of (c, o) at w[(t*Cg + ci)*O + o]
-      kn.winograd.weight(w + ci * O + g * Og, Cg * O, (size_t)Og, row, (size_t)(C * ld));
+      transform(w + ci * O + g * Og, Cg * O, (size_t)Og, row, (size_t)(C * ld));
     }
     for (int64_t xi = 0; xi < 16; ++xi) std::fill(row + xi * C * ld + Og, row + xi * C * ld + ld, T(0));
   }
@@ -166,8 +162,8 @@ int64_t winograd_weights_stride(int64_t o) { return round_up(o, 64); }
 
 namespace {
 
-// A Winograd problem as the engine sees it: tiles whose 4x4 input patches start every `step`
-// input rows and columns, the F(2x2, 3x3) input transform over their channels, `cols` GEMM
+// A Winograd problem as the engine sees it: tiles whose 4x4 (5x5 at stride 2) input patches start
+// every `step` input rows and columns, the input transform over their channels, `cols` GEMM
 // columns of U, and output rows grouped by rows of tiles (for NCHW's bands).
 struct TileGrid {
   int64_t n, h, w, c;          // the input
@@ -177,56 +173,45 @@ struct TileGrid {
   int64_t row0, col0;          // input row and column of tile (0, 0)'s patch (negative: padding)
   int64_t out_step, out_row0;  // output rows a row of tiles covers, and tile row 0's first (may be < 0)
   int64_t cols;                // GEMM columns (U's, before rounding up to ldu) of each group
-  int64_t groups = 1;          // (stride 1 only) group k's GEMMs: K rows [k*C/groups, +C/groups), columns k*cols + j
+  int64_t groups = 1;          // group k's GEMMs: K rows [k*C/groups, +C/groups), columns k*cols + j
 };
 
-// Runs the tiles of g: input transform, 16 GEMMs per panel of output columns, and
+// Runs the tiles of g: input transform, 16 GEMMs per panel of output columns (one per plane of
+// U, over 1 to 4 slots of V at stride 2), and
 // write_tile(n, th, tw, m, ldm, j0, nr, out_pixel) for each tile and panel, which writes the
 // tile's outputs of GEMM columns [j0, j0 + nr) (its planes at m[xi*ldm + j - j0]) through
 // out_pixel(n, oy, ox) (the NHWC pixel's channel 0; oy within the tile row's out_step rows) and
 // returns false if a value before its epilogue was not finite. U: given, or made by
 // make_u(c0, c1, u) (the rows of input channels [c0, c1), in each plane and input phase) in the
 // parallel region. Returns false if any tile did.
-// S (the input stride): 1, or 2 for a 3x3 stride-2 conv2d: the input splits into 2x2 phases
-// (every other row and column from (py, px)), each read as its own 4x4 patch, S rows and columns
-// apart, into channels [(2*py + px)*c, +c) of the GEMM's K = S^2 * c. A phase whose kernel lacks
-// a third tap row (py = 1) or column (px = 1) has U's rows zero in the planes of the transform's
-// fourth row (column); the GEMMs skip them: 49 of 64 channel blocks. (A template parameter: the
-// stride-1 forms, 36-tile layers among them, pay nothing for it.)
+// S: 1 (F(2x2, 3x3) and the transposed F(3x3, 2x2): 4x4 patches, 16 slots of V and M a tile),
+// or 2 for a 3x3 stride-2 conv2d (F(2x2, 3x3) at stride 2: 5x5 patches, 25 slots, slot q of U's
+// plane xi among those from winograd_strided_first_slot(xi)).
 template <int64_t S, class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
-  static_assert(S == 1 || S == 2, "the input stride is 1 or 2");
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = S * S * C, Cg = C / g.groups;
+  static_assert(S == 1 || S == 2, "the stride is 1 or 2");
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = C, Cg = C / g.groups;
+  constexpr int64_t slots = S == 2 ? 25 : 16, span = S == 2 ? 5 : 4;  // a patch is span x span
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
   // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(g.cols);
-  // Plane xi's GEMM for a group sums over K ranges [ks[xi][i].first, .second), i < nks[xi], past
-  // the group's first K row: all of its Cg channels, or at S = 2 (one group) the phases whose U
-  // rows in the plane are not zero, runs merged.
-  std::array<std::array<std::pair<int64_t, int64_t>, 4>, 16> ks;
-  std::array<int, 16> nks{};
-  for (int xi = 0; xi < 16; ++xi)
-    for (int64_t ph = 0; ph < S * S; ++ph) {
-      if (S == 2 && ((ph / 2 == 1 && xi / 4 == 3) || (ph % 2 == 1 && xi % 4 == 3))) continue;
-      if (nks[xi] > 0 && ks[xi][nks[xi] - 1].second == ph * Cg) ks[xi][nks[xi] - 1].second += Cg;
-      else ks[xi][nks[xi]++] = {ph * Cg, (ph + 1) * Cg};
-    }
   // The GEMM's tile, for blocks of up to kMaxBlockTiles.
   const auto& gemm = *pick_tile_among(kn.gemm, std::min(tiles, kMaxBlockTiles), g.cols, [&](const auto& k) {
     return round_up(g.cols, (int64_t)k.nr) <= ldu;
   });
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(g.cols, NR);
-  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (16 * (K + NR) * (int64_t)sizeof(T)));
+  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (slots * (K + NR) * (int64_t)sizeof(T)));
   const int team = num_threads();
   // Blocks: whole rows of tiles of one image in NCHW (`groups` per image, balanced to a row),
   // any run of tiles in NHWC (balanced to a tile). The GEMMs take a block's tiles MR at a time, a
   // partial MR costing a whole one, so the count of blocks is the one with the fewest GEMM rows
   // on the busiest thread (static schedule), then blocks within the budget, then the fewest;
-  // blocks may pass the budget by half to make whole MRs. 3x3/2 128->256 @56 (10 x 10 tiles of
-  // 32 KiB of V each), NCHW: 3 rows of tiles a block, 54 GEMM rows a thread, where 1 or 2 rows
-  // made 60: 909 -> 810 us.
+  // blocks may pass the budget by half to make whole MRs. Measured with the stride-2 form this
+  // engine ran before (tiles of 3x3 outputs), 3x3/2 128->256 @56 (10 x 10 tiles of 32 KiB of V
+  // each), NCHW: 3 rows of tiles a block, 54 GEMM rows a thread, where 1 or 2 rows made 60: 909
+  // -> 810 us.
   const int64_t most = std::max<int64_t>(1, std::min(kMaxBlockTiles, fit * 3 / 2));
   int64_t TB = 0, blocks = 0, row_tiles = 1, groups = 1;
   {
@@ -258,15 +243,15 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     TB = row_tiles * per;
     blocks = images * groups;
   }
-  const double flops = 2.0 * 16.0 * (double)tiles * (double)K * (double)g.cols;
+  const double flops = 2.0 * slots * (double)tiles * (double)K * (double)g.cols;
   const int threads = threads_for(flops, blocks);
 
   Workspace<T> u_made(given_u ? 0 : (size_t)(16 * K * ldu), 1);
   const T* u = given_u ? given_u : u_made.data();
-  Workspace<T> v((size_t)(16 * TB * K), threads), m((size_t)(16 * TB * NR), threads);
-  // NCHW: a group of R rows of tiles reads step*R + span - step input rows (a patch spans 4*S)
-  // and writes out_step*R output rows, through NHWC buffers.
-  const int64_t span = 4 * S, band_rows = g.step * row_tiles + span - g.step;
+  Workspace<T> v((size_t)(slots * TB * K), threads), m((size_t)(slots * TB * NR), threads);
+  // NCHW: a group of R rows of tiles reads step*R + span - step input rows and writes out_step*R
+  // output rows, through NHWC buffers.
+  const int64_t band_rows = g.step * row_tiles + span - g.step;
   Workspace<T> band(nchw ? (size_t)(band_rows * g.w * C) : 0, threads),
       out_rows(nchw ? (size_t)(g.out_step * row_tiles * g.ow * g.o) : 0, threads);
   std::atomic<bool> finite{true};
@@ -290,31 +275,22 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     auto run_block = [&](int64_t t0, int64_t bt, const auto& input_row, const auto& output_pixel) {
       for (int64_t t = 0; t < bt; ++t) {
         const auto [n, th, tw] = tile_at(t0 + t);
-        for (int64_t py = 0; py < S; ++py)
-          for (int64_t px = 0; px < S; ++px) {
-            // The phase's columns col, col + S, ...: those of parity q, as a row of (w - q)/S
-            // pixels S*C apart from column q.
-            const int64_t col = g.col0 + g.step * tw + px, q = col & (S - 1);
-            const T* rows[4];
-            for (int64_t r = 0; r < 4; ++r) {
-              const T* row = input_row(n, g.row0 + g.step * th + py + S * r);
-              rows[r] = row ? row + q * C : nullptr;
-            }
-            kn.winograd.input(rows, (col - q) / S, (g.w - q + S - 1) / S, S * C, C, vb + t * K + (py * S + px) * C,
-                              (size_t)(TB * K));
-          }
+        const T* rows[span];
+        for (int64_t r = 0; r < span; ++r) rows[r] = input_row(n, g.row0 + g.step * th + r);
+        (S == 2 ? kn.winograd.strided_input : kn.winograd.input)(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * K,
+                                                                  (size_t)(TB * K));
       }
       for (int64_t gp = 0; gp < g.groups * npanels; ++gp) {  // group gp / npanels, its panel np
         const int64_t np = gp % npanels, kg = gp / npanels * Cg, nr = std::min(NR, g.cols - np * NR);
         for (int xi = 0; xi < 16; ++xi) {
-          const T* b = u + xi * K * ldu + np * NR;
-          for (int64_t i0 = 0; i0 < bt; i0 += MR)
-            for (int i = 0; i < (S == 1 ? 1 : nks[xi]); ++i) {
-              const int64_t k0 = kg + ks[xi][i].first, k1 = kg + ks[xi][i].second;
-              gemm.run((size_t)(k1 - k0), vb + (xi * TB + i0) * K + k0, (size_t)K, b + k0 * ldu, (size_t)ldu,
-                       mb + (xi * TB + i0) * NR, (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, i > 0,
-                       nullptr);
-            }
+          const T* b = u + (xi * K + kg) * ldu + np * NR;
+          // The slots that take plane xi: its own at stride 1.
+          const int q0 = S == 2 ? winograd_strided_first_slot(xi) : xi;
+          const int q1 = S == 2 ? winograd_strided_first_slot(xi + 1) : xi + 1;
+          for (int q = q0; q < q1; ++q)
+            for (int64_t i0 = 0; i0 < bt; i0 += MR)
+              gemm.run((size_t)Cg, vb + (q * TB + i0) * K + kg, (size_t)K, b, (size_t)ldu, mb + (q * TB + i0) * NR,
+                       (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
         }
         const int64_t j0 = gp / npanels * g.cols + np * NR;
         for (int64_t t = 0; t < bt; ++t) {
@@ -397,35 +373,11 @@ void winograd_2x2_weight_rows(int64_t O, int64_t phases, int64_t c0, int64_t c1,
   }
 }
 
-// Rows [c0, c1) of U for a 3x3 stride-2 conv2d (OIHW or HWIO weights, C input and O output
-// channels): phase ph = 2*py + px's taps g[a][b] = w[o][c][2a + py][2b + px] (zero past the
-// kernel) at rows ph*C + c of each plane (run_winograd's S = 2), columns from O to ldu zero.
-template <class T>
-void strided_winograd_weight_rows(const T* w, bool oihw, int64_t C, int64_t O, int64_t c0, int64_t c1, T* u) {
-  const int64_t ldu = winograd_weights_stride(O);
-  winograd_2x2_weight_rows<T>(
-      O, 4, c0, c1,
-      [&](int64_t c, int64_t ph, int64_t a, int64_t b, int64_t o) {
-        const int64_t kh = 2 * a + ph / 2, kw = 2 * b + ph % 2;
-        if (kh > 2 || kw > 2) return T(0);
-        return oihw ? w[((o * C + c) * 3 + kh) * 3 + kw] : w[((kh * 3 + kw) * C + c) * O + o];
-      },
-      [&](int64_t xi, int64_t c, int64_t ph) { return u + ((xi * 4 + ph) * C + c) * ldu; });
-  for (int64_t c = c0; c < c1; ++c)
-    for (int64_t r = 0; r < 64; ++r) {  // (plane, phase) pairs
-      T* row = u + (r * C + c) * ldu;
-      std::fill(row + O, row + ldu, T(0));
-    }
-}
-
 }  // namespace
 
-// Stride 1: F(2x2, 3x3), tiles of 2x2 outputs from 4x4 patches every 2 pixels. Stride 2:
-// along one dimension, output q reads input 2q - pad + k (k < 3): x[2(q + a) + r - pad] * w[2a + r]
-// over the phases r < 2 and a < 2 (w[3] = 0), a 2-tap correlation of each phase with (w[r],
-// w[r + 2]). F(3x3, 2x2) per phase, summed by the GEMM over the phases' channel blocks: tiles
-// of 3x3 outputs from 4x4 patches of each phase (8x8 input pixels) every 6 pixels; 49
-// multiplies per 3x3 outputs and channel pair where direct does 81.
+// Tiles of 2x2 outputs: at stride 1 from 4x4 patches every 2 pixels (16 multiplies per tile and
+// channel pair where direct does 36), at stride 2 from 5x5 patches every 4 (25 where direct does
+// 36; generic/winograd.h).
 template <class T>
 bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, const T* w, const T* prepared,
                    const T* bias, T* y) {
@@ -435,7 +387,7 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
   const Epilogue<T> base = make_epilogue<T>(p);
   const bool epilogue_needed = bias || p.activation != Activation::None;
   auto run = [&](auto stride) {
-    constexpr int64_t S = decltype(stride)::value, out = S == 2 ? 3 : 2;  // outputs per tile row and column
+    constexpr int64_t S = decltype(stride)::value, out = 2;  // outputs per tile row and column
     TileGrid g;
     g.n = p.n, g.h = p.h, g.w = p.w, g.c = p.c, g.o = p.o, g.oh = p.oh, g.ow = p.ow;
     g.tiles_h = ceil_div(p.oh, out), g.tiles_w = ceil_div(p.ow, out);
@@ -446,8 +398,8 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
     return run_winograd<S>(
         g, nchw, kn, x, p.weight_winograd_given ? prepared : nullptr,
         [&](int64_t c0, int64_t c1, T* u) {
-          if constexpr (S == 2) strided_winograd_weight_rows(taps, oihw, p.c, p.o, c0, c1, u);
-          else winograd_weight_rows(kn, taps, oihw, p.c, p.o, p.groups, c0, c1, u);
+          winograd_weight_rows(S == 2 ? kn.winograd.strided_weight : kn.winograd.weight, taps, oihw, p.c, p.o,
+                               p.groups, c0, c1, u);
         },
         y,
         [&](int64_t n, int64_t th, int64_t tw, const T* m, size_t ldm, int64_t j0, int64_t nr, const auto& out_pixel) {
@@ -459,8 +411,8 @@ bool conv_winograd(const Conv2dParams& p, const ConvKernels<T>& kn, const T* x, 
               const int64_t oy = out * th + i, ox = out * tw + j;
               dst[out * i + j] = oy < p.oh && ox < p.ow ? out_pixel(n, oy, ox) + j0 : nullptr;
             }
-          return (S == 2 ? kn.winograd.output_3x3 : kn.winograd.output)(m, ldm, dst, (size_t)nr,
-                                                                         epilogue_needed ? &e : nullptr);
+          return (S == 2 ? kn.winograd.strided_output : kn.winograd.output)(m, ldm, dst, (size_t)nr,
+                                                                             epilogue_needed ? &e : nullptr);
         });
   };
   if (winograd_stride_of(p) == 2) return run(std::integral_constant<int64_t, 2>{});
@@ -601,8 +553,8 @@ template <class T>
 void conv2d_winograd_weights_of(Layout layout, int64_t c, int64_t o, int64_t stride, const T* w, T* u) {
   if (stride != 1 && stride != 2) throw std::invalid_argument("conv2d_winograd_weights: stride must be 1 or 2");
   FlushDenormals ftz;
-  if (stride == 2) strided_winograd_weight_rows(w, layout == Layout::NCHW, c, o, 0, c, u);
-  else winograd_weight_rows(kernels_for<T>(active_kernels()), w, layout == Layout::NCHW, c, o, 1, 0, c, u);
+  const WinogradKernels<T>& kn = kernels_for<T>(active_kernels()).winograd;
+  winograd_weight_rows(stride == 2 ? kn.strided_weight : kn.weight, w, layout == Layout::NCHW, c, o, 1, 0, c, u);
 }
 
 }  // namespace

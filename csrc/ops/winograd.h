@@ -1,5 +1,5 @@
-// conv2d by Winograd (ops/winograd.cpp): 3x3 kernels, no dilation; F(2x2, 3x3) at stride 1
-// (groups too), F(3x3, 2x2) on the input's 2x2 phases at stride 2 (one group). Called by conv2d's run_conv2d
+// conv2d by Winograd (ops/winograd.cpp): 3x3 kernels, no dilation, groups too; F(2x2, 3x3) at
+// stride 1 and, the even and odd inputs apart, at stride 2. Called by conv2d's run_conv2d
 // (ops/conv2d.cpp) for algorithm "winograd" or when "auto" picks it. And conv_transpose2d by
 // F(3x3, 2x2) on the same engine (below).
 #pragma once
@@ -12,14 +12,14 @@
 
 namespace pycnn {
 
-// Whether Winograd can compute p: a 3x3 kernel, stride 1 or 2 (the same both ways; 1 with
-// groups), no dilation. When it cannot and `why` is given, *why says why ("a 5x5 kernel ...");
+// Whether Winograd can compute p: a 3x3 kernel, stride 1 or 2 (the same both ways), no
+// dilation. When it cannot and `why` is given, *why says why ("a 5x5 kernel ...");
 // it is built only then, as "auto" asks on every call.
 bool winograd_applies(const Conv2dParams& p, std::string* why = nullptr);
 
 // Whether "auto" should take Winograd for p (which winograd_applies accepts): enough tiles to
 // repay each call's weight transform (none with p.weight_winograd_given), enough channels for
-// its GEMMs; at stride 2 only with the transform given, and a U small enough to stream.
+// its GEMMs; at stride 2 one group and a U that stays in the L3.
 bool winograd_pays(const Conv2dParams& p);
 
 // y = act(conv(x, w) + bias) for a p that winograd_applies accepts. w: OIHW (NCHW) or HWIO

@@ -60,9 +60,7 @@ void conv2d_typed(const pycnn::Conv2dParams& p, const py::array& x, const py::ar
   const T* xd = data_of<T>(x, "x", p.n * p.c * p.h * p.w);
   const T* wd = data_of<T>(w, "weight", weight_size);
   const T* bd = bias.is_none() ? nullptr : data_of<T>(bias.cast<py::array>(), "bias", p.o);
-  const int64_t phases = pycnn::conv2d_winograd_stride(p);
-  const int64_t prepared_size =
-      p.weight_winograd_given ? 16 * phases * phases * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
+  const int64_t prepared_size = p.weight_winograd_given ? 16 * p.c * pycnn::winograd_weights_stride(p.o) : weight_size;
   const T* hwio = w_hwio.is_none() ? nullptr : data_of<T>(w_hwio.cast<py::array>(), "weight_hwio", prepared_size);
   T* yd = mutable_data_of<T>(y, "out", p.n * p.o * p.oh * p.ow);
   py::gil_scoped_release release;
@@ -534,7 +532,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("layout"), py::arg("element_size"));
 
   // Winograd weights of a 3x3, one-group conv2d weight (OIHW for layout 0, HWIO for 1) for calls
-  // at stride 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the input's phases) into u: (16, stride^2 * C,
+  // at stride 1 or 2 (F(2x2, 3x3), each stride its own transform) into u: (16, C,
   // winograd_weights_stride(O)), C-contiguous, of the weight's dtype.
   m.def("winograd_weights_stride", &pycnn::winograd_weights_stride, py::arg("o"));
   m.def(
@@ -548,7 +546,7 @@ PYBIND11_MODULE(_core, m) {
         auto run = [&](auto zero) {
           using T = decltype(zero);
           const T* wd = data_of<T>(w, "weight", o * c * 9);
-          T* ud = mutable_data_of<T>(u, "u", 16 * stride * stride * c * pycnn::winograd_weights_stride(o));
+          T* ud = mutable_data_of<T>(u, "u", 16 * c * pycnn::winograd_weights_stride(o));
           py::gil_scoped_release release;
           pycnn::conv2d_winograd_weights((pycnn::Layout)layout, c, o, stride, wd, ud);
         };

@@ -165,10 +165,10 @@ def conv_cases(layers, *, batch, peers, threads) -> list[Case]:
         case.pycnn["NCHW"] = lambda x=x, w=pw, b=b, kw=kw: ops.conv2d(x, w, b, **kw)
         case.pycnn["NHWC"] = lambda x=xn, w=pwn, b=b, kw=kw: ops.conv2d(x, w, b, data_format="NHWC", **kw)
         case.reference = lambda x=x, w=w, b=b, kw=kw: reference.conv2d(x, w, b, **kw)
-        strided = layer.stride == 2  # F(3x3, 2x2) per input phase: 49 multiplies per 3x3 outputs, not 81
+        strided = layer.stride == 2  # 25 multiplies per 2x2 outputs, not 36
         case.note = _winograd_note(ops.explain_conv2d, (("NCHW", x, pw), ("NHWC", xn, pwn)), kw,
-                                   "F(3x3, 2x2) per input stride phase" if strided else "F(2x2, 3x3)", "convolution",
-                                   "1.65x" if strided else "2.25x")
+                                   "F(2x2, 3x3) at stride 2" if strided else "F(2x2, 3x3)", "convolution",
+                                   "1.44x" if strided else "2.25x")
         if torch is not None:
             tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
             tx_cl = tx.contiguous(memory_format=torch.channels_last)

@@ -132,9 +132,9 @@ class PackedConv2dWeight(_PackedWeight):
     packed for. It holds a private read-only copy (later changes to the array it was made from
     do not reach it); for NCHW, the same weights reordered to (KH, KW, C/groups, O), the form
     the direct kernels read, so no call reorders them; and for a 3x3 kernel with one group, the
-    weights transformed for Winograd (F(2x2, 3x3) at stride 1, F(3x3, 2x2) on the input's phases
-    at stride 2), each made by the first call of its stride that runs Winograd (they take 16/9
-    and 64/9 of the weights' memory and more), so no Winograd call transforms them.
+    weights transformed for Winograd F(2x2, 3x3) at stride 1 and at stride 2, each made by the
+    first call of its stride that runs Winograd (each takes 16/9 of the weights' memory and
+    more), so no Winograd call transforms them.
     """
 
     __slots__ = ("_hwio", "_winograd_able", "_winograd_made", "_winograd_strided_made")
@@ -177,13 +177,12 @@ def pack_conv2d_weight(weight, *, groups=1, data_format="NCHW", dtype=None) -> P
 
 def _winograd_weights(w, layout, stride):
     """A weight transformed for Winograd (read-only, aligned): a 3x3 one-group conv2d weight for
-    calls at `stride` 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the input's phases), or with a
+    calls at `stride` 1 or 2 (F(2x2, 3x3), each stride its own transform), or with a
     (stride_h, stride_w) `stride`, a conv_transpose2d weight twice the stride for F(3x3, 2x2) on
     its stride phases."""
     nchw = layout == "NCHW"
     if isinstance(stride, int):
         c, columns = (w.shape[1], w.shape[0]) if nchw else (w.shape[2], w.shape[3])
-        c *= stride * stride  # the input's phases, at stride 2
     else:
         c, columns = (w.shape[0], w.shape[1]) if nchw else (w.shape[3], w.shape[2])
         columns *= stride[0] * stride[1]
@@ -367,12 +366,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, a
     NHWC: x (N, H, W, C), weight (KH, KW, C/groups, O) as in Keras.
     weight may also be a PackedConv2dWeight (pack_conv2d_weight) for the same data_format/groups.
     padding: int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same" (TensorFlow).
-    algorithm: "auto", "direct", "im2col" or "winograd" (3x3 kernels, no dilation; F(2x2, 3x3)
-    at stride 1, groups too, F(3x3, 2x2) on the input's 2x2 phases at stride 2, one group; see
-    explain_conv2d). "auto" runs groups == channels (one input channel per group) on the
-    depthwise kernels, as depthwise_conv2d, and takes Winograd for 3x3 stride-1 layers with
-    enough channels (per group) and output tiles, and for 3x3 stride-2 ones with packed weights,
-    16 to 128 input channels and enough tiles on a core with an L2 of 1 MiB or more. A Winograd call that
+    algorithm: "auto", "direct", "im2col" or "winograd" (3x3 kernels, stride 1 or 2, no dilation,
+    groups too: F(2x2, 3x3), at stride 2 with the even and odd inputs apart; see explain_conv2d).
+    "auto" runs groups == channels (one input channel per group) on the depthwise kernels, as
+    depthwise_conv2d, and takes Winograd for 3x3 stride-1 layers with enough channels (per
+    group) and output tiles, and for 3x3 stride-2 ones with one group, 32 or more input and
+    output channels (at most 32768 pairs) and 40 or more 2x2 output tiles. A Winograd call that
     meets a non-finite value recomputes directly, so Inf and NaN propagate as in a direct sum.
     """
     options = (stride, padding, dilation, groups, activation, data_format, algorithm)

@@ -52,9 +52,9 @@ void conv2d(const Conv2dParams& p, const double* x, const double* weight, const 
             const double* weight_hwio = nullptr);
 
 // The weights of a 3x3 conv2d with one group (C input, O output channels; OIHW for NCHW, HWIO
-// for NHWC) transformed for Winograd at `stride` 1 (F(2x2, 3x3)) or 2 (F(3x3, 2x2) on the
-// input's 2x2 phases): 16 * stride^2 * C * winograd_weights_stride(O) elements, passed as
-// conv2d's weight_hwio argument with p.weight_winograd_given to calls of that stride.
+// for NHWC) transformed for Winograd F(2x2, 3x3) at `stride` 1 or 2 (each its own transform):
+// 16 * C * winograd_weights_stride(O) elements, passed as conv2d's weight_hwio argument with
+// p.weight_winograd_given to calls of that stride.
 int64_t winograd_weights_stride(int64_t o);
 // The `stride` of the Winograd weights a conv2d call of p takes: the stride Winograd runs p at, 1
 // or 2 (a stride over a single output row or column counts as the other's); 1 where Winograd

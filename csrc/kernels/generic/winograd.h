@@ -8,7 +8,7 @@
 // three transforms, vectorised over channels (NHWC), with
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
-// F(3x3, 2x2) (conv_transpose2d's stride phases, stride-2 conv2d's input phases) shares the input transform:
+// F(3x3, 2x2) (conv_transpose2d's stride phases) shares the input transform:
 // its own B^T is this one with row 3 negated, and a sign on both U's and V's element (i, j)
 // cancels in their product, so the op negates G's last row instead (G = [1 0; .5 .5; .5 -.5;
 // 0 -1]); its 3x3 outputs then come from A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
@@ -146,12 +146,20 @@ bool winograd_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* 
 }
 
 // G g G^T for one vector of output channels: g[t] the 9 taps (t = 3*kh + kw), u[xi] the 16 planes.
-template <class V>
+// Strided: F(2x2, 3x3) at stride 2's G, its four distinct rows (g0, g0 + g2, g2, g1).
+template <class V, bool Strided>
 inline void winograd_weight_vector(const typename V::reg (&g)[9], typename V::reg (&u)[16]) {
   using reg = typename V::reg;
   const reg half = V::set1(typename V::T(0.5));
   // G x for the three vectors x[0..2]: four out.
   auto expand = [&](reg x0, reg x1, reg x2, reg (&out)[4]) {
+    if constexpr (Strided) {
+      out[0] = x0;
+      out[1] = V::add(x0, x2);
+      out[2] = x2;
+      out[3] = x1;
+      return;
+    }
     const reg ends = V::mul(V::add(x0, x2), half), mid = V::mul(x1, half);
     out[0] = x0;
     out[1] = V::add(ends, mid);
@@ -170,7 +178,7 @@ inline void winograd_weight_vector(const typename V::reg (&g)[9], typename V::re
   }
 }
 
-template <class V>
+template <class V, bool Strided>
 void winograd_weight_ukernel(const typename V::T* g, int64_t tap_stride, size_t n, typename V::T* u, size_t ldu) {
   using reg = typename V::reg;
   constexpr size_t W = V::W;
@@ -182,7 +190,7 @@ void winograd_weight_ukernel(const typename V::T* g, int64_t tap_stride, size_t 
       const typename V::T* p = g + t * tap_stride + (int64_t)j;
       taps[t] = count == W ? V::load(p) : V::load_partial(p, count);
     }
-    winograd_weight_vector<V>(taps, planes);
+    winograd_weight_vector<V, Strided>(taps, planes);
 #pragma GCC unroll 16
     for (int xi = 0; xi < 16; ++xi) {
       if (count == W) V::store(u + xi * ldu + j, planes[xi]);
@@ -191,10 +199,129 @@ void winograd_weight_ukernel(const typename V::T* g, int64_t tap_stride, size_t 
   }
 }
 
+// F(2x2, 3x3) at stride 2. Along one dimension, outputs y0 = g0 x0 + g1 x1 + g2 x2 and y1 = g0 x2
+// + g1 x3 + g2 x4 split into the even inputs (x0, x2, x4) convolved with (g0, g2), F(2, 2) in 3
+// multiplies, and the odd ones (x1, x3) with g1, 2 more: 5 where direct does 6, with
+//   B^T x = (x0 - x2, x2, x4 - x2, x1, x3), G g = (g0, g0 + g2, g2, g1, g1),
+//   y0 = m0 + m1 + m3, y1 = m1 + m2 + m4.
+// In 2D a tile's 2x2 outputs take a 5x5 input patch (4 pixels from the next tile's) and 25
+// products where direct does 36, and the weights have 16 distinct planes: G g's last two
+// elements agree. Slots and planes: microkernels.h (winograd_strided_slot).
+
+// Channels [c, c + n) of one tile (n == W when Full): the 5x5 patch, padding as zeros, to its
+// 25 slots. Row i of B^T d needs at most two of the patch's rows, so it is built one row at a time
+// (a whole patch would take 25 registers).
+template <class V, bool Full, bool Checked>
+inline void winograd_strided_input_vector(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
+                                          int64_t c, size_t n, typename V::T* v, size_t ldv) {
+  using reg = typename V::reg;
+  auto load_row = [&](int r, reg (&d)[5]) {
+#pragma GCC unroll 5
+    for (int s = 0; s < 5; ++s) {
+      const int64_t col = col0 + s;
+      if (Checked && (!rows[r] || col < 0 || col >= in_w)) {
+        d[s] = V::zero();
+        continue;
+      }
+      const typename V::T* p = rows[r] + col * ps + c;
+      d[s] = Full ? V::load(p) : V::load_partial(p, n);
+    }
+  };
+  // Rows i of B^T d: (d0 - d2, d2, d4 - d2, d1, d3), each then times B along its columns.
+  constexpr int kFirst[5] = {0, 2, 4, 1, 3};  // the row itself, less row 2 for i = 0 and 2
+#pragma GCC unroll 5
+  for (int i = 0; i < 5; ++i) {
+    reg x[5];
+    load_row(kFirst[i], x);
+    if (i == 0 || i == 2) {
+      reg mid[5];
+      load_row(2, mid);
+#pragma GCC unroll 5
+      for (int s = 0; s < 5; ++s) x[s] = V::sub(x[s], mid[s]);
+    }
+    const reg t[5] = {V::sub(x[0], x[2]), x[2], V::sub(x[4], x[2]), x[1], x[3]};
+#pragma GCC unroll 5
+    for (int j = 0; j < 5; ++j) {
+      typename V::T* dst = v + (size_t)winograd_strided_slot(i, j) * ldv + c;
+      if (Full) V::store(dst, t[j]);
+      else V::store_partial(dst, t[j], n);
+    }
+  }
+}
+
+template <class V, bool Checked>
+inline void winograd_strided_input_tile(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
+                                        int64_t channels, typename V::T* v, size_t ldv) {
+  constexpr int64_t W = (int64_t)V::W;
+  int64_t c = 0;
+  for (; c + W <= channels; c += W)
+    winograd_strided_input_vector<V, true, Checked>(rows, col0, in_w, ps, c, W, v, ldv);
+  if (c < channels)
+    winograd_strided_input_vector<V, false, Checked>(rows, col0, in_w, ps, c, (size_t)(channels - c), v, ldv);
+}
+
+template <class V>
+void winograd_strided_input_ukernel(const typename V::T* const* rows, int64_t col0, int64_t in_w,
+                                    int64_t pixel_stride, int64_t channels, typename V::T* v, size_t ldv) {
+  const bool inside = rows[0] && rows[1] && rows[2] && rows[3] && rows[4] && col0 >= 0 && col0 + 5 <= in_w;
+  if (inside) winograd_strided_input_tile<V, false>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+  else winograd_strided_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+}
+
+template <class V, bool Full>
+inline void winograd_strided_output_vector(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t j,
+                                           size_t n, const Epilogue<typename V::T>* e,
+                                           typename V::reg& nonfinite) {
+  using reg = typename V::reg;
+  // out[r][s] sums slot (i, k) over i in A_r, k in A_s: A_0 = {0, 1, 3}, A_1 = {1, 2, 4}.
+  reg out[2][2] = {{V::zero(), V::zero()}, {V::zero(), V::zero()}};
+#pragma GCC unroll 5
+  for (int i = 0; i < 5; ++i) {
+    reg x[5];
+#pragma GCC unroll 5
+    for (int k = 0; k < 5; ++k) {
+      const typename V::T* p = m + (size_t)winograd_strided_slot(i, k) * ldm + j;
+      x[k] = Full ? V::load(p) : V::load_partial(p, n);
+    }
+    const reg y0 = V::add(V::add(x[0], x[1]), x[3]), y1 = V::add(V::add(x[1], x[2]), x[4]);
+    if (i != 2 && i != 4) out[0][0] = V::add(out[0][0], y0), out[0][1] = V::add(out[0][1], y1);
+    if (i != 0 && i != 3) out[1][0] = V::add(out[1][0], y0), out[1][1] = V::add(out[1][1], y1);
+  }
+  reg bias = V::zero();
+  if (e && e->bias_col) bias = Full ? V::load(e->bias_col + j) : V::load_partial(e->bias_col + j, n);
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    reg value = out[q / 2][q % 2];
+    nonfinite = V::add(nonfinite, V::sub(value, value));  // NaN from here on if value is not finite
+    typename V::T* dst = y[q];
+    if (!dst) continue;
+    if (e && e->bias_col) value = V::add(value, bias);
+    if (e) value = activate<V>(value, e->activation, e->param);
+    if (Full) V::store(dst + j, value);
+    else V::store_partial(dst + j, value, n);
+  }
+}
+
+template <class V>
+bool winograd_strided_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
+                                     const Epilogue<typename V::T>* e) {
+  constexpr size_t W = V::W;
+  typename V::reg nonfinite = V::zero();
+  size_t j = 0;
+  for (; j + W <= nr; j += W) winograd_strided_output_vector<V, true>(m, ldm, y, j, W, e, nonfinite);
+  if (j < nr) winograd_strided_output_vector<V, false>(m, ldm, y, j, nr - j, e, nonfinite);
+  return V::reduce_add(nonfinite) == typename V::T(0);
+}
+
 template <class V>
 constexpr WinogradKernels<typename V::T> make_winograd_kernels() {
-  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>, winograd_output_ukernel<V, 2>,
-                                        winograd_weight_ukernel<V>, winograd_output_ukernel<V, 3>};
+  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>,
+                                        winograd_output_ukernel<V, 2>,
+                                        winograd_weight_ukernel<V, false>,
+                                        winograd_output_ukernel<V, 3>,
+                                        winograd_strided_input_ukernel<V>,
+                                        winograd_strided_output_ukernel<V>,
+                                        winograd_weight_ukernel<V, true>};
 }
 
 }  // namespace pycnn::PYCNN_ISA_NS
