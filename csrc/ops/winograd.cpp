@@ -179,11 +179,11 @@ struct TileGrid {
 // Runs the tiles of g: input transform, 16 GEMMs per panel of output columns (one per plane of
 // U, over 1 to 4 slots of V at stride 2), and
 // write_tile(n, th, tw, m, ldm, j0, nr, out_pixel) for each tile and panel, which writes the
-// tile's outputs of GEMM columns [j0, j0 + nr) (its planes at m[xi*ldm + j - j0]) through
+// tile's outputs of GEMM columns [j0, j0 + nr) (its slots at m[q*ldm + j - j0]) through
 // out_pixel(n, oy, ox) (the NHWC pixel's channel 0; oy within the tile row's out_step rows) and
 // returns false if a value before its epilogue was not finite. U: given, or made by
-// make_u(c0, c1, u) (the rows of input channels [c0, c1), in each plane and input phase) in the
-// parallel region. Returns false if any tile did.
+// make_u(c0, c1, u) (the rows of input channels [c0, c1) in each plane) in the parallel region.
+// Returns false if any tile did.
 // S: 1 (F(2x2, 3x3) and the transposed F(3x3, 2x2): 4x4 patches, 16 slots of V and M a tile),
 // or 2 for a 3x3 stride-2 conv2d (F(2x2, 3x3) at stride 2: 5x5 patches, 25 slots, slot q of U's
 // plane xi among those from winograd_strided_first_slot(xi)).
