@@ -16,6 +16,8 @@
 #error "include from an ISA's kernels.cpp after defining PYCNN_ISA_NS"
 #endif
 
+#include <type_traits>
+
 // Needs generic/activation.h (activate), included before it by kernels.cpp.
 
 namespace pycnn::PYCNN_ISA_NS {
@@ -65,23 +67,6 @@ inline void winograd_input_vector(const typename V::T* const* rows, int64_t col0
   }
 }
 
-template <class V, bool Checked>
-inline void winograd_input_tile(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
-                                int64_t channels, typename V::T* v, size_t ldv) {
-  constexpr int64_t W = (int64_t)V::W;
-  int64_t c = 0;
-  for (; c + W <= channels; c += W) winograd_input_vector<V, true, Checked>(rows, col0, in_w, ps, c, W, v, ldv);
-  if (c < channels)
-    winograd_input_vector<V, false, Checked>(rows, col0, in_w, ps, c, (size_t)(channels - c), v, ldv);
-}
-
-template <class V>
-void winograd_input_ukernel(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride,
-                            int64_t channels, typename V::T* v, size_t ldv) {
-  const bool inside = rows[0] && rows[1] && rows[2] && rows[3] && col0 >= 0 && col0 + 4 <= in_w;
-  if (inside) winograd_input_tile<V, false>(rows, col0, in_w, pixel_stride, channels, v, ldv);
-  else winograd_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
-}
 
 // A^T x for the four vectors x[0..3]: Out outputs. F(2x2, 3x3): A^T = [1 1 1 0; 0 1 -1 -1];
 // F(3x3, 2x2): A^T = [1 1 1 0; 0 1 -1 0; 0 1 1 1].
@@ -133,17 +118,6 @@ inline void winograd_output_vector(const typename V::T* m, size_t ldm, typename 
   }
 }
 
-// Out x Out outputs of a tile's 16 planes: 2 for F(2x2, 3x3), 3 for F(3x3, 2x2).
-template <class V, int Out>
-bool winograd_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
-                             const Epilogue<typename V::T>* e) {
-  constexpr size_t W = V::W;
-  typename V::reg nonfinite = V::zero();
-  size_t j = 0;
-  for (; j + W <= nr; j += W) winograd_output_vector<V, Out, true>(m, ldm, y, j, W, e, nonfinite);
-  if (j < nr) winograd_output_vector<V, Out, false>(m, ldm, y, j, nr - j, e, nonfinite);
-  return V::reduce_add(nonfinite) == typename V::T(0);
-}
 
 // G g G^T for one vector of output channels: g[t] the 9 taps (t = 3*kh + kw), u[xi] the 16 planes.
 // Strided: F(2x2, 3x3) at stride 2's G, its four distinct rows (g0, g0 + g2, g2, g1).
@@ -249,23 +223,30 @@ inline void winograd_strided_input_vector(const typename V::T* const* rows, int6
   }
 }
 
-template <class V, bool Checked>
-inline void winograd_strided_input_tile(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
-                                        int64_t channels, typename V::T* v, size_t ldv) {
+// Input transforms: one tile's channels, a vector at a time. Strided: the stride-2 form's 5x5
+// patch and 25 slots, else F(2x2, 3x3)'s 4x4 patch and 16 planes.
+template <class V, bool Strided, bool Checked>
+inline void winograd_input_tile(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t ps,
+                                int64_t channels, typename V::T* v, size_t ldv) {
   constexpr int64_t W = (int64_t)V::W;
+  auto vector = [&](int64_t c, auto full, size_t n) {
+    constexpr bool Full = decltype(full)::value;
+    if constexpr (Strided) winograd_strided_input_vector<V, Full, Checked>(rows, col0, in_w, ps, c, n, v, ldv);
+    else winograd_input_vector<V, Full, Checked>(rows, col0, in_w, ps, c, n, v, ldv);
+  };
   int64_t c = 0;
-  for (; c + W <= channels; c += W)
-    winograd_strided_input_vector<V, true, Checked>(rows, col0, in_w, ps, c, W, v, ldv);
-  if (c < channels)
-    winograd_strided_input_vector<V, false, Checked>(rows, col0, in_w, ps, c, (size_t)(channels - c), v, ldv);
+  for (; c + W <= channels; c += W) vector(c, std::true_type{}, W);
+  if (c < channels) vector(c, std::false_type{}, (size_t)(channels - c));
 }
 
-template <class V>
-void winograd_strided_input_ukernel(const typename V::T* const* rows, int64_t col0, int64_t in_w,
-                                    int64_t pixel_stride, int64_t channels, typename V::T* v, size_t ldv) {
-  const bool inside = rows[0] && rows[1] && rows[2] && rows[3] && rows[4] && col0 >= 0 && col0 + 5 <= in_w;
-  if (inside) winograd_strided_input_tile<V, false>(rows, col0, in_w, pixel_stride, channels, v, ldv);
-  else winograd_strided_input_tile<V, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+template <class V, bool Strided>
+void winograd_input_ukernel(const typename V::T* const* rows, int64_t col0, int64_t in_w, int64_t pixel_stride,
+                            int64_t channels, typename V::T* v, size_t ldv) {
+  constexpr int span = Strided ? 5 : 4;
+  bool inside = col0 >= 0 && col0 + span <= in_w;
+  for (int r = 0; r < span; ++r) inside = inside && rows[r];
+  if (inside) winograd_input_tile<V, Strided, false>(rows, col0, in_w, pixel_stride, channels, v, ldv);
+  else winograd_input_tile<V, Strided, true>(rows, col0, in_w, pixel_stride, channels, v, ldv);
 }
 
 template <class V, bool Full>
@@ -302,25 +283,31 @@ inline void winograd_strided_output_vector(const typename V::T* m, size_t ldm, t
   }
 }
 
-template <class V>
-bool winograd_strided_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
-                                     const Epilogue<typename V::T>* e) {
+// Output transforms, a vector of columns at a time: Out x Out outputs of a tile's 16 planes (2 for
+// F(2x2, 3x3), 3 for F(3x3, 2x2)), or with Strided the stride-2 form's 2x2 from its 25 slots.
+template <class V, int Out, bool Strided = false>
+bool winograd_output_ukernel(const typename V::T* m, size_t ldm, typename V::T* const* y, size_t nr,
+                             const Epilogue<typename V::T>* e) {
   constexpr size_t W = V::W;
   typename V::reg nonfinite = V::zero();
+  auto vector = [&](size_t j, auto full, size_t n) {
+    if constexpr (Strided) winograd_strided_output_vector<V, decltype(full)::value>(m, ldm, y, j, n, e, nonfinite);
+    else winograd_output_vector<V, Out, decltype(full)::value>(m, ldm, y, j, n, e, nonfinite);
+  };
   size_t j = 0;
-  for (; j + W <= nr; j += W) winograd_strided_output_vector<V, true>(m, ldm, y, j, W, e, nonfinite);
-  if (j < nr) winograd_strided_output_vector<V, false>(m, ldm, y, j, nr - j, e, nonfinite);
+  for (; j + W <= nr; j += W) vector(j, std::true_type{}, W);
+  if (j < nr) vector(j, std::false_type{}, nr - j);
   return V::reduce_add(nonfinite) == typename V::T(0);
 }
 
 template <class V>
 constexpr WinogradKernels<typename V::T> make_winograd_kernels() {
-  return WinogradKernels<typename V::T>{winograd_input_ukernel<V>,
+  return WinogradKernels<typename V::T>{winograd_input_ukernel<V, false>,
                                         winograd_output_ukernel<V, 2>,
                                         winograd_weight_ukernel<V, false>,
                                         winograd_output_ukernel<V, 3>,
-                                        winograd_strided_input_ukernel<V>,
-                                        winograd_strided_output_ukernel<V>,
+                                        winograd_input_ukernel<V, true>,
+                                        winograd_output_ukernel<V, 2, true>,
                                         winograd_weight_ukernel<V, true>};
 }
 
