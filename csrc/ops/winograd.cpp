@@ -191,10 +191,10 @@ template <int64_t S, class T, class MakeU, class WriteTile>
 bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const T* x, const T* given_u,
                   const MakeU& make_u, T* y, const WriteTile& write_tile) {
   static_assert(S == 1 || S == 2, "the stride is 1 or 2");
-  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, K = C, Cg = C / g.groups;
+  const int64_t C = g.c, HW = g.h * g.w, P = g.oh * g.ow, Cg = C / g.groups;
   constexpr int64_t slots = S == 2 ? 25 : 16, span = S == 2 ? 5 : 4;  // a patch is span x span
   const int64_t tiles = g.n * g.tiles_h * g.tiles_w;
-  // U: plane xi's row k at u[(xi*K + k)*ldu], columns [cols, ldu) zero, so that any tile whose
+  // U: plane xi's row k at u[(xi*C + k)*ldu], columns [cols, ldu) zero, so that any tile whose
   // panels stay inside ldu reads U in place as the GEMM's B.
   const int64_t ldu = winograd_weights_stride(g.cols);
   // The GEMM's tile, for blocks of up to kMaxBlockTiles.
@@ -202,7 +202,7 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     return round_up(g.cols, (int64_t)k.nr) <= ldu;
   });
   const int64_t MR = (int64_t)gemm.mr, NR = (int64_t)gemm.nr, npanels = ceil_div(g.cols, NR);
-  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (slots * (K + NR) * (int64_t)sizeof(T)));
+  const int64_t fit = std::max<int64_t>(MR, kBlockBytes / (slots * (C + NR) * (int64_t)sizeof(T)));
   const int team = num_threads();
   // Blocks: whole rows of tiles of one image in NCHW (`groups` per image, balanced to a row),
   // any run of tiles in NHWC (balanced to a tile). The GEMMs take a block's tiles MR at a time, a
@@ -243,12 +243,12 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
     TB = row_tiles * per;
     blocks = images * groups;
   }
-  const double flops = 2.0 * slots * (double)tiles * (double)K * (double)g.cols;
+  const double flops = 2.0 * slots * (double)tiles * (double)C * (double)g.cols;
   const int threads = threads_for(flops, blocks);
 
-  Workspace<T> u_made(given_u ? 0 : (size_t)(16 * K * ldu), 1);
+  Workspace<T> u_made(given_u ? 0 : (size_t)(16 * C * ldu), 1);
   const T* u = given_u ? given_u : u_made.data();
-  Workspace<T> v((size_t)(slots * TB * K), threads), m((size_t)(slots * TB * NR), threads);
+  Workspace<T> v((size_t)(slots * TB * C), threads), m((size_t)(slots * TB * NR), threads);
   // NCHW: a group of R rows of tiles reads step*R + span - step input rows and writes out_step*R
   // output rows, through NHWC buffers.
   const int64_t band_rows = g.step * row_tiles + span - g.step;
@@ -277,19 +277,19 @@ bool run_winograd(const TileGrid& g, bool nchw, const ConvKernels<T>& kn, const 
         const auto [n, th, tw] = tile_at(t0 + t);
         const T* rows[span];
         for (int64_t r = 0; r < span; ++r) rows[r] = input_row(n, g.row0 + g.step * th + r);
-        (S == 2 ? kn.winograd.strided_input : kn.winograd.input)(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * K,
-                                                                  (size_t)(TB * K));
+        (S == 2 ? kn.winograd.strided_input : kn.winograd.input)(rows, g.col0 + g.step * tw, g.w, C, C, vb + t * C,
+                                                                  (size_t)(TB * C));
       }
       for (int64_t gp = 0; gp < g.groups * npanels; ++gp) {  // group gp / npanels, its panel np
         const int64_t np = gp % npanels, kg = gp / npanels * Cg, nr = std::min(NR, g.cols - np * NR);
         for (int xi = 0; xi < 16; ++xi) {
-          const T* b = u + (xi * K + kg) * ldu + np * NR;
+          const T* b = u + (xi * C + kg) * ldu + np * NR;
           // The slots that take plane xi: its own at stride 1.
           const int q0 = S == 2 ? winograd_strided_first_slot(xi) : xi;
           const int q1 = S == 2 ? winograd_strided_first_slot(xi + 1) : xi + 1;
           for (int q = q0; q < q1; ++q)
             for (int64_t i0 = 0; i0 < bt; i0 += MR)
-              gemm.run((size_t)Cg, vb + (q * TB + i0) * K + kg, (size_t)K, b, (size_t)ldu, mb + (q * TB + i0) * NR,
+              gemm.run((size_t)Cg, vb + (q * TB + i0) * C + kg, (size_t)C, b, (size_t)ldu, mb + (q * TB + i0) * NR,
                        (size_t)NR, (size_t)std::min(MR, bt - i0), (size_t)nr, false, nullptr);
         }
         const int64_t j0 = gp / npanels * g.cols + np * NR;
