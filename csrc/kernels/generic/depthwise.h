@@ -218,20 +218,20 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
   if constexpr (SW == 1 && shifted) {
     static_assert(std::is_integral_v<typename V::Lanes>, "lane tests read the lane sets as bit masks");
     x[1] = load(k1{});
-    x[0] = V::shift_in(broadcast_or_zero<V>(row + start[0], lanes[0] & 1), x[1], W - 1);
-    x[2] = V::shift_in(x[1], broadcast_or_zero<V>(row + start[2] + (W - 1), (lanes[2] >> (W - 1)) & 1), 1);
+    x[0] = shift_in_by<W - 1, V>(broadcast_or_zero<V>(row + start[0], lanes[0] & 1), x[1]);
+    x[2] = shift_in_by<1, V>(x[1], broadcast_or_zero<V>(row + start[2] + (W - 1), (lanes[2] >> (W - 1)) & 1));
   } else if constexpr (SW == 1 && Masked == kRowTail) {
     x[1] = V::load_partial(row + start[1], (size_t)(in_w - start[1]));
-    x[0] = V::shift_in(broadcast_or_zero<V>(row + start[0], start[0] >= 0), x[1], W - 1);
-    x[2] = V::shift_in(x[1], V::zero(), 1);
+    x[0] = shift_in_by<W - 1, V>(broadcast_or_zero<V>(row + start[0], start[0] >= 0), x[1]);
+    x[2] = shift_in_by<1, V>(x[1], V::zero());
   } else if constexpr (SW == 1 && Masked == kTap0Previous) {
     x[1] = V::load(row + start[1]);
     x[2] = V::load(row + start[2]);
-    x[0] = V::shift_in(V::zero(), x[1], W - 1);
+    x[0] = shift_in_by<W - 1, V>(V::zero(), x[1]);
   } else if constexpr (SW == 1 && Masked == kTap2Next) {
     x[0] = V::load(row + start[0]);
     x[1] = V::load(row + start[1]);
-    x[2] = V::shift_in(x[1], V::zero(), 1);
+    x[2] = shift_in_by<1, V>(x[1], V::zero());
   } else if constexpr (SW == 1) {
     x[0] = load(k0{});
     x[1] = load(k1{});
@@ -258,7 +258,7 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     const typename V::reg hi = load(k1{});
     x[0] = V::even(lo, hi);
     x[1] = V::odd(lo, hi);
-    x[2] = V::shift_in(x[0], broadcast_or_zero<V>(row + start[2], lanes[2] & 1), 1);
+    x[2] = shift_in_by<1, V>(x[0], broadcast_or_zero<V>(row + start[2], lanes[2] & 1));
   }
 }
 

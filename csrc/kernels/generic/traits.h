@@ -25,4 +25,18 @@ struct has_even_odd_in_lanes : std::false_type {};
 template <class V>
 struct has_even_odd_in_lanes<V, std::void_t<decltype(V::kEvenOddInLanes)>> : std::true_type {};
 
+// V::shift_in_by<M> (flagged by V::kShiftInBy): V::shift_in by a shift known when compiled, one
+// immediate-operand instruction where shift_in takes a two-source permute. shift_in_by<M, V>
+// takes it where V has it.
+template <class V, class = void>
+struct has_shift_in_by : std::false_type {};
+template <class V>
+struct has_shift_in_by<V, std::void_t<decltype(V::kShiftInBy)>> : std::true_type {};
+
+template <int M, class V>
+inline typename V::reg shift_in_by(typename V::reg cur, typename V::reg next) {
+  if constexpr (has_shift_in_by<V>::value) return V::template shift_in_by<M>(cur, next);
+  else return V::shift_in(cur, next, M);
+}
+
 }  // namespace pycnn::PYCNN_ISA_NS
