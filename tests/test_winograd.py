@@ -325,6 +325,24 @@ def test_packed_weights_carry_a_transform_per_stride(dtype, layout, rng, check_c
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
+def test_auto_strided_winograd_with_a_large_u_matches_direct(layout, isa, rng, l2_cache, check_conv2d):
+    """256 -> 320 channels (81920 pairs, a U of 5 MiB) on 144 tiles: "auto" takes Winograd with
+    packed weights on a 1 MiB L2, and its result is the direct algorithm's (checked against the
+    reference)."""
+    l2_cache(1 << 20)
+    x, w, b = problem(rng, 1, 256, 320, 48, 48, np.float32, layout)
+    packed = pycnn.ops.pack_conv2d_weight(w, data_format=layout)
+    kwargs = dict(stride=2, padding=1, data_format=layout)
+    assert pycnn.ops.explain_conv2d(x, packed, **kwargs).startswith("winograd: F(2x2, 3x3) at stride 2")
+    assert not pycnn.ops.explain_conv2d(x, w, **kwargs).startswith("winograd")
+    direct = check_conv2d(x, w, b, activation="relu", algorithm="direct", **kwargs)
+    y = pycnn.ops.conv2d(x, packed, b, activation="relu", **kwargs)
+    assert packed._winograd_strided_made is not None and packed._winograd_strided_made.shape == (16, 256, 320)
+    assert y.dtype == np.float32 and y.shape == direct.shape
+    np.testing.assert_allclose(y, direct, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_strided_winograd_non_finite_values_propagate_as_direct(bad, layout, isa, rng):
     """As at stride 1, with the per-call and the packed transform, the bad value inside a tile, on
@@ -372,13 +390,23 @@ def test_auto_takes_strided_winograd_where_it_pays(packed, l2_cache):
         assert explain((8, 28, 28, 64), 64, 128).startswith("winograd")
         assert explain((1, 28, 28, 128), 128, 128).startswith("winograd")  # 49 tiles
         assert explain((1, 56, 56, 32), 32, 32).startswith("winograd")
-    # Few tiles (36), 16 input or output channels, a U of 4 MiB, groups, or a stride other than
-    # 2 both ways: not Winograd.
+    # Few tiles (36), 16 input or output channels, groups, or a stride other than 2 both ways: not
+    # Winograd.
     assert not explain((1, 24, 24, 128), 128, 128).startswith("winograd")
     assert not explain((1, 64, 64, 16), 16, 32).startswith("winograd")
     assert not explain((1, 64, 64, 32), 32, 16).startswith("winograd")
-    assert not explain((1, 56, 56, 256), 256, 256).startswith("winograd")
     assert not explain((1, 56, 56, 8), 8, 64).startswith("winograd")
+    # A U of up to 8 MiB (131072 channel pairs) from 128 tiles: with packed weights where the L2
+    # is 1 MiB or more (U then stays in the L3), else not.
+    for l2 in (512 << 10, 1 << 20):
+        l2_cache(l2)
+        large_u = packed and l2 >= 1 << 20
+        assert explain((1, 56, 56, 256), 256, 256).startswith("winograd") == large_u  # 14x14 tiles
+        assert explain((1, 56, 56, 256), 256, 512).startswith("winograd") == large_u  # 131072 pairs
+        assert explain((1, 32, 64, 256), 256, 256).startswith("winograd") == large_u  # 8x16 = 128 tiles
+        assert not explain((1, 36, 56, 256), 256, 256).startswith("winograd")  # 9x14 = 126 tiles
+        assert not explain((1, 56, 56, 256), 256, 513).startswith("winograd")  # 131328 pairs
+        assert not explain((1, 56, 56, 384), 384, 384).startswith("winograd")  # a U over 8 MiB
     assert not pycnn.ops.explain_conv2d((1, 56, 56, 128), (3, 3, 64, 256), groups=2, stride=2, padding=1,
                                         data_format="NHWC").startswith("winograd")
     w = np.zeros((3, 3, 128, 256), np.float32)

@@ -43,9 +43,10 @@ namespace {
 // counts as the other.
 int64_t winograd_stride_of(const Conv2dParams& p) { return p.oh == 1 ? p.stride_w : p.stride_h; }
 
-// Whether the rules below may count on the cache they were tuned with (a Zen 5's 1 MiB L2 and
-// 32 MiB L3): under a 1 MiB L2 (a Zen 1: 512 KiB, 8 MiB of shared L3) U streams from DRAM, and
-// the transposed rule asks for more (see winograd_transpose_pays).
+// Whether the rules below may count on the cache they were tuned with (a Zen 4's or Zen 5's 1 MiB
+// L2 and 32 MiB L3): under a 1 MiB L2 (a Zen 1: 512 KiB, 8 MiB of shared L3) U streams from
+// DRAM, so the stride-2 rule takes no U over 2 MiB and the transposed rule asks for more (see
+// winograd_transpose_pays).
 bool u_stays_in_cache() { return l2_cache_bytes() >= (int64_t(1) << 20); }
 
 }  // namespace
@@ -97,6 +98,18 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // 7622 -> 8066, packed 7385 -> 8129 / 7228 -> 7191; 512->512 @14 10392 -> 23287) or 16 input
 // channels (16->32 @64 342 -> 431 / 285 -> 324; 24->48 @56 level). Two threads, 128->256 @56:
 // 13980 -> 12050 / 12262 -> 9662.
+// A U of up to 8 MiB (131072 channel pairs) pays with packed weights where U stays in a 32 MiB L3
+// (u_stays_in_cache) and 128 tiles or more share it: Zen 4 (1 MiB L2), 2 threads, min of 7
+// (two runs where given), us, auto (direct or im2col) -> Winograd, NCHW / NHWC: 256->256 @28 (196
+// tiles) 1093 -> 954 / 1055 -> 965 and 1195 -> 968 / 1064 -> 940; 256->512 @28 2415 -> 2011 /
+// 2173 -> 1928 and 2423 -> 2304 / 2236 -> 1960; 192->384 @28 1228 -> 1059 / 1201 -> 1086;
+// 256->256 @32 1565 -> 1194 / 1392 -> 1131; 256->256 @24 (144 tiles) 812 -> 579 / 761 -> 555;
+// 256->512 @24 1625 -> 1370 / 1578 -> 1350; 256->512 @56 (784) 9592 -> 8132 / 9005 -> 7320; one
+// thread 256->256 @28 2172 -> 1888 / 2092 -> 1790. Level at 100 tiles (256->256 @20 571 -> 556 /
+// 546 -> 573), slower at 49 (256->256 @14 300 -> 391 / 296 -> 389) or with a U over 8 MiB
+// (384->384 @56 11153 -> 11915 / 10076 -> 9468, 512->512 @28 5175 -> 5799 / 4590 -> 5827, 512->512
+// @56 19111 -> 24521). Transforming the weights on each call, the transform does not repay a
+// large U (256->256 @28 1865 -> 2289 / 1577 -> 2211).
 // Groups (a GEMM per group, K = C/groups; the weights transformed on every call, as packed
 // weights keep HWIO), Zen 1, 2 threads, medians of alternating processes, us, direct ->
 // Winograd, NCHW / NHWC: 3x3 64->64 @56 in 2 groups 1903 -> 1214 / 1776 -> 1106; 128->128 @56
@@ -110,8 +123,11 @@ bool winograd_applies(const Conv2dParams& p, std::string* why) {
 // -> 802 / 856 -> 625, 128 @14 in 2 groups 497 -> 384 / 430 -> 321.
 bool winograd_pays(const Conv2dParams& p) {
   const int64_t tiles = p.n * ceil_div(p.oh, 2) * ceil_div(p.ow, 2);
-  if (winograd_stride_of(p) == 2)
-    return p.groups == 1 && p.c >= 32 && p.o >= 32 && p.c * p.o <= 32768 && tiles >= 40;
+  if (winograd_stride_of(p) == 2) {
+    if (p.groups != 1 || p.c < 32 || p.o < 32 || tiles < 40) return false;
+    if (p.c * p.o <= 32768) return true;
+    return p.weight_winograd_given && u_stays_in_cache() && p.c * p.o <= 131072 && tiles >= 128;
+  }
   if (p.c / p.groups < 16 || p.o / p.groups < 16) return false;
   if (p.groups > 1) return p.c / p.groups >= 64 ? tiles >= 40 : p.c / p.groups >= 32 && tiles >= 100;
   if (p.weight_winograd_given) return tiles >= 16 && p.c * p.o <= 8192 * tiles;

@@ -19,7 +19,8 @@ bool winograd_applies(const Conv2dParams& p, std::string* why = nullptr);
 
 // Whether "auto" should take Winograd for p (which winograd_applies accepts): enough tiles to
 // repay each call's weight transform (none with p.weight_winograd_given), enough channels for
-// its GEMMs; at stride 2 one group and a U that stays in the L3.
+// its GEMMs; at stride 2 one group and a U that stays in the L3 (larger with
+// p.weight_winograd_given on a core whose L2 is 1 MiB or more).
 bool winograd_pays(const Conv2dParams& p);
 
 // y = act(conv(x, w) + bias) for a p that winograd_applies accepts. w: OIHW (NCHW) or HWIO
