@@ -307,6 +307,40 @@ def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, hei
             np.testing.assert_array_equal(y, y_wide[..., :y.shape[-1]], err_msg=f"isa={isa} padding={padding}")
 
 
+@pytest.fixture
+def zmm_shuffles():
+    """zmm_shuffles(cheap): make the AVX-512 NCHW 3x3 kernel shift its column taps (True) or load
+    them (False) whatever the CPU; restores the detected choice."""
+    yield lambda cheap: pycnn._core.set_zmm_shuffles_cheap(int(cheap))
+    pycnn._core.set_zmm_shuffles_cheap(-1)
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 15, 16, 17, 31, 33, 56, 57, 112])
+@pytest.mark.parametrize("stride", [1, (2, 1)])
+def test_nchw_3x3_taps_shifted_or_loaded_give_the_same_bits(width, stride, isa, rng, check_depthwise,
+                                                           zmm_shuffles):
+    """The in-place NCHW 3x3 kernel at column stride 1 makes taps 0 and 2 by shifting tap 1 where
+    512-bit shuffles are cheap (Zen 5) and loads them elsewhere (AVX2 and scalar always load):
+    both forms match the reference and each other bit for bit, at row starts and ends inside,
+    on and past a vector's edge, with one- and two-row vector tails, padding 0, 1, asymmetric
+    and "same", a bias and an activation, in both dtypes."""
+    assert isinstance(pycnn._core.zmm_shuffles_cheap(), bool)
+    for dtype in DTYPES:
+        for padding in (0, 1, ((0, 2), (2, 0)), "same"):
+            case = dict(n=2, c=3, m=2, h=19, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
+                        bias=True, activation="relu6")
+            x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+            if padding == 0 and width < 3:
+                continue  # the kernel is wider than the image
+            results = []
+            for cheap in (False, True):
+                zmm_shuffles(cheap)
+                assert pycnn._core.zmm_shuffles_cheap() is cheap
+                results.append(check_depthwise(x, w, b, err_msg=f"isa={isa} shifted={cheap} padding={padding}",
+                                               **params))
+            np.testing.assert_array_equal(results[0], results[1], err_msg=f"isa={isa} padding={padding}")
+
+
 def test_nchw_and_nhwc_agree(isa, rng):
     c, m = 7, 3
     x = rng.standard_normal((2, c, 12, 9))

@@ -20,6 +20,7 @@ struct CpuFeatures {
        avx512f = false, avx512dq = false, avx512cd = false, avx512bw = false, avx512vl = false,
        os_avx = false, os_avx512 = false;
   char vendor[13] = {};
+  unsigned family = 0;  // CPUID's display family: base family, plus the extended one when base is 0xF
 };
 
 unsigned long long read_xcr0() {
@@ -36,6 +37,8 @@ CpuFeatures detect() {
   std::memcpy(f.vendor + 4, &edx, 4);
   std::memcpy(f.vendor + 8, &ecx, 4);
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+  f.family = (eax >> 8) & 0xF;
+  if (f.family == 0xF) f.family += (eax >> 20) & 0xFF;
   f.sse2 = edx & (1u << 26);
   f.sse41 = ecx & (1u << 19);
   f.fma = ecx & (1u << 12);
@@ -136,6 +139,19 @@ bool split_line_loads_cheap() {
   static const bool amd = cpu_vendor() == "AuthenticAMD";
   return amd;
 }
+
+namespace {
+std::atomic<int> zmm_shuffles_override{-1};  // set_zmm_shuffles_cheap; -1: as detected
+}  // namespace
+
+bool zmm_shuffles_cheap() {
+  const int forced = zmm_shuffles_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  static const bool zen5 = cpu_vendor() == "AuthenticAMD" && features().family >= 0x1A;
+  return zen5;
+}
+
+void set_zmm_shuffles_cheap(int cheap) { zmm_shuffles_override.store(cheap < 0 ? -1 : cheap != 0, std::memory_order_relaxed); }
 
 namespace {
 std::atomic<int64_t> l2_override{0};  // set_l2_cache_bytes; 0: the reported size

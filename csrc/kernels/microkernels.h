@@ -335,9 +335,12 @@ struct DepthwiseNchwArgs {
   //   cols: any number (the kernel steps a vector of columns at a time), not only up to NR.
   //   next_rows: null, or (used at stride_w 2 only) as many rows as in_rows of the next
   //            tile, which the kernel prefetches a vector's columns at a time as it goes.
+  //   shift_taps: where masked loads are cheap (AVX-512), make column taps 0 and 2 at stride_w 1
+  //            by shifting tap 1 (zmm_shuffles_cheap) rather than loading them.
   const T* const* in_rows;
   int64_t in_w, col0, stride_w;
   const T* const* next_rows;
+  bool shift_taps;
 };
 template <class T>
 using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);

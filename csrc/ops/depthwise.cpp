@@ -154,6 +154,7 @@ DepthwiseNchwArgs<T> nchw_args(const DepthwiseConv2dParams& p) {
   a.activation_param = (T)p.activation_param;
   a.in_w = p.w;
   a.stride_w = p.stride_w;
+  a.shift_taps = zmm_shuffles_cheap();
   return a;
 }
 

@@ -590,6 +590,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("isa"));
   m.def("l2_cache_bytes", &pycnn::l2_cache_bytes);
   m.def("set_l2_cache_bytes", &pycnn::set_l2_cache_bytes, py::arg("bytes"));
+  m.def("zmm_shuffles_cheap", &pycnn::zmm_shuffles_cheap);
+  m.def("set_zmm_shuffles_cheap", &pycnn::set_zmm_shuffles_cheap, py::arg("cheap"));
   m.def("get_num_threads", &pycnn::num_threads);
   m.def("set_num_threads", &pycnn::set_num_threads, py::arg("n"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {

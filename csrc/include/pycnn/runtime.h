@@ -23,6 +23,12 @@ std::string cpu_vendor();
 // (measured on Zen 4), false elsewhere (Intel measured a split-load penalty). Kernels that could
 // read a misaligned operand in place or pack it to an aligned copy ask this.
 bool split_line_loads_cheap();
+// Whether a 512-bit shuffle costs a shuffle slot of its own rather than an FMA's: true on AMD
+// Zen 5 (family 0x1A on; full-width AVX-512), false elsewhere (Zen 4 runs a 512-bit shuffle on
+// the units its FMAs take), or as set by set_zmm_shuffles_cheap (-1: as detected, 0 or 1), for
+// tests of both forms. The AVX-512 NCHW depthwise kernel asks it (DepthwiseNchwArgs::shift_taps).
+bool zmm_shuffles_cheap();
+void set_zmm_shuffles_cheap(int cheap);
 // One core's L2 cache in bytes as the OS reports it (sysconf; 1 MiB where it reports none), or
 // as set by set_l2_cache_bytes (bytes <= 0: the reported size again), for tests of the
 // algorithm choices that depend on it (stride-2 Winograd; transposed Winograd's tiles). "auto"

@@ -163,7 +163,9 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 // masked loads, vmaskmovps, are a slower instruction).
 // A W-lane load from a column off the cache-line grid crosses a line, which costs two loads on
 // Zen 5 (half the load rate), and numpy's buffers start 16 bytes past a line. So with cheap
-// masks (AVX-512) each tap that a shift can make is one: at stride 1, taps 0 and 2 are tap 1
+// masks (AVX-512) each tap that a shift can make is one: at stride 1 (ShiftTaps, where 512-bit
+// shuffles are cheap: Zen 5; on Zen 4 loading them measured faster, see
+// depthwise_nchw_3x3_in_place_ukernel), taps 0 and 2 are tap 1
 // shifted by a lane, the column each brings in broadcast; at stride 2, tap 2 is tap 0 shifted,
 // its one new column broadcast. An input row then costs one vector load (stride 1) or two
 // (stride 2) where it cost three. AVX-512 on Zen 5, alternating, p10 us, 1 thread / 2 threads:
@@ -204,12 +206,13 @@ PYCNN_TILE_INLINE typename V::reg in_place_load(const typename V::T* row, const 
   else return V::load(row + start[K]);
 }
 
-template <class V, size_t SW, unsigned Masked = kAllLoadsMasked>
+template <class V, size_t SW, bool ShiftTaps, unsigned Masked = kAllLoadsMasked>
 PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&start)[4],
                                      const typename V::Lanes (&lanes)[4], typename V::reg (&x)[3],
                                      int64_t in_w = 0) {
   constexpr size_t W = V::W;
-  constexpr bool shifted = Masked == kAllLoadsMasked && V::kMaskedLoadsCheap && W > 1;  // lanes: a bit mask
+  // lanes: a bit mask
+  constexpr bool shifted = ShiftTaps && Masked == kAllLoadsMasked && V::kMaskedLoadsCheap && W > 1;
   auto load = [&](auto k) { return in_place_load<V, Masked, decltype(k)::value>(row, start, lanes); };
   using k0 = std::integral_constant<size_t, 0>;
   using k1 = std::integral_constant<size_t, 1>;
@@ -264,7 +267,7 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
 
 // The MR rows of an in-place NCHW vector (below): each input row's taps feed every output row
 // that reads it.
-template <class V, size_t MR, size_t SH, size_t SW, unsigned Masked>
+template <class V, size_t MR, size_t SH, size_t SW, bool ShiftTaps, unsigned Masked>
 PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, const int64_t (&start)[4],
                                      const typename V::Lanes (&lanes)[4], const typename V::reg (&wv)[3][3],
                                      typename V::reg (&acc)[MR][1]) {
@@ -273,7 +276,7 @@ PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, 
 #pragma GCC unroll 32
   for (size_t r = 0; r < IR; ++r) {
     reg x[3];
-    in_place_taps<V, SW, Masked>(a.in_rows[r], start, lanes, x, a.in_w);
+    in_place_taps<V, SW, ShiftTaps, Masked>(a.in_rows[r], start, lanes, x, a.in_w);
 #pragma GCC unroll 3
     for (size_t kw = 0; kw < 3; ++kw) {
       const reg xk = tile_row_uses<MR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
@@ -297,7 +300,7 @@ PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, 
 // shifted in by one from the next column (lane 0 of lanes[2]). The plane's split was
 // 41% of samples of 3x3/2 96 @112 (one thread): a pass over the input apart from the
 // arithmetic, bound by the input's reads from L3.
-template <class V, size_t MR, size_t SH, size_t SW>
+template <class V, size_t MR, size_t SH, size_t SW, bool ShiftTaps>
 void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   using T = typename V::T;
   using reg = typename V::reg;
@@ -358,7 +361,7 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 32
         for (size_t r = 0; r < IR; ++r) {
           reg x[3];
-          in_place_taps<V, SW>(a.in_rows[r], start, lanes, x);
+          in_place_taps<V, SW, ShiftTaps>(a.in_rows[r], start, lanes, x);
           if (r > 0) {
 #pragma GCC unroll 3
             for (size_t kw = 0; kw < 3; ++kw) {
@@ -399,22 +402,22 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
     // masked load, whose variants also spilled weights), medians of 5 alternating rounds, us, 3x3
     // 144 @56 one thread 498 -> 440, two 300 -> 270; 32 @112 (min) 363 -> 337.
     if constexpr (V::kMaskedLoadsCheap) {
-      in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
+      in_place_rows<V, MR, SH, SW, ShiftTaps, kAllLoadsMasked>(a, start, lanes, wv, acc);
     } else {
       static_assert(SW == 1 || in_lanes, "plain loads at stride 2 take the split in lanes");
       constexpr unsigned left = 1u, right = SW == 1 ? 4u : 10u;
-      if (masked == 0) in_place_rows<V, MR, SH, SW, 0u>(a, start, lanes, wv, acc);
+      if (masked == 0) in_place_rows<V, MR, SH, SW, ShiftTaps, 0u>(a, start, lanes, wv, acc);
       else if (masked == left && start[0] == -1)  // SW = 2: loads 1-3 inside, so are 0 and 1 a column on
-        in_place_rows<V, MR, SH, SW, kTap0Previous>(a, start, lanes, wv, acc);
-      else if (masked == left) in_place_rows<V, MR, SH, SW, left>(a, start, lanes, wv, acc);
+        in_place_rows<V, MR, SH, SW, ShiftTaps, kTap0Previous>(a, start, lanes, wv, acc);
+      else if (masked == left) in_place_rows<V, MR, SH, SW, ShiftTaps, left>(a, start, lanes, wv, acc);
       else if (SW == 1 && masked == right && start[2] + (int64_t)W == a.in_w + 1)
-        in_place_rows<V, MR, SH, SW, (SW == 1 ? kTap2Next : right)>(a, start, lanes, wv, acc);
-      else if (masked == right) in_place_rows<V, MR, SH, SW, right>(a, start, lanes, wv, acc);
+        in_place_rows<V, MR, SH, SW, ShiftTaps, (SW == 1 ? kTap2Next : right)>(a, start, lanes, wv, acc);
+      else if (masked == right) in_place_rows<V, MR, SH, SW, ShiftTaps, right>(a, start, lanes, wv, acc);
       else if (SW == 2 && masked == 8u && start[3] + (int64_t)W == a.in_w + 1)
-        in_place_rows<V, MR, SH, SW, (SW == 2 ? kTap2OneEarly : right)>(a, start, lanes, wv, acc);
+        in_place_rows<V, MR, SH, SW, ShiftTaps, (SW == 2 ? kTap2OneEarly : right)>(a, start, lanes, wv, acc);
       else if (SW == 1 && start[1] >= 0 && start[1] + (int64_t)W >= a.in_w)
-        in_place_rows<V, MR, SH, SW, (SW == 1 ? kRowTail : right)>(a, start, lanes, wv, acc);
-      else in_place_rows<V, MR, SH, SW, kAllLoadsMasked>(a, start, lanes, wv, acc);
+        in_place_rows<V, MR, SH, SW, ShiftTaps, (SW == 1 ? kRowTail : right)>(a, start, lanes, wv, acc);
+      else in_place_rows<V, MR, SH, SW, ShiftTaps, kAllLoadsMasked>(a, start, lanes, wv, acc);
     }
     if constexpr (in_lanes) {
 #pragma GCC unroll 16
@@ -424,14 +427,25 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   }
 }
 
+// Column taps at stride 1 where masked loads are cheap (AVX-512): shifted from tap 1 with
+// a.shift_taps (zmm_shuffles_cheap), else loaded. One thread, us, 3x3 144 @56 / 32 @112: Zen 5
+// (stop 33, loaded -> shifted) 105 -> 90; Zen 4, CPU time, fastest of 4 alternating processes,
+// shifted (valignd) -> loaded 130.1-131.3 -> 119.9-121.3 / 100.8-105.3 -> 95.9-97.8: there a
+// 512-bit shuffle takes the units the FMAs use, and the two line-crossing loads do not.
 template <class V, size_t MR>
 void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
+  constexpr bool can_shift = V::kMaskedLoadsCheap && V::W > 1;  // else taps are loaded either way
   if (a.stride_w == 1) {
-    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1>(a);
-    else depthwise_nchw_3x3_in_place<V, MR, 2, 1>(a);
-  } else {
-    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 2>(a);
-    else depthwise_nchw_3x3_in_place<V, MR, 2, 2>(a);
+    if (can_shift && a.shift_taps) {
+      if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1, can_shift>(a);
+      else depthwise_nchw_3x3_in_place<V, MR, 2, 1, can_shift>(a);
+    } else {
+      if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1, false>(a);
+      else depthwise_nchw_3x3_in_place<V, MR, 2, 1, false>(a);
+    }
+  } else {  // the shift tap 2 takes at stride 2 replaces two loads and a split
+    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 2, true>(a);
+    else depthwise_nchw_3x3_in_place<V, MR, 2, 2, true>(a);
   }
 }
 
