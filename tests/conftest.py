@@ -6,6 +6,7 @@
   scales with the reduction length.
 - `check_conv2d`, `check_transpose`: run the op and compare it with the float64 reference.
 - `restore_threads`: the thread count before the test (yielded), set back afterwards.
+- `row_prefetch`: forces the NCHW pooling and depthwise kernels' row prefetches on or off.
 
 Hypothesis profiles: "pycnn" (default, 60 examples, no deadline), "quick" and "thorough";
 pick one with HYPOTHESIS_PROFILE=<name>.
@@ -172,6 +173,14 @@ def restore_threads():
     previous = pycnn.get_num_threads()
     yield previous
     pycnn.set_num_threads(previous)
+
+
+@pytest.fixture
+def row_prefetch():
+    """row_prefetch(on): make the NCHW pooling and stride-2 depthwise kernels prefetch their rows
+    (True) or leave them to the hardware (False) whatever the CPU and size; restores the rule."""
+    yield lambda on: pycnn._core.set_row_prefetch(int(on))
+    pycnn._core.set_row_prefetch(-1)
 
 
 @pytest.fixture

@@ -266,9 +266,10 @@ using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
 //   y + i*y_step receives the n outputs; scale + i*y_step (avg; null: no scaling) multiplies them.
 //   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
 //   shift, (kw - 1)*dilation / stride, is below the vector width W.
-//   Reads only input elements inside the rows' [0, width) (masked loads at the edges); before
-//   each output row it prefetches (hints only, at any address) the x_step elements that end
-//   with the last window row of the output row about kPoolPrefetchBytes of input further on.
+//   Reads only input elements inside the rows' [0, width) (masked loads at the edges); with
+//   `prefetch` (row_prefetch_pays), before each output row it prefetches (hints only, at any
+//   address) the x_step elements that end with the last window row of the output row about
+//   kPoolPrefetchBytes of input further on.
 template <class T>
 struct PoolNchwArgs {
   const T* x;
@@ -278,6 +279,7 @@ struct PoolNchwArgs {
   int64_t out_rows, y_step;
   const T* scale;
   T* y;
+  bool prefetch;
 };
 template <class T>
 using PoolNchwUkernel = void (*)(const PoolNchwArgs<T>& args);

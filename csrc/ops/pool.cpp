@@ -184,6 +184,7 @@ void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T*
     args.dilation = p.dilation_w;
     args.pad_left = p.pad_left;
     args.y_step = p.ow;
+    args.prefetch = row_prefetch_pays(planes * p.h * p.w * (int64_t)sizeof(T));
 #pragma omp for schedule(static) nowait
     for (int64_t item = 0; item < items; ++item) {
       const int64_t plane = item / row_blocks;
