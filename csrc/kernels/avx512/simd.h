@@ -105,6 +105,22 @@ struct VecF {
     v = max_propagate_nan(v, _mm512_permute_ps(v, 0xB1));
     return _mm512_cvtss_f32(v);
   }
+  // The stride-2 column split kept inside the 128-bit lanes (vshufps, which Zen 4 runs beside
+  // its FMAs, where a two-source permute takes an FMA's slot: 8 FMAs and 4 vpermt2ps 10.5 cycles,
+  // with 4 vshufps 8.0): even_in_lanes(a, b) holds the even lanes of the 2W-lane pair (a, b),
+  // odd_in_lanes the odd ones, both with their 64-bit pairs in the order [0 4 1 5 2 6 3 7];
+  // in_lane_order restores the order (one permute, which a kernel can defer to its sums:
+  // kernels/generic/depthwise.h); next_in_lanes(v, next), v in that order, is v a column on:
+  // column j holds v's column j + 1, column W - 1 next's lane 0.
+  static constexpr bool kEvenOddInLanes = true;
+  static reg even_in_lanes(reg a, reg b) { return _mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); }
+  static reg odd_in_lanes(reg a, reg b) { return _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)); }
+  static reg in_lane_order(reg v) {
+    return _mm512_castpd_ps(_mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_castps_pd(v)));
+  }
+  static reg next_in_lanes(reg v, reg next) {
+    return _mm512_permutex2var_ps(v, _mm512_setr_epi32(1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 2, 15, 16), next);
+  }
   // Even / odd lanes of the 2W-lane pair (a, b).
   static reg even(reg a, reg b) { return _mm512_permutex2var_ps(a, every2_index(), b); }
   static reg odd(reg a, reg b) {
@@ -121,6 +137,11 @@ struct VecF {
   template <int M>
   static reg shift_in_by(reg cur, reg next) {
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(cur), M));
+  }
+  // Lane 0: p[0] if `inside`, else 0 (p is not read); the other lanes unspecified. One masked
+  // scalar load, where a broadcast of a column or a zero took a branch, a load and a broadcast.
+  static reg first_or_zero(const T* p, bool inside) {
+    return _mm512_castps128_ps512(_mm_maskz_load_ss((__mmask8)inside, p));
   }
   // Lanes lo <= i < hi from p[i] (nothing else is read), the others `fill`; 0 <= lo < hi <= W.
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
@@ -224,6 +245,14 @@ struct VecD {
     v = max_propagate_nan(v, _mm512_permute_pd(v, 0x55));
     return _mm512_cvtsd_f64(v);
   }
+  // As VecF's, in the order [0 4 1 5 2 6 3 7].
+  static constexpr bool kEvenOddInLanes = true;
+  static reg even_in_lanes(reg a, reg b) { return _mm512_unpacklo_pd(a, b); }
+  static reg odd_in_lanes(reg a, reg b) { return _mm512_unpackhi_pd(a, b); }
+  static reg in_lane_order(reg v) { return _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), v); }
+  static reg next_in_lanes(reg v, reg next) {
+    return _mm512_permutex2var_pd(v, _mm512_setr_epi64(2, 3, 4, 5, 6, 7, 1, 8), next);
+  }
   static reg even(reg a, reg b) { return _mm512_permutex2var_pd(a, every2_index(), b); }
   static reg odd(reg a, reg b) {
     return _mm512_permutex2var_pd(a, _mm512_add_epi64(every2_index(), _mm512_set1_epi64(1)), b);
@@ -235,6 +264,9 @@ struct VecD {
   template <int M>
   static reg shift_in_by(reg cur, reg next) {
     return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(next), _mm512_castpd_si512(cur), M));
+  }
+  static reg first_or_zero(const T* p, bool inside) {
+    return _mm512_castpd128_pd512(_mm_maskz_load_sd((__mmask8)inside, p));
   }
   static reg load_lanes(const T* p, int64_t lo, int64_t hi, reg fill) {
     return _mm512_mask_loadu_pd(fill, lanes_between(lo, hi), p);

@@ -170,13 +170,17 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 // its one new column broadcast. An input row then costs one vector load (stride 1) or two
 // (stride 2) where it cost three. AVX-512 on Zen 5, alternating, p10 us, 1 thread / 2 threads:
 // 3x3 144 @56 105 -> 90 / 53 -> 48; 3x3/2 96 @112 (stride 2 only) 128 -> 116 / 67 -> 62.
-// At stride 2 with the split in lanes (AVX2), all three taps come in that lane order, which the
-// kernel restores once per sum: tap 2 is the even lanes of loads 2 and 3, two columns on from
-// loads 0 and 1. An input row then costs 4 loads and 3 in-lane shuffles, where the split across
-// lanes took 2 loads, a broadcast, 2 shuffles, 4 lane-crossing permutes and a blend. AVX2 on Zen
-// 4, one thread, p10 us: 3x3/2 96 @112 231 -> 204, 144 @56 113 -> 103, 32 @224 290 -> 270. On
-// AVX-512 a two-source permute costs what an in-lane shuffle does (a replica of the kernel, 8.4
-// vs 9.0 cycles an input row), so it keeps its split.
+// At stride 2 with the split in lanes, all three taps come in that lane order, which the kernel
+// restores once per sum. AVX2 (four loads): tap 2 is the even lanes of loads 2 and 3, two columns
+// on from loads 0 and 1; an input row then costs 4 loads and 3 in-lane shuffles, where the split
+// across lanes took 2 loads, a broadcast, 2 shuffles, 4 lane-crossing permutes and a blend. AVX2
+// on Zen 4, one thread, p10 us: 3x3/2 96 @112 231 -> 204, 144 @56 113 -> 103, 32 @224 290 ->
+// 270. AVX-512 (two loads): tap 2 is tap 0 moved a column on in that order (next_in_lanes, one
+// permute) with the new column from a masked scalar load; an input row costs 2 in-lane shuffles
+// and one two-source permute where the split across lanes took two, a shift and a broadcast (a
+// two-source permute takes an FMA's slot on Zen 4, an in-lane shuffle does not). Zen 4, one
+// thread, CPU time, fastest of 4 alternating processes, us: 3x3/2 96 @112 147.3-148.9 ->
+// 142.1-144.7, 32 @224 193.8-196.9 -> 177.4-182.3, 64 @112 100.0-101.5 -> 97.4-98.4.
 // Load K of an in-place NCHW vector (below): masked (bit K of Masked set) to keep to the row, or
 // plain where every lane of it is inside.
 constexpr unsigned kAllLoadsMasked = 0xF;
@@ -239,6 +243,12 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
     x[0] = load(k0{});
     x[1] = load(k1{});
     x[2] = load(k2{});
+  } else if constexpr (has_even_odd_in_lanes<V>::value && V::kMaskedLoadsCheap) {
+    const typename V::reg lo = load(k0{});
+    const typename V::reg hi = load(k1{});
+    x[0] = V::even_in_lanes(lo, hi);
+    x[1] = V::odd_in_lanes(lo, hi);
+    x[2] = V::next_in_lanes(x[0], V::first_or_zero(row + start[2], lanes[2] & 1));
   } else if constexpr (has_even_odd_in_lanes<V>::value) {
     if constexpr (Masked == kTap0Previous) {
       const typename V::reg lo = V::load(row + start[0] + 1), hi = V::load(row + start[1] + 1);
@@ -315,13 +325,14 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 #pragma GCC unroll 1
   for (size_t v = 0; v * W < a.cols; ++v) {
     // Load k starts at start[k]: SW = 1, tap k of the vector's first column; SW = 2, k vectors
-    // into the 2W columns from col0 + 2*v*W on, or with the split in lanes, loads 2 and 3 two
-    // columns after loads 0 and 1.
-    constexpr size_t loads = in_lanes ? 4 : 3;
+    // into the 2W columns from col0 + 2*v*W on, or with four loads (the split in lanes where
+    // masked loads are dear), loads 2 and 3 two columns after loads 0 and 1.
+    constexpr bool four_loads = in_lanes && !V::kMaskedLoadsCheap;
+    constexpr size_t loads = four_loads ? 4 : 3;
     int64_t start[4];
 #pragma GCC unroll 4
     for (size_t k = 0; k < loads; ++k)
-      start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : in_lanes ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
+      start[k] = a.col0 + (int64_t)(SW == 1 ? v * W + k : four_loads ? (2 * v + k % 2) * W + k / 2 * 2 : (2 * v + k) * W);
     // Loads that leave the row (bit k: load k), where masked loads cost more than plain ones
     // (see below); vectors with none skip the lane sets.
     unsigned masked = kAllLoadsMasked;

@@ -17,9 +17,10 @@ struct has_interleave3 : std::false_type {};
 template <class V>
 struct has_interleave3<V, std::void_t<decltype(V::kInterleave3)>> : std::true_type {};
 
-// V::even_in_lanes, V::odd_in_lanes, V::in_lane_order and V::previous_in_lanes (flagged by
-// V::kEvenOddInLanes): a stride-2 column split that stays inside 128-bit lanes, its lane order
-// restored once per result.
+// V::even_in_lanes, V::odd_in_lanes and V::in_lane_order (flagged by V::kEvenOddInLanes): a
+// stride-2 column split that stays inside 128-bit lanes, its lane order restored once per
+// result; with it, where masked loads are dear, V::previous_in_lanes, and where they are cheap,
+// V::next_in_lanes and V::first_or_zero.
 template <class V, class = void>
 struct has_even_odd_in_lanes : std::false_type {};
 template <class V>
