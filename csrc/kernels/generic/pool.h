@@ -283,7 +283,9 @@ void pool_nchw_rows(const PoolNchwArgs<typename V::T>& a) {
     if constexpr (kTaps == 2 && has_even_odd_in_lanes<V>::value) {
       // 2x2/2-like windows: each output's taps are one even and one odd lane of its block pair,
       // so the split stays inside the 128-bit lanes and one permute per output restores their
-      // order (AVX2: one vpermpd where the split across lanes took two).
+      // order (AVX2: one vpermpd where the split across lanes took two; AVX-512 on Zen 4, one
+      // thread, CPU time, fastest of 4 alternating processes: max 2x2/2 128 @112 131.5-134.2 ->
+      // 120.5-122.7 us, avg 2x2/2 64 @112 74.4-76.2 -> 69.9-71.8).
       if (a.stride == 2 && d == 1) {
         for (int64_t j = 0; j < a.n; j += W, c += 2 * W) {
           // Blocks inside the row inline: as calls (GCC's choice here) they cost a third of the
