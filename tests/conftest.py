@@ -6,7 +6,8 @@
   scales with the reduction length.
 - `check_conv2d`, `check_transpose`: run the op and compare it with the float64 reference.
 - `restore_threads`: the thread count before the test (yielded), set back afterwards.
-- `row_prefetch`: forces the NCHW pooling and depthwise kernels' row prefetches on or off.
+- `follows_rows`: tells the NCHW pooling and depthwise ops that the hardware prefetchers follow
+  their rows or not (which turns their own prefetches off or on).
 
 Hypothesis profiles: "pycnn" (default, 60 examples, no deadline), "quick" and "thorough";
 pick one with HYPOTHESIS_PROFILE=<name>.
@@ -176,11 +177,12 @@ def restore_threads():
 
 
 @pytest.fixture
-def row_prefetch():
-    """row_prefetch(on): make the NCHW pooling and stride-2 depthwise kernels prefetch their rows
-    (True) or leave them to the hardware (False) whatever the CPU and size; restores the rule."""
-    yield lambda on: pycnn._core.set_row_prefetch(int(on))
-    pycnn._core.set_row_prefetch(-1)
+def follows_rows():
+    """follows_rows(follows): whether the NCHW pooling and stride-2 depthwise ops take the hardware
+    prefetchers to follow their rows (no hints of their own for short rows in cache) whatever the
+    CPU; restores the detected value."""
+    yield lambda follows: pycnn._core.set_hardware_follows_rows(int(follows))
+    pycnn._core.set_hardware_follows_rows(-1)
 
 
 @pytest.fixture

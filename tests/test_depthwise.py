@@ -342,30 +342,29 @@ def test_nchw_3x3_taps_shifted_or_loaded_give_the_same_bits(width, stride, isa, 
 
 
 @pytest.mark.parametrize("width", [64, 65, 112, 129])
-def test_nchw_stride2_rows_prefetched_or_not_give_the_same_bits(width, isa, rng, check_depthwise, row_prefetch):
-    """The NCHW stride-2 kernel prefetches the next tile's rows (of 256 bytes and more) where
-    row_prefetch_pays: with the hints and without, the result matches the reference, bit for bit
-    the same, with tiles past the band's end into the next channel and past the last channel."""
+def test_nchw_stride2_rows_prefetched_or_not_give_the_same_bits(width, isa, rng, check_depthwise, follows_rows):
+    """The NCHW stride-2 kernel prefetches the next tile's rows (of 256 bytes and more) where the
+    hardware prefetchers do not follow them: with the hints and without, the result matches the
+    reference, bit for bit the same, with tiles past the band's end into the next channel and past
+    the last channel."""
     for dtype in DTYPES:
         case = dict(n=2, c=3, m=2, h=37, w=width, kh=3, kw=3, stride=2, padding=1, dilation=1, bias=True,
                     activation=None)
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
         results = []
-        for on in (False, True):
-            row_prefetch(on)
-            assert pycnn._core.row_prefetch_pays(0) is on
-            results.append(check_depthwise(x, w, b, err_msg=f"isa={isa} prefetch={on}", **params))
+        for follows in (False, True):
+            follows_rows(follows)
+            assert pycnn._core.hardware_follows_rows() is follows
+            results.append(check_depthwise(x, w, b, err_msg=f"isa={isa} follows={follows}", **params))
         np.testing.assert_array_equal(results[0], results[1], err_msg=f"isa={isa} width={width}")
 
 
-def test_row_prefetch_rule():
-    """Row prefetches: always where the CPU is not an AMD Zen 3 or later (family 0x19 on); there,
-    only for inputs past 8 MiB, which stream from memory."""
+def test_hardware_follows_rows_on_amd_zen3_and_later():
+    """The hardware prefetchers are taken to follow many rows side by side on AMD Zen 3 and later
+    (family 0x19 on), not elsewhere."""
     families = [int(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu family")]
     zen3_on = pycnn._core.cpu_vendor() == "AuthenticAMD" and families[0] >= 0x19
-    assert pycnn._core.row_prefetch_pays((8 << 20) + 1) is True
-    assert pycnn._core.row_prefetch_pays(8 << 20) is (not zen3_on)
-    assert pycnn._core.row_prefetch_pays(0) is (not zen3_on)
+    assert pycnn._core.hardware_follows_rows() is zen3_on
 
 
 def test_nchw_and_nhwc_agree(isa, rng):

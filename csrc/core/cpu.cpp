@@ -154,17 +154,19 @@ bool zmm_shuffles_cheap() {
 void set_zmm_shuffles_cheap(int cheap) { zmm_shuffles_override.store(cheap < 0 ? -1 : cheap != 0, std::memory_order_relaxed); }
 
 namespace {
-std::atomic<int> row_prefetch_override{-1};  // set_row_prefetch; -1: as detected
+std::atomic<int> follows_rows_override{-1};  // set_hardware_follows_rows; -1: as detected
 }  // namespace
 
-bool row_prefetch_pays(int64_t input_bytes) {
-  const int forced = row_prefetch_override.load(std::memory_order_relaxed);
+bool hardware_follows_rows() {
+  const int forced = follows_rows_override.load(std::memory_order_relaxed);
   if (forced >= 0) return forced == 1;
   static const bool zen3_on = cpu_vendor() == "AuthenticAMD" && features().family >= 0x19;
-  return !zen3_on || input_bytes > kRowPrefetchMinBytes;
+  return zen3_on;
 }
 
-void set_row_prefetch(int on) { row_prefetch_override.store(on < 0 ? -1 : on != 0, std::memory_order_relaxed); }
+void set_hardware_follows_rows(int follows) {
+  follows_rows_override.store(follows < 0 ? -1 : follows != 0, std::memory_order_relaxed);
+}
 
 namespace {
 std::atomic<int64_t> l2_override{0};  // set_l2_cache_bytes; 0: the reported size

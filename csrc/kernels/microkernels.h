@@ -267,7 +267,7 @@ using PoolNhwcUkernel = void (*)(const PoolNhwcArgs<T>& args);
 //   Preconditions (the op checks them with fused_nchw_fits): stride is 1 or 2 and the last tap's
 //   shift, (kw - 1)*dilation / stride, is below the vector width W.
 //   Reads only input elements inside the rows' [0, width) (masked loads at the edges); with
-//   `prefetch` (row_prefetch_pays), before each output row it prefetches (hints only, at any
+//   `prefetch` (see pool2d_nchw_fused), before each output row it prefetches (hints only, at any
 //   address) the x_step elements that end with the last window row of the output row about
 //   kPoolPrefetchBytes of input further on.
 template <class T>

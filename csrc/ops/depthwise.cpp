@@ -242,12 +242,13 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
   // samples sat on each new row's first load: a tile's 9 rows of 448 bytes are a new page
   // walked a line of each row at a time, which the hardware prefetchers did not follow. With
   // rows of 224 bytes (144 @56) it measured 1.02 -> 1.07x A's time, and the stride-1 kernel
-  // with it 1.06 -> 1.20x (144 @56): those stay without. Zen 4 follows the rows from its L3
-  // (row_prefetch_pays): one build, the hints off / on alternated in one process, min us, 2
-  // threads: 3x3/2 96 @112 140 / 152, 32 @224 94 / 109, 64 @112 52.5 / 54.9; one thread 96 @112
-  // 150 / 158; 128 @224 (a 26 MB input) 1903 / 1991, medians 2521 / 2120.
-  const bool prefetch = row_prefetch_pays(p.n * p.c * p.h * p.w * (int64_t)sizeof(T)) && p.stride_w == 2 &&
-                        p.w * (int64_t)sizeof(T) >= 256;
+  // with it 1.06 -> 1.20x (144 @56): those stay without. Zen 4's hardware prefetchers follow the
+  // rows (hardware_follows_rows): one build, the hints off / on alternated in one process, min
+  // us, 2 threads: 3x3/2 96 @112 140 / 152, 32 @224 94 / 109, 64 @112 52.5 / 54.9; one thread:
+  // 96 @112 148.5 / 155.6, 32 @224 175.9 / 207.0, 8 @448 176.6 / 205.8, float64 96 @112 (9.6 MB)
+  // 297.7 / 330.2, 16 @224 164.5 / 199.2; 64 @224 (12.8 MB, 2 threads) 226 / 245; 128 @224
+  // (26 MB) 1903 / 1991, medians 2521 / 2120.
+  const bool prefetch = !hardware_follows_rows() && p.stride_w == 2 && p.w * (int64_t)sizeof(T) >= 256;
   for (int64_t m = 0; m < M; ++m) {
     const int64_t oc = c * M + m;
     a.w = w + oc * p.kh * p.kw;

@@ -592,8 +592,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_l2_cache_bytes", &pycnn::set_l2_cache_bytes, py::arg("bytes"));
   m.def("zmm_shuffles_cheap", &pycnn::zmm_shuffles_cheap);
   m.def("set_zmm_shuffles_cheap", &pycnn::set_zmm_shuffles_cheap, py::arg("cheap"));
-  m.def("row_prefetch_pays", &pycnn::row_prefetch_pays, py::arg("input_bytes"));
-  m.def("set_row_prefetch", &pycnn::set_row_prefetch, py::arg("on"));
+  m.def("hardware_follows_rows", &pycnn::hardware_follows_rows);
+  m.def("set_hardware_follows_rows", &pycnn::set_hardware_follows_rows, py::arg("follows"));
   m.def("get_num_threads", &pycnn::num_threads);
   m.def("set_num_threads", &pycnn::set_num_threads, py::arg("n"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {

@@ -29,16 +29,14 @@ bool split_line_loads_cheap();
 // tests of both forms. The AVX-512 NCHW depthwise kernel asks it (DepthwiseNchwArgs::shift_taps).
 bool zmm_shuffles_cheap();
 void set_zmm_shuffles_cheap(int cheap);
-// Whether kernels that read many rows side by side (the NCHW pooling windows, the NCHW depthwise
-// stride-2 tiles) prefetch the rows ahead themselves, for an op whose input is `input_bytes`:
-// on AMD family 0x19 and on (Zen 3 and later) only for inputs over kRowPrefetchMinBytes (on Zen
-// 4 the hardware prefetchers keep up with rows from its 32 MiB L3, where the hints measured 6-15%
-// slower, but not with rows from memory, where they measured up to 2.2x faster); elsewhere always
-// (on Zen 1 they measured up to 3x faster at any size); or as set by set_row_prefetch (-1: as
-// detected, 0 or 1), for tests of both forms.
-constexpr int64_t kRowPrefetchMinBytes = int64_t(8) << 20;
-bool row_prefetch_pays(int64_t input_bytes);
-void set_row_prefetch(int on);
+// Whether the hardware prefetchers follow many rows read side by side (the NCHW pooling windows,
+// the NCHW depthwise stride-2 tiles), which those kernels otherwise prefetch themselves: true on
+// AMD family 0x19 and on (Zen 3 and later; measured on Zen 4, where the hints cost 5-16% on
+// inputs in L3), false elsewhere (Zen 1 measured the hints up to 3x faster), or as set by
+// set_hardware_follows_rows (-1: as detected, 0 or 1), for tests of both forms. Each op's rule
+// on top of it is at its use (ops/depthwise.cpp, ops/pool.cpp).
+bool hardware_follows_rows();
+void set_hardware_follows_rows(int follows);
 // One core's L2 cache in bytes as the OS reports it (sysconf; 1 MiB where it reports none), or
 // as set by set_l2_cache_bytes (bytes <= 0: the reported size again), for tests of the
 // algorithm choices that depend on it (stride-2 Winograd; transposed Winograd's tiles). "auto"

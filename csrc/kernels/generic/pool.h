@@ -242,11 +242,8 @@ inline void pool_store_outputs(typename V::reg acc, const typename V::T* scale, 
 // 2 threads, medians of 7 alternating processes, us, none -> 3 KiB ahead: max 2x2/2 128 @112
 // (6.4 MB, past L3) 822 -> 256, 64 @224 1916 -> 1463; max 3x3/2 p1 64 @112 310 -> 237, avg
 // 250 -> 237; avg 3x3 256 @56 750 -> 707, 256 @14 125 -> 128. Hinting every window row's lines
-// (each input line once per window) lost at stride 1. Zen 4 follows them from its L3 and not from
-// memory (row_prefetch_pays): one build, off / on alternated in one process, 2 threads, min us:
-// max 2x2/2 128 @112 69.6 / 82.3, max 3x3/2 64 @112 47.7 / 52.6, avg 3x3/2 64 @112 50.9 / 56.0,
-// avg 3x3 256 @56 118 / 126; max 2x2/2 128 @224 (26 MB) 933 / 527, avg 3x3/2 96 @224 (19 MB)
-// 818 / 382.
+// (each input line once per window) lost at stride 1. Zen 4 follows short rows from its L3, not
+// long ones or rows from memory: the op turns the hints off there (pool2d_nchw_fused).
 constexpr int64_t kPoolPrefetchBytes = 3072;
 
 // Lines of [begin, end), as integers: a hint past the end of the input never faults, and no
