@@ -141,32 +141,34 @@ bool split_line_loads_cheap() {
 }
 
 namespace {
-std::atomic<int> zmm_shuffles_override{-1};  // set_zmm_shuffles_cheap; -1: as detected
+// A detected CPU property that tests can force: -1 (as detected), 0 or 1.
+class Forceable {
+ public:
+  bool value(bool detected) const {
+    const int forced = forced_.load(std::memory_order_relaxed);
+    return forced >= 0 ? forced == 1 : detected;
+  }
+  void force(int value) { forced_.store(value < 0 ? -1 : value != 0, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int> forced_{-1};
+};
+Forceable zmm_shuffles_forced, follows_rows_forced;
 }  // namespace
 
 bool zmm_shuffles_cheap() {
-  const int forced = zmm_shuffles_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced == 1;
   static const bool zen5 = cpu_vendor() == "AuthenticAMD" && features().family >= 0x1A;
-  return zen5;
+  return zmm_shuffles_forced.value(zen5);
 }
 
-void set_zmm_shuffles_cheap(int cheap) { zmm_shuffles_override.store(cheap < 0 ? -1 : cheap != 0, std::memory_order_relaxed); }
-
-namespace {
-std::atomic<int> follows_rows_override{-1};  // set_hardware_follows_rows; -1: as detected
-}  // namespace
+void set_zmm_shuffles_cheap(int cheap) { zmm_shuffles_forced.force(cheap); }
 
 bool hardware_follows_rows() {
-  const int forced = follows_rows_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced == 1;
   static const bool zen3_on = cpu_vendor() == "AuthenticAMD" && features().family >= 0x19;
-  return zen3_on;
+  return follows_rows_forced.value(zen3_on);
 }
 
-void set_hardware_follows_rows(int follows) {
-  follows_rows_override.store(follows < 0 ? -1 : follows != 0, std::memory_order_relaxed);
-}
+void set_hardware_follows_rows(int follows) { follows_rows_forced.force(follows); }
 
 namespace {
 std::atomic<int64_t> l2_override{0};  // set_l2_cache_bytes; 0: the reported size
