@@ -178,9 +178,9 @@ void pool2d_nchw_fused(const Pool2dParams& p, const PoolKernels<T>& kn, const T*
   // min us: max 2x2/2 128 @112 (rows of 448 bytes, 6.4 MB) 122.2 / 145.4, 256 @56 (224 bytes)
   // 67.1 / 77.7, max 3x3/2 64 @112 91.0 / 102.9, avg 3x3/2 64 @112 95.9 / 106.6, float64 max
   // 2x2/2 128 @56 (448 bytes) 61.4 / 68.2; rows of 896 bytes: max 2x2/2 32 @224 132.8 / 125.9,
-  // float64 64 @112 119.8 / 114.8, 32 @112 3x3/2 85.2 / 78.5; from memory, 2 threads: max 2x2/2
-  // 128 @224 (26 MB) 933 / 527, avg 3x3/2 96 @224 (19 MB) 818 / 382, float64 max 2x2/2 128 @112
-  // (12.8 MB) 152.5 / 134.8.
+  // float64 max 2x2/2 64 @112 119.8 / 114.8, float64 max 3x3/2 32 @112 85.2 / 78.5; from memory,
+  // 2 threads: max 2x2/2 128 @224 (26 MB) 933 / 527, avg 3x3/2 96 @224 (19 MB) 818 / 382, float64
+  // max 2x2/2 128 @112 (12.8 MB) 152.5 / 134.8.
   const bool prefetch = !hardware_follows_rows() || p.w * (int64_t)sizeof(T) >= 896 ||
                         planes * p.h * p.w * (int64_t)sizeof(T) > (int64_t(8) << 20);
   parallel_region(threads, [&] {
