@@ -166,9 +166,9 @@ PYCNN_TILE_INLINE typename V::reg broadcast_or_zero(const typename V::T* p, bool
 // masks (AVX-512) each tap that a shift can make is one: at stride 1 (ShiftTaps, where 512-bit
 // shuffles are cheap: Zen 5; on Zen 4 loading them measured faster, see
 // depthwise_nchw_3x3_in_place_ukernel), taps 0 and 2 are tap 1 shifted by a lane, the column
-// each brings in broadcast; at stride 2, tap 2 is tap 0 shifted,
-// its one new column broadcast. An input row then costs one vector load (stride 1) or two
-// (stride 2) where it cost three. AVX-512 on Zen 5, alternating, p10 us, 1 thread / 2 threads:
+// each brings in broadcast; at stride 2, tap 2 is tap 0 moved a column on, its one new column
+// brought in (with the split in lanes, below). An input row then costs one vector load (stride 1)
+// or two (stride 2) where it cost three. AVX-512 on Zen 5, alternating, p10 us, 1 thread / 2 threads:
 // 3x3 144 @56 105 -> 90 / 53 -> 48; 3x3/2 96 @112 (stride 2 only) 128 -> 116 / 67 -> 62.
 // At stride 2 with the split in lanes, all three taps come in that lane order, which the kernel
 // restores once per sum. AVX2 (four loads): tap 2 is the even lanes of loads 2 and 3, two columns
