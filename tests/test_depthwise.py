@@ -289,7 +289,8 @@ def test_equals_grouped_conv2d(dtype, algorithm, isa, rng):
 def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, height, isa, rng, check_depthwise):
     """NCHW 3x3, rows read in place: at stride 1 a last vector at most half full (56 columns
     on 16 float32 lanes: 3 vectors and 8 columns; 4 or 2 columns on AVX2's 8 and 4) holds the
-    tails of two rows; stride 2 keeps one row a vector. Full and partial row tiles of both
+    tails of two rows; at stride 2 on AVX-512, of rows i and i + 7 of a whole 14-row tile (56
+    and 28 columns: float32 and float64 tails of 8 and 4). Full and partial row tiles of both
     heights (AVX-512: 17 output rows in a 14-row and an 8-row tile, 28 in two 14-row ones; at
     stride 2 a partial and a full 14-row tile; 8 planes, so each plane is one band), both
     dtypes, asymmetric padding; and the same bits as the rows embedded in zeros up to whole
