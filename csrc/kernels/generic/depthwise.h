@@ -434,7 +434,9 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
       // rows a vector: lanes [0, W/2) row 2i, lanes [W/2, W) row 2i + 1, so the tail costs half
       // the multiply-adds. Input pair j (rows j and j + 1) feeds output pair i through tap kh
       // when j = 2i + kh, as input row r feeds output row (r - kh) / 2 at row stride 2. (At
-      // stride 2 the column split's shuffles bound the tail, and pairs measured level.)
+      // column stride 2 these pairs measured level: each row's taps still took a full split.
+      // There stride2_half_tail splits the two rows together instead, where masked loads are
+      // cheap.)
       if (cols <= W / 2 && a.rows == MR) {
         reg pairs[MR / 2][1];
         zero_tile<V, MR / 2, 1>(pairs);
