@@ -275,6 +275,20 @@ PYCNN_TILE_INLINE void in_place_taps(const typename V::T* row, const int64_t (&s
   }
 }
 
+// Input row r of an MR-row tile (row stride SH), its three column taps in x, into the sums of
+// every output row that reads it, kh-major and kw-minor as each sum runs.
+template <class V, size_t MR, size_t SH>
+PYCNN_TILE_INLINE void accumulate_row_taps(size_t r, const typename V::reg (&x)[3], const typename V::reg (&wv)[3][3],
+                                           typename V::reg (&acc)[MR][1]) {
+#pragma GCC unroll 3
+  for (size_t kw = 0; kw < 3; ++kw) {
+    const typename V::reg xk = tile_row_uses<MR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
+#pragma GCC unroll 3
+    for (size_t kh = 0; kh < 3; ++kh)
+      if (tile_row_reads<MR, SH>(r, kh)) acc[(r - kh) / SH][0] = V::fmadd(wv[kh][kw], xk, acc[(r - kh) / SH][0]);
+  }
+}
+
 // The MR rows of an in-place NCHW vector (below): each input row's taps feed every output row
 // that reads it.
 template <class V, size_t MR, size_t SH, size_t SW, bool ShiftTaps, unsigned Masked>
@@ -287,14 +301,7 @@ PYCNN_TILE_INLINE void in_place_rows(const DepthwiseNchwArgs<typename V::T>& a, 
   for (size_t r = 0; r < IR; ++r) {
     reg x[3];
     in_place_taps<V, SW, ShiftTaps, Masked>(a.in_rows[r], start, lanes, x, a.in_w);
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw) {
-      const reg xk = tile_row_uses<MR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
-#pragma GCC unroll 3
-      for (size_t kh = 0; kh < 3; ++kh)
-        if (tile_row_reads<MR, SH>(r, kh))
-          acc[(r - kh) / SH][0] = V::fmadd(wv[kh][kw], xk, acc[(r - kh) / SH][0]);
-    }
+    accumulate_row_taps<V, MR, SH>(r, x, wv, acc);
   }
 }
 
@@ -348,14 +355,7 @@ PYCNN_TILE_INLINE void stride2_half_tail(const DepthwiseNchwArgs<typename V::T>&
     const reg u = V::load_masked(upper + first, taps01), l = V::load_masked(lower + first, taps01);
     const reg u2 = V::load_masked(upper + first + 2, tap2), l2 = V::load_masked(lower + first + 2, tap2);
     const reg x[3] = {V::even_in_lanes(u, l), V::odd_in_lanes(u, l), V::even_in_lanes(u2, l2)};
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw) {
-      const reg xk = tile_row_uses<HR, SH>(r) > 1 ? in_register(x[kw]) : x[kw];
-#pragma GCC unroll 3
-      for (size_t kh = 0; kh < 3; ++kh)
-        if (tile_row_reads<HR, SH>(r, kh))
-          pairs[(r - kh) / SH][0] = V::fmadd(wv[kh][kw], xk, pairs[(r - kh) / SH][0]);
-    }
+    accumulate_row_taps<V, HR, SH>(r, x, wv, pairs);
   }
   reg acc[MR][1];
 #pragma GCC unroll 16
