@@ -20,6 +20,14 @@ namespace pycnn::PYCNN_ISA_NS {
 #define PYCNN_NOINLINE
 #endif
 
+// The activations the unrolled stores apply in registers: none (Act 0), relu (1), relu6 (2).
+template <class V, int Act>
+PYCNN_TILE_INLINE typename V::reg activate_unrolled(typename V::reg x) {
+  if (Act >= 1) x = V::max(V::zero(), x);
+  if (Act == 2) x = V::min(V::set1(typename V::T(6)), x);
+  return x;
+}
+
 // Stores the mr x nr corner of the accumulator tile to c (row stride ldc), adding what is
 // there when `accumulate`, then, with an epilogue, its bias and activation. With no activation,
 // relu or relu6 (Act 0, 1, 2: most layers) the tile is stored from registers, unrolled, the edge
@@ -57,8 +65,7 @@ PYCNN_TILE_INLINE void store_tile_unrolled(typename V::reg (&acc)[MR][NV], typen
       if (accumulate) x = V::add(n >= W ? V::load(p) : V::load_partial(p, n), x);
       if (bias_row) x = V::add(x, row);
       if (bias_col) x = V::add(x, col[v]);
-      if (Act >= 1) x = V::max(V::zero(), x);
-      if (Act == 2) x = V::min(V::set1(T(6)), x);
+      x = activate_unrolled<V, Act>(x);
       if (n >= W) V::store(p, x);
       else if constexpr (SplitEdges) V::store_partial_split(p, x, n);
       else V::store_partial(p, x, n);

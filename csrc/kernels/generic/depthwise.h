@@ -322,9 +322,7 @@ PYCNN_TILE_INLINE void store_whole_column(typename V::reg (&acc)[MR][1], typenam
     reg x = acc[i][0];
     if constexpr (InLanes) x = V::in_lane_order(x);
     if (bias) x = V::add(x, b);
-    if (Act >= 1) x = V::max(V::zero(), x);
-    if (Act == 2) x = V::min(V::set1(typename V::T(6)), x);
-    V::store(y + i * ldy, x);
+    V::store(y + i * ldy, activate_unrolled<V, Act>(x));
   }
 }
 
