@@ -308,6 +308,39 @@ def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, hei
             np.testing.assert_array_equal(y, y_wide[..., :y.shape[-1]], err_msg=f"isa={isa} padding={padding}")
 
 
+def at_page_offset(shape, dtype, base, offset):
+    """An uninitialised array of `shape` starting `offset` bytes past `base`'s address modulo
+    4 KiB."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(int(np.prod(shape)) + 2 * 4096 // itemsize, dtype)
+    first = ((base.ctypes.data + offset - raw.ctypes.data) % 4096) // itemsize
+    y = raw[first:first + int(np.prod(shape))].reshape(shape)
+    assert (y.ctypes.data - base.ctypes.data) % 4096 == offset
+    return y
+
+
+@pytest.mark.parametrize("dtype,width", [(np.float32, 1024), (np.float64, 512)])
+@pytest.mark.parametrize("stride", [1, (2, 1)])
+def test_nchw_3x3_rows_4k_apart_in_every_column_order(dtype, width, stride, isa, rng, check_depthwise):
+    """Input rows a multiple of 4 KiB apart: the in-place NCHW 3x3 kernel steps through a tile's
+    vectors of columns in the order that keeps its stores off the next loads' addresses modulo
+    4 KiB, by where the output starts against the input: interleaved passes with the output 0
+    or 16 bytes (numpy's default for large arrays) past the input's place in a page or 32
+    before it, right to left 64 and 160 bytes past, left to right 1 KiB past and before. Every
+    order matches the reference and gives the same bits, with whole and partial last vectors
+    (padding 1 and 0), a bias and relu6."""
+    for padding in (1, 0):
+        case = dict(n=1, c=2, m=1, h=20, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
+                    bias=True, activation="relu6")
+        x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+        y = check_depthwise(x, w, b, err_msg=f"isa={isa} padding={padding}", **params)
+        for offset in (0, 16, 4064, 64, 160, 1024, 3072):
+            out = at_page_offset(y.shape, dtype, x, offset)
+            result = pycnn.ops.depthwise_conv2d(x, w, b, out=out, **params)
+            assert result is out
+            np.testing.assert_array_equal(out, y, err_msg=f"isa={isa} padding={padding} output {offset} bytes on")
+
+
 @pytest.fixture
 def zmm_shuffles():
     """zmm_shuffles(cheap): make the AVX-512 NCHW 3x3 kernel shift its column taps (True) or load

@@ -305,6 +305,16 @@ inline bool fused_nchw_fits(const PoolKernels<T>& k, int64_t kw, int64_t stride,
   return (stride == 1 || stride == 2) && (kw - 1) * dilation / stride < (int64_t)k.vector_width;
 }
 
+// The order in which the in-place NCHW depthwise kernel steps through a tile's vectors of
+// columns; every order computes the same sums, so gives the same bits (ops/depthwise.cpp,
+// in_place_column_order, says which the op takes and why).
+//   kLeftToRight: vectors 0, 1, 2, ...
+//   kRightToLeft: the last vector first.
+//   kInterleaved: K passes, pass p taking vectors p, p + K, p + 2K, ..., where K vectors span
+//                 128 bytes (two of AVX-512, four of AVX2), so consecutive vectors are 128 bytes
+//                 apart.
+enum ColumnOrder : int { kLeftToRight = 0, kRightToLeft = 1, kInterleaved = 2 };
+
 // Depthwise convolution, NCHW: MR output rows x NR output columns of one output channel.
 //   plane: the zero-padded input rows of the channel, split by column stride phase: padded row
 //          r, column q*stride_w + phase is at plane[r*plane_row + phase*phase_width + q]. Row 0
@@ -339,10 +349,12 @@ struct DepthwiseNchwArgs {
   //            tile, which the kernel prefetches a vector's columns at a time as it goes.
   //   shift_taps: where masked loads are cheap (AVX-512), make column taps 0 and 2 at stride_w 1
   //            by shifting tap 1 (zmm_shuffles_cheap) rather than loading them.
+  //   column_order: the order of the vectors of columns (ColumnOrder).
   const T* const* in_rows;
   int64_t in_w, col0, stride_w;
   const T* const* next_rows;
   bool shift_taps;
+  int column_order;
 };
 template <class T>
 using DepthwiseNchwUkernel = void (*)(const DepthwiseNchwArgs<T>& args);

@@ -390,8 +390,14 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
   Epilogue<T> e;
   T row_bias[MR];
   const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
+  const size_t vectors = (a.cols + W - 1) / W;
+  constexpr size_t interleave = 128 / (W * sizeof(T)) > 1 ? 128 / (W * sizeof(T)) : 1;
+  const size_t passes = a.column_order == kInterleaved ? interleave : 1;
+  size_t pass = 0, step = 0;
 #pragma GCC unroll 1
-  for (size_t v = 0; v * W < a.cols; ++v) {
+  for (size_t visited = 0; visited < vectors; ++visited, step += passes) {
+    if (step >= vectors) step = ++pass;  // kInterleaved: the next pass
+    const size_t v = a.column_order == kRightToLeft ? vectors - 1 - step : step;
     // Load k starts at start[k]: SW = 1, tap k of the vector's first column; SW = 2, k vectors
     // into the 2W columns from col0 + 2*v*W on, or with four loads (the split in lanes where
     // masked loads are dear), loads 2 and 3 two columns after loads 0 and 1.
