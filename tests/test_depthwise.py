@@ -283,16 +283,16 @@ def test_equals_grouped_conv2d(dtype, algorithm, isa, rng):
 
 
 @pytest.mark.parametrize("width", [2, 4, 7, 12, 28, 56, 112])
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("stride", [1, (1, 2), 2])
 @pytest.mark.parametrize("activation", [None, "relu6", "sigmoid"])
 @pytest.mark.parametrize("height", [17, 28])
 def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, height, isa, rng, check_depthwise):
     """NCHW 3x3, rows read in place: at stride 1 a last vector at most half full (56 columns
     on 16 float32 lanes: 3 vectors and 8 columns; 4 or 2 columns on AVX2's 8 and 4) holds the
-    tails of two rows; at stride 2 on AVX-512, of rows i and i + 7 of a whole 14-row tile (56
-    and 28 columns: float32 and float64 tails of 8 and 4). Full and partial row tiles of both
-    heights (AVX-512: 17 output rows in a 14-row and an 8-row tile, 28 in two 14-row ones; at
-    stride 2 a partial and a full 14-row tile; 8 planes, so each plane is one band), both
+    tails of two rows; at column stride 2 on AVX-512 (row stride 1: stride 2 x 2 streams rows
+    there), of rows i and i + 7 of a whole 14-row tile (56 and 28 columns: float32 and float64
+    tails of 8 and 4). Full and partial row tiles of both heights (AVX-512: 17 output rows in a
+    14-row and an 8-row tile, 28 in two 14-row ones; 8 planes, so each plane is one band), both
     dtypes, asymmetric padding; and the same bits as the rows embedded in zeros up to whole
     vectors, where every vector is full."""
     for dtype in DTYPES:
@@ -306,6 +306,28 @@ def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, hei
             # The right padding column is a zero either way, so the first `width` columns agree.
             y_wide = pycnn.ops.depthwise_conv2d(wide, w, b, **params)
             np.testing.assert_array_equal(y, y_wide[..., :y.shape[-1]], err_msg=f"isa={isa} padding={padding}")
+
+
+@pytest.mark.parametrize("width", [1, 2, 15, 16, 17, 31, 33, 64, 65, 112, 127, 129, 130, 257])
+def test_nchw_3x3_stride2_rows_streamed(width, isa, rng, check_depthwise):
+    """NCHW 3x3 at stride 2 x 2 (AVX-512: input rows streamed in order, blocks of up to four
+    vectors of output columns; elsewhere the in-place tiles): one to five blocks of one to four
+    vectors, full and partial, in both dtypes; padding 1, 0, 2 and asymmetric, so rows and
+    columns start before the plane, at it and past its end; bands that start mid-plane (one
+    channel of 20 output rows: bands of whole tiles) and a multiplier; every activation path
+    (none, relu and relu6 inline, sigmoid through the rolled store), with and without bias."""
+    paddings = (1, 0, 2, ((0, 1), (1, 0)), ((2, 0), (0, 2)))
+    activations = (None, "relu", "relu6", "sigmoid")
+    for dtype in DTYPES:
+        for i, padding in enumerate(paddings):
+            left_right = padding[1] if isinstance(padding, tuple) else (padding, padding)
+            if width + sum(left_right) < 3:
+                continue  # the kernel is wider than the padded image
+            for n, c, m, h in ((2, 3, 2, 9), (1, 1, 1, 40)):
+                case = dict(n=n, c=c, m=m, h=h, w=width, kh=3, kw=3, stride=2, padding=padding, dilation=1,
+                            bias=i % 2 == 0, activation=activations[(i + h) % len(activations)])
+                x, w, b, params = make_problem(rng, case, "NCHW", dtype)
+                check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} case={case}", **params)
 
 
 def at_page_offset(shape, dtype, base, offset):
@@ -376,13 +398,15 @@ def test_nchw_3x3_taps_shifted_or_loaded_give_the_same_bits(width, stride, isa, 
 
 
 @pytest.mark.parametrize("width", [64, 65, 112, 129])
-def test_nchw_stride2_rows_prefetched_or_not_give_the_same_bits(width, isa, rng, check_depthwise, follows_rows):
-    """The NCHW stride-2 kernel prefetches the next tile's rows (of 256 bytes and more) where the
-    hardware prefetchers do not follow them: with the hints and without, the result matches the
-    reference, bit for bit the same, with tiles past the band's end into the next channel and past
-    the last channel."""
+@pytest.mark.parametrize("stride", [2, (1, 2)])
+def test_nchw_stride2_rows_prefetched_or_not_give_the_same_bits(width, stride, isa, rng, check_depthwise,
+                                                               follows_rows):
+    """The in-place NCHW kernel at column stride 2 (on AVX-512 only with row stride 1) prefetches
+    the next tile's rows (of 256 bytes and more) where the hardware prefetchers do not follow
+    them: with the hints and without, the result matches the reference, bit for bit the same,
+    with tiles past the band's end into the next channel and past the last channel."""
     for dtype in DTYPES:
-        case = dict(n=2, c=3, m=2, h=37, w=width, kh=3, kw=3, stride=2, padding=1, dilation=1, bias=True,
+        case = dict(n=2, c=3, m=2, h=37, w=width, kh=3, kw=3, stride=stride, padding=1, dilation=1, bias=True,
                     activation=None)
         x, w, b, params = make_problem(rng, case, "NCHW", dtype)
         results = []

@@ -234,11 +234,28 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
                                   const T* zero_row, const T* w, const T* bias, int64_t c, int64_t oh0,
                                   int64_t band, T* y_channels, int64_t ldc) {
   const int64_t MR = (int64_t)kd.nchw_mr, TALL = (int64_t)kd.nchw_in_place_tall_mr, M = p.multiplier;
+  DepthwiseNchwArgs<T> a = nchw_args<T>(p);
+  if (p.stride_h == 2 && p.stride_w == 2 && kd.nchw_3x3s2_rows) {  // the band's rows streamed in order
+    a.plane = x_c;
+    a.in_h = p.h;
+    a.ih0 = oh0 * p.stride_h - p.pad_top;
+    a.zero_row = zero_row;
+    a.rows = (size_t)band;
+    a.col0 = -p.pad_left;
+    a.cols = (size_t)p.ow;
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t oc = c * M + m;
+      a.w = w + oc * p.kh * p.kw;
+      a.bias = bias ? bias + oc : nullptr;
+      a.y = y_channels + m * ldc;
+      kd.nchw_3x3s2_rows(a);
+    }
+    return;
+  }
   if ((TALL - 1) * p.stride_h + 3 > kMaxTileInputRows)
     throw std::logic_error("depthwise_conv2d: NCHW tile taller than kMaxTileInputRows");
   const int64_t tall_rows = in_place_tall_tiles(band, TALL, MR) * TALL;  // the band's first rows
   const T* rows[2][kMaxTileInputRows];
-  DepthwiseNchwArgs<T> a = nchw_args<T>(p);
   auto tile_input_rows = [&](int64_t i0) { return ((i0 < tall_rows ? TALL : MR) - 1) * p.stride_h + 3; };
   // The input rows of the tile whose first output row is band row i0, and zero_row up to
   // `count`; past the band, the same rows of the next channel of the image (what comes next

@@ -373,6 +373,9 @@ PYCNN_TILE_INLINE void stride2_half_tail(const DepthwiseNchwArgs<typename V::T>&
 // computed once per vector), or as zero broadcasts (in_place_taps), and padding rows as rows of
 // zeros, so each sum runs kh-major, kw-minor and adds w*0 for padding: the same bits as the
 // padded plane gives.
+// Where the ISA streams stride-2 rows (kStreamsStride2Rows: AVX-512), stride 2 x 2 goes there
+// and this kernel takes column stride 2 only with row stride 1; the 3x3/2 figures below were
+// measured before that kernel.
 // SW = 2: the column split happens in registers, not in a plane: of two loads from column
 // 2j - pad_left on, tap 0 is the even lanes, tap 1 the odd lanes, and tap 2 the even lanes
 // shifted in by one from the next column (lane 0 of lanes[2]). The plane's split was
@@ -531,6 +534,11 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 // (stop 33, loaded -> shifted) 105 -> 90; Zen 4, CPU time, fastest of 4 alternating processes,
 // shifted (valignd) -> loaded 130.1-131.3 -> 119.9-121.3 / 100.8-105.3 -> 95.9-97.8: there a
 // 512-bit shuffle takes the units the FMAs use, and the two line-crossing loads do not.
+// Whether the ISA streams stride-2 rows (depthwise_nchw_3x3s2_rows_ukernel, below): it needs
+// cheap masked loads and the column split in lanes with next_in_lanes (AVX-512).
+template <class V>
+constexpr bool kStreamsStride2Rows = has_even_odd_in_lanes<V>::value && V::kMaskedLoadsCheap;
+
 template <class V, size_t MR>
 void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
   constexpr bool can_shift = V::kMaskedLoadsCheap && V::W > 1;  // else taps are loaded either way
@@ -542,10 +550,124 @@ void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>&
       if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1, false>(a);
       else depthwise_nchw_3x3_in_place<V, MR, 2, 1, false>(a);
     }
-  } else {  // the shift tap 2 takes at stride 2 replaces two loads and a split
-    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 2, true>(a);
-    else depthwise_nchw_3x3_in_place<V, MR, 2, 2, true>(a);
+  } else if (a.stride_h == 1) {  // the shift tap 2 takes at stride 2 replaces two loads and a split
+    depthwise_nchw_3x3_in_place<V, MR, 1, 2, true>(a);
+  } else if constexpr (!kStreamsStride2Rows<V>) {  // else depthwise_nchw_3x3s2_rows_ukernel's
+    depthwise_nchw_3x3_in_place<V, MR, 2, 2, true>(a);
   }
+}
+
+// NCHW 3x3 at stride 2 x 2, dilation 1, where masked loads are cheap and the column split in
+// lanes has next_in_lanes (AVX-512): the input rows streamed in order (nchw_3x3s2_rows), a block
+// of NV vectors of output columns at a time. Each input row of the block is loaded once, two
+// masked loads a vector, split in lanes (even columns: tap 0, odd: tap 1; tap 2 the even ones a
+// column on, from the next vector's split or, past the block, one masked scalar load) and feeds
+// the output rows that read it. Output row i reads input row ih0 + 2i + kh through tap kh, so
+// after row ih0 (kh = 0 of output row 0) each output row takes two new rows: ih0 + 2i + 1
+// through kh = 1, then ih0 + 2i + 2 through kh = 2 and, into `next`, kh = 0 of output row i + 1.
+// The sums run kh-major, kw-minor from zero, then go back to column order and take bias and
+// activation, as in depthwise_nchw_3x3_in_place: the same bits.
+// NV = 4: 4 sums, 4 next sums, 9 weights and a row's taps fit the 32 registers.
+// The in-place kernel walks a vector of columns down 29 input rows, then the next vector: 2 lines
+// of each row in turn, which Zen 4's prefetchers follow worse than rows in order. Its input order,
+// with only the loads, measured 99 us against 70 us in row order (3x3/2 96 @112, one thread, 4.8
+// MB from L3). Zen 4, the op, two builds alternated, min us, 2 threads / 1 (CPU time): 96 @112
+// 69 -> 56 / 139 -> 107, 144 @56 29.2 -> 23.2 / 56.5 -> 41, 32 @224 (two blocks) 83 -> 80 / 165
+// -> 156; float64, 2 threads: 96 @112 (two blocks) level at 130, 144 @56 54 -> 43, 32 @224 168 ->
+// 170. A half-full last vector shared by two output rows (as stride2_half_tail does) measured
+// slower here: 96 @112 95 -> 110 (one thread, standalone).
+template <class V, size_t NV, int Act>
+void depthwise_nchw_3x3s2_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
+                                     size_t cols) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  using Lanes = typename V::Lanes;
+  constexpr size_t W = V::W;
+  reg wv[3][3];
+  broadcast_3x3<V>(a.w, wv);
+  int64_t start[NV];
+  Lanes lo_lanes[NV], hi_lanes[NV];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) {
+    start[v] = col0 + (int64_t)(2 * v * W);
+    lo_lanes[v] = V::lane_range(-start[v], a.in_w - start[v]);
+    hi_lanes[v] = V::lane_range(-(start[v] + (int64_t)W), a.in_w - (start[v] + (int64_t)W));
+  }
+  const int64_t past = col0 + (int64_t)(2 * NV * W);  // tap 2 of the block's last column
+  const bool past_inside = past >= 0 && past < a.in_w;
+  auto row = [&](int64_t ih) { return ih >= 0 && ih < a.in_h ? a.plane + ih * a.in_w : a.zero_row; };
+  // Row r's taps into the sums `into` through tap row kh and, where `next` (a bool constant) is
+  // true, into next_sums through kh = 0, from zero.
+  auto feed = [&](const T* r, size_t kh, reg (&into)[NV], auto next, reg (&next_sums)[NV]) {
+    reg even[NV + 1], odd[NV];
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      const reg lo = V::load_masked(r + start[v], lo_lanes[v]);
+      const reg hi = V::load_masked(r + start[v] + W, hi_lanes[v]);
+      even[v] = V::even_in_lanes(lo, hi);
+      odd[v] = V::odd_in_lanes(lo, hi);
+    }
+    even[NV] = V::first_or_zero(r + past, past_inside);
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      const reg tap2 = V::next_in_lanes(even[v], even[v + 1]);
+      into[v] = V::fmadd(wv[kh][2], tap2, V::fmadd(wv[kh][1], odd[v], V::fmadd(wv[kh][0], even[v], into[v])));
+      if constexpr (decltype(next)::value)
+        next_sums[v] = V::fmadd(wv[0][2], tap2, V::fmadd(wv[0][1], odd[v], V::fmadd(wv[0][0], even[v], V::zero())));
+    }
+  };
+  using no = std::false_type;
+  using yes = std::true_type;
+  reg sums[NV], next[NV];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) next[v] = V::zero();
+  feed(row(a.ih0), 0, next, no{}, next);
+  Epilogue<T> e;
+  T row_bias[1];
+  const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
+#pragma GCC unroll 1
+  for (size_t i = 0; i < a.rows; ++i) {
+    const int64_t ih = a.ih0 + 2 * (int64_t)i;
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) sums[v] = next[v];
+    feed(row(ih + 1), 1, sums, no{}, next);
+    feed(row(ih + 2), 2, sums, yes{}, next);
+    reg out[1][NV];
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) out[0][v] = V::in_lane_order(sums[v]);
+    if constexpr (Act >= 0) store_tile_unrolled<V, 1, NV, Act>(out, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
+    else store_tile<V, 1, NV>(out, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
+  }
+}
+
+template <class V, int Act>
+void depthwise_nchw_3x3s2_rows_act(const DepthwiseNchwArgs<typename V::T>& a) {
+  constexpr size_t W = V::W, NV = 4;
+  for (size_t j = 0; j < a.cols; j += NV * W) {
+    const size_t cols = a.cols - j < NV * W ? a.cols - j : NV * W;
+    const int64_t col0 = a.col0 + 2 * (int64_t)j;
+    typename V::T* y = a.y + j;
+    if (cols > 3 * W) depthwise_nchw_3x3s2_rows_block<V, 4, Act>(a, col0, y, cols);
+    else if (cols > 2 * W) depthwise_nchw_3x3s2_rows_block<V, 3, Act>(a, col0, y, cols);
+    else if (cols > W) depthwise_nchw_3x3s2_rows_block<V, 2, Act>(a, col0, y, cols);
+    else depthwise_nchw_3x3s2_rows_block<V, 1, Act>(a, col0, y, cols);
+  }
+}
+
+// Contract: microkernels.h (DepthwiseKernels::nchw_3x3s2_rows).
+template <class V>
+void depthwise_nchw_3x3s2_rows_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
+  if (a.activation == 0) depthwise_nchw_3x3s2_rows_act<V, 0>(a);
+  else if (a.activation == 1) depthwise_nchw_3x3s2_rows_act<V, 1>(a);
+  else if (a.activation == 2) depthwise_nchw_3x3s2_rows_act<V, 2>(a);
+  else depthwise_nchw_3x3s2_rows_act<V, -1>(a);
+}
+
+// DepthwiseKernels::nchw_3x3s2_rows: the kernel, or null where the ISA does not stream rows.
+template <class V>
+constexpr DepthwiseNchwUkernel<typename V::T> nchw_3x3s2_rows_kernel() {
+  if constexpr (kStreamsStride2Rows<V>) return depthwise_nchw_3x3s2_rows_ukernel<V>;
+  else return nullptr;
 }
 
 // Stores an NHWC tile of output pixels [ow, ow + count) x channels [c0, c0 + nc), with the
@@ -914,7 +1036,7 @@ constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
       NCHW_MR, NCHW_NV * V::W, V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
       depthwise_nchw_3x3_in_place_ukernel<V, NCHW_MR>, NCHW_TALL_MR,
-      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_TALL_MR>,
+      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_TALL_MR>, nchw_3x3s2_rows_kernel<V>(),
       depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR, S2_RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
