@@ -309,13 +309,16 @@ def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, hei
 
 
 @pytest.mark.parametrize("width", [1, 2, 15, 16, 17, 31, 33, 64, 65, 112, 127, 129, 130, 257])
-def test_nchw_3x3_stride2_rows_streamed(width, isa, rng, check_depthwise):
-    """NCHW 3x3 at stride 2 x 2 (AVX-512: input rows streamed in order, blocks of up to four
-    vectors of output columns; elsewhere the in-place tiles): one to five blocks of one to four
-    vectors, full and partial, in both dtypes; padding 1, 0, 2 and asymmetric, so rows and
-    columns start before the plane, at it and past its end; bands that start mid-plane (one
-    channel of 20 output rows: bands of whole tiles) and a multiplier; every activation path
-    (none, relu and relu6 inline, sigmoid through the rolled store), with and without bias."""
+@pytest.mark.parametrize("stride", [1, 2])
+def test_nchw_3x3_rows_streamed(width, stride, isa, rng, check_depthwise):
+    """NCHW 3x3 at stride 1 x 1 and 2 x 2 (AVX-512: input rows streamed in order in blocks of up
+    to four vectors of output columns, for rows of up to 8 float32 or 4 float64 vectors; wider
+    rows and other ISAs: the in-place tiles): one or two blocks of one to four vectors, full and
+    partial, and rows just past the limit, in both dtypes; padding 1, 0, 2 and asymmetric, so
+    rows and columns start before the plane, at it and past its end; output rows 0 to 2 past a
+    multiple of three (stride 1 goes three rows at a time); bands that start mid-plane (one
+    channel of 40 rows: bands of whole tiles) and a multiplier; every activation path (none,
+    relu and relu6 inline, sigmoid through the rolled store), with and without bias."""
     paddings = (1, 0, 2, ((0, 1), (1, 0)), ((2, 0), (0, 2)))
     activations = (None, "relu", "relu6", "sigmoid")
     for dtype in DTYPES:
@@ -324,7 +327,7 @@ def test_nchw_3x3_stride2_rows_streamed(width, isa, rng, check_depthwise):
             if width + sum(left_right) < 3:
                 continue  # the kernel is wider than the padded image
             for n, c, m, h in ((2, 3, 2, 9), (1, 1, 1, 40)):
-                case = dict(n=n, c=c, m=m, h=h, w=width, kh=3, kw=3, stride=2, padding=padding, dilation=1,
+                case = dict(n=n, c=c, m=m, h=h, w=width, kh=3, kw=3, stride=stride, padding=padding, dilation=1,
                             bias=i % 2 == 0, activation=activations[(i + h) % len(activations)])
                 x, w, b, params = make_problem(rng, case, "NCHW", dtype)
                 check_depthwise(x, w, b, err_msg=f"isa={isa} dtype={np.dtype(dtype)} case={case}", **params)

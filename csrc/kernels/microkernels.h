@@ -350,10 +350,11 @@ struct DepthwiseNchwArgs {
   //   shift_taps: where masked loads are cheap (AVX-512), make column taps 0 and 2 at stride_w 1
   //            by shifting tap 1 (zmm_shuffles_cheap) rather than loading them.
   //   column_order: the order of the vectors of columns (ColumnOrder).
-  // The row-streamed stride-2 kernel (DepthwiseKernels::nchw_3x3s2_rows) reads the plane itself:
+  // The row-streamed kernel (DepthwiseKernels::nchw_3x3_rows, stride_h = stride_w = S) reads the
+  // plane itself:
   //   plane: the channel's in_h x in_w input, rows in_w apart; output row i, tap kh reads row
-  //          ih0 + 2*i + kh, or zero_row (in_w zeros) where that is outside [0, in_h);
-  //   in_w, col0 as above (stride_w 2: output column j, tap kw reads col0 + 2*j + kw).
+  //          ih0 + S*i + kh, or zero_row (in_w zeros) where that is outside [0, in_h);
+  //   in_w, col0 as above (output column j, tap kw reads col0 + S*j + kw).
   const T* const* in_rows;
   int64_t in_w, col0, stride_w;
   const T* const* next_rows;
@@ -414,17 +415,16 @@ struct DepthwiseKernels {
   size_t nchw_mr, nchw_nr;
   size_t nchw_in_place_nr;  // the in-place kernel's column step (a vector): it covers cols in these
   DepthwiseNchwUkernel<T> nchw;
-  // Tiles of nchw_mr rows and any number of columns; stride 2 x 2 only where nchw_3x3s2_rows
-  // (below) is null.
-  DepthwiseNchwUkernel<T> nchw_3x3_in_place;
+  DepthwiseNchwUkernel<T> nchw_3x3_in_place;  // tiles of nchw_mr rows and any number of columns
   // The same in taller tiles, whose input loads feed more output rows (AVX-512: 14 rows; the
   // ISAs with 16 registers or fewer: nchw_mr).
   size_t nchw_in_place_tall_mr;
   DepthwiseNchwUkernel<T> nchw_3x3_in_place_tall;
-  // 3x3 at stride 2 x 2, dilation 1, the input rows streamed in order (null on ISAs without it:
-  // it needs cheap masked loads and the column split in lanes, AVX-512): output rows [0, rows)
-  // x cols of one channel from the plane in place (plane, in_h, in_w, ih0, zero_row, col0).
-  DepthwiseNchwUkernel<T> nchw_3x3s2_rows;
+  // 3x3 at stride 1 x 1 or 2 x 2 (stride_h), dilation 1, the input rows streamed in order (null
+  // on ISAs without it: it needs cheap masked loads and the column split in lanes, AVX-512):
+  // output rows [0, rows) x cols of one channel from the plane in place (plane, in_h, in_w, ih0,
+  // zero_row, col0).
+  DepthwiseNchwUkernel<T> nchw_3x3_rows;
   DepthwiseNhwcUkernel<T> nhwc;
   EpilogueUkernel<T> epilogue;
   Deinterleave2Ukernel<T> deinterleave2;

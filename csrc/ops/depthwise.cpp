@@ -227,6 +227,21 @@ inline int in_place_column_order(const DepthwiseConv2dParams& p, size_t element_
   return past < 96 ? kInterleaved : past < 224 ? kRightToLeft : kLeftToRight;
 }
 
+// Whether nchw_3x3_rows streams the input rows (strides 1 x 1 and 2 x 2, where the ISA has the
+// kernel): where an output row is at most two of its blocks of four vectors (float32: 128
+// columns) or one (float64: 32), else the in-place tiles, which the many passes of narrow
+// blocks down the plane did not beat. Zen 4, 2 threads, two builds alternated, min us, in-place
+// -> streamed, float32: 3x3/2 96 @112 (one block) 69 -> 56, 144 @56 29.2 -> 23.2, 32 @224 (two)
+// 83 -> 80; 3x3 144 @56 (one) 60.4 -> 56.5, 288 @28 38 -> 30, 64 @80 (two) 50.5 -> 45.6, 32
+// @112 (two) level at 46 (one thread 95 -> 86); 64 @160 (three) level at 196, 16 @224 (four) 90
+// -> 100, 3x3/2 16 @448 (four) level. float64: 3x3 144 @56 (two) 114 -> 107, 32 @112 (four)
+// 87.5 -> 102, 64 @80 (three) level; 3x3/2 96 @112 (two) 126 -> 131-135.
+template <class T>
+bool nchw_streams_rows(const DepthwiseConv2dParams& p, const DepthwiseKernels<T>& kd) {
+  const int64_t vectors = sizeof(T) == 4 ? 8 : 4;  // two or one of the kernel's blocks of four
+  return kd.nchw_3x3_rows && p.stride_h == p.stride_w && p.ow <= vectors * (int64_t)kd.nchw_in_place_nr;
+}
+
 // The same from the channel's plane x_c (H x W) in place (nchw_in_place), with zero_row (W
 // zeros) for padding rows: output rows [oh0, oh0 + band).
 template <class T>
@@ -235,7 +250,7 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
                                   int64_t band, T* y_channels, int64_t ldc) {
   const int64_t MR = (int64_t)kd.nchw_mr, TALL = (int64_t)kd.nchw_in_place_tall_mr, M = p.multiplier;
   DepthwiseNchwArgs<T> a = nchw_args<T>(p);
-  if (p.stride_h == 2 && p.stride_w == 2 && kd.nchw_3x3s2_rows) {  // the band's rows streamed in order
+  if (nchw_streams_rows(p, kd)) {
     a.plane = x_c;
     a.in_h = p.h;
     a.ih0 = oh0 * p.stride_h - p.pad_top;
@@ -248,7 +263,7 @@ void depthwise_nchw_band_in_place(const DepthwiseConv2dParams& p, const Depthwis
       a.w = w + oc * p.kh * p.kw;
       a.bias = bias ? bias + oc : nullptr;
       a.y = y_channels + m * ldc;
-      kd.nchw_3x3s2_rows(a);
+      kd.nchw_3x3_rows(a);
     }
     return;
   }

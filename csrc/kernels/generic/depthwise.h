@@ -373,9 +373,10 @@ PYCNN_TILE_INLINE void stride2_half_tail(const DepthwiseNchwArgs<typename V::T>&
 // computed once per vector), or as zero broadcasts (in_place_taps), and padding rows as rows of
 // zeros, so each sum runs kh-major, kw-minor and adds w*0 for padding: the same bits as the
 // padded plane gives.
-// Where the ISA streams stride-2 rows (kStreamsStride2Rows: AVX-512), stride 2 x 2 goes there
-// and this kernel takes column stride 2 only with row stride 1; the 3x3/2 figures below were
-// measured before that kernel.
+// Where the ISA streams rows (kStreamsRows: AVX-512), strides 1 x 1 and 2 x 2 go there
+// (depthwise_nchw_3x3_rows_ukernel) when a row is at most a few vectors wide, so this kernel
+// takes wider rows and strides (2, 1) and (1, 2); the 3x3 and 3x3/2 figures below at such
+// widths were measured before that kernel.
 // SW = 2: the column split happens in registers, not in a plane: of two loads from column
 // 2j - pad_left on, tap 0 is the even lanes, tap 1 the odd lanes, and tap 2 the even lanes
 // shifted in by one from the next column (lane 0 of lanes[2]). The plane's split was
@@ -534,10 +535,11 @@ void depthwise_nchw_3x3_in_place(const DepthwiseNchwArgs<typename V::T>& a) {
 // (stop 33, loaded -> shifted) 105 -> 90; Zen 4, CPU time, fastest of 4 alternating processes,
 // shifted (valignd) -> loaded 130.1-131.3 -> 119.9-121.3 / 100.8-105.3 -> 95.9-97.8: there a
 // 512-bit shuffle takes the units the FMAs use, and the two line-crossing loads do not.
-// Whether the ISA streams stride-2 rows (depthwise_nchw_3x3s2_rows_ukernel, below): it needs
-// cheap masked loads and the column split in lanes with next_in_lanes (AVX-512).
+// Whether the ISA streams rows at strides 1 x 1 and 2 x 2 (depthwise_nchw_3x3_rows_ukernel,
+// below): it needs cheap masked loads and the column split in lanes with next_in_lanes
+// (AVX-512).
 template <class V>
-constexpr bool kStreamsStride2Rows = has_even_odd_in_lanes<V>::value && V::kMaskedLoadsCheap;
+constexpr bool kStreamsRows = has_even_odd_in_lanes<V>::value && V::kMaskedLoadsCheap;
 
 template <class V, size_t MR>
 void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
@@ -550,19 +552,17 @@ void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>&
       if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 1, false>(a);
       else depthwise_nchw_3x3_in_place<V, MR, 2, 1, false>(a);
     }
-  } else if (a.stride_h == 1) {  // the shift tap 2 takes at stride 2 replaces two loads and a split
-    depthwise_nchw_3x3_in_place<V, MR, 1, 2, true>(a);
-  } else if constexpr (!kStreamsStride2Rows<V>) {  // else depthwise_nchw_3x3s2_rows_ukernel's
-    depthwise_nchw_3x3_in_place<V, MR, 2, 2, true>(a);
+  } else {  // the shift tap 2 takes at stride 2 replaces two loads and a split
+    if (a.stride_h == 1) depthwise_nchw_3x3_in_place<V, MR, 1, 2, true>(a);
+    else depthwise_nchw_3x3_in_place<V, MR, 2, 2, true>(a);
   }
 }
 
-// NCHW 3x3 at stride 2 x 2, dilation 1, where masked loads are cheap and the column split in
-// lanes has next_in_lanes (AVX-512): the input rows streamed in order (nchw_3x3s2_rows), a block
-// of NV vectors of output columns at a time. Each input row of the block is loaded once, two
-// masked loads a vector, split in lanes (even columns: tap 0, odd: tap 1; tap 2 the even ones a
-// column on, from the next vector's split or, past the block, one masked scalar load) and feeds
-// the output rows that read it. Output row i reads input row ih0 + 2i + kh through tap kh, so
+// NCHW 3x3 at stride 2 x 2, dilation 1, the input rows streamed in order (nchw_3x3_rows, where
+// kStreamsRows), a block of NV vectors of output columns at a time. Each input row of the block
+// is loaded once, two masked loads a vector, split in lanes (even columns: tap 0, odd: tap 1;
+// tap 2 the even ones a column on, from the next vector's split or, past the block, one masked
+// scalar load) and feeds the output rows that read it. Output row i reads input row ih0 + 2i + kh through tap kh, so
 // after row ih0 (kh = 0 of output row 0) each output row takes two new rows: ih0 + 2i + 1
 // through kh = 1, then ih0 + 2i + 2 through kh = 2 and, into `next`, kh = 0 of output row i + 1.
 // The sums run kh-major, kw-minor from zero, then go back to column order and take bias and
@@ -571,11 +571,9 @@ void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>&
 // The in-place kernel walks a vector of columns down 29 input rows, then the next vector: 2 lines
 // of each row in turn, which Zen 4's prefetchers follow worse than rows in order. Its input order,
 // with only the loads, measured 99 us against 70 us in row order (3x3/2 96 @112, one thread, 4.8
-// MB from L3). Zen 4, the op, two builds alternated, min us, 2 threads / 1 (CPU time): 96 @112
-// 69 -> 56 / 139 -> 107, 144 @56 29.2 -> 23.2 / 56.5 -> 41, 32 @224 (two blocks) 83 -> 80 / 165
-// -> 156; float64, 2 threads: 96 @112 (two blocks) level at 130, 144 @56 54 -> 43, 32 @224 168 ->
-// 170. A half-full last vector shared by two output rows (as stride2_half_tail does) measured
-// slower here: 96 @112 95 -> 110 (one thread, standalone).
+// MB from L3); the kernels, one thread, 133 -> 91 us (where the op streams rows and what it
+// gains: nchw_streams_rows, ops/depthwise.cpp). A half-full last vector shared by two output
+// rows (as stride2_half_tail does) measured slower here: 95 -> 110.
 template <class V, size_t NV, int Act>
 void depthwise_nchw_3x3s2_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
                                      size_t cols) {
@@ -640,33 +638,120 @@ void depthwise_nchw_3x3s2_rows_block(const DepthwiseNchwArgs<typename V::T>& a, 
   }
 }
 
-template <class V, int Act>
-void depthwise_nchw_3x3s2_rows_act(const DepthwiseNchwArgs<typename V::T>& a) {
-  constexpr size_t W = V::W, NV = 4;
-  for (size_t j = 0; j < a.cols; j += NV * W) {
-    const size_t cols = a.cols - j < NV * W ? a.cols - j : NV * W;
-    const int64_t col0 = a.col0 + 2 * (int64_t)j;
-    typename V::T* y = a.y + j;
-    if (cols > 3 * W) depthwise_nchw_3x3s2_rows_block<V, 4, Act>(a, col0, y, cols);
-    else if (cols > 2 * W) depthwise_nchw_3x3s2_rows_block<V, 3, Act>(a, col0, y, cols);
-    else if (cols > W) depthwise_nchw_3x3s2_rows_block<V, 2, Act>(a, col0, y, cols);
-    else depthwise_nchw_3x3s2_rows_block<V, 1, Act>(a, col0, y, cols);
+// NCHW 3x3 at stride 1 x 1, dilation 1, the input rows streamed in order as at stride 2 (above):
+// each input row of the block is loaded once, three masked loads a vector (its three column taps;
+// on Zen 4 loads beat shifts, see depthwise_nchw_3x3_in_place_ukernel), and feeds the three
+// output rows that read it: input row ih0 + j is tap row 2 of output row j - 2, which it
+// completes (stored), tap row 1 of row j - 1 and tap row 0 of row j, whose sums it starts from
+// zero. Three sets of NV sums take those roles in turn (the loop goes three rows at a time, so
+// none is copied). The same order of operations as depthwise_nchw_3x3_in_place: the same bits.
+// NV = 4: 12 sums and 9 weights, with the taps of a vector at a time.
+// Zen 4, one thread, CPU time, fastest of 7, against the in-place kernel's 14-row tiles, each
+// alone: 3x3 144 @56 114 -> 98 us, 32 @112 94 -> 78. Where a row's stores alias the next row's
+// loads modulo 4 KiB (rows of 1024 columns with the output at the input's place; of the rows
+// the op streams, at most 8 vectors, only an output placed so), 4 @1024 x 64 measured 76 us
+// against 62 elsewhere, the in-place kernel left to right 202 against 93.
+template <class V, size_t NV, int Act>
+void depthwise_nchw_3x3s1_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
+                                     size_t cols) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  using Lanes = typename V::Lanes;
+  constexpr size_t W = V::W;
+  reg wv[3][3];
+  broadcast_3x3<V>(a.w, wv);
+  int64_t start[NV];
+  Lanes lanes[NV][3];
+#pragma GCC unroll 8
+  for (size_t v = 0; v < NV; ++v) {
+    start[v] = col0 + (int64_t)(v * W);
+#pragma GCC unroll 3
+    for (size_t kw = 0; kw < 3; ++kw)
+      lanes[v][kw] = V::lane_range(-(start[v] + (int64_t)kw), a.in_w - (start[v] + (int64_t)kw));
+  }
+  auto row = [&](int64_t ih) { return ih >= 0 && ih < a.in_h ? a.plane + ih * a.in_w : a.zero_row; };
+  // Row r's taps into `last` through tap row 2, `middle` through 1 and `first` through 0 (from
+  // zero).
+  auto feed = [&](const T* r, reg (&last)[1][NV], reg (&middle)[1][NV], reg (&first)[1][NV]) {
+#pragma GCC unroll 8
+    for (size_t v = 0; v < NV; ++v) {
+      reg x[3];
+#pragma GCC unroll 3
+      for (size_t kw = 0; kw < 3; ++kw) x[kw] = V::load_masked(r + start[v] + kw, lanes[v][kw]);
+      last[0][v] = V::fmadd(wv[2][2], x[2], V::fmadd(wv[2][1], x[1], V::fmadd(wv[2][0], x[0], last[0][v])));
+      middle[0][v] = V::fmadd(wv[1][2], x[2], V::fmadd(wv[1][1], x[1], V::fmadd(wv[1][0], x[0], middle[0][v])));
+      first[0][v] = V::fmadd(wv[0][2], x[2], V::fmadd(wv[0][1], x[1], V::fmadd(wv[0][0], x[0], V::zero())));
+    }
+  };
+  Epilogue<T> e;
+  T row_bias[1];
+  const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
+  auto store = [&](reg (&sums)[1][NV], size_t i) {
+    if constexpr (Act >= 0) store_tile_unrolled<V, 1, NV, Act>(sums, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
+    else store_tile<V, 1, NV>(sums, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
+  };
+  reg s0[1][NV], s1[1][NV], s2[1][NV];
+  zero_tile<V, 1, NV>(s0);
+  zero_tile<V, 1, NV>(s1);
+  zero_tile<V, 1, NV>(s2);
+  feed(row(a.ih0), s2, s1, s0);      // s0: output row 0 (s1, s2 not yet any row's)
+  feed(row(a.ih0 + 1), s2, s0, s1);  // s1: output row 1
+#pragma GCC unroll 1
+  for (size_t i = 0; i < a.rows; i += 3) {
+    const int64_t ih = a.ih0 + (int64_t)i + 2;
+    feed(row(ih), s0, s1, s2);
+    store(s0, i);
+    if (i + 1 == a.rows) break;
+    feed(row(ih + 1), s1, s2, s0);
+    store(s1, i + 1);
+    if (i + 2 == a.rows) break;
+    feed(row(ih + 2), s2, s0, s1);
+    store(s2, i + 2);
   }
 }
 
-// Contract: microkernels.h (DepthwiseKernels::nchw_3x3s2_rows).
-template <class V>
-void depthwise_nchw_3x3s2_rows_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
-  if (a.activation == 0) depthwise_nchw_3x3s2_rows_act<V, 0>(a);
-  else if (a.activation == 1) depthwise_nchw_3x3s2_rows_act<V, 1>(a);
-  else if (a.activation == 2) depthwise_nchw_3x3s2_rows_act<V, 2>(a);
-  else depthwise_nchw_3x3s2_rows_act<V, -1>(a);
+// Blocks of up to NV = 4 vectors of output columns, each streamed down the rows.
+template <class V, size_t S, int Act>
+void depthwise_nchw_3x3_rows_act(const DepthwiseNchwArgs<typename V::T>& a) {
+  constexpr size_t W = V::W, NV = 4;
+  for (size_t j = 0; j < a.cols; j += NV * W) {
+    const size_t cols = a.cols - j < NV * W ? a.cols - j : NV * W;
+    const int64_t col0 = a.col0 + (int64_t)(S * j);
+    typename V::T* y = a.y + j;
+    const size_t vectors = (cols + W - 1) / W;
+    if constexpr (S == 2) {
+      if (vectors == 4) depthwise_nchw_3x3s2_rows_block<V, 4, Act>(a, col0, y, cols);
+      else if (vectors == 3) depthwise_nchw_3x3s2_rows_block<V, 3, Act>(a, col0, y, cols);
+      else if (vectors == 2) depthwise_nchw_3x3s2_rows_block<V, 2, Act>(a, col0, y, cols);
+      else depthwise_nchw_3x3s2_rows_block<V, 1, Act>(a, col0, y, cols);
+    } else {
+      if (vectors == 4) depthwise_nchw_3x3s1_rows_block<V, 4, Act>(a, col0, y, cols);
+      else if (vectors == 3) depthwise_nchw_3x3s1_rows_block<V, 3, Act>(a, col0, y, cols);
+      else if (vectors == 2) depthwise_nchw_3x3s1_rows_block<V, 2, Act>(a, col0, y, cols);
+      else depthwise_nchw_3x3s1_rows_block<V, 1, Act>(a, col0, y, cols);
+    }
+  }
 }
 
-// DepthwiseKernels::nchw_3x3s2_rows: the kernel, or null where the ISA does not stream rows.
+template <class V, size_t S>
+void depthwise_nchw_3x3_rows_stride(const DepthwiseNchwArgs<typename V::T>& a) {
+  if (a.activation == 0) depthwise_nchw_3x3_rows_act<V, S, 0>(a);
+  else if (a.activation == 1) depthwise_nchw_3x3_rows_act<V, S, 1>(a);
+  else if (a.activation == 2) depthwise_nchw_3x3_rows_act<V, S, 2>(a);
+  else depthwise_nchw_3x3_rows_act<V, S, -1>(a);
+}
+
+// Contract: microkernels.h (DepthwiseKernels::nchw_3x3_rows).
 template <class V>
-constexpr DepthwiseNchwUkernel<typename V::T> nchw_3x3s2_rows_kernel() {
-  if constexpr (kStreamsStride2Rows<V>) return depthwise_nchw_3x3s2_rows_ukernel<V>;
+void depthwise_nchw_3x3_rows_ukernel(const DepthwiseNchwArgs<typename V::T>& a) {
+  if (a.stride_h == 1) depthwise_nchw_3x3_rows_stride<V, 1>(a);
+  else depthwise_nchw_3x3_rows_stride<V, 2>(a);
+}
+
+// DepthwiseKernels::nchw_3x3_rows: the kernel, or null where the ISA does not stream rows.
+template <class V>
+constexpr DepthwiseNchwUkernel<typename V::T> nchw_3x3_rows_kernel() {
+  if constexpr (kStreamsRows<V>) return depthwise_nchw_3x3_rows_ukernel<V>;
   else return nullptr;
 }
 
@@ -1036,7 +1121,7 @@ constexpr DepthwiseKernels<typename V::T> make_depthwise_kernels() {
   return DepthwiseKernels<typename V::T>{
       NCHW_MR, NCHW_NV * V::W, V::W, depthwise_nchw_ukernel<V, NCHW_MR, NCHW_NV>,
       depthwise_nchw_3x3_in_place_ukernel<V, NCHW_MR>, NCHW_TALL_MR,
-      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_TALL_MR>, nchw_3x3s2_rows_kernel<V>(),
+      depthwise_nchw_3x3_in_place_ukernel<V, NCHW_TALL_MR>, nchw_3x3_rows_kernel<V>(),
       depthwise_nhwc_ukernel<V, NHWC_MR, NHWC_NV, RUN_MR, S2_RUN_MR>, epilogue_ukernel<V>, deinterleave2_ukernel<V>};
 }
 
