@@ -558,155 +558,136 @@ void depthwise_nchw_3x3_in_place_ukernel(const DepthwiseNchwArgs<typename V::T>&
   }
 }
 
-// NCHW 3x3 at stride 2 x 2, dilation 1, the input rows streamed in order (nchw_3x3_rows, where
-// kStreamsRows), a block of NV vectors of output columns at a time. Each input row of the block
-// is loaded once, two masked loads a vector, split in lanes (even columns: tap 0, odd: tap 1;
-// tap 2 the even ones a column on, from the next vector's split or, past the block, one masked
-// scalar load) and feeds the output rows that read it. Output row i reads input row ih0 + 2i + kh through tap kh, so
-// after row ih0 (kh = 0 of output row 0) each output row takes two new rows: ih0 + 2i + 1
-// through kh = 1, then ih0 + 2i + 2 through kh = 2 and, into `next`, kh = 0 of output row i + 1.
-// The sums run kh-major, kw-minor from zero, then go back to column order and take bias and
-// activation, as in depthwise_nchw_3x3_in_place: the same bits.
-// NV = 4: 4 sums, 4 next sums, 9 weights and a row's taps fit the 32 registers.
-// The in-place kernel walks a vector of columns down 29 input rows, then the next vector: 2 lines
-// of each row in turn, which Zen 4's prefetchers follow worse than rows in order. Its input order,
-// with only the loads, measured 99 us against 70 us in row order (3x3/2 96 @112, one thread, 4.8
-// MB from L3); the kernels, one thread, 133 -> 91 us (where the op streams rows and what it
-// gains: nchw_streams_rows, ops/depthwise.cpp). A half-full last vector shared by two output
-// rows (as stride2_half_tail does) measured slower here: 95 -> 110.
-template <class V, size_t NV, int Act>
-void depthwise_nchw_3x3s2_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
-                                     size_t cols) {
+// NCHW 3x3 at stride S x S (1 or 2), dilation 1, the input rows streamed in order
+// (nchw_3x3_rows, where kStreamsRows), a block of NV vectors of output columns at a time: each
+// input row of the block is loaded once and feeds every output row that reads it, output row i
+// reading input row ih0 + S*i + kh through tap kh. The sums run kh-major, kw-minor from zero,
+// then take bias and activation, as in depthwise_nchw_3x3_in_place: the same bits.
+// - S = 2: two masked loads a vector, split in lanes (even columns: tap 0, odd: tap 1; tap 2
+//   the even ones a column on, from the next vector's split or, past the block, one masked
+//   scalar load); the sums go back to column order before the store. After row ih0 (kh = 0 of
+//   output row 0) each output row takes two new rows: ih0 + 2i + 1 through kh = 1, then
+//   ih0 + 2i + 2 through kh = 2 and, into `next`, kh = 0 of output row i + 1. NV = 4: 4 sums,
+//   4 next sums, 9 weights and a row's taps fit the 32 registers. The in-place kernel walks a
+//   vector of columns down 29 input rows, then the next vector: 2 lines of each row in turn,
+//   which Zen 4's prefetchers follow worse than rows in order. Its input order, with only the
+//   loads, measured 99 us against 70 us in row order (3x3/2 96 @112, one thread, 4.8 MB from
+//   L3); the kernels, one thread, 133 -> 91 us. A half-full last vector shared by two output
+//   rows (as stride2_half_tail does) measured slower here: 95 -> 110.
+// - S = 1: three masked loads a vector (its three column taps; on Zen 4 loads beat shifts, see
+//   depthwise_nchw_3x3_in_place_ukernel). Input row ih0 + j is tap row 2 of output row j - 2,
+//   which it completes (stored), tap row 1 of row j - 1 and tap row 0 of row j, whose sums it
+//   starts. Three sets of NV sums take those roles in turn (the loop goes three rows at a time,
+//   so none is copied). NV = 4: 12 sums and 9 weights, with a vector's taps at a time. One
+//   thread, against the in-place kernel's 14-row tiles: 3x3 144 @56 114 -> 98 us, 32 @112 94
+//   -> 78. Where a row's stores alias the next row's loads modulo 4 KiB (rows of 1024 columns
+//   with the output at the input's place; of the rows the op streams, at most 8 vectors, only an
+//   output placed so), 4 @1024 x 64 measured 76 us against 62 elsewhere, the in-place kernel
+//   left to right 202 against 93.
+// (Zen 4, CPU time, fastest of 7, each kernel alone; where the op streams rows and what it
+// gains: nchw_streams_rows, ops/depthwise.cpp.)
+template <class V, size_t S, size_t NV, int Act>
+void depthwise_nchw_3x3_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
+                                   size_t cols) {
   using T = typename V::T;
   using reg = typename V::reg;
-  using Lanes = typename V::Lanes;
   constexpr size_t W = V::W;
+  // Load k of vector v reads from start[v] + k*step: S = 2, the vector's two halves of 2W
+  // columns; S = 1, its three column taps.
+  constexpr size_t loads = S == 2 ? 2 : 3, step = S == 2 ? W : 1;
   reg wv[3][3];
   broadcast_3x3<V>(a.w, wv);
   int64_t start[NV];
-  Lanes lo_lanes[NV], hi_lanes[NV];
+  typename V::Lanes lanes[NV][loads];
 #pragma GCC unroll 8
   for (size_t v = 0; v < NV; ++v) {
-    start[v] = col0 + (int64_t)(2 * v * W);
-    lo_lanes[v] = V::lane_range(-start[v], a.in_w - start[v]);
-    hi_lanes[v] = V::lane_range(-(start[v] + (int64_t)W), a.in_w - (start[v] + (int64_t)W));
-  }
-  const int64_t past = col0 + (int64_t)(2 * NV * W);  // tap 2 of the block's last column
-  const bool past_inside = past >= 0 && past < a.in_w;
-  auto row = [&](int64_t ih) { return ih >= 0 && ih < a.in_h ? a.plane + ih * a.in_w : a.zero_row; };
-  // Row r's taps into the sums `into` through tap row kh and, where `next` (a bool constant) is
-  // true, into next_sums through kh = 0, from zero.
-  auto feed = [&](const T* r, size_t kh, reg (&into)[NV], auto next, reg (&next_sums)[NV]) {
-    reg even[NV + 1], odd[NV];
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      const reg lo = V::load_masked(r + start[v], lo_lanes[v]);
-      const reg hi = V::load_masked(r + start[v] + W, hi_lanes[v]);
-      even[v] = V::even_in_lanes(lo, hi);
-      odd[v] = V::odd_in_lanes(lo, hi);
-    }
-    even[NV] = V::first_or_zero(r + past, past_inside);
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      const reg tap2 = V::next_in_lanes(even[v], even[v + 1]);
-      into[v] = V::fmadd(wv[kh][2], tap2, V::fmadd(wv[kh][1], odd[v], V::fmadd(wv[kh][0], even[v], into[v])));
-      if constexpr (decltype(next)::value)
-        next_sums[v] = V::fmadd(wv[0][2], tap2, V::fmadd(wv[0][1], odd[v], V::fmadd(wv[0][0], even[v], V::zero())));
-    }
-  };
-  using no = std::false_type;
-  using yes = std::true_type;
-  reg sums[NV], next[NV];
-#pragma GCC unroll 8
-  for (size_t v = 0; v < NV; ++v) next[v] = V::zero();
-  feed(row(a.ih0), 0, next, no{}, next);
-  Epilogue<T> e;
-  T row_bias[1];
-  const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
-#pragma GCC unroll 1
-  for (size_t i = 0; i < a.rows; ++i) {
-    const int64_t ih = a.ih0 + 2 * (int64_t)i;
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) sums[v] = next[v];
-    feed(row(ih + 1), 1, sums, no{}, next);
-    feed(row(ih + 2), 2, sums, yes{}, next);
-    reg out[1][NV];
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) out[0][v] = V::in_lane_order(sums[v]);
-    if constexpr (Act >= 0) store_tile_unrolled<V, 1, NV, Act>(out, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
-    else store_tile<V, 1, NV>(out, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
-  }
-}
-
-// NCHW 3x3 at stride 1 x 1, dilation 1, the input rows streamed in order as at stride 2 (above):
-// each input row of the block is loaded once, three masked loads a vector (its three column taps;
-// on Zen 4 loads beat shifts, see depthwise_nchw_3x3_in_place_ukernel), and feeds the three
-// output rows that read it: input row ih0 + j is tap row 2 of output row j - 2, which it
-// completes (stored), tap row 1 of row j - 1 and tap row 0 of row j, whose sums it starts from
-// zero. Three sets of NV sums take those roles in turn (the loop goes three rows at a time, so
-// none is copied). The same order of operations as depthwise_nchw_3x3_in_place: the same bits.
-// NV = 4: 12 sums and 9 weights, with the taps of a vector at a time.
-// Zen 4, one thread, CPU time, fastest of 7, against the in-place kernel's 14-row tiles, each
-// alone: 3x3 144 @56 114 -> 98 us, 32 @112 94 -> 78. Where a row's stores alias the next row's
-// loads modulo 4 KiB (rows of 1024 columns with the output at the input's place; of the rows
-// the op streams, at most 8 vectors, only an output placed so), 4 @1024 x 64 measured 76 us
-// against 62 elsewhere, the in-place kernel left to right 202 against 93.
-template <class V, size_t NV, int Act>
-void depthwise_nchw_3x3s1_rows_block(const DepthwiseNchwArgs<typename V::T>& a, int64_t col0, typename V::T* y,
-                                     size_t cols) {
-  using T = typename V::T;
-  using reg = typename V::reg;
-  using Lanes = typename V::Lanes;
-  constexpr size_t W = V::W;
-  reg wv[3][3];
-  broadcast_3x3<V>(a.w, wv);
-  int64_t start[NV];
-  Lanes lanes[NV][3];
-#pragma GCC unroll 8
-  for (size_t v = 0; v < NV; ++v) {
-    start[v] = col0 + (int64_t)(v * W);
+    start[v] = col0 + (int64_t)(S * v * W);
 #pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw)
-      lanes[v][kw] = V::lane_range(-(start[v] + (int64_t)kw), a.in_w - (start[v] + (int64_t)kw));
+    for (size_t k = 0; k < loads; ++k) {
+      const int64_t first = start[v] + (int64_t)(k * step);
+      lanes[v][k] = V::lane_range(-first, a.in_w - first);
+    }
   }
   auto row = [&](int64_t ih) { return ih >= 0 && ih < a.in_h ? a.plane + ih * a.in_w : a.zero_row; };
-  // Row r's taps into `last` through tap row 2, `middle` through 1 and `first` through 0 (from
-  // zero).
-  auto feed = [&](const T* r, reg (&last)[1][NV], reg (&middle)[1][NV], reg (&first)[1][NV]) {
-#pragma GCC unroll 8
-    for (size_t v = 0; v < NV; ++v) {
-      reg x[3];
-#pragma GCC unroll 3
-      for (size_t kw = 0; kw < 3; ++kw) x[kw] = V::load_masked(r + start[v] + kw, lanes[v][kw]);
-      last[0][v] = V::fmadd(wv[2][2], x[2], V::fmadd(wv[2][1], x[1], V::fmadd(wv[2][0], x[0], last[0][v])));
-      middle[0][v] = V::fmadd(wv[1][2], x[2], V::fmadd(wv[1][1], x[1], V::fmadd(wv[1][0], x[0], middle[0][v])));
-      first[0][v] = V::fmadd(wv[0][2], x[2], V::fmadd(wv[0][1], x[1], V::fmadd(wv[0][0], x[0], V::zero())));
-    }
-  };
   Epilogue<T> e;
   T row_bias[1];
   const Epilogue<T>* ep = nchw_epilogue(a, e, row_bias);
   auto store = [&](reg (&sums)[1][NV], size_t i) {
+    if constexpr (S == 2) {
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) sums[0][v] = V::in_lane_order(sums[0][v]);
+    }
     if constexpr (Act >= 0) store_tile_unrolled<V, 1, NV, Act>(sums, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
     else store_tile<V, 1, NV>(sums, y + i * a.ldy, (size_t)a.ldy, 1, cols, false, ep);
   };
-  reg s0[1][NV], s1[1][NV], s2[1][NV];
-  zero_tile<V, 1, NV>(s0);
-  zero_tile<V, 1, NV>(s1);
-  zero_tile<V, 1, NV>(s2);
-  feed(row(a.ih0), s2, s1, s0);      // s0: output row 0 (s1, s2 not yet any row's)
-  feed(row(a.ih0 + 1), s2, s0, s1);  // s1: output row 1
+  if constexpr (S == 2) {
+    const int64_t past = col0 + (int64_t)(2 * NV * W);  // tap 2 of the block's last column
+    const bool past_inside = past >= 0 && past < a.in_w;
+    // Row r's taps into the sums `into` through tap row kh and, where `next` (a bool constant)
+    // is true, into next_sums through kh = 0, from zero.
+    auto feed = [&](const T* r, size_t kh, reg (&into)[1][NV], auto next, reg (&next_sums)[1][NV]) {
+      reg even[NV + 1], odd[NV];
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) {
+        const reg lo = V::load_masked(r + start[v], lanes[v][0]);
+        const reg hi = V::load_masked(r + start[v] + W, lanes[v][1]);
+        even[v] = V::even_in_lanes(lo, hi);
+        odd[v] = V::odd_in_lanes(lo, hi);
+      }
+      even[NV] = V::first_or_zero(r + past, past_inside);
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) {
+        const reg tap2 = V::next_in_lanes(even[v], even[v + 1]);
+        reg& sum = into[0][v];
+        sum = V::fmadd(wv[kh][2], tap2, V::fmadd(wv[kh][1], odd[v], V::fmadd(wv[kh][0], even[v], sum)));
+        if constexpr (decltype(next)::value)
+          next_sums[0][v] = V::fmadd(wv[0][2], tap2, V::fmadd(wv[0][1], odd[v], V::fmadd(wv[0][0], even[v], V::zero())));
+      }
+    };
+    reg sums[1][NV], next[1][NV];
+    zero_tile<V, 1, NV>(next);
+    feed(row(a.ih0), 0, next, std::false_type{}, next);
 #pragma GCC unroll 1
-  for (size_t i = 0; i < a.rows; i += 3) {
-    const int64_t ih = a.ih0 + (int64_t)i + 2;
-    feed(row(ih), s0, s1, s2);
-    store(s0, i);
-    if (i + 1 == a.rows) break;
-    feed(row(ih + 1), s1, s2, s0);
-    store(s1, i + 1);
-    if (i + 2 == a.rows) break;
-    feed(row(ih + 2), s2, s0, s1);
-    store(s2, i + 2);
+    for (size_t i = 0; i < a.rows; ++i) {
+      const int64_t ih = a.ih0 + 2 * (int64_t)i;
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) sums[0][v] = next[0][v];
+      feed(row(ih + 1), 1, sums, std::false_type{}, next);
+      feed(row(ih + 2), 2, sums, std::true_type{}, next);
+      store(sums, i);
+    }
+  } else {
+    // Row r's taps into `last` through tap row 2, `middle` through 1 and `first` through 0 (from
+    // zero).
+    auto feed = [&](const T* r, reg (&last)[1][NV], reg (&middle)[1][NV], reg (&first)[1][NV]) {
+#pragma GCC unroll 8
+      for (size_t v = 0; v < NV; ++v) {
+        reg x[3];
+#pragma GCC unroll 3
+        for (size_t kw = 0; kw < 3; ++kw) x[kw] = V::load_masked(r + start[v] + kw, lanes[v][kw]);
+        last[0][v] = V::fmadd(wv[2][2], x[2], V::fmadd(wv[2][1], x[1], V::fmadd(wv[2][0], x[0], last[0][v])));
+        middle[0][v] = V::fmadd(wv[1][2], x[2], V::fmadd(wv[1][1], x[1], V::fmadd(wv[1][0], x[0], middle[0][v])));
+        first[0][v] = V::fmadd(wv[0][2], x[2], V::fmadd(wv[0][1], x[1], V::fmadd(wv[0][0], x[0], V::zero())));
+      }
+    };
+    reg s0[1][NV], s1[1][NV], s2[1][NV];
+    zero_tile<V, 1, NV>(s0);
+    zero_tile<V, 1, NV>(s1);
+    zero_tile<V, 1, NV>(s2);
+    feed(row(a.ih0), s2, s1, s0);      // s0: output row 0 (s1, s2 not yet any row's)
+    feed(row(a.ih0 + 1), s2, s0, s1);  // s1: output row 1
+#pragma GCC unroll 1
+    for (size_t i = 0; i < a.rows; i += 3) {
+      const int64_t ih = a.ih0 + (int64_t)i + 2;
+      feed(row(ih), s0, s1, s2);
+      store(s0, i);
+      if (i + 1 == a.rows) break;
+      feed(row(ih + 1), s1, s2, s0);
+      store(s1, i + 1);
+      if (i + 2 == a.rows) break;
+      feed(row(ih + 2), s2, s0, s1);
+      store(s2, i + 2);
+    }
   }
 }
 
@@ -719,17 +700,10 @@ void depthwise_nchw_3x3_rows_act(const DepthwiseNchwArgs<typename V::T>& a) {
     const int64_t col0 = a.col0 + (int64_t)(S * j);
     typename V::T* y = a.y + j;
     const size_t vectors = (cols + W - 1) / W;
-    if constexpr (S == 2) {
-      if (vectors == 4) depthwise_nchw_3x3s2_rows_block<V, 4, Act>(a, col0, y, cols);
-      else if (vectors == 3) depthwise_nchw_3x3s2_rows_block<V, 3, Act>(a, col0, y, cols);
-      else if (vectors == 2) depthwise_nchw_3x3s2_rows_block<V, 2, Act>(a, col0, y, cols);
-      else depthwise_nchw_3x3s2_rows_block<V, 1, Act>(a, col0, y, cols);
-    } else {
-      if (vectors == 4) depthwise_nchw_3x3s1_rows_block<V, 4, Act>(a, col0, y, cols);
-      else if (vectors == 3) depthwise_nchw_3x3s1_rows_block<V, 3, Act>(a, col0, y, cols);
-      else if (vectors == 2) depthwise_nchw_3x3s1_rows_block<V, 2, Act>(a, col0, y, cols);
-      else depthwise_nchw_3x3s1_rows_block<V, 1, Act>(a, col0, y, cols);
-    }
+    if (vectors == 4) depthwise_nchw_3x3_rows_block<V, S, 4, Act>(a, col0, y, cols);
+    else if (vectors == 3) depthwise_nchw_3x3_rows_block<V, S, 3, Act>(a, col0, y, cols);
+    else if (vectors == 2) depthwise_nchw_3x3_rows_block<V, S, 2, Act>(a, col0, y, cols);
+    else depthwise_nchw_3x3_rows_block<V, S, 1, Act>(a, col0, y, cols);
   }
 }
 
