@@ -289,9 +289,9 @@ def test_equals_grouped_conv2d(dtype, algorithm, isa, rng):
 def test_nchw_3x3_half_vector_tail_takes_two_rows(width, stride, activation, height, isa, rng, check_depthwise):
     """NCHW 3x3, rows read in place: at stride 1 a last vector at most half full (56 columns
     on 16 float32 lanes: 3 vectors and 8 columns; 4 or 2 columns on AVX2's 8 and 4) holds the
-    tails of two rows; at column stride 2 on AVX-512 (row stride 1: stride 2 x 2 streams rows
-    there), of rows i and i + 7 of a whole 14-row tile (56 and 28 columns: float32 and float64
-    tails of 8 and 4). Full and partial row tiles of both heights (AVX-512: 17 output rows in a
+    tails of two rows; at column stride 2 on AVX-512 (stride (1, 2): at 2 x 2 rows this narrow
+    are streamed), of rows i and i + 7 of a whole 14-row tile (56 and 28 columns: float32 and
+    float64 tails of 8 and 4). Full and partial row tiles of both heights (AVX-512: 17 output rows in a
     14-row and an 8-row tile, 28 in two 14-row ones; 8 planes, so each plane is one band), both
     dtypes, asymmetric padding; and the same bits as the rows embedded in zeros up to whole
     vectors, where every vector is full."""
@@ -404,9 +404,9 @@ def test_nchw_3x3_taps_shifted_or_loaded_give_the_same_bits(width, stride, isa, 
 @pytest.mark.parametrize("stride", [2, (1, 2)])
 def test_nchw_stride2_rows_prefetched_or_not_give_the_same_bits(width, stride, isa, rng, check_depthwise,
                                                                follows_rows):
-    """The in-place NCHW kernel at column stride 2 (on AVX-512 only with row stride 1) prefetches
-    the next tile's rows (of 256 bytes and more) where the hardware prefetchers do not follow
-    them: with the hints and without, the result matches the reference, bit for bit the same,
+    """The in-place NCHW kernel at column stride 2 (on AVX-512 at stride 2 x 2 only for rows too
+    wide to stream: float64 here; so stride (1, 2) too) prefetches the next tile's rows (of 256
+    bytes and more) where the hardware prefetchers do not follow them: with the hints and without, the result matches the reference, bit for bit the same,
     with tiles past the band's end into the next channel and past the last channel."""
     for dtype in DTYPES:
         case = dict(n=2, c=3, m=2, h=37, w=width, kh=3, kw=3, stride=stride, padding=1, dilation=1, bias=True,
